@@ -1,0 +1,23 @@
+# The front door: `make repro` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+# .venv/bin first, so that the `python` in dvc.yaml's commands is the venv's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Fail rather than fetch: no analytics, no update check (also set in .dvc/config).
+export DVC_NO_ANALYTICS := 1
+
+INSTALLED := $(VENV)/.installed
+
+.PHONY: repro test repro-check report bench
+
+repro: $(INSTALLED)
+	dvc repro
+
+test: $(INSTALLED)
+	python -m pytest
+
+# The stamp is newer than requirements.txt once it is installed, so a second run installs nothing.
+$(INSTALLED): requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
