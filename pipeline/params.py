@@ -1,5 +1,6 @@
 """Typed, validated params: one model per section of params.yaml, and the one loader."""
 
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -89,7 +90,8 @@ def load_params(model: type[Params], path: Path = PARAMS_FILE) -> Params:
 
 def _explain(error: ValidationError, model: type[_Section]) -> str:
     """The first problem of a ValidationError as "key = value: expected …"."""
-    problems = error.errors(include_url=False)
+    # An unknown key first: a misspelled key is also reported missing under its right name.
+    problems = sorted(error.errors(include_url=False), key=lambda problem: problem["type"] != "extra_forbidden")
     first = problems[0]
     more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
     section = model.section
@@ -100,7 +102,9 @@ def _explain(error: ValidationError, model: type[_Section]) -> str:
     key = str(first["loc"][0])
     if first["type"] == "extra_forbidden":
         known = ", ".join(model.model_fields)
-        return f"{section}.{key} = {_show(first['input'])}: unknown key, expected only {known}{more}"
+        close = get_close_matches(key, model.model_fields, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"{section}.{key} = {_show(first['input'])}: unknown key{hint}, expected only {known}{more}"
     field = model.model_fields[key]
     expected = field.description or ""
     if first["type"] == "missing":
