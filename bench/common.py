@@ -1,0 +1,32 @@
+"""What the benchmarks share: a clean clone of the project, and the machine they ran on."""
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("synthesize", "train", "evaluate", "visualize")
+
+
+def environment() -> dict[str, str]:
+    """This interpreter's bin first on PATH, as `make` does, so that dvc runs the venv's python."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def clone_head() -> Path:
+    """A fresh clone of the committed project in a temporary folder (removed when the process ends)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-"))
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder / "project")], check=True)
+    return folder / "project"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"

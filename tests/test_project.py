@@ -1,0 +1,49 @@
+"""The project is set up the way the README promises: pinned, offline, DVC outputs never committed."""
+
+import configparser
+import json
+import re
+
+from workspace import ALL_OUTS, ROOT, dvc, git, set_param
+
+
+def test_every_direct_dependency_is_pinned_exactly_and_torch_is_2_13_0():
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    requirements = [line for line in lines if line and not line.startswith("#")]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][A-Za-z0-9.+]*", line) for line in requirements), requirements
+    assert "torch==2.13.0" in requirements
+
+
+def test_dvc_never_phones_home():
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".dvc" / "config")
+    assert config["core"]["analytics"] == "false"
+    assert config["core"]["check_update"] == "false"
+
+
+def test_every_dvc_output_is_git_ignored_and_a_repro_leaves_nothing_to_commit(reproduced):
+    git(reproduced, "check-ignore", *ALL_OUTS)  # exits non-zero if any path is not ignored
+    assert git(reproduced, "status", "--porcelain") == ""
+
+
+def test_dvc_metrics_show_lists_the_learnt_true_and_least_squares_line(reproduced):
+    shown = json.loads(dvc(reproduced, "metrics", "show", "--json").stdout)
+    metrics = shown[""]["data"]["metrics/metrics.json"]["data"]  # "" is the workspace
+    assert {"m_learnt", "c_learnt", "m_true", "c_true", "m_ols", "c_ols", "mse", "r2"} <= set(metrics)
+
+
+def test_dvc_params_and_metrics_diff_show_a_change_of_lr(reproduced):
+    set_param(reproduced, "train.lr", 0.01)
+    dvc(reproduced, "repro")
+    params = json.loads(dvc(reproduced, "params", "diff", "--json").stdout)
+    change = params["params.yaml"]["train.lr"]
+    assert (change["old"], change["new"]) == (0.05, 0.01)
+    metrics = json.loads(dvc(reproduced, "metrics", "diff", "--json").stdout)
+    assert metrics["metrics/metrics.json"]["c_gap"]["diff"] > 0  # a smaller lr gets less far in 300 epochs
+
+
+def test_dvc_plots_show_renders_the_history_and_the_images(reproduced):
+    dvc(reproduced, "plots", "show")
+    page = (reproduced / "dvc_plots" / "index.html").read_text()
+    for name in ("loss", "parameters", "plots/fit.png", "plots/parameters.png"):
+        assert name in page
