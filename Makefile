@@ -16,6 +16,16 @@ repro: $(INSTALLED)
 test: $(INSTALLED)
 	python -m pytest
 
+# Does a fresh clone of HEAD reproduce the committed dvc.lock? OMP_NUM_THREADS, ATEN_CPU_CAPABILITY and
+# any other variable pass through to the `dvc repro` it runs.
+repro-check: $(INSTALLED)
+	python -m tools.repro_check
+
+# report.md for a pull request: params and metrics against BASE, and the plots.
+BASE ?= main
+report: $(INSTALLED)
+	python -m tools.report $(BASE)
+
 # The stamp is newer than requirements.txt once it is installed, so a second run installs nothing.
 $(INSTALLED): requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

@@ -10,9 +10,7 @@ import subprocess
 import sys
 import time
 
-from ruamel.yaml import YAML
-
-from common import STAGES, clone_head, environment, machine
+from common import STAGES, clone_head, environment, machine, set_points
 
 LIMIT_BYTES = 2 * 1024**3
 
@@ -34,10 +32,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=10_000_000)
     points = parser.parse_args().points
     project = clone_head()
-    yaml = YAML()
-    params = yaml.load(project / "params.yaml")
-    params["synthesize"]["n_points"] = points
-    yaml.dump(params, project / "params.yaml")
+    params = set_points(project, points)
 
     print(f"machine: {machine()}")
     print(f"n_points = {points:,}, epochs = {params['train']['epochs']}")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from common import STAGES, clone_head, environment, machine
+from common import STAGES, clone_head, environment, machine, set_points
 
 ONE_PROCESS = (
     "from pipeline import synthesize, train, evaluate, visualize\n"
@@ -28,8 +28,12 @@ def seconds(command: list[str], cwd) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--points", type=int, help="synthesize.n_points (default: params.yaml's)")
+    arguments = parser.parse_args()
+    repeats = arguments.repeats
     project = clone_head()
+    if arguments.points:
+        set_points(project, arguments.points)
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "repro", "--quiet"], cwd=project, env=environment(), check=True, capture_output=True)
 
@@ -45,7 +49,7 @@ def main() -> None:
     per_stage = {name: statistics.median(seconds([sys.executable, "-m", f"pipeline.{name}"], project) for _ in range(repeats)) for name in STAGES}
 
     print(f"machine: {machine()}")
-    print(f"median of {repeats} runs, default params.yaml")
+    print(f"median of {repeats} runs, params.yaml of HEAD" + (f" with n_points = {arguments.points:,}" if arguments.points else ""))
     for name, values in timings.items():
         print(f"  {name:<32} {statistics.median(values):6.2f} s   (min {min(values):.2f}, max {max(values):.2f})")
     ratio = statistics.median(timings["dvc repro -f (4 processes)"]) / statistics.median(timings["one process, 4 stages"])

@@ -1,5 +1,7 @@
 """Stage evaluate: compare the learnt line with the true line and with closed-form least squares."""
 
+import math
+
 import numpy as np
 import torch
 
@@ -8,15 +10,20 @@ from pipeline.files import METRICS, MODEL, POINTS, TRUTH, read_json, read_points
 from pipeline.model import line_of, load_model
 
 
+def exact_sum(values: np.ndarray) -> float:
+    """The correctly rounded sum: unlike np.sum or np.dot, the same bits whatever the CPU's vector units or BLAS."""
+    return math.fsum(values)
+
+
 def least_squares(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """The slope and intercept that minimise the squared error, in float64 (centred for accuracy)."""
-    x_mean, y_mean = x.mean(), y.mean()
+    x_mean, y_mean = exact_sum(x) / len(x), exact_sum(y) / len(y)
     x_centred = x - x_mean
-    spread = np.dot(x_centred, x_centred)
+    spread = exact_sum(x_centred * x_centred)
     if spread == 0:
         raise PipelineError(f"{POINTS}: every x is the same: least squares needs at least two distinct x values")
-    m_ols = np.dot(x_centred, y - y_mean) / spread
-    return float(m_ols), float(y_mean - m_ols * x_mean)
+    m_ols = exact_sum(x_centred * (y - y_mean)) / spread
+    return m_ols, y_mean - m_ols * x_mean
 
 
 def predict(model: torch.nn.Linear, x: np.ndarray) -> np.ndarray:
@@ -28,9 +35,9 @@ def predict(model: torch.nn.Linear, x: np.ndarray) -> np.ndarray:
 def evaluate(x: np.ndarray, y: np.ndarray, predictions: np.ndarray, m_learnt: float, c_learnt: float,
              m_true: float, c_true: float) -> dict[str, float]:
     m_ols, c_ols = least_squares(x, y)
-    mse = float(np.mean((y - predictions) ** 2))
-    mse_ols = float(np.mean((y - (m_ols * x + c_ols)) ** 2))
-    total = float(np.sum((y - y.mean()) ** 2))
+    mse = exact_sum((y - predictions) ** 2) / len(y)
+    mse_ols = exact_sum((y - (m_ols * x + c_ols)) ** 2) / len(y)
+    total = exact_sum((y - exact_sum(y) / len(y)) ** 2)
     return {
         "m_learnt": m_learnt,
         "c_learnt": c_learnt,

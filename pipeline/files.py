@@ -27,6 +27,10 @@ PLOT_PARAMETERS = Path("plots/parameters.png")
 
 HISTORY_COLUMNS = ("epoch", "loss", "m", "c")
 
+# The largest |x| or |y| the stages accept: far beyond what synthesize writes (|y| up to about 1e12),
+# and small enough that squared errors stay finite in train's float32.
+LARGEST_COORDINATE = 1e15
+
 
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
@@ -74,7 +78,7 @@ def write_points(path: Path, x: np.ndarray, y: np.ndarray) -> None:
 
 
 def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read the float64 columns x and y; at least 2 rows, all finite."""
+    """Read the float64 columns x and y; at least 2 rows, all finite and within ±LARGEST_COORDINATE."""
     _require_file(path)
     try:
         table = pyarrow.parquet.read_table(path)
@@ -94,6 +98,12 @@ def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if not np.isfinite(columns[name]).all():
             bad = int(np.count_nonzero(~np.isfinite(columns[name])))
             raise PipelineError(f"{path}: column '{name}' has {bad} NaN or infinite values: expected finite numbers")
+        huge = int(np.count_nonzero(np.abs(columns[name]) > LARGEST_COORDINATE))
+        if huge:
+            raise PipelineError(
+                f"{path}: column '{name}' has {huge} values of magnitude above {LARGEST_COORDINATE:g}: "
+                f"expected |{name}| <= {LARGEST_COORDINATE:g}"
+            )
     if table.num_rows < 2:
         raise PipelineError(f"{path}: has {table.num_rows} row(s): expected at least 2 points")
     return columns["x"], columns["y"]

@@ -1,5 +1,6 @@
 """The model train and evaluate share: the tutorial's torch.nn.Linear(1, 1), that is y = m·x + c."""
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -33,7 +34,10 @@ def load_model(path: Path) -> torch.nn.Linear:
         raise PipelineError(f"{path}: not found: expected the output of an earlier stage (run `dvc repro`)")
     try:
         # weights_only: the unpickler accepts tensors and plain containers only, so a payload never runs.
-        state = torch.load(path, weights_only=True)
+        # Its warnings about a file it then refuses anyway would only bury the one line below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, weights_only=True)
     except Exception as error:  # torch raises many types for a bad file; all mean the same to the user
         raise PipelineError(f"{path}: not a plain state_dict of the line model ({type(error).__name__})") from None
     if not isinstance(state, dict) or set(state) != set(STATE_SHAPES):

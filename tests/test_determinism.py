@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from workspace import ALL_OUTS, ROOT, dvc, read_outs
+from workspace import ALL_OUTS, ROOT, dvc, read_outs, stage
 
 
 def test_the_committed_dvc_lock_is_what_a_fresh_repro_writes(reproduced_template):
@@ -23,3 +23,11 @@ def test_the_default_params_learn_the_least_squares_line(reproduced_template):
     metrics = json.loads((reproduced_template / "metrics" / "metrics.json").read_text())
     assert abs(metrics["m_learnt"] - metrics["m_ols"]) < 1e-4
     assert abs(metrics["c_learnt"] - metrics["c_ols"]) < 1e-4
+
+
+@pytest.mark.parametrize("setting", [{"OPENBLAS_CORETYPE": "Nehalem"}, {"ATEN_CPU_CAPABILITY": "default"}])
+def test_evaluate_writes_the_same_metrics_without_vector_instructions(reproduced, setting):
+    # np.dot and np.sum add in an order that depends on the CPU's kernels; evaluate's sums must not.
+    before = (reproduced / "metrics" / "metrics.json").read_bytes()
+    stage(reproduced, "evaluate", check=True, **setting)
+    assert (reproduced / "metrics" / "metrics.json").read_bytes() == before

@@ -1,10 +1,14 @@
 """Temporary copies of the project, and the real git, dvc and stage commands run inside them."""
 
+import contextlib
+import importlib
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -97,3 +101,94 @@ def set_param(project: Path, key: str, value) -> None:
 
 def read_outs(project: Path, paths=ALL_OUTS) -> dict[str, bytes]:
     return {path: (project / path).read_bytes() for path in paths}
+
+
+def declared(stage_name: str) -> dict:
+    """What dvc.yaml declares for a stage: cmd, and lists of deps, params (sections) and outs."""
+    stage_entry = YAML(typ="safe").load(ROOT / "dvc.yaml")["stages"][stage_name]
+    lists = {field: list(stage_entry.get(field, [])) for field in ("deps", "params", "outs")}
+    return {"cmd": stage_entry["cmd"], **lists}
+
+
+def project_module(name: str):
+    """Import a module of the project (`pipeline.files`, …) into this process."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(name)
+
+
+def isolate(source: Path, destination: Path, stage_name: str) -> Path:
+    """A folder holding only what dvc.yaml lets the stage see: its declared deps, taken from `source`
+    (a reproduced project), and params.yaml."""
+    for name in [*declared(stage_name)["deps"], "params.yaml"]:
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / name, target)
+    return destination
+
+
+def files_in(folder: Path) -> set[str]:
+    """Every file below `folder`, as paths relative to it."""
+    return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    """Every file below `folder` with its bytes."""
+    return {name: (folder / name).read_bytes() for name in files_in(folder)}
+
+
+def run_in_process(project: Path, name: str) -> subprocess.CompletedProcess:
+    """Run stage `name` as `python -m pipeline.<name>` does (its main() under run_stage), but in this
+    process, from `project`: much faster than a new process for tests that run a stage hundreds of times.
+
+    stderr holds what the process would print there: run_stage's line, and the warnings Python shows by
+    default. Any other exception propagates, as it would end the process with a traceback.
+    """
+    main = project_module(f"pipeline.{name}").main
+    run_stage = project_module("pipeline.errors").run_stage
+    torch = sys.modules.get("torch")
+    deterministic = torch.are_deterministic_algorithms_enabled() if torch else False
+    stdout, stderr = io.StringIO(), io.StringIO()
+    returncode = 0
+    with contextlib.chdir(project), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
+            warnings.catch_warnings(record=True) as shown:
+        _default_warning_filters()
+        try:
+            run_stage(main)
+        except SystemExit as stop:
+            returncode = stop.code
+        finally:
+            if "torch" in sys.modules:  # train switches this on for the whole process
+                sys.modules["torch"].use_deterministic_algorithms(deterministic)
+    for warning in shown:
+        stderr.write(warnings.formatwarning(warning.message, warning.category, warning.filename, warning.lineno))
+    return subprocess.CompletedProcess([name], returncode, stdout.getvalue(), stderr.getvalue())
+
+
+def _default_warning_filters() -> None:
+    """The filters of a plain `python` process, instead of pytest's."""
+    warnings.resetwarnings()
+    warnings.simplefilter("default")
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one line a stage that refuses its input prints: exit 1, "error: …" on stderr, no traceback."""
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), (
+        f"expected exit 1 and one line 'error: …' on stderr, got exit {result.returncode}:\n{result.stderr}"
+    )
+    return lines[0]
+
+
+def commit(project: Path, message: str) -> None:
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", message)
+
+
+def make(project: Path, target: str, *variables: str, **extra_env: str) -> subprocess.CompletedProcess:
+    """Run a Makefile target in `project`. `-o` takes the venv stamp as made, so make installs nothing:
+    a copy has no .venv, and this interpreter, first on PATH, has every requirement."""
+    return run(["make", "--silent", "--no-print-directory", "-o", ".venv/.installed", target, *variables], project,
+               check=False, **extra_env)

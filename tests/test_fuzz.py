@@ -1,0 +1,212 @@
+"""Random damage to params.yaml and to the Parquet file: every case ends in a valid run or in one clean
+error line, never a traceback and never a partial output.
+
+The stages run in this process (through run_stage, as `python -m` runs them) to try hundreds of cases
+quickly; tests/test_hostile_files.py and tests/test_isolation.py run the real processes.
+"""
+
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet
+import pytest
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML, YAMLError
+
+from workspace import (
+    STAGES, contents, declared, error_line, files_in, isolate, project_module, run_in_process, set_param,
+)
+
+files = project_module("pipeline.files")
+model = project_module("pipeline.model")
+
+PARAMS_READERS = [stage_name for stage_name in STAGES if declared(stage_name)["params"]]
+POINTS_READERS = [stage_name for stage_name in STAGES if str(files.POINTS) in declared(stage_name)["deps"]]
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Valid values can still be costly (10⁸ points, 10⁶ epochs); this test is about bad values, so a case
+# beyond these is skipped rather than run.
+AFFORDABLE = {"n_points": 100_000, "epochs": 10_000, "dpi": 200}
+
+
+@pytest.fixture(scope="module")
+def base_params(reproduced_template, tmp_path_factory) -> str:
+    """The project's params.yaml, with a low dpi to keep each case fast."""
+    folder = tmp_path_factory.mktemp("params")
+    shutil.copy2(reproduced_template / "params.yaml", folder / "params.yaml")
+    set_param(folder, "visualize.dpi", 20)
+    return (folder / "params.yaml").read_text()
+
+
+def run_case(source: Path, stage_name: str, params_text: str | bytes, points: bytes | None = None) -> None:
+    """Run the stage alone with its inputs from `source`, but this params.yaml (and these points); check
+    that it ends in a valid run or one clean line, and in the second case wrote nothing."""
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = isolate(source, Path(temporary), stage_name)
+        (folder / "params.yaml").write_bytes(params_text if isinstance(params_text, bytes) else params_text.encode())
+        if points is not None:
+            (folder / files.POINTS).write_bytes(points)
+        before = contents(folder)
+
+        result = run_in_process(folder, stage_name)
+
+        if result.returncode == 0:
+            assert result.stderr == ""
+            assert files_in(folder) == set(before) | set(declared(stage_name)["outs"])
+            readable(folder, stage_name)
+            event(f"{stage_name}: ran")
+        else:
+            event(f"{stage_name}: refused ({error_line(result).split(':')[1].strip()})")
+            assert contents(folder) == before
+
+
+def readable(folder: Path, stage_name: str) -> None:
+    """What a valid run wrote, the next stage can read."""
+    if stage_name == "synthesize":
+        files.read_points(folder / files.POINTS)
+        files.read_json(folder / files.TRUTH, ("m_true", "c_true"))
+    elif stage_name == "train":
+        model.load_model(folder / files.MODEL)
+        files.read_history(folder / files.HISTORY)
+
+
+def affordable(text: str | bytes) -> bool:
+    try:
+        document = YAML(typ="safe").load(text)
+    except (YAMLError, UnicodeDecodeError):
+        return True
+    sections = document.values() if isinstance(document, dict) else []
+    return not any(
+        type(section.get(key)) is int and section[key] > limit
+        for section in sections if isinstance(section, dict) for key, limit in AFFORDABLE.items()
+    )
+
+
+# params.yaml -------------------------------------------------------------------------------------------
+
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10),
+    st.sampled_from([2**31, 2**32, 2**63, -(2**63), 10**30]),  # beyond every range
+    st.floats(),  # NaN, ±inf, huge, subnormal
+    st.sampled_from([1e-300, 5e-324, 1e300, -0.0, 1e6, -1e6]),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+keys = st.sampled_from(["m", "c", "noise", "n_points", "x_min", "x_max", "seed", "lr", "epochs", "dpi", "max_points",
+                        "unknown", "M", "lr "])
+sections = st.sampled_from([*PARAMS_READERS, "evaluate", "extra"])
+mutations = st.one_of(
+    st.tuples(st.just("set"), sections, keys, values),
+    st.tuples(st.just("delete key"), sections, keys),
+    st.tuples(st.just("delete section"), sections),
+    st.tuples(st.just("replace section"), sections, values),
+    st.tuples(st.just("replace document"), values),
+)
+
+
+def mutate(document, mutation: tuple):
+    kind, *arguments = mutation
+    if kind == "replace document":
+        return arguments[0]
+    if not isinstance(document, dict):
+        return document
+    if kind == "set" and isinstance(document.get(arguments[0]), dict):
+        document[arguments[0]][arguments[1]] = arguments[2]
+    elif kind == "delete key" and isinstance(document.get(arguments[0]), dict):
+        document[arguments[0]].pop(arguments[1], None)
+    elif kind == "delete section":
+        document.pop(arguments[0], None)
+    elif kind == "replace section":
+        document[arguments[0]] = arguments[1]
+    return document
+
+
+@settings(FUZZ, max_examples=200)
+@given(stage_name=st.sampled_from(PARAMS_READERS), changes=st.lists(mutations, min_size=1, max_size=4))
+def test_random_changes_to_params_yaml_end_in_a_valid_run_or_one_clean_line(reproduced_template, base_params,
+                                                                            stage_name, changes):
+    yaml = YAML(typ="safe")
+    document = yaml.load(base_params)
+    for change in changes:
+        document = mutate(document, change)
+    text = io.StringIO()
+    yaml.dump(document, text)
+    assume(affordable(text.getvalue()))
+    run_case(reproduced_template, stage_name, text.getvalue())
+
+
+insertions = st.binary(max_size=3) | st.sampled_from([b"0", b"-", b".", b":", b" ", b"\n", b"e9"])
+
+
+@settings(FUZZ, max_examples=100)
+@given(stage_name=st.sampled_from(PARAMS_READERS), data=st.data())
+def test_random_edits_to_the_text_of_params_yaml_end_in_a_valid_run_or_one_clean_line(reproduced_template, base_params,
+                                                                                      stage_name, data):
+    text = base_params.encode()
+    for _ in range(data.draw(st.integers(1, 3))):
+        start = data.draw(st.integers(0, len(text)))
+        end = data.draw(st.integers(start, min(len(text), start + 4)))
+        text = text[:start] + data.draw(insertions) + text[end:]
+    assume(affordable(text))
+    run_case(reproduced_template, stage_name, text)
+
+
+# The Parquet file ----------------------------------------------------------------------------------------
+
+cells = st.one_of(st.floats(), st.sampled_from([np.nan, np.inf, -np.inf, 1e300, -1e300, 5e-324, 0.0]), st.none())
+
+
+def changed_table(columns: dict[str, np.ndarray], data) -> pa.Table:
+    kind = data.draw(st.sampled_from(["drop", "rename", "cast", "cells", "rows", "extra column", "same x"]))
+    name = data.draw(st.sampled_from(sorted(columns)))
+    arrays = {key: pa.array(value) for key, value in columns.items()}
+    if kind == "drop":
+        del arrays[name]
+    elif kind == "rename":
+        arrays[data.draw(st.sampled_from(["X", "z", "", "y" if name == "x" else "x"]))] = arrays.pop(name)
+    elif kind == "cast":
+        new_type = data.draw(st.sampled_from([pa.float32(), pa.int64(), pa.string(), pa.float16()]))
+        arrays[name] = arrays[name].cast(new_type, safe=False)
+    elif kind == "cells":
+        values = arrays[name].to_pylist()
+        for _ in range(data.draw(st.integers(1, 5))):
+            values[data.draw(st.integers(0, len(values) - 1))] = data.draw(cells)
+        arrays[name] = pa.array(values, pa.float64())
+    elif kind == "rows":
+        rows = data.draw(st.integers(0, 3) | st.integers(0, len(columns["x"])))
+        arrays = {key: value[:rows] for key, value in arrays.items()}
+    elif kind == "extra column":
+        arrays["extra"] = pa.array(np.zeros(len(columns["x"])))
+    else:
+        arrays["x"] = pa.array(np.full(len(columns["x"]), data.draw(st.floats(allow_nan=False, allow_infinity=False))))
+    return pa.table(arrays)
+
+
+@settings(FUZZ, max_examples=150)
+@given(stage_name=st.sampled_from(POINTS_READERS), data=st.data())
+def test_random_damage_to_the_points_file_ends_in_a_valid_run_or_one_clean_line(reproduced_template, base_params,
+                                                                               stage_name, data):
+    points = (reproduced_template / files.POINTS).read_bytes()
+    if data.draw(st.booleans()):  # damage the bytes: truncate, or overwrite a few
+        if data.draw(st.booleans()):
+            points = points[:data.draw(st.integers(0, len(points) - 1))]
+        else:
+            points = bytearray(points)
+            for _ in range(data.draw(st.integers(1, 8))):
+                points[data.draw(st.integers(0, len(points) - 1))] = data.draw(st.integers(0, 255))
+            points = bytes(points)
+    else:  # damage the table: columns, types, values, rows
+        table = pyarrow.parquet.read_table(reproduced_template / files.POINTS)
+        columns = {name: table.column(name).to_numpy() for name in table.column_names}
+        sink = pa.BufferOutputStream()
+        pyarrow.parquet.write_table(changed_table(columns, data), sink)
+        points = sink.getvalue().to_pybytes()
+    run_case(reproduced_template, stage_name, base_params, points)

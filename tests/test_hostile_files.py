@@ -1,0 +1,198 @@
+"""Hostile or broken files: a model file that is not a plain state_dict, a damaged Parquet file, a
+params.yaml that is no params at all. Each gets one line naming the file, exit 1, no traceback, and
+nothing written; a payload in a model file never runs."""
+
+import contextlib
+import pickle
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet
+import pytest
+import torch
+from ruamel.yaml import YAML
+
+from workspace import STAGES, contents, declared, error_line, isolate, run_in_process, stage
+
+MODEL = "models/model.pt"
+POINTS = "data/points.parquet"
+PARAMS = "params.yaml"
+
+
+class Payload:
+    """Unpickling this runs code: it creates the file `marker`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+def refused(folder, stage_name: str, in_process: bool = True) -> str:
+    """Run the stage; check it refused in one line and wrote nothing; return the line."""
+    before = contents(folder)
+    line = error_line(run_in_process(folder, stage_name) if in_process else stage(folder, stage_name))
+    assert contents(folder) == before
+    return line
+
+
+# Model files ------------------------------------------------------------------------------------------
+
+def write_raw_pickle(path, marker):
+    path.write_bytes(pickle.dumps(Payload(marker)))
+
+
+def write_torch_archive_with_payload(path, marker):
+    torch.save({"weight": torch.zeros(1, 1), "bias": torch.zeros(1), "extra": Payload(marker)}, path)
+
+
+@pytest.mark.parametrize("write", [write_raw_pickle, write_torch_archive_with_payload])
+def test_a_model_file_carrying_a_pickle_payload_is_refused_and_the_payload_never_runs(reproduced_template, tmp_path,
+                                                                                      write):
+    folder = isolate(reproduced_template, tmp_path / "project", "evaluate")
+    marker = tmp_path / "payload-ran"
+    write(folder / MODEL, marker)
+    # The payload is real: an unsafe load runs it (and may then fail on what the payload returned).
+    with contextlib.suppress(Exception):
+        torch.load(folder / MODEL, weights_only=False)
+    assert marker.exists()
+    marker.unlink()
+
+    line = refused(folder, "evaluate", in_process=False)
+    assert not marker.exists()
+    assert line.startswith(f"error: {MODEL}: not a plain state_dict of the line model")
+
+
+def linear_state(in_features: int = 1, bias: bool = True, dtype=torch.float32) -> dict:
+    return torch.nn.Linear(in_features, 1, bias=bias, dtype=dtype).state_dict()
+
+
+MODEL_FILES = {
+    "a whole pickled module": lambda path: torch.save(torch.nn.Linear(1, 1), path),
+    "a state_dict of another shape": lambda path: torch.save(linear_state(in_features=2), path),
+    "a state_dict without bias": lambda path: torch.save(linear_state(bias=False), path),
+    "a state_dict with an extra key": lambda path: torch.save({**linear_state(), "scale": torch.ones(1)}, path),
+    "a float64 state_dict": lambda path: torch.save(linear_state(dtype=torch.float64), path),
+    "a state_dict holding NaN": lambda path: torch.save({**linear_state(), "bias": torch.tensor([np.nan])}, path),
+    "a bare tensor": lambda path: torch.save(torch.zeros(1, 1), path),
+    "an empty file": lambda path: path.write_bytes(b""),
+    "a truncated file": lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]),
+}
+
+
+@pytest.mark.parametrize("case", MODEL_FILES)
+def test_evaluate_refuses_a_model_file_that_is_not_the_line_models_state_dict(reproduced_template, tmp_path, case):
+    folder = isolate(reproduced_template, tmp_path, "evaluate")
+    MODEL_FILES[case](folder / MODEL)
+    assert refused(folder, "evaluate").startswith(f"error: {MODEL}: ")
+
+
+# The Parquet file ----------------------------------------------------------------------------------------
+
+def edit_table(edit):
+    def write(path):
+        table = pyarrow.parquet.read_table(path)
+        pyarrow.parquet.write_table(edit({name: table.column(name).to_numpy() for name in table.column_names}), path)
+    return write
+
+
+def with_value(column: str, value: float):
+    def edit(columns):
+        columns[column] = columns[column].copy()
+        columns[column][3] = value
+        return pa.table(columns)
+    return edit
+
+
+POINTS_FILES = {
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]),
+    "empty": lambda path: path.write_bytes(b""),
+    "not Parquet at all": lambda path: path.write_text("x,y\n1,2\n3,4\n"),
+    "missing column y": edit_table(lambda columns: pa.table({"x": columns["x"]})),
+    "x renamed": edit_table(lambda columns: pa.table({"X": columns["x"], "y": columns["y"]})),
+    "x as text": edit_table(lambda columns: pa.table({"x": columns["x"].astype(str), "y": columns["y"]})),
+    "y as float32": edit_table(lambda columns: pa.table({"x": columns["x"], "y": columns["y"].astype(np.float32)})),
+    "an empty value": lambda path: pyarrow.parquet.write_table(
+        pa.table({"x": pa.array([1.0, None, 3.0]), "y": pa.array([1.0, 2.0, 3.0])}), path),
+    "NaN in x": edit_table(with_value("x", np.nan)),
+    "NaN in y": edit_table(with_value("y", np.nan)),
+    "infinity in x": edit_table(with_value("x", np.inf)),
+    "minus infinity in y": edit_table(with_value("y", -np.inf)),
+    "a huge x": edit_table(with_value("x", 1e300)),
+    "a huge y": edit_table(with_value("y", -3e38)),
+    "one row": edit_table(lambda columns: pa.table({name: values[:1] for name, values in columns.items()})),
+    "no rows": edit_table(lambda columns: pa.table({name: values[:0] for name, values in columns.items()})),
+}
+READERS = [stage_name for stage_name in STAGES if POINTS in declared(stage_name)["deps"]]
+
+
+@pytest.mark.parametrize("stage_name", READERS)
+@pytest.mark.parametrize("case", POINTS_FILES)
+def test_a_broken_points_file_is_refused_in_one_line_naming_it(reproduced_template, tmp_path, stage_name, case):
+    folder = isolate(reproduced_template, tmp_path, stage_name)
+    POINTS_FILES[case](folder / POINTS)
+    assert refused(folder, stage_name).startswith(f"error: {POINTS}: ")
+
+
+def test_evaluate_refuses_points_that_all_share_one_x(reproduced_template, tmp_path):
+    folder = isolate(reproduced_template, tmp_path, "evaluate")
+    edit_table(lambda columns: pa.table({"x": np.full(len(columns["x"]), 2.0), "y": columns["y"]}))(folder / POINTS)
+    assert refused(folder, "evaluate") == (
+        f"error: {POINTS}: every x is the same: least squares needs at least two distinct x values"
+    )
+
+
+# params.yaml ------------------------------------------------------------------------------------------
+
+PARAMS_FILES = {
+    "not valid YAML": "train:\n  lr: [0.05\n",
+    "indented with a tab": "train:\n\tlr: 0.05\n",
+    "a key given twice": "".join(f"{section}:\n  {key}: 1\n  {key}: 2\n"
+                                 for section, key in [("synthesize", "m"), ("train", "lr"), ("visualize", "dpi")]),
+    "empty": "",
+    "only comments": "# nothing here yet\n",
+    "a list": "- synthesize\n- train\n- visualize\n",
+    "a number": "42\n",
+    "not UTF-8": b"train:\n  lr: 0.05 # \xe9t\xe9\n",
+    "missing": None,
+}
+PARAMS_READERS = [stage_name for stage_name in STAGES if declared(stage_name)["params"]]
+
+
+@pytest.mark.parametrize("stage_name", PARAMS_READERS)
+@pytest.mark.parametrize("case", PARAMS_FILES)
+def test_a_params_yaml_that_holds_no_params_is_refused_in_one_line_naming_it(reproduced_template, tmp_path,
+                                                                             stage_name, case):
+    folder = isolate(reproduced_template, tmp_path, stage_name)
+    content = PARAMS_FILES[case]
+    if content is None:
+        (folder / PARAMS).unlink()
+    elif isinstance(content, bytes):
+        (folder / PARAMS).write_bytes(content)
+    else:
+        (folder / PARAMS).write_text(content)
+    assert refused(folder, stage_name).startswith(f"error: {PARAMS}: ")
+
+
+@pytest.mark.parametrize("stage_name", PARAMS_READERS)
+@pytest.mark.parametrize("section", ["missing", "a list", "null"])
+def test_a_params_yaml_lacking_the_stages_section_is_refused_in_one_line_naming_it(reproduced_template, tmp_path,
+                                                                                   stage_name, section):
+    folder = isolate(reproduced_template, tmp_path, stage_name)
+    (own,) = declared(stage_name)["params"]
+    yaml = YAML()
+    document = yaml.load(folder / PARAMS)
+    if section == "missing":
+        del document[own]
+    else:
+        document[own] = {"a list": [1], "null": None}[section]
+    yaml.dump(document, folder / PARAMS)
+    line = refused(folder, stage_name)
+    assert line.startswith(f"error: {PARAMS}: ") and own in line
+
+
+def test_a_broken_params_yaml_is_one_line_from_the_real_stage_process_too(reproduced_template, tmp_path):
+    folder = isolate(reproduced_template, tmp_path, "synthesize")
+    (folder / PARAMS).write_text(PARAMS_FILES["not valid YAML"])
+    assert refused(folder, "synthesize", in_process=False).startswith(f"error: {PARAMS}: not valid YAML")

@@ -1,0 +1,65 @@
+"""`make report`: report.md for a pull request: params and metrics against a base revision, and the plots."""
+
+import argparse
+import json
+from pathlib import Path
+
+from pipeline.errors import PipelineError, run_stage
+from pipeline.files import PLOT_DATA, PLOT_FIT, PLOT_LOSS, PLOT_PARAMETERS
+from tools.commands import DVC, run
+
+REPORT = Path("report.md")
+PLOTS = (PLOT_DATA, PLOT_LOSS, PLOT_FIT, PLOT_PARAMETERS)
+
+
+def table_or(table: str, nothing: str) -> str:
+    """A Markdown table dvc printed, or `nothing` where it has only its header and separator rows."""
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    return "\n".join(rows) if len(rows) > 2 else nothing
+
+
+def report(base: str, base_commit: str, params_diff: str, metrics_diff: str) -> str:
+    """The report's Markdown, from the tables `dvc params diff --md` and `dvc metrics diff --md` print."""
+    return "\n".join([
+        "# Experiment report",
+        "",
+        f"This workspace compared with `{base}` ({base_commit[:7]}) by `dvc params diff` and `dvc metrics diff`.",
+        "",
+        "## Params",
+        "",
+        table_or(params_diff, f"No param differs from `{base}`."),
+        "",
+        "## Metrics",
+        "",
+        table_or(metrics_diff, f"No metric differs from `{base}`."),
+        "",
+        "## Plots",
+        "",
+        "\n\n".join(f"![{path}]({path})" for path in PLOTS),
+        "",
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("base", nargs="?", default="main", help="the git revision to compare with (default: main)")
+    base = parser.parse_args().base
+    root = Path.cwd()  # make runs every target from the project root
+    try:
+        base_commit = run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], root).strip()
+    except PipelineError:
+        raise PipelineError(f"BASE = {base!r}: not a commit here: expected a branch, tag or commit to compare with") from None
+    # A report of outputs that params.yaml and the code no longer produce would compare the wrong thing.
+    stale = json.loads(run([*DVC, "status", "--json"], root))
+    if stale:
+        raise PipelineError(
+            f"dvc status lists changes in {', '.join(stale)}: expected a reproduced workspace (run `make repro` first)"
+        )
+    params_diff = run([*DVC, "params", "diff", base, "--md"], root)
+    metrics_diff = run([*DVC, "metrics", "diff", base, "--md"], root)
+    REPORT.write_text(report(base, base_commit, params_diff, metrics_diff), encoding="utf-8")
+    print(f"wrote {REPORT}: params and metrics against {base} ({base_commit[:7]}), and {len(PLOTS)} plots")
+
+
+if __name__ == "__main__":
+    run_stage(main)
