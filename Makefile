@@ -14,7 +14,7 @@ repro: $(INSTALLED)
 	dvc repro
 
 test: $(INSTALLED)
-	python -m pytest
+	python -m pytest -n auto
 
 # Does a fresh clone of HEAD reproduce the committed dvc.lock? OMP_NUM_THREADS, ATEN_CPU_CAPABILITY and
 # any other variable pass through to the `dvc repro` it runs.
@@ -25,6 +25,11 @@ repro-check: $(INSTALLED)
 BASE ?= main
 report: $(INSTALLED)
 	python -m tools.report $(BASE)
+
+# Figures, not tests: full dvc repro against one process, a no-op repro, and 10 million points.
+bench: $(INSTALLED)
+	python bench/repro_overhead.py
+	python bench/large_dataset.py
 
 # The stamp is newer than requirements.txt once it is installed, so a second run installs nothing.
 $(INSTALLED): requirements.txt

@@ -59,7 +59,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("stage_name, section, changes, fragments", CASES, ids=lambda case: str(case))
+@pytest.mark.parametrize("stage_name, section, changes, fragments", CASES, ids=[case[3][0] for case in CASES])
 def test_a_bad_param_stops_the_stage_with_one_line_and_writes_nothing(reproduced, stage_name, section, changes, fragments):
     edit_params(reproduced, section, changes)
     for path in OUTS[stage_name]:
