@@ -28,8 +28,8 @@ report: $(INSTALLED)
 
 # Figures, not tests: full dvc repro against one process, a no-op repro, and 10 million points.
 bench: $(INSTALLED)
-	python bench/repro_overhead.py
-	python bench/large_dataset.py
+	python -m bench.repro_overhead
+	python -m bench.large_dataset
 
 # The stamp is newer than requirements.txt once it is installed, so a second run installs nothing.
 $(INSTALLED): requirements.txt

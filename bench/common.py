@@ -3,7 +3,6 @@
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -13,13 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("synthesize", "train", "evaluate", "visualize")
 
 
-def environment() -> dict[str, str]:
-    """This interpreter's bin first on PATH, as `make` does, so that dvc runs the venv's python."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-
-
 def clone_head() -> Path:
-    """A fresh clone of the committed project in a temporary folder (removed when the process ends)."""
+    """A fresh clone of the committed project in a new temporary folder; the caller removes it."""
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder / "project")], check=True)
     return folder / "project"

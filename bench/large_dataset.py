@@ -1,6 +1,6 @@
 """Each stage on n_points = 10,000,000: wall time and peak memory, one process per stage.
 
-Run from the repository root: `python bench/large_dataset.py [--points N]` (or `make bench`).
+Run from the repository root: `python -m bench.large_dataset [--points N]` (or `make bench`).
 """
 
 import argparse
@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 
-from common import STAGES, clone_head, environment, machine, set_points
+from bench.common import STAGES, clone_head, machine, set_points
+from tools.commands import environment
 
 LIMIT_BYTES = 2 * 1024**3
 

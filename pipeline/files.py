@@ -65,9 +65,11 @@ def read_json(path: Path, keys: tuple[str, ...]) -> dict[str, float]:
     if not isinstance(values, dict):
         raise PipelineError(f"{path}: expected a JSON object with keys {', '.join(keys)}")
     for key in keys:
-        value = values.get(key)
+        if key not in values:
+            raise PipelineError(f"{path}: {key} is missing: expected a finite number")
+        value = values[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-            raise PipelineError(f"{path}: {key} = {value!r}: expected a finite number")
+            raise PipelineError(f"{path}: {key} = {json.dumps(value)}: expected a finite number")
     return {key: float(values[key]) for key in keys}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workspace import ALL_OUTS, commit, dvc, git, read_outs, set_param
+from workspace import commit, dvc, git, read_outs, set_param
 
 SWEEP = (0.01, 0.03, 0.1)
 EPOCHS = 300  # train.epochs in params.yaml

@@ -3,7 +3,6 @@
 import contextlib
 import importlib
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -12,6 +11,8 @@ import warnings
 from pathlib import Path
 
 from ruamel.yaml import YAML
+
+import tools.commands
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("synthesize", "train", "evaluate", "visualize")
@@ -27,12 +28,8 @@ ALL_OUTS = tuple(path for paths in OUTS.values() for path in paths)
 
 
 def environment(**extra: str) -> dict[str, str]:
-    """The environment `make` gives: this interpreter's bin first on PATH, so dvc runs our python."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["DVC_NO_ANALYTICS"] = "1"
-    env.update(extra)
-    return env
+    """The environment `make` gives (this interpreter's bin first on PATH), plus `extra`."""
+    return {**tools.commands.environment(), "DVC_NO_ANALYTICS": "1", **extra}
 
 
 def run(args: list[str], cwd: Path, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
