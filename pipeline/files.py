@@ -81,7 +81,7 @@ def write_points(path: Path, x: np.ndarray, y: np.ndarray) -> None:
 
 def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read the float64 columns x and y; at least 2 rows, all finite and within ±LARGEST_COORDINATE."""
-    _require_file(path)
+    require_file(path)
     try:
         table = pyarrow.parquet.read_table(path)
     except (pa.ArrowException, OSError) as error:
@@ -120,7 +120,7 @@ def write_history(path: Path, history: Mapping[str, np.ndarray]) -> None:
 
 def read_history(path: Path) -> dict[str, np.ndarray]:
     """Read the columns epoch, loss, m and c of the training history."""
-    _require_file(path)
+    require_file(path)
     try:
         table = pyarrow.csv.read_csv(path)
     except (pa.ArrowException, OSError) as error:
@@ -134,13 +134,14 @@ def read_history(path: Path) -> dict[str, np.ndarray]:
         raise PipelineError(f"{path}: expected numbers in every column ({_first_line(error)})") from None
 
 
-def _require_file(path: Path) -> None:
+def require_file(path: Path) -> None:
+    """An input must exist before it is read: say which one is missing, and how to make it."""
     if not path.is_file():
         raise PipelineError(f"{path}: not found: expected the output of an earlier stage (run `dvc repro`)")
 
 
 def _read_bytes(path: Path) -> bytes:
-    _require_file(path)
+    require_file(path)
     try:
         return path.read_bytes()
     except OSError as error:

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.files import atomic_output
+from pipeline.files import atomic_output, require_file
 
 # The only state_dict a line model has: weight is m, bias is c.
 STATE_SHAPES = {"weight": (1, 1), "bias": (1,)}
@@ -30,8 +30,7 @@ def save_model(model: torch.nn.Linear, path: Path) -> None:
 
 def load_model(path: Path) -> torch.nn.Linear:
     """Load a plain state_dict into a new line model; anything else is refused and never executed."""
-    if not path.is_file():
-        raise PipelineError(f"{path}: not found: expected the output of an earlier stage (run `dvc repro`)")
+    require_file(path)
     try:
         # weights_only: the unpickler accepts tensors and plain containers only, so a payload never runs.
         # Its warnings about a file it then refuses anyway would only bury the one line below.

@@ -3,6 +3,7 @@
 import fcntl
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import termios
 
 import pytest
 
+from pipeline.files import HISTORY, read_history
 from workspace import environment, stage
 
 
@@ -24,7 +26,9 @@ def test_synthesize_and_visualize_never_import_torch(reproduced, name):
 def test_train_prints_the_model_and_its_initial_parameters(reproduced):
     output = stage(reproduced, "train", check=True).stdout
     assert "Linear(in_features=1, out_features=1, bias=True)" in output
-    assert "initial m = " in output and "initial c" not in output.split("initial m = ")[0]
+    m_initial, c_initial = re.search(r"initial m = (\S+), c = (\S+)", output).groups()
+    history = read_history(reproduced / HISTORY)
+    assert (float(m_initial), float(c_initial)) == pytest.approx((history["m"][0], history["c"][0]), rel=1e-5)
 
 
 def train_stderr(project, on_a_terminal: bool) -> str:
