@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from workspace import copy_project, dvc, git
+from workspace import commit, copy_project, dvc
 
 
 @pytest.fixture(scope="session")
@@ -11,8 +11,7 @@ def reproduced_template(tmp_path_factory) -> Path:
     """A git + DVC copy of the project after one full `dvc repro`; copy it, never change it."""
     project = copy_project(tmp_path_factory.mktemp("template") / "project")
     dvc(project, "repro")
-    git(project, "add", "--all")
-    git(project, "commit", "--quiet", "--allow-empty", "--message", "repro")
+    commit(project, "repro")
     return project
 
 

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from workspace import OUTS, ROOT, STAGES, declared, project_module
+from pipeline import files, params
+from workspace import OUTS, ROOT, STAGES, declared
 
 PACKAGE = "pipeline"
-files = project_module(f"{PACKAGE}.files")
-params = project_module(f"{PACKAGE}.params")
 
 
 def module_path(module: str) -> Path | None:

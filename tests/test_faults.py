@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import files
 from workspace import (
-    ALL_OUTS, OUTS, ROOT, STAGES, copy_project, dvc, environment, files_in, git, project_module, read_outs, run,
+    ALL_OUTS, OUTS, ROOT, STAGES, copy_project, dvc, environment, files_in, git, read_outs, run,
     set_param,
 )
 
 FAULTS = ROOT / "tests" / "faults"
-files = project_module("pipeline.files")
 
 
 def repro_only(stage_name: str) -> tuple[str, ...]:

@@ -18,12 +18,11 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML, YAMLError
 
+from pipeline import files, model
 from workspace import (
-    STAGES, contents, declared, error_line, files_in, isolate, project_module, run_in_process, set_param,
+    STAGES, contents, declared, error_line, files_in, isolate, run_in_process, set_param,
 )
 
-files = project_module("pipeline.files")
-model = project_module("pipeline.model")
 
 PARAMS_READERS = [stage_name for stage_name in STAGES if declared(stage_name)["params"]]
 POINTS_READERS = [stage_name for stage_name in STAGES if str(files.POINTS) in declared(stage_name)["deps"]]

@@ -65,29 +65,6 @@ def test_a_bad_param_stops_the_stage_with_one_line_and_writes_nothing(reproduced
     assert not any((reproduced / path).exists() for path in OUTS[stage_name])
 
 
-def test_a_missing_section_is_named(reproduced):
-    path = reproduced / "params.yaml"
-    document = YAML().load(path)
-    del document["visualize"]
-    YAML().dump(document, path)
-    assert_one_clean_line(stage(reproduced, "visualize"), "params.yaml: section 'visualize' is missing")
-
-
-@pytest.mark.parametrize("stage_name, missing", [
-    ("train", "data/points.parquet"),
-    ("evaluate", "models/model.pt"),
-    ("evaluate", "data/truth.json"),
-    ("visualize", "metrics/history.csv"),
-    ("visualize", "metrics/metrics.json"),
-])
-def test_a_missing_input_file_is_named(reproduced, stage_name, missing):
-    (reproduced / missing).unlink()
-    for path in OUTS[stage_name]:
-        (reproduced / path).unlink()
-    assert_one_clean_line(stage(reproduced, stage_name), f"{missing}: not found")
-    assert not any((reproduced / path).exists() for path in OUTS[stage_name])
-
-
 def test_the_committed_params_are_valid():
     path = ROOT / "params.yaml"
     for model in (SynthesizeParams, TrainParams, VisualizeParams):

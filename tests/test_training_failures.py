@@ -7,12 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from workspace import dvc, error_line, files_in, isolate, project_module, ran, set_param, stage
+from pipeline import files, train
+from pipeline.errors import PipelineError
+from pipeline.params import TrainParams
+from workspace import dvc, error_line, files_in, isolate, ran, set_param, stage
 
-files = project_module("pipeline.files")
-train = project_module("pipeline.train")
-TrainParams = project_module("pipeline.params").TrainParams
-PipelineError = project_module("pipeline.errors").PipelineError
 DIVERGED = re.compile(
     r"training diverged: loss = (?P<loss>inf|nan) at epoch (?P<epoch>\d+) with train\.lr = (?P<lr>\S+); lower train\.lr"
 )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from pipeline.errors import run_stage
 import tools.commands
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,8 +72,7 @@ def copy_project(destination: Path, *, with_git: bool = True) -> Path:
         git(destination, "init", "--quiet", "--initial-branch=main")
         git(destination, "config", "user.name", "Pipeline Tests")
         git(destination, "config", "user.email", "tests@example.invalid")
-        git(destination, "add", "--all")
-        git(destination, "commit", "--quiet", "--message", "project")
+        commit(destination, "project")
     return destination
 
 
@@ -107,13 +107,6 @@ def declared(stage_name: str) -> dict:
     return {"cmd": stage_entry["cmd"], **lists}
 
 
-def project_module(name: str):
-    """Import a module of the project (`pipeline.files`, …) into this process."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module(name)
-
-
 def isolate(source: Path, destination: Path, stage_name: str) -> Path:
     """A folder holding only what dvc.yaml lets the stage see: its declared deps, taken from `source`
     (a reproduced project), and params.yaml."""
@@ -141,8 +134,7 @@ def run_in_process(project: Path, name: str) -> subprocess.CompletedProcess:
     stderr holds what the process would print there: run_stage's line, and the warnings Python shows by
     default. Any other exception propagates, as it would end the process with a traceback.
     """
-    main = project_module(f"pipeline.{name}").main
-    run_stage = project_module("pipeline.errors").run_stage
+    main = importlib.import_module(f"pipeline.{name}").main
     torch = sys.modules.get("torch")
     deterministic = torch.are_deterministic_algorithms_enabled() if torch else False
     stdout, stderr = io.StringIO(), io.StringIO()
@@ -181,7 +173,7 @@ def error_line(result: subprocess.CompletedProcess) -> str:
 
 def commit(project: Path, message: str) -> None:
     git(project, "add", "--all")
-    git(project, "commit", "--quiet", "--message", message)
+    git(project, "commit", "--quiet", "--allow-empty", "--message", message)
 
 
 def make(project: Path, target: str, *variables: str, **extra_env: str) -> subprocess.CompletedProcess:
