@@ -1,67 +1,65 @@
-"""Stage evaluate: compare the learnt line with the true line and with closed-form least squares."""
+"""Stage evaluate: measure the learnt model on training and held-out rows, beside least squares and,
+for synthetic data, the true line. Reads the weights with safetensors and computes in float64: no torch."""
 
-import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from pipeline.errors import PipelineError, run_stage
-from pipeline.files import METRICS, MODEL, POINTS, TRUTH, read_json, read_points, write_json
-from pipeline.model import line_of, load_model
-
-
-def exact_sum(values: np.ndarray) -> float:
-    """The correctly rounded sum: unlike np.sum or np.dot, the same bits whatever the CPU's vector units or BLAS."""
-    return math.fsum(values)
+from pipeline.dataset import Split, load_split
+from pipeline.errors import run_stage
+from pipeline.files import METRICS, MODEL, POINTS, TRUTH, numbers, read_json, write_json
+from pipeline.linear import INTERCEPT, LinearModel, least_squares, load_weights, mse, prediction_gap, r2
+from pipeline.params import DataParams, TrainParams, load_params
 
 
-def least_squares(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """The slope and intercept that minimise the squared error, in float64 (centred for accuracy)."""
-    x_mean, y_mean = exact_sum(x) / len(x), exact_sum(y) / len(y)
-    x_centred = x - x_mean
-    spread = exact_sum(x_centred * x_centred)
-    if spread == 0:
-        raise PipelineError(f"{POINTS}: every x is the same: least squares needs at least two distinct x values")
-    m_ols = exact_sum(x_centred * (y - y_mean)) / spread
-    return m_ols, y_mean - m_ols * x_mean
+def evaluate(split: Split, learnt: LinearModel, true_line: LinearModel | None, fit_intercept: bool,
+             tolerance: float) -> dict[str, Any]:
+    """metrics.json: the models by name (learnt, ols, true), how each does on the rows, and whether
+    training reached least squares."""
+    train = split.train
+    baseline = least_squares(train.features, train.target, learnt.features, fit_intercept, split.source)
+    gap = prediction_gap(learnt, baseline, train.features, train.target)
+    metrics: dict[str, Any] = {"learnt": learnt.as_dict(), "ols": baseline.as_dict()}
+    if true_line is not None:
+        metrics["true"] = true_line.as_dict()
+    # gap: the largest difference of learnt and least-squares predictions on the training rows, in
+    # standard deviations of the target: one threshold fits every dataset.
+    metrics["gap"] = gap
+    metrics["converged"] = bool(gap < tolerance)
+    for name, rows in (("train", train), ("test", split.test)):
+        if rows is not None:
+            metrics[name] = {
+                "mse": mse(learnt, rows.features, rows.target),
+                "mse_ols": mse(baseline, rows.features, rows.target),
+                "r2": r2(learnt, rows.features, rows.target, fit_intercept),
+                "n": len(rows.target),
+            }
+    return metrics
 
 
-def predict(model: torch.nn.Linear, x: np.ndarray) -> np.ndarray:
-    """The model's predictions for x, computed as training computes them (float32)."""
-    with torch.no_grad():
-        return model(torch.from_numpy(x.astype(np.float32)).unsqueeze(1)).squeeze(1).numpy().astype(np.float64)
-
-
-def evaluate(x: np.ndarray, y: np.ndarray, predictions: np.ndarray, m_learnt: float, c_learnt: float,
-             m_true: float, c_true: float) -> dict[str, float]:
-    m_ols, c_ols = least_squares(x, y)
-    mse = exact_sum((y - predictions) ** 2) / len(y)
-    mse_ols = exact_sum((y - (m_ols * x + c_ols)) ** 2) / len(y)
-    total = exact_sum((y - exact_sum(y) / len(y)) ** 2)
-    return {
-        "m_learnt": m_learnt,
-        "c_learnt": c_learnt,
-        "m_true": m_true,
-        "c_true": c_true,
-        "m_ols": m_ols,
-        "c_ols": c_ols,
-        # How far training is from the best line it could reach: large when lr oscillates or is too small.
-        "m_gap": abs(m_learnt - m_ols),
-        "c_gap": abs(c_learnt - c_ols),
-        "mse": mse,
-        "mse_ols": mse_ols,
-        "r2": 1.0 - mse * len(y) / total if total > 0 else float(mse == 0),
-    }
+def true_line_of(data: DataParams) -> LinearModel | None:
+    """The line synthesize drew from, when the model is fitted to all of its columns; None for a user's file."""
+    if Path(data.source) != POINTS or data.target != "y":
+        return None
+    values = read_json(TRUTH)
+    features = tuple(data.features)
+    if set(values) != {*features, INTERCEPT}:  # another set of columns than the points were drawn with
+        return None
+    return LinearModel.from_dict(features, numbers(TRUTH, values, (*features, INTERCEPT)))
 
 
 def main() -> None:
-    x, y = read_points(POINTS)
-    truth = read_json(TRUTH, ("m_true", "c_true"))
-    model = load_model(MODEL)
-    m_learnt, c_learnt = line_of(model)
-    metrics = evaluate(x, y, predict(model, x), m_learnt, c_learnt, truth["m_true"], truth["c_true"])
+    data = load_params(DataParams)
+    train = load_params(TrainParams)
+    split = load_split(data, train.fit_intercept)
+    learnt = load_weights(MODEL, tuple(data.features), train.fit_intercept)
+    metrics = evaluate(split, learnt, true_line_of(data), train.fit_intercept, train.tolerance)
     write_json(METRICS, metrics)
-    print(", ".join(f"{key} = {value:.6g}" for key, value in metrics.items()))
+    for name, values in metrics.items():
+        shown = ", ".join(f"{key} = {value:.6g}" for key, value in values.items()) if isinstance(values, dict) \
+            else f"{values:.6g}" if isinstance(values, float) else values
+        print(f"{name}: {shown}")
 
 
 if __name__ == "__main__":

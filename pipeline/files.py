@@ -1,10 +1,12 @@
 """Where the pipeline's files live, and how they are read (with clear errors) and written (atomically)."""
 
 import json
+import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -14,22 +16,17 @@ import pyarrow.parquet
 from pipeline.errors import PipelineError
 
 # Paths are relative to the repository root, where DVC runs every stage. dvc.yaml spells out the same
-# paths as deps and outs; tests/test_dvc_yaml.py checks that the two agree.
+# paths as deps and outs; tests/test_dvc_yaml.py checks that the two agree. The table a model is fitted
+# to is data.source in params.yaml: POINTS by default.
 POINTS = Path("data/points.parquet")
 TRUTH = Path("data/truth.json")
-MODEL = Path("models/model.pt")
+MODEL = Path("models/model.safetensors")
 HISTORY = Path("metrics/history.csv")
 METRICS = Path("metrics/metrics.json")
 PLOT_DATA = Path("plots/data.png")
 PLOT_LOSS = Path("plots/loss.png")
 PLOT_FIT = Path("plots/fit.png")
 PLOT_PARAMETERS = Path("plots/parameters.png")
-
-HISTORY_COLUMNS = ("epoch", "loss", "m", "c")
-
-# The largest |x| or |y| the stages accept: far beyond what synthesize writes (|y| up to about 1e12),
-# and small enough that squared errors stay finite in train's float32.
-LARGEST_COORDINATE = 1e15
 
 
 @contextmanager
@@ -48,88 +45,65 @@ def atomic_output(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def write_json(path: Path, values: Mapping[str, float]) -> None:
-    for key, value in values.items():
-        if not np.isfinite(value):
+def write_json(path: Path, values: Mapping[str, Any]) -> None:
+    """Write nested objects of numbers, booleans and strings; a non-finite number writes nothing."""
+    for key, value in _leaves(values):
+        if isinstance(value, float) and not math.isfinite(value):
             raise PipelineError(f"{path}: {key} = {value}: expected a finite number; nothing written")
     with atomic_output(path) as temporary:
         temporary.write_text(json.dumps(values, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def read_json(path: Path, keys: tuple[str, ...]) -> dict[str, float]:
-    """Read the finite numbers `keys` from a JSON object."""
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object written by write_json."""
     try:
-        values = json.loads(_read_bytes(path))
+        values = json.loads(read_bytes(path))
     except ValueError as error:
-        raise PipelineError(f"{path}: not valid JSON ({error})") from None
+        raise PipelineError(f"{path}: not valid JSON ({_first_line(error)})") from None
     if not isinstance(values, dict):
-        raise PipelineError(f"{path}: expected a JSON object with keys {', '.join(keys)}")
+        raise PipelineError(f"{path}: holds {type(values).__name__}: expected a JSON object")
+    return values
+
+
+def numbers(path: Path, values: Mapping[str, Any], keys: Iterable[str]) -> dict[str, float]:
+    """The finite numbers `keys` of a JSON object read from `path`."""
+    found = {}
     for key in keys:
-        if key not in values:
-            raise PipelineError(f"{path}: {key} is missing: expected a finite number")
-        value = values[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-            raise PipelineError(f"{path}: {key} = {json.dumps(value)}: expected a finite number")
-    return {key: float(values[key]) for key in keys}
+        value = values.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            shown = "missing" if key not in values else f"= {json.dumps(value)}"
+            raise PipelineError(f"{path}: {key} {shown}: expected a finite number")
+        found[key] = float(value)
+    return found
 
 
-def write_points(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    table = pa.table({"x": pa.array(x, pa.float64()), "y": pa.array(y, pa.float64())})
+def write_table(path: Path, columns: Mapping[str, np.ndarray]) -> None:
+    """Write float64 columns as a Parquet file."""
+    table = pa.table({name: pa.array(values, pa.float64()) for name, values in columns.items()})
     with atomic_output(path) as temporary:
         pyarrow.parquet.write_table(table, temporary)
 
 
-def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read the float64 columns x and y; at least 2 rows, all finite and within ±LARGEST_COORDINATE."""
-    require_file(path)
-    try:
-        table = pyarrow.parquet.read_table(path)
-    except (pa.ArrowException, OSError) as error:
-        raise PipelineError(f"{path}: not a readable Parquet file ({_first_line(error)})") from None
-    columns = {}
-    for name in ("x", "y"):
-        if name not in table.column_names:
-            found = ", ".join(table.column_names) or "none"
-            raise PipelineError(f"{path}: column '{name}' is missing: expected columns x and y (found {found})")
-        column = table.column(name)
-        if column.type != pa.float64():
-            raise PipelineError(f"{path}: column '{name}' holds {column.type}: expected double (float64)")
-        if column.null_count:
-            raise PipelineError(f"{path}: column '{name}' has {column.null_count} empty values: expected none")
-        columns[name] = column.to_numpy()
-        if not np.isfinite(columns[name]).all():
-            bad = int(np.count_nonzero(~np.isfinite(columns[name])))
-            raise PipelineError(f"{path}: column '{name}' has {bad} NaN or infinite values: expected finite numbers")
-        huge = int(np.count_nonzero(np.abs(columns[name]) > LARGEST_COORDINATE))
-        if huge:
-            raise PipelineError(
-                f"{path}: column '{name}' has {huge} values of magnitude above {LARGEST_COORDINATE:g}: "
-                f"expected |{name}| <= {LARGEST_COORDINATE:g}"
-            )
-    if table.num_rows < 2:
-        raise PipelineError(f"{path}: has {table.num_rows} row(s): expected at least 2 points")
-    return columns["x"], columns["y"]
-
-
 def write_history(path: Path, history: Mapping[str, np.ndarray]) -> None:
     """Write the per-epoch history as CSV; float32 values keep their shortest exact spelling."""
-    table = pa.table({name: history[name] for name in HISTORY_COLUMNS})
+    table = pa.table(dict(history))
     with atomic_output(path) as temporary:
         pyarrow.csv.write_csv(table, temporary, pyarrow.csv.WriteOptions(quoting_header="none"))
 
 
-def read_history(path: Path) -> dict[str, np.ndarray]:
-    """Read the columns epoch, loss, m and c of the training history."""
+def read_history(path: Path, columns: Iterable[str]) -> dict[str, np.ndarray]:
+    """Read `columns` of the training history as float64."""
+    columns = list(columns)
     require_file(path)
     try:
         table = pyarrow.csv.read_csv(path)
     except (pa.ArrowException, OSError) as error:
         raise PipelineError(f"{path}: not a readable CSV file ({_first_line(error)})") from None
-    missing = [name for name in HISTORY_COLUMNS if name not in table.column_names]
+    missing = [name for name in columns if name not in table.column_names]
     if missing or table.num_rows < 1:
-        raise PipelineError(f"{path}: expected a header {','.join(HISTORY_COLUMNS)} and at least one row")
+        raise PipelineError(f"{path}: expected a header with {','.join(columns)} and at least one row")
     try:
-        return {name: table.column(name).to_numpy().astype(np.float64) for name in HISTORY_COLUMNS}
+        return {name: table.column(name).to_numpy().astype(np.float64) for name in columns}
     except (pa.ArrowException, ValueError) as error:
         raise PipelineError(f"{path}: expected numbers in every column ({_first_line(error)})") from None
 
@@ -140,12 +114,21 @@ def require_file(path: Path) -> None:
         raise PipelineError(f"{path}: not found: expected the output of an earlier stage (run `dvc repro`)")
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
     require_file(path)
     try:
         return path.read_bytes()
     except OSError as error:
         raise PipelineError(f"{path}: cannot read it ({error.strerror})") from None
+
+
+def _leaves(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every value below nested objects, as `dvc metrics show` names them."""
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def _first_line(error: Exception) -> str:

@@ -1,8 +1,8 @@
 """Typed, validated params: one model per section of params.yaml, and the one loader."""
 
 from difflib import get_close_matches
-from pathlib import Path
-from typing import Annotated, Any, ClassVar, TypeVar
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML, YAMLError
@@ -16,6 +16,9 @@ PARAMS_FILE = Path("params.yaml")
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="an integer from 0 to 4294967295")]
 Coordinate = Annotated[float, Field(ge=-1e6, le=1e6, description="a number from -1e6 to 1e6")]
 
+# Names the history and the metrics give to something other than a feature's coefficient.
+RESERVED_NAMES = ("intercept", "epoch", "train_loss", "test_loss")
+
 
 class _Section(BaseModel):
     # strict: "0.1" is not a number and `true` is not an integer; extra="forbid": a misspelled key is an
@@ -25,10 +28,13 @@ class _Section(BaseModel):
 
 
 class SynthesizeParams(_Section):
-    """How the synthetic points y = m·x + c + noise are drawn."""
+    """How the synthetic points y = m·x + c + noise are drawn: one feature x, or x1 … xd for a list m."""
 
     section = "synthesize"
-    m: Annotated[Coordinate | None, Field(description="a number from -1e6 to 1e6, or null to draw it")]
+    m: Annotated[
+        Coordinate | None | list[Coordinate],
+        Field(description="a number from -1e6 to 1e6, null to draw it, or a list of 1 to 100 such numbers"),
+    ]
     c: Annotated[Coordinate | None, Field(description="a number from -1e6 to 1e6, or null to draw it")]
     noise: Annotated[float, Field(ge=0, le=1e6, description="a number from 0 to 1e6")]
     n_points: Annotated[int, Field(ge=2, le=100_000_000, description="an integer from 2 to 100000000")]
@@ -37,22 +43,89 @@ class SynthesizeParams(_Section):
     seed: Seed
 
     @model_validator(mode="after")
-    def _x_range_is_not_empty(self) -> "SynthesizeParams":
+    def _check(self) -> "SynthesizeParams":
         if self.x_min >= self.x_max:
             raise ValueError(
-                f"synthesize.x_min = {self.x_min!r} and synthesize.x_max = {self.x_max!r}: "
-                "expected x_min < x_max"
+                f"synthesize.x_min = {self.x_min!r} and synthesize.x_max = {self.x_max!r}: expected x_min < x_max"
+            )
+        if isinstance(self.m, list) and not 1 <= len(self.m) <= 100:
+            raise ValueError(f"synthesize.m = {_show(self.m)}: expected a list of 1 to 100 slopes")
+        return self
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The columns synthesize writes besides y: x for one slope, x1 … xd for a list of d slopes."""
+        if isinstance(self.m, list):
+            return tuple(f"x{index}" for index in range(1, len(self.m) + 1))
+        return ("x",)
+
+
+ColumnName = Annotated[str, Field(min_length=1, max_length=200, description="a column name")]
+
+
+class DataParams(_Section):
+    """Which table to fit, which of its columns, and which rows are held out."""
+
+    section = "data"
+    source: Annotated[str, Field(
+        min_length=1, description="a path inside the repository to a .csv or .parquet file")]
+    features: Annotated[list[ColumnName], Field(
+        min_length=1, max_length=100, description="a list of 1 to 100 column names")]
+    target: ColumnName
+    test_fraction: Annotated[float, Field(ge=0, le=0.9, description="a number from 0 to 0.9")]
+    split_seed: Seed
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataParams":
+        path = PurePosixPath(self.source)
+        if path.is_absolute() or ".." in path.parts or "\\" in self.source:
+            raise ValueError(
+                f"data.source = {self.source!r}: expected a relative path inside the repository, "
+                "without '..' (DVC tracks only files in the repository)"
+            )
+        if path.suffix.lower() not in (".csv", ".parquet"):
+            raise ValueError(f"data.source = {self.source!r}: expected a file ending in .csv or .parquet")
+        repeated = sorted({name for name in self.features if self.features.count(name) > 1})
+        if repeated:
+            raise ValueError(f"data.features = {_show(self.features)}: names {repeated[0]!r} twice: "
+                             "expected each column once")
+        if self.target in self.features:
+            raise ValueError(f"data.target = {self.target!r} is also in data.features: "
+                             "expected a target that is not a feature")
+        reserved = [name for name in self.features if name in RESERVED_NAMES]
+        if reserved:
+            raise ValueError(
+                f"data.features = {_show(self.features)}: {reserved[0]!r} is a name the history and metrics "
+                f"use for themselves: expected none of {', '.join(RESERVED_NAMES)} (rename the column)"
             )
         return self
 
 
 class TrainParams(_Section):
-    """Full-batch SGD on the MSE loss."""
+    """How torch.optim fits torch.nn.Linear(d, 1) to the training rows."""
 
     section = "train"
-    lr: Annotated[float, Field(gt=0, description="a number > 0")]
+    optimizer: Annotated[Literal["sgd", "adam", "lbfgs"], Field(description="one of sgd, adam, lbfgs")]
+    lr: Annotated[float, Field(gt=0, le=1e6, description="a number > 0 and at most 1e6")]
+    momentum: Annotated[float, Field(ge=0, lt=1, description="a number from 0 to below 1 (sgd only)")]
     epochs: Annotated[int, Field(ge=1, le=1_000_000, description="an integer from 1 to 1000000")]
+    batch_size: Annotated[int | None, Field(
+        ge=1, le=100_000_000, description="null for the full batch, or an integer from 1 to 100000000")]
+    dtype: Annotated[Literal["float32", "float64"], Field(description="one of float32, float64")]
+    standardize: Annotated[bool, Field(description="true or false")]
+    fit_intercept: Annotated[bool, Field(description="true or false")]
+    tolerance: Annotated[float, Field(gt=0, le=1, description="a number > 0 and at most 1")]
     seed: Seed
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainParams":
+        if self.optimizer == "lbfgs" and self.batch_size is not None:
+            raise ValueError(f"train.batch_size = {self.batch_size} with train.optimizer = 'lbfgs': "
+                             "expected null (L-BFGS needs the full batch)")
+        if self.momentum and self.optimizer != "sgd":
+            raise ValueError(f"train.momentum = {self.momentum!r} with train.optimizer = {self.optimizer!r}: "
+                             "expected 0 (momentum is a setting of sgd)")
+        return self
 
 
 class VisualizeParams(_Section):
@@ -64,11 +137,23 @@ class VisualizeParams(_Section):
     seed: Seed
 
 
+SECTIONS = (SynthesizeParams, DataParams, TrainParams, VisualizeParams)
 Params = TypeVar("Params", bound=_Section)
 
 
 def load_params(model: type[Params], path: Path = PARAMS_FILE) -> Params:
     """Read `model.section` of params.yaml (with DVC's own YAML parser) and validate it."""
+    document = _read_document(path)
+    if model.section not in document:
+        raise PipelineError(f"{path}: section '{model.section}' is missing: expected a mapping of its keys")
+    values = document[model.section]
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise PipelineError(f"{path}: {_explain(error, model, values)}") from None
+
+
+def _read_document(path: Path) -> dict:
     try:
         document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -79,16 +164,12 @@ def load_params(model: type[Params], path: Path = PARAMS_FILE) -> Params:
         raise PipelineError(f"{path}: not valid YAML ({_one_line(error)})") from None
     if not isinstance(document, dict):
         found = "is empty" if document is None else f"holds {_show(document)}"
-        raise PipelineError(f"{path}: {found}: expected a mapping of sections (synthesize, train, visualize)")
-    if model.section not in document:
-        raise PipelineError(f"{path}: section '{model.section}' is missing: expected a mapping of its keys")
-    try:
-        return model.model_validate(document[model.section])
-    except ValidationError as error:
-        raise PipelineError(f"{path}: {_explain(error, model)}") from None
+        sections = ", ".join(model.section for model in SECTIONS)
+        raise PipelineError(f"{path}: {found}: expected a mapping of sections ({sections})")
+    return document
 
 
-def _explain(error: ValidationError, model: type[_Section]) -> str:
+def _explain(error: ValidationError, model: type[_Section], values: Any) -> str:
     """The first problem of a ValidationError as "key = value: expected …"."""
     # An unknown key first: a misspelled key is also reported missing under its right name.
     problems = sorted(error.errors(include_url=False), key=lambda problem: problem["type"] != "extra_forbidden")
@@ -101,15 +182,32 @@ def _explain(error: ValidationError, model: type[_Section]) -> str:
         return f"{section} = {_show(first['input'])}: expected a mapping of its keys{more}"
     key = str(first["loc"][0])
     if first["type"] == "extra_forbidden":
-        known = ", ".join(model.model_fields)
-        close = get_close_matches(key, model.model_fields, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        return f"{section}.{key} = {_show(first['input'])}: unknown key{hint}, expected only {known}{more}"
+        return f"{section}.{key} = {_show(first['input'])}: unknown key{_did_you_mean(key, model.model_fields)}, " \
+               f"expected only {', '.join(model.model_fields)}{more}"
     field = model.model_fields[key]
     expected = field.description or ""
     if first["type"] == "missing":
         return f"{section}.{key} is missing: expected {expected}{more}"
-    return f"{section}.{key} = {_show(first['input'])}: expected {expected} ({first['msg'].lower()}){more}"
+    # The whole value as written: for a list, pydantic's input is only the item it refused.
+    value = values[key] if isinstance(values, dict) and key in values else first["input"]
+    hint = ""
+    if first["type"] == "literal_error" and isinstance(value, str):
+        hint = _did_you_mean(value, _choices(expected))
+    return f"{section}.{key} = {_show(value)}{hint}: expected {expected} ({_reason(first)}){more}"
+
+
+def _reason(problem: dict) -> str:
+    message = problem["msg"]
+    return message[0].lower() + message[1:]
+
+
+def _choices(expected: str) -> list[str]:
+    return [choice.strip() for choice in expected.removeprefix("one of").split(",")]
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _show(value: Any) -> str:

@@ -1,54 +1,145 @@
-"""train runs the tutorial's loop and records row k = m, c and their loss after k epochs."""
+"""train fits torch.nn.Linear(d, 1) with torch.optim and reaches the least-squares answer on real tables,
+checked against exact rational solutions."""
 
 import numpy as np
 import pytest
 import torch
 
+from exact import correlated_table, exact_least_squares, reference_table, relative_errors, through_origin_table
+from pipeline.dataset import Split, Table
 from pipeline.errors import PipelineError
-from pipeline.model import line_of
+from pipeline.linear import least_squares
 from pipeline.params import TrainParams
-from pipeline.train import fit, init_model
+from pipeline.train import fit
 
-X = np.linspace(-2.0, 2.0, 50)
-Y = 3.0 * X + 0.5
-
-
-def test_the_seed_alone_sets_the_initial_line():
-    assert line_of(init_model(1)) == line_of(init_model(1))
-    assert line_of(init_model(1)) != line_of(init_model(2))
+DEFAULTS = dict(optimizer="sgd", lr=0.05, momentum=0.0, epochs=300, batch_size=None, dtype="float32",
+                standardize=True, fit_intercept=True, tolerance=1e-4, seed=0)
+LINE = (np.linspace(-2.0, 2.0, 50)[:, None], 3.0 * np.linspace(-2.0, 2.0, 50) + 0.5)
 
 
-def test_the_history_starts_at_the_initial_line_and_ends_at_the_learnt_one():
-    model = init_model(0)
-    m_initial, c_initial = line_of(model)
-    history = fit(model, X, Y, TrainParams(lr=0.1, epochs=40, seed=0))
+def params(**changes) -> TrainParams:
+    return TrainParams(**(DEFAULTS | changes))
+
+
+def train_on(features, target, test=None, **changes):
+    names = tuple(f"x{column}" for column in range(features.shape[1])) if features.shape[1] > 1 else ("x",)
+    split = Split("table.csv", Table(features, target), None if test is None else Table(*test))
+    return fit(split, names, params(**changes))
+
+
+@pytest.fixture(autouse=True)
+def deterministic():
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+def test_the_history_has_a_row_per_epoch_from_the_initial_weights_to_the_learnt_ones():
+    model, history = train_on(*LINE, test=LINE, epochs=40)
+    assert list(history) == ["epoch", "train_loss", "test_loss", "x", "intercept"]
     assert list(history["epoch"]) == list(range(41))
-    assert (history["m"][0], history["c"][0]) == (np.float32(m_initial), np.float32(c_initial))
-    assert (history["m"][-1], history["c"][-1]) == tuple(np.float32(value) for value in line_of(model))
-    with torch.no_grad():
-        final_loss = torch.nn.functional.mse_loss(model(torch.tensor(X, dtype=torch.float32).unsqueeze(1)),
-                                                  torch.tensor(Y, dtype=torch.float32).unsqueeze(1))
-    assert history["loss"][-1] == np.float32(final_loss.item())
+    assert (history["x"][-1], history["intercept"][-1]) == (np.float32(model.coefficients[0]), np.float32(model.intercept))
+    features, target = LINE
+    assert history["train_loss"][-1] == pytest.approx(np.mean((model.predict(features) - target) ** 2), rel=1e-3, abs=1e-9)
+    assert history["train_loss"][0] > 100 * history["train_loss"][-1]
+    assert "test_loss" not in train_on(*LINE, epochs=3)[1]
 
 
-def test_full_batch_sgd_converges_to_the_line_and_the_loss_falls():
-    model = init_model(0)
-    history = fit(model, X, Y, TrainParams(lr=0.1, epochs=300, seed=0))
-    m_learnt, c_learnt = line_of(model)
-    assert m_learnt == pytest.approx(3.0, abs=1e-4) and c_learnt == pytest.approx(0.5, abs=1e-4)
-    assert history["loss"][-1] < 1e-8 < history["loss"][0]
+def test_the_seed_alone_sets_the_initial_weights():
+    first, again, other = (train_on(*LINE, epochs=1, seed=seed)[1] for seed in (1, 1, 2))
+    assert (first["x"][0], first["intercept"][0]) == (again["x"][0], again["intercept"][0])
+    assert (first["x"][0], first["intercept"][0]) != (other["x"][0], other["intercept"][0])
 
 
-def test_the_first_step_is_exactly_one_sgd_step_on_the_mse_gradient():
-    model = init_model(0)
-    m0, c0 = line_of(model)
-    history = fit(model, X, Y, TrainParams(lr=0.1, epochs=1, seed=0))
-    x32, y32 = X.astype(np.float32), Y.astype(np.float32)
-    error = (np.float32(m0) * x32 + np.float32(c0)) - y32
-    assert history["m"][1] == pytest.approx(m0 - 0.1 * 2 * np.mean(error * x32), rel=1e-5)
-    assert history["c"][1] == pytest.approx(c0 - 0.1 * 2 * np.mean(error), rel=1e-5)
+def test_without_standardize_the_first_step_is_the_tutorials_sgd_step_on_the_mse_gradient():
+    _, history = train_on(*LINE, epochs=1, lr=0.1, standardize=False)
+    m0, c0 = np.float32(history["x"][0]), np.float32(history["intercept"][0])
+    x32, y32 = LINE[0][:, 0].astype(np.float32), LINE[1].astype(np.float32)
+    error = m0 * x32 + c0 - y32
+    assert history["x"][1] == pytest.approx(m0 - 0.1 * 2 * np.mean(error * x32), rel=1e-5)
+    assert history["intercept"][1] == pytest.approx(c0 - 0.1 * 2 * np.mean(error), rel=1e-5)
 
 
-def test_a_diverging_lr_stops_at_the_first_non_finite_loss():
-    with pytest.raises(PipelineError, match=r"loss = (inf|nan) at epoch \d+ with train.lr = 50.0; lower train.lr"):
-        fit(init_model(0), X, Y, TrainParams(lr=50.0, epochs=1000, seed=0))
+def test_float64_defaults_reach_the_exact_least_squares_line_of_the_reference_table():
+    features, target = reference_table()
+    model, _ = train_on(features, target, dtype="float64")
+    found = [model.intercept, model.coefficients[0]]
+    assert max(relative_errors(found, exact_least_squares(features, target))) < 1e-9
+
+
+def test_float32_defaults_predict_within_1e_5_sd_of_the_least_squares_line():
+    features, target = reference_table()
+    model, _ = train_on(features, target)
+    intercept, slope = exact_least_squares(features, target)
+    exact_predictions = intercept + slope * features[:, 0]
+    assert np.max(np.abs(model.predict(features) - exact_predictions)) < 1e-5 * target.std()
+
+
+def test_a_line_through_the_origin_reaches_the_exact_slope():
+    features, target = through_origin_table()
+    model, history = train_on(features, target, dtype="float64", fit_intercept=False)
+    assert model.intercept == 0.0 and (history["intercept"] == 0).all()
+    assert relative_errors(list(model.coefficients), exact_least_squares(features, target, False))[0] < 1e-9
+
+
+def test_lbfgs_reaches_six_correlated_features_of_very_different_scales_within_100_epochs():
+    features, target = correlated_table()
+    model, _ = train_on(features, target, optimizer="lbfgs", lr=1.0, dtype="float64", epochs=100)
+    found = [model.intercept, *model.coefficients]
+    assert max(relative_errors(found, exact_least_squares(features, target))) < 1e-6
+
+
+@pytest.mark.parametrize("changes", [
+    dict(optimizer="adam", lr=0.05, epochs=1000),
+    dict(optimizer="sgd", momentum=0.9, lr=0.01),
+    dict(batch_size=8, lr=0.01, epochs=400),
+])
+def test_other_optimisers_and_mini_batches_approach_least_squares(changes):
+    features, target = reference_table()
+    model, history = train_on(features, target, dtype="float64", **changes)
+    assert len(history["epoch"]) == changes.get("epochs", 300) + 1
+    baseline = least_squares(features, target, ("x",), True, "t")
+    assert np.max(np.abs(model.predict(features) - baseline.predict(features))) < 1e-2 * target.std()
+
+
+@pytest.mark.parametrize("changes", [
+    dict(), dict(dtype="float64"), dict(optimizer="adam"), dict(optimizer="lbfgs", lr=1.0),
+    dict(batch_size=40_000), dict(optimizer="sgd", momentum=0.5, batch_size=50_000, dtype="float64"),
+])
+def test_every_optimiser_batch_size_and_dtype_gives_the_same_bits_with_1_or_2_threads(changes):
+    # More rows than torch's 32768-element grain, beyond which its sums split between threads.
+    features, target = reference_table(rows=300_000)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        first = train_on(features, target, test=reference_table(rows=40_000, seed=5), epochs=3, **changes)
+        torch.set_num_threads(2)
+        again = train_on(features, target, test=reference_table(rows=40_000, seed=5), epochs=3, **changes)
+    finally:
+        torch.set_num_threads(before)
+    assert first[0] == again[0]
+    assert all(np.array_equal(first[1][name], again[1][name]) for name in first[1])
+
+
+def test_mini_batches_are_shuffled_by_the_seed():
+    features, target = reference_table()
+    first, again, other = (train_on(features, target, batch_size=5, epochs=3, seed=seed)[1] for seed in (0, 0, 1))
+    assert np.array_equal(first["x"], again["x"]) and not np.array_equal(first["x"][1:], other["x"][1:])
+
+
+def test_raw_sgd_diverges_on_the_reference_table_and_says_what_to_try():
+    features, target = reference_table()
+    with pytest.raises(PipelineError) as raised:
+        train_on(features, target, standardize=False)
+    message = str(raised.value)
+    assert message.startswith("training diverged: train loss = ")
+    assert "try train.standardize: true, or a smaller train.lr (now 0.05), or train.optimizer: lbfgs" in message
+
+
+def test_training_stops_at_the_first_epoch_whose_loss_is_not_finite():
+    features, target = reference_table()
+    with pytest.raises(PipelineError, match=r"train loss = (inf|nan) at epoch (\d+)") as long_run:
+        train_on(features, target, standardize=False, epochs=1000)
+    epoch = int(str(long_run.value).split(" at epoch ")[1].split(" ")[0])
+    _, history = train_on(features, target, standardize=False, epochs=epoch - 1)
+    assert np.isfinite(history["train_loss"]).all()

@@ -1,57 +1,239 @@
-"""visualize draws four labelled figures, and samples the scatter when there are many points."""
+"""visualize draws labelled figures for one feature or several, training and test rows apart, the truth
+only when there is one, and least squares as the reference training should reach."""
+
+from pathlib import Path
 
 import numpy as np
+import pytest
+from matplotlib.collections import PathCollection
 
-from pipeline.visualize import plot_data, plot_fit, plot_loss, plot_parameters, sample
-
-TRUTH = {"m_true": 2.0, "c_true": -1.0}
-LINES = {"m_learnt": 1.99, "c_learnt": -0.98, "m_ols": 1.995, "c_ols": -0.99}
-HISTORY = {"epoch": np.arange(4.0), "loss": np.array([9.0, 2.0, 0.5, 0.4]),
-           "m": np.array([0.0, 1.5, 1.9, 1.99]), "c": np.array([0.3, -0.5, -0.9, -0.98])}
-
-
-def test_a_scatter_of_more_than_max_points_shows_a_seeded_sample():
-    x, y = np.arange(10_000.0), np.arange(10_000.0) * 2
-    x_shown, y_shown = sample(x, y, 500, seed=3)
-    assert len(x_shown) == 500 and len(np.unique(x_shown)) == 500
-    assert np.array_equal(y_shown, x_shown * 2)  # points stay paired
-    assert np.array_equal(x_shown, sample(x, y, 500, seed=3)[0])
-    assert not np.array_equal(x_shown, sample(x, y, 500, seed=4)[0])
-    assert sample(x, y, 10_000, seed=3)[0] is x
+from pipeline import visualize
+from pipeline.dataset import Split, Table
+from pipeline.errors import PipelineError
+from pipeline.files import write_history, write_json
+from pipeline.linear import LinearModel
+from pipeline.visualize import (
+    marker_style, plot_data, plot_fit, plot_loss, plot_parameters, points_of, read_metrics, sample,
+)
 
 
-def test_every_figure_has_a_title_labelled_axes_and_a_legend():
-    x = np.linspace(-1, 1, 30)
-    x_range = np.array([-1.0, 1.0])
-    figures = [
-        plot_data(x, 2 * x - 1, 30, x_range, TRUTH),
-        plot_loss(HISTORY),
-        plot_fit(x, 2 * x - 1, 30, x_range, TRUTH, LINES),
-        plot_parameters(HISTORY, TRUTH),
-    ]
-    for figure in figures:
-        axes = figure.axes
-        assert axes[0].get_title()
-        assert axes[-1].get_xlabel() and all(each.get_ylabel() for each in axes)
-        assert all(each.get_legend() is not None for each in axes)
+
+def split_of(features: np.ndarray, target: np.ndarray, n_test: int) -> Split:
+    """The first rows for training, the last `n_test` held out."""
+    n_train = len(target) - n_test
+    test = Table(features[n_train:], target[n_train:]) if n_test else None
+    return Split(Path("points.csv"), Table(features[:n_train], target[:n_train]), test)
 
 
-def test_the_fit_figure_shows_the_learnt_true_and_least_squares_lines():
-    x = np.linspace(-1, 1, 30)
-    figure = plot_fit(x, 2 * x - 1, 30, np.array([-1.0, 1.0]), TRUTH, LINES)
-    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
-    assert any(label.startswith("learnt: y = 1.99·x − 0.98") for label in labels)
-    assert any(label.startswith("true") for label in labels) and any(label.startswith("least squares") for label in labels)
+def tutorial(n_points: int = 100, n_test: int = 20) -> Split:
+    x = np.random.default_rng(0).uniform(-5, 5, (n_points, 1))
+    return split_of(x, 2.5 * x[:, 0] - 1 + np.random.default_rng(1).normal(0, 1, n_points), n_test)
 
 
-def test_the_parameters_figure_marks_the_true_m_and_c():
-    m_axes, c_axes = plot_parameters(HISTORY, TRUTH).axes
-    assert [line.get_ydata()[0] for line in m_axes.get_lines()][-1] == 2.0
-    assert [line.get_ydata()[0] for line in c_axes.get_lines()][-1] == -1.0
+def history(names: tuple[str, ...], test: bool = True, train_loss=(9.0, 2.0, 0.5, 0.4)) -> dict[str, np.ndarray]:
+    """Four rows: the initial weights, then three epochs."""
+    rows = {"epoch": np.arange(4), "train_loss": np.array(train_loss, dtype=float)}
+    if test:
+        rows["test_loss"] = rows["train_loss"] * 1.1
+    for index, name in enumerate((*names, "intercept")):
+        rows[name] = np.array([0.0, 1.0, 1.9, 1.99]) * (index + 1)
+    return rows
 
 
-def test_a_scatter_of_sampled_points_says_how_many_it_shows():
-    x = np.linspace(-1, 1, 30)
-    figure = plot_data(x[:10], x[:10], 30, np.array([-1.0, 1.0]), TRUTH)
-    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
-    assert "data (10 of 30 points)" in labels
+def model(features: tuple[str, ...], *values: float) -> LinearModel:
+    return LinearModel(features, tuple(values[:-1]), values[-1])
+
+
+TRUE_1 = model(("x",), 2.5, -1.0)
+OLS_1 = model(("x",), 2.52, -1.1)
+LEARNT_1 = model(("x",), 2.49, -0.98)
+
+
+def four_figures(split: Split, features: tuple[str, ...], target: str, true_line: LinearModel | None,
+                 learnt: LinearModel, ols: LinearModel, max_points: int = 2000) -> dict:
+    points = points_of(split, max_points, seed=0)
+    return {
+        "data": plot_data(points, features, target, true_line),
+        "loss": plot_loss(history(features, test=split.test is not None), mse_ols=0.3),
+        "fit": plot_fit(points, target, learnt, ols, true_line),
+        "parameters": plot_parameters(history(features, test=split.test is not None), ols, true_line, "sgd", 0.05),
+    }
+
+
+def legend_texts(figure) -> list[str]:
+    legends = [*figure.legends, *(axes.get_legend() for axes in figure.axes if axes.get_legend() is not None)]
+    return [text.get_text() for legend in legends for text in legend.get_texts()]
+
+
+def scatters(axes) -> dict[str, PathCollection]:
+    """The scatters of an axes by the first word of their label: "train", "test"."""
+    return {each.get_label().split()[0]: each for each in axes.collections if isinstance(each, PathCollection)}
+
+
+def user_case():
+    area = np.linspace(40, 200, 50)[:, None]
+    split = split_of(area, 3000 * area[:, 0] + 25000, n_test=0)
+    return four_figures(split, ("floor_area_m2",), "price_eur", None,
+                        model(("floor_area_m2",), 2990.0, 26000.0), model(("floor_area_m2",), 3000.0, 25000.0))
+
+
+NAMES_3 = ("x1", "x2", "x3")
+TRUE_3 = model(NAMES_3, 1.5, -0.3, 2.0, 4.0)
+LEARNT_3 = model(NAMES_3, 1.49, -0.31, 2.01, 3.98)
+
+
+def three_features() -> Split:
+    features = np.random.default_rng(0).normal(0, 1, (60, 3))
+    return split_of(features, TRUE_3.predict(features), n_test=12)
+
+
+def three_features_case():
+    return four_figures(three_features(), NAMES_3, "y", TRUE_3, LEARNT_3, TRUE_3)
+
+
+CASES = {
+    "one feature, truth and a test split": lambda: four_figures(tutorial(), ("x",), "y", TRUE_1, LEARNT_1, OLS_1),
+    "a user's table: no truth, no test split": user_case,
+    "three features": three_features_case,
+}
+
+
+def test_a_scatter_of_more_than_max_points_shows_a_seeded_sample_of_rows():
+    features = np.arange(20_000.0).reshape(10_000, 2)
+    target = features.sum(axis=1)
+    features_shown, target_shown = sample(features, target, 500, seed=3)
+    assert features_shown.shape == (500, 2) and len(np.unique(target_shown)) == 500
+    assert np.array_equal(target_shown, features_shown.sum(axis=1))  # rows stay whole
+    assert np.array_equal(target_shown, sample(features, target, 500, seed=3)[1])
+    assert not np.array_equal(target_shown, sample(features, target, 500, seed=4)[1])
+    assert sample(features, target, 10_000, seed=3)[1] is target
+
+
+def test_training_and_test_rows_share_max_points_in_proportion_and_say_how_many_are_shown():
+    train, test = points_of(tutorial(n_points=10_000, n_test=2_000), max_points=1_000, seed=0)
+    assert (len(train.target), len(test.target)) == (800, 200)
+    assert (train.label, test.label) == ("train (800 of 8,000 rows)", "test (200 of 2,000 rows)")
+    train, test = points_of(tutorial(), max_points=1_000, seed=0)
+    assert (train.label, test.label) == ("train (80 rows)", "test (20 rows)")
+    assert [each.name for each in points_of(tutorial(n_test=0), 1_000, seed=0)] == ["train"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_panel_has_a_title_axis_labels_and_a_legend(case):
+    for name, figure in CASES[case]().items():
+        for axes in figure.axes:
+            assert axes.get_title() and axes.get_xlabel() and axes.get_ylabel(), (name, axes)
+        # A scatter's legend sits below the plot, for the whole figure; line panels each have their own.
+        assert figure.legends or all(axes.get_legend() is not None for axes in figure.axes), name
+        assert legend_texts(figure), name
+
+
+def test_axes_are_labelled_with_the_column_names():
+    figures = user_case()
+    for name in ("data", "fit"):
+        axes = figures[name].axes[0]
+        assert (axes.get_xlabel(), axes.get_ylabel()) == ("floor_area_m2", "price_eur")
+    assert [axes.get_ylabel() for axes in figures["parameters"].axes] == ["floor_area_m2", "intercept"]
+    several = three_features_case()
+    assert [axes.get_xlabel() for axes in several["data"].axes] == ["x1", "x2", "x3"]
+    assert (several["fit"].axes[0].get_xlabel(), several["fit"].axes[0].get_ylabel()) == ("actual y", "predicted y")
+
+
+def test_nothing_is_labelled_true_without_a_truth():
+    for name, figure in user_case().items():
+        labels = legend_texts(figure) + [line.get_label() for axes in figure.axes for line in axes.get_lines()]
+        assert not any("true" in label for label in labels), (name, labels)
+        assert "true" not in figure.axes[0].get_title(), name
+    with_truth = CASES["one feature, truth and a test split"]()
+    for name in ("data", "fit", "parameters"):  # the same check finds the truth where there is one
+        assert any(label.startswith("true") for label in legend_texts(with_truth[name])), name
+
+
+def test_test_rows_are_drawn_apart_from_training_rows():
+    split = tutorial()
+    figures = four_figures(split, ("x",), "y", TRUE_1, LEARNT_1, OLS_1)
+    for name in ("data", "fit"):
+        shown = scatters(figures[name].axes[0])
+        train, test = shown["train"], shown["test"]
+        assert (train.get_label(), test.get_label()) == ("train (80 rows)", "test (20 rows)")
+        assert np.array_equal(test.get_offsets(), np.column_stack([split.test.features[:, 0], split.test.target]))
+        assert tuple(train.get_facecolor()[0]) != tuple(test.get_facecolor()[0])
+        assert not np.array_equal(train.get_paths()[0].vertices, test.get_paths()[0].vertices)  # another marker
+    loss_labels = [line.get_label() for line in figures["loss"].axes[0].get_lines()]
+    assert loss_labels[:2] == ["train loss", "test loss"]
+    alone = four_figures(tutorial(n_test=0), ("x",), "y", TRUE_1, LEARNT_1, OLS_1)
+    assert list(scatters(alone["data"].axes[0])) == ["train"]
+    assert "test loss" not in legend_texts(alone["loss"])
+
+
+def test_several_features_get_one_panel_each_and_predicted_against_actual():
+    figures = three_features_case()
+    panels = figures["data"].axes
+    assert [axes.get_title() for axes in panels] == ["y against x1", "y against x2", "y against x3"]
+    assert all(panels[0].get_shared_y_axes().joined(panels[0], other) for other in panels[1:])
+    fit = figures["fit"].axes[0]
+    test = three_features().test
+    expected = np.column_stack([test.target, LEARNT_3.predict(test.features)])  # actual across, predicted up
+    assert np.array_equal(scatters(fit)["test"].get_offsets(), expected)
+    identity = [line for line in fit.get_lines() if line.get_label() == "predicted = actual"]
+    assert len(identity) == 1 and np.array_equal(identity[0].get_xdata(), identity[0].get_ydata())
+    assert [axes.get_title() for axes in figures["parameters"].axes] == [
+        "coefficient of x1", "coefficient of x2", "coefficient of x3", "intercept"]
+
+
+def test_the_parameters_show_least_squares_and_the_truth_as_references_and_name_the_run():
+    ols = LEARNT_3
+    figure = plot_parameters(history(NAMES_3), ols, TRUE_3, "adam", 0.01)
+    assert len(figure.axes) == 4
+    for axes, name in zip(figure.axes, (*NAMES_3, "intercept")):
+        references = {line.get_label().split(" (")[0]: line.get_ydata() for line in axes.get_lines()}
+        assert list(references["least squares"]) == [ols.as_dict()[name]] * 2
+        assert list(references["true"]) == [TRUE_3.as_dict()[name]] * 2
+        assert np.array_equal(references["learnt"], history(NAMES_3)[name])
+    assert figure.get_suptitle() == "Coefficients per epoch: adam, lr = 0.01, 3 epochs"
+    without_truth = plot_parameters(history(NAMES_3), ols, None, "adam", 0.01)
+    assert all(len(axes.get_lines()) == 2 for axes in without_truth.axes)
+
+
+def test_the_learnt_least_squares_and_true_lines_stay_apart_when_they_coincide():
+    same = model(("x",), 2.5, -1.0)
+    lines = {line.get_label().split(":")[0]: line for line in plot_fit(
+        points_of(tutorial(), 2000, 0), "y", same, same, same).axes[0].get_lines()}
+    learnt, ols, true_line = lines["learnt"], lines["least squares"], lines["true"]
+    assert learnt.get_label() == "learnt: y = 2.5·x − 1"
+    assert ols.get_linewidth() > 2 * learnt.get_linewidth() and ols.get_alpha() < 1  # a band underneath
+    assert ols.get_zorder() < learnt.get_zorder() < true_line.get_zorder()
+    assert learnt.get_linestyle() == "-" and true_line.get_linestyle() == "--"
+
+
+def test_the_loss_has_the_least_squares_floor_and_a_log_scale_only_when_every_loss_is_positive():
+    axes = plot_loss(history(("x",)), mse_ols=0.3).axes[0]
+    floor = [line for line in axes.get_lines() if line.get_label().startswith("least-squares train MSE")]
+    assert len(floor) == 1 and list(floor[0].get_ydata()) == [0.3, 0.3]
+    assert axes.get_yscale() == "log"
+    assert plot_loss(history(("x",), train_loss=(9.0, 2.0, 0.5, 0.0)), mse_ols=0.0).axes[0].get_yscale() == "linear"
+
+
+def test_points_stay_visible_at_six_and_do_not_merge_into_a_blot_at_a_million():
+    few, many = marker_style(6), marker_style(1_000_000)
+    assert few["s"] >= 30 and few["alpha"] >= 0.8
+    assert many["s"] <= 1 and many["alpha"] <= 0.05
+    crowd = points_of(tutorial(n_points=20_000, n_test=4_000), max_points=20_000, seed=0)
+    figure = plot_data(crowd, ("x",), "y", TRUE_1)
+    assert scatters(figure.axes[0])["train"].get_alpha() < 0.5
+    # The legend's markers stay opaque however faint the points are.
+    assert all(handle.get_alpha() == 1 for handle in figure.legends[0].legend_handles
+               if isinstance(handle, PathCollection))
+
+
+def test_the_models_are_read_from_the_metrics_and_a_missing_number_is_named(tmp_path):
+    path = tmp_path / "metrics.json"
+    metrics = {"learnt": {"x": 2.49, "intercept": -0.98}, "ols": {"x": 2.52, "intercept": -1.1},
+               "gap": 0.01, "converged": True, "train": {"mse": 1.0, "mse_ols": 0.98, "r2": 0.9, "n": 80}}
+    write_json(path, metrics)
+    assert read_metrics(path, ("x",)) == (LEARNT_1, OLS_1, None, 0.98)
+    write_json(path, {**metrics, "true": {"x": 2.5, "intercept": -1.0}})
+    assert read_metrics(path, ("x",))[2] == TRUE_1
+    write_json(path, {**metrics, "ols": {"x": 2.52}})
+    with pytest.raises(PipelineError, match=r"metrics.json: ols.intercept missing: expected a finite number"):
+        read_metrics(path, ("x",))

@@ -16,15 +16,30 @@ from pipeline.errors import run_stage
 import tools.commands
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("synthesize", "train", "evaluate", "visualize")
 
+
+def declared(stage_name: str, project: Path = ROOT) -> dict:
+    """What dvc.yaml declares for a stage: cmd, and lists of deps, params and outs, with `${key}`
+    replaced by its value in the project's params.yaml, as DVC resolves it."""
+    params = YAML(typ="safe").load(project / "params.yaml")
+    stage_entry = YAML(typ="safe").load(project / "dvc.yaml")["stages"][stage_name]
+
+    def resolve(text: str) -> str:
+        return re.sub(r"\$\{([^}]+)\}", lambda match: str(_lookup(params, match.group(1))), text)
+
+    lists = {field: [resolve(item) for item in stage_entry.get(field, [])] for field in ("deps", "params", "outs")}
+    return {"cmd": stage_entry["cmd"], **lists}
+
+
+def _lookup(document: dict, dotted: str):
+    for part in dotted.split("."):
+        document = document[part]
+    return document
+
+
+STAGES = tuple(YAML(typ="safe").load(ROOT / "dvc.yaml")["stages"])
 # What each stage writes, as dvc.yaml declares it.
-OUTS = {
-    "synthesize": ("data/points.parquet", "data/truth.json"),
-    "train": ("models/model.pt", "metrics/history.csv"),
-    "evaluate": ("metrics/metrics.json",),
-    "visualize": ("plots/data.png", "plots/loss.png", "plots/fit.png", "plots/parameters.png"),
-}
+OUTS = {stage_name: tuple(declared(stage_name)["outs"]) for stage_name in STAGES}
 ALL_OUTS = tuple(path for paths in OUTS.values() for path in paths)
 
 
@@ -96,21 +111,19 @@ def set_param(project: Path, key: str, value) -> None:
     yaml.dump(document, path)
 
 
+def set_params(project: Path, values: dict) -> None:
+    for key, value in values.items():
+        set_param(project, key, value)
+
+
 def read_outs(project: Path, paths=ALL_OUTS) -> dict[str, bytes]:
     return {path: (project / path).read_bytes() for path in paths}
-
-
-def declared(stage_name: str) -> dict:
-    """What dvc.yaml declares for a stage: cmd, and lists of deps, params (sections) and outs."""
-    stage_entry = YAML(typ="safe").load(ROOT / "dvc.yaml")["stages"][stage_name]
-    lists = {field: list(stage_entry.get(field, [])) for field in ("deps", "params", "outs")}
-    return {"cmd": stage_entry["cmd"], **lists}
 
 
 def isolate(source: Path, destination: Path, stage_name: str) -> Path:
     """A folder holding only what dvc.yaml lets the stage see: its declared deps, taken from `source`
     (a reproduced project), and params.yaml."""
-    for name in [*declared(stage_name)["deps"], "params.yaml"]:
+    for name in [*declared(stage_name, source)["deps"], "params.yaml"]:
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / name, target)

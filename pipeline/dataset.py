@@ -1,0 +1,499 @@
+"""Read the named numeric columns of a user's CSV or Parquet table, with one-line errors, and split its rows.
+
+The table is hostile until proven otherwise: every problem is a PipelineError that reads
+`<path>: <what was found>: expected <what is needed>`. Reading is vectorised (pyarrow's multi-threaded
+readers, numpy checks); the slower work of finding *where* a problem lies runs only once one is found.
+"""
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv
+import pyarrow.parquet
+
+from pipeline.errors import PipelineError
+from pipeline.params import DataParams
+
+# |value| above this is refused: squared errors must stay finite in float32 (3.4e38), and every integer
+# up to it is exact in float64 (2**53 is about 9.0e15).
+LARGEST_VALUE = 1e15
+
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+# Blank lines are skipped, a quoted value may hold a newline (a text column the request does not name
+# may hold anything), and pyarrow's usual spellings of a missing value ("", NA, null, NaN, N/A...) are
+# read as empty, so they are counted with NaN and ±inf rather than reported as text.
+_PARSE = pyarrow.csv.ParseOptions(newlines_in_values=True)
+_SNIFF_BYTES = 1 << 16  # read to tell binary data from text
+_SCAN_BYTES = 1 << 24  # block of the file scanned at a time to number its lines
+_SHOWN_CHARS = 32  # of one name or value in a message
+_LISTED_CHARS = 100  # of a list of column names
+_ARROW_CHARS = 120  # of a message from pyarrow
+
+
+Range = tuple[float, float]  # a column's lowest and highest value
+
+
+@dataclass(frozen=True)
+class Table:
+    """The requested columns as float64: features[:, j] is the j-th requested feature."""
+
+    features: np.ndarray  # float64, shape (n, d), C-contiguous
+    target: np.ndarray  # float64, shape (n,)
+
+
+def read_table(path: Path, features: Sequence[str], target: str) -> Table:
+    """Read the named numeric columns of a CSV (header row) or Parquet file, told apart by extension."""
+    if isinstance(features, str):
+        raise TypeError(f"features: expected a sequence of column names, not the string {features!r}")
+    path = Path(path)
+    where = _where(path)
+    names = _check_request(where, list(features), target)
+    suffix = path.suffix.lower()
+    if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
+        found = f"extension {_show(path.suffix)}" if path.suffix else "no extension"
+        raise PipelineError(f"{where}: {found}: expected {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
+    _require_file(where, path)
+    read = _read_csv if suffix in CSV_SUFFIXES else _read_parquet
+    table, ranges, locate = read(where, path, names)
+    _check_values(where, names, table, ranges, locate)
+    return table
+
+
+def split_rows(n_rows: int, test_fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of held-out (test) rows: the same rows for the same arguments, on any machine."""
+    if n_rows < 0 or not 0 <= test_fraction < 1:
+        raise ValueError(f"split_rows({n_rows}, {test_fraction}, ...): expected n_rows >= 0, 0 <= test_fraction < 1")
+    n_test = round(n_rows * test_fraction)
+    if test_fraction > 0:
+        n_test = max(n_test, 1)
+    n_test = max(min(n_test, n_rows - 1), 0)
+    is_test = np.zeros(n_rows, dtype=bool)
+    is_test[np.random.default_rng(seed).permutation(n_rows)[:n_test]] = True
+    return is_test
+
+
+def require_enough_training_rows(path: Path, n_train: int, n_coefficients: int) -> None:
+    """A fit needs more training rows than coefficients."""
+    if n_train < n_coefficients + 1:
+        raise PipelineError(
+            f"{_where(Path(path))}: {n_train} training rows: expected at least {n_coefficients + 1} "
+            f"(one more than the {n_coefficients} coefficients); add rows or lower data.test_fraction"
+        )
+
+
+# --- What was asked for, and whether the file is there -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Split:
+    """The rows of data.source a model is fitted to (train) and the rows held out (test)."""
+
+    source: Path
+    train: Table
+    test: Table | None  # None when data.test_fraction is 0
+
+
+def load_split(data: DataParams, fit_intercept: bool) -> Split:
+    """Read data.source and split its rows: the same rows in every stage, on every machine."""
+    source = Path(data.source)
+    table = read_table(source, data.features, data.target)
+    held_out = split_rows(len(table.target), data.test_fraction, data.split_seed)
+    train = Table(table.features[~held_out], table.target[~held_out])
+    test = Table(table.features[held_out], table.target[held_out]) if held_out.any() else None
+    require_enough_training_rows(source, len(train.target), len(data.features) + int(fit_intercept))
+    return Split(source, train, test)
+
+
+def _check_request(where: str, features: list[str], target: str) -> list[str]:
+    """The columns to read, features first then the target; each named once."""
+    if not features:
+        raise PipelineError(f"{where}: no features requested: expected at least one feature column")
+    for name in features:
+        if features.count(name) > 1:
+            raise PipelineError(
+                f"{where}: feature {_show(name)} is listed {features.count(name)} times: expected each feature once"
+            )
+    if target in features:
+        raise PipelineError(
+            f"{where}: target {_show(target)} is also a feature: expected a target apart from the features"
+        )
+    return [*features, target]
+
+
+def _require_file(where: str, path: Path) -> None:
+    if not path.exists():
+        raise PipelineError(
+            f"{where}: not found: expected a CSV or Parquet file "
+            "(run `dvc repro` if a stage writes it, `dvc pull` if DVC tracks it)"
+        )
+    if not path.is_file():
+        raise PipelineError(f"{where}: is not a file: expected a CSV or Parquet file")
+    try:
+        with path.open("rb") as file:
+            head = file.read(_SNIFF_BYTES)
+    except OSError as error:
+        raise PipelineError(f"{where}: cannot read it ({error.strerror}): expected a readable file") from None
+    if not head:
+        raise PipelineError(f"{where}: is empty (0 bytes): expected a header row, then rows of numbers")
+    if path.suffix.lower() in CSV_SUFFIXES:
+        if head.startswith(b"PAR1"):
+            raise PipelineError(f"{where}: holds Parquet data: expected CSV text (name a Parquet file *.parquet)")
+        nul = head.find(b"\0")
+        if nul >= 0:
+            raise PipelineError(f"{where}: holds binary data (a NUL byte at byte {nul}): expected CSV text")
+
+
+def _check_header(where: str, header: list[str], names: list[str]) -> None:
+    """Each requested column is in the header exactly once."""
+    missing = [name for name in names if name not in header]
+    if missing:
+        if len(missing) == 1:
+            close = get_close_matches(missing[0], header, n=1)
+            hint = f" (did you mean {_show(close[0])}?)" if close else ""
+            found = f"column {_show(missing[0])} is missing{hint}"
+        else:
+            more = f" and {len(missing) - 2} more" if len(missing) > 2 else ""
+            found = f"columns {_show(missing[0])}, {_show(missing[1])}{more} are missing"
+        raise PipelineError(f"{where}: {found}: expected one of the columns {_list(header)}")
+    for name in names:
+        if header.count(name) > 1:
+            raise PipelineError(
+                f"{where}: column {_show(name)} appears {header.count(name)} times in the header: "
+                "expected one column of that name"
+            )
+
+
+# --- CSV -----------------------------------------------------------------------------------------------
+
+
+def _read_csv(where: str, path: Path, names: list[str]) -> tuple[Table, list[Range], Callable[[int], str]]:
+    header = _csv_header(where, path, names)
+    try:
+        table = pyarrow.csv.read_csv(
+            path,
+            parse_options=_PARSE,
+            convert_options=pyarrow.csv.ConvertOptions(
+                include_columns=names, column_types=dict.fromkeys(names, pa.float64())
+            ),
+        )
+    except (pa.ArrowException, OSError) as error:
+        raise _csv_problem(where, path, header, names, error) from None
+    if table.num_rows == 0:
+        raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers")
+    return *_to_float64(where, table.num_rows, [table], names), lambda row: f"line {_csv_line(path, row)}"
+
+
+def _csv_header(where: str, path: Path, names: list[str]) -> list[str]:
+    """The column names, from the first block of the file only; each requested one must be there once."""
+    try:
+        header = _header_names(where, path)
+    except (pa.ArrowException, OSError) as error:
+        if "Empty CSV file" not in str(error):
+            raise _csv_problem(where, path, [], [], error) from None
+        # pyarrow says the same of blank lines and of a header with no line break after it.
+        with path.open("rb") as file:
+            head = file.read(_SNIFF_BYTES)
+        if not head.strip(b"\r\n"):
+            raise PipelineError(
+                f"{where}: holds only blank lines: expected a header row, then rows of numbers"
+            ) from None
+        try:
+            header = _header_names(where, pa.BufferReader(head + b"\n"))
+        except (pa.ArrowException, OSError):
+            raise PipelineError(
+                f"{where}: no complete header row (a quote left open?): expected a header row, then rows of numbers"
+            ) from None
+        _check_header(where, header, names)
+        raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers") from None
+    _check_header(where, header, names)
+    return header
+
+
+def _header_names(where: str, source: Path | pa.BufferReader) -> list[str]:
+    with pyarrow.csv.open_csv(
+        source, read_options=pyarrow.csv.ReadOptions(use_threads=False), parse_options=_PARSE
+    ) as reader:
+        try:
+            return reader.schema.names
+        except UnicodeDecodeError:
+            raise PipelineError(f"{where}: the header row is not UTF-8 text: expected column names in UTF-8") from None
+
+
+def _csv_problem(where: str, path: Path, header: list[str], names: list[str], error: Exception) -> PipelineError:
+    """Say where pyarrow's complaint lies: a value that is not a number, or a ragged row."""
+    # Look first in the column pyarrow names, if it does: each look reads the file again.
+    named = re.search(r"In CSV column #(\d+)", str(error))
+    if named and int(named.group(1)) < len(header) and header[int(named.group(1))] in names:
+        names = sorted(names, key=lambda name: name != header[int(named.group(1))])
+    bad = _first_non_number(path, names)
+    if bad is not None:
+        name, row, text = bad
+        return PipelineError(
+            f"{where}: column {_show(name)} line {_csv_line(path, row)} holds {_show(text)}: "
+            f"expected a number{_hint(text)}"
+        )
+    ragged = _first_ragged_row(path, header[:1])
+    if ragged is not None:
+        row, n_fields, n_expected = ragged
+        return PipelineError(
+            f"{where}: line {_csv_line(path, row)} has {_count(n_fields, 'field')}: "
+            f"expected {n_expected}, as in the header"
+        )
+    return PipelineError(
+        f"{where}: not readable as CSV ({_arrow_message(error)}): expected a header row, then rows of numbers"
+    )
+
+
+def _first_ragged_row(path: Path, keep: list[str]) -> tuple[int, int, int] | None:
+    """(data row from 0, fields found, fields expected) of the first row whose length is not the header's.
+
+    Only the columns `keep` are kept as they are read (all of them if none is named).
+    """
+    # Only a single-threaded reader numbers the rows in its message; the invalid_row_handler would too,
+    # but it cannot be called for a row that is not UTF-8.
+    convert = pyarrow.csv.ConvertOptions(include_columns=keep, column_types=dict.fromkeys(keep, pa.binary()))
+    try:
+        pyarrow.csv.read_csv(
+            path, read_options=pyarrow.csv.ReadOptions(use_threads=False), parse_options=_PARSE, convert_options=convert
+        )
+    except (pa.ArrowException, OSError) as error:
+        found = re.search(r"Row #(\d+): Expected (\d+) columns, got (\d+)", str(error))
+        if found:
+            # pyarrow counts records from 1, the header being record 1 and blank lines not counted.
+            record, expected, actual = (int(number) for number in found.groups())
+            return record - 2, actual, expected
+    return None
+
+
+def _first_non_number(path: Path, names: list[str]) -> tuple[str, int, str] | None:
+    """(column, data row from 0, text) of the first requested cell pyarrow cannot read as a number."""
+    for name in names:  # one column at a time: the raw text of all of them could be large
+        try:
+            cells = pyarrow.csv.read_csv(
+                path,
+                parse_options=_PARSE,
+                # The same cells as the float64 read counts as empty are empty here too.
+                convert_options=pyarrow.csv.ConvertOptions(
+                    include_columns=[name], column_types={name: pa.binary()}, strings_can_be_null=True
+                ),
+            ).column(name)
+        except (pa.ArrowException, OSError):
+            return None
+        offset = 0
+        for chunk in cells.chunks:
+            index = _first_failure(chunk)
+            if index is not None:
+                text = chunk[index].as_py().decode("utf-8", errors="replace")
+                return name, offset + index, text
+            offset += len(chunk)
+    return None
+
+
+def _first_failure(cells: pa.Array) -> int | None:
+    """Index of the first cell that does not convert to a double, by bisection (each step vectorised)."""
+    if _converts(cells):
+        return None
+    start, stop = 0, len(cells)  # the first failure lies in cells[start:stop]
+    while stop - start > 1:
+        middle = (start + stop) // 2
+        if _converts(cells.slice(start, middle - start)):
+            start = middle
+        else:
+            stop = middle
+    return start
+
+
+def _converts(cells: pa.Array) -> bool:
+    # The CSV reader trims spaces and tabs, then parses as the cast does.
+    try:
+        pc.cast(pc.utf8_trim(cells.cast(pa.string()), characters=" \t"), pa.float64())
+    except pa.ArrowException:
+        return False
+    return True
+
+
+def _csv_line(path: Path, row: int) -> int:
+    """The 1-based line of the file where data row `row` (from 0, after the header) starts.
+
+    Splits records as pyarrow does: at \\n, \\r\\n or \\r outside double quotes, skipping blank lines.
+    Vectorised over blocks of the file; only called once a problem is found.
+    """
+    wanted = row + 1  # records counted from 0, the header being record 0
+    n_records = n_quotes = n_breaks = offset = 0  # before the block
+    pending_start, pending_line = 0, 1  # the record not yet ended
+    carried = b""
+    with path.open("rb") as file:
+        while block := carried + (fresh := file.read(_SCAN_BYTES)):
+            # A \r that ends a block may be the first half of a \r\n: keep it for the next one.
+            carried = b"\r" if len(fresh) == _SCAN_BYTES and block.endswith(b"\r") else b""
+            data = np.frombuffer(block, dtype=np.uint8)[: len(block) - len(carried)]
+            if not len(data):
+                continue
+            returns = np.flatnonzero(data == 0x0D)
+            follower = np.append(data, 0)[returns + 1]
+            ends = np.sort(np.concatenate([np.flatnonzero(data == 0x0A), returns[follower != 0x0A]]))
+            starts = ends - ((data[ends] == 0x0A) & (np.insert(data, 0, 0)[ends] == 0x0D))  # \r\n is one break
+            quotes = np.flatnonzero(data == 0x22)
+            unquoted = np.flatnonzero((n_quotes + np.searchsorted(quotes, starts)) % 2 == 0)
+            if len(unquoted):
+                # The records that end in this block: the pending one, then one after each unquoted break
+                # but the last. A record's line is one more than the breaks before it, quoted or not.
+                record_starts = np.concatenate([[pending_start], offset + ends[unquoted[:-1]] + 1])
+                record_lines = np.concatenate([[pending_line], n_breaks + unquoted[:-1] + 2])
+                filled = record_starts < offset + starts[unquoted]  # not a blank line
+                if n_records + np.count_nonzero(filled) > wanted:
+                    return int(record_lines[filled][wanted - n_records])
+                n_records += int(np.count_nonzero(filled))
+                pending_start = offset + int(ends[unquoted[-1]]) + 1
+                pending_line = n_breaks + int(unquoted[-1]) + 2
+            n_quotes += len(quotes)
+            n_breaks += len(ends)
+            offset += len(data)
+    return pending_line  # the last record, with no line break after it
+
+
+# --- Parquet -------------------------------------------------------------------------------------------
+
+
+def _read_parquet(where: str, path: Path, names: list[str]) -> tuple[Table, list[Range], Callable[[int], str]]:
+    try:
+        with pyarrow.parquet.ParquetFile(path) as file:
+            schema = file.schema_arrow
+            _check_header(where, schema.names, names)
+            for name in names:
+                kind = schema.field(name).type
+                if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
+                    raise PipelineError(
+                        f"{where}: column {_show(name)} holds {_show_type(kind)}: "
+                        "expected numbers (an integer or floating-point column)"
+                    )
+            if file.metadata.num_rows == 0:
+                raise PipelineError(f"{where}: has no rows: expected at least one row")
+            # One row group at a time: half the memory of reading the whole file first, and faster.
+            row_groups = (file.read_row_group(i, columns=names) for i in range(file.num_row_groups))
+            table, ranges = _to_float64(where, file.metadata.num_rows, row_groups, names)
+    except (pa.ArrowException, OSError) as error:
+        raise PipelineError(f"{where}: not a readable Parquet file ({_arrow_message(error)})") from None
+    return table, ranges, lambda row: f"row index {row}"
+
+
+# --- Shared by both formats ----------------------------------------------------------------------------
+
+
+def _to_float64(where: str, n_rows: int, pieces: Iterable[pa.Table], names: list[str]) -> tuple[Table, list[Range]]:
+    """The features side by side and the target as float64 (empty cells as NaN), and each column's range.
+
+    The pieces (a table, or a file's row groups) are copied chunk by chunk, with no whole-column
+    temporary. A range holds NaN when its column does (numpy's min and max propagate it).
+    """
+    features = np.empty((n_rows, len(names) - 1), dtype=np.float64)
+    target = np.empty(n_rows, dtype=np.float64)
+    columns = [features[:, j] for j in range(len(names) - 1)] + [target]
+    lowest = np.full(len(names), np.inf)
+    highest = np.full(len(names), -np.inf)
+    miscounted = f"{where}: its row groups do not hold the {n_rows} rows its footer says: expected a whole file"
+    start = 0
+    for piece in pieces:
+        if start + piece.num_rows > n_rows:
+            raise PipelineError(miscounted)
+        for j, name in enumerate(names):
+            row = start
+            for chunk in piece.column(name).chunks:
+                if chunk.type != pa.float64():
+                    # Integers up to LARGEST_VALUE convert exactly; beyond it they are refused anyway.
+                    chunk = pc.cast(chunk, pa.float64(), safe=False)
+                numbers = chunk.to_numpy(zero_copy_only=False)
+                if len(numbers):
+                    columns[j][row : row + len(numbers)] = numbers
+                    lowest[j] = np.minimum(lowest[j], numbers.min())  # NaN wins, unlike Python's min
+                    highest[j] = np.maximum(highest[j], numbers.max())
+                    row += len(numbers)
+        start += piece.num_rows
+    if start != n_rows:
+        raise PipelineError(miscounted)
+    return Table(features=features, target=target), list(zip(lowest.tolist(), highest.tolist()))
+
+
+def _check_values(
+    where: str, names: list[str], table: Table, ranges: list[Range], locate: Callable[[int], str]
+) -> None:
+    """Every value finite and within ±LARGEST_VALUE, and no feature constant; a full pass only on failure."""
+    for j, name in enumerate(names):
+        is_feature = j < table.features.shape[1]
+        column = table.features[:, j] if is_feature else table.target
+        lowest, highest = ranges[j]
+        if -LARGEST_VALUE <= lowest and highest <= LARGEST_VALUE:
+            if is_feature and lowest == highest:
+                raise PipelineError(
+                    f"{where}: feature {_show(name)} is constant (every row is {lowest!r}): "
+                    "expected at least two distinct values"
+                )
+            continue
+        not_finite = ~np.isfinite(column)
+        if not_finite.any():
+            found = _count(np.count_nonzero(not_finite), "empty, NaN or infinite value")
+            raise PipelineError(
+                f"{where}: column {_show(name)} has {found} (first at {locate(int(np.argmax(not_finite)))}): "
+                "expected a finite number in every row"
+            )
+        too_large = np.abs(column) > LARGEST_VALUE
+        first = int(np.argmax(too_large))
+        raise PipelineError(
+            f"{where}: column {_show(name)} has {_count(np.count_nonzero(too_large), 'value')} beyond "
+            f"±{LARGEST_VALUE:g} (first at {locate(first)}: {column[first]:g}): "
+            f"expected |value| <= {LARGEST_VALUE:g}"
+        )
+
+
+def _hint(text: str) -> str:
+    if re.fullmatch(r"\s*[+-]?\d*,\d+([eE][+-]?\d+)?\s*", text):
+        return " (a decimal point, not a comma)"
+    return ""
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _where(path: Path) -> str:
+    """The path as the message's first word; escaped if it holds a line break or other control."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def _show(text: str) -> str:
+    """A name or value in quotes, escaped and cut short so that the message stays one short line."""
+    return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "...")
+
+
+def _list(header: list[str]) -> str:
+    """Column names as the user wrote them (quoted only where needed), cut short after _LISTED_CHARS."""
+    shown = []
+    length = 0
+    for name in header:
+        plain = name.isprintable() and name == name.strip() and "," not in name and 0 < len(name) <= _SHOWN_CHARS
+        shown.append(name if plain else _show(name))
+        length += len(shown[-1]) + 2
+        if length > _LISTED_CHARS and len(shown) < len(header):
+            return f"{', '.join(shown)}, ... ({len(header) - len(shown)} more)"
+    return ", ".join(shown) or "(none)"
+
+
+def _show_type(kind: pa.DataType) -> str:
+    text = str(kind)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
+
+
+def _arrow_message(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    text = text if text.isprintable() else repr(text)[1:-1]
+    return text if len(text) <= _ARROW_CHARS else text[:_ARROW_CHARS] + "..."

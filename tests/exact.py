@@ -1,0 +1,59 @@
+"""Exact least-squares answers in rational arithmetic, and the tables the accuracy tests fit.
+
+Every float is a rational number, so the normal equations solved with fractions.Fraction give the exact
+minimiser of the squared error for the very floats a table holds: an answer computed another way than
+the pipeline's QR in floating point, with no rounding at all.
+"""
+
+from fractions import Fraction
+
+import numpy as np
+
+
+def exact_least_squares(features: np.ndarray, target: np.ndarray, fit_intercept: bool = True) -> list[float]:
+    """[intercept (if fitted), coefficient 1, …, coefficient d], each the exact value rounded once."""
+    rows = [[Fraction(1)] * fit_intercept + [Fraction(float(value)) for value in row] for row in features]
+    ys = [Fraction(float(value)) for value in target]
+    size = len(rows[0])
+    # The augmented normal equations [XᵀX | Xᵀy], solved by Gauss-Jordan elimination, exactly.
+    system = [[sum(row[i] * row[j] for row in rows) for j in range(size)]
+              + [sum(row[i] * y for row, y in zip(rows, ys))] for i in range(size)]
+    for column in range(size):
+        pivot = next(row for row in range(column, size) if system[row][column] != 0)
+        system[column], system[pivot] = system[pivot], system[column]
+        for row in range(size):
+            if row != column and system[row][column] != 0:
+                factor = system[row][column] / system[column][column]
+                system[row] = [a - factor * b for a, b in zip(system[row], system[column])]
+    return [float(system[i][size] / system[i][i]) for i in range(size)]
+
+
+def relative_errors(found: list[float], exact: list[float]) -> list[float]:
+    return [abs(a - b) / abs(b) for a, b in zip(found, exact)]
+
+
+def reference_table(rows: int = 36, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """One feature with x in the hundreds, y in the hundreds and an intercept near zero, like the
+    published reference table on which the tutorial's raw SGD diverged."""
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.uniform(100, 900, rows), 1)
+    y = np.round(0.9 * x - 0.26 + rng.normal(0, 20, rows), 2)
+    return x[:, None], y
+
+
+def through_origin_table(rows: int = 36, seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.uniform(100, 900, rows), 1)
+    return x[:, None], np.round(1.7 * x + rng.normal(0, 20, rows), 2)
+
+
+def correlated_table(rows: int = 200, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Six features, each a noisy copy of one signal (correlation about 0.99), scaled from 1 to 800,000:
+    the raw design matrix's condition number is above 1e7."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=rows)
+    scales = (1.0, 10.0, 100.0, 1e3, 1e4, 8e5)
+    features = np.column_stack([np.round((signal + 0.1 * rng.normal(size=rows) + 2) * scale, 3) for scale in scales])
+    coefficients = np.array([1.0, -2.0, 0.3, 0.04, -0.005, 1e-4])
+    target = np.round(features @ coefficients + 5.0 + rng.normal(0, 0.5, rows), 3)
+    return features, target
