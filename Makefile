@@ -31,8 +31,10 @@ bench: $(INSTALLED)
 	python -m bench.repro_overhead
 	python -m bench.large_dataset
 
-# The stamp is newer than requirements.txt once it is installed, so a second run installs nothing.
-$(INSTALLED): requirements.txt
+# The stamp is newer than requirements.txt once it is installed, so a second run installs nothing. Then
+# tools/plots_page.py inlines the installed Vega JavaScript into the page `dvc plots` fills (offline charts).
+$(INSTALLED): requirements.txt tools/plots_page.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/python -m tools.plots_page
 	touch $@

@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 
 from pipeline.errors import run_stage
 import tools.commands
+from tools.plots_page import write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,11 +79,13 @@ def project_files() -> list[str]:
 
 
 def copy_project(destination: Path, *, with_git: bool = True) -> Path:
-    """Copy the project's files into `destination`; with_git: as the first commit of a new repository."""
+    """Copy the project's files into `destination`, set up as `make` does; with_git: as the first commit of a new
+    repository."""
     for name in project_files():
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
+    write_page(destination)  # what `make` writes at set-up and git ignores: the page `dvc plots` fills
     if with_git:
         git(destination, "init", "--quiet", "--initial-branch=main")
         git(destination, "config", "user.name", "Pipeline Tests")

@@ -1,0 +1,165 @@
+"""The pages `dvc plots show` and `dvc plots diff` write draw every chart offline: opened in headless Chromium
+with no network, each chart holds drawn lines and the console stays silent."""
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from tools.plots_page import page_path, write_page
+from workspace import commit, dvc, git, set_param
+
+# Every host name resolves to nothing, so a page that needs the network fails here even on a machine that
+# has one. --virtual-time-budget lets the page's scripts run before --dump-dom prints the DOM; with
+# --enable-logging=stderr Chromium prints each console message (log, warning or error alike) as a CONSOLE line.
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
+)
+CHARTS = ("loss", "parameters")  # the ids of dvc.yaml's interactive plots
+# DVC's linear template filters its hover points to none until the mouse moves, and Vega warns of that empty
+# layer's extent: the one console message a page that draws may print.
+EMPTY_HOVER_LAYER = re.compile(r'"WARN Infinite extent for field "[^"]+": \[Infinity, -Infinity\]"')
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("needs Debian's chromium on PATH (`apt-get install chromium`; .ci/run installs it)")
+    return found
+
+
+@dataclass
+class Chart:
+    """What one vega-embed chart drew: its texts by role, and how many lines and canvases."""
+
+    title: list[str] = field(default_factory=list)
+    axis_titles: list[str] = field(default_factory=list)
+    legend: list[str] = field(default_factory=list)
+    lines: int = 0  # <path> elements with a shape, in a line mark
+    canvases: int = 0
+
+
+class ChartReader(HTMLParser):
+    """Reads the charts out of a page's DOM: each <div class="vega-embed"> by its id."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    TEXTS = {"role-title-text": "title", "role-axis-title": "axis_titles", "role-legend-label": "legend"}
+
+    def __init__(self):
+        super().__init__()
+        self.charts: dict[str, Chart] = {}
+        self.open: list[tuple[str, set[str]]] = []  # the open elements: tag and classes
+        self.chart: Chart | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        classes = set((attributes.get("class") or "").split())
+        if tag == "div" and "vega-embed" in classes:
+            self.chart = self.charts.setdefault(attributes["id"], Chart())
+        elif self.chart and tag == "path" and attributes.get("d") and self.inside("mark-line"):
+            self.chart.lines += 1
+        elif self.chart and tag == "canvas":
+            self.chart.canvases += 1
+        if tag not in self.VOID:
+            self.open.append((tag, classes))
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        if self.chart and self.open and self.open[-1][0] == "text" and data.strip():
+            for role, texts in self.TEXTS.items():
+                if self.inside(role):
+                    getattr(self.chart, texts).append(data.strip())
+
+    def inside(self, css_class: str) -> bool:
+        return any(css_class in classes for _, classes in self.open)
+
+
+@dataclass(frozen=True)
+class Opened:
+    charts: dict[str, Chart]
+    console: list[str]  # every console message, as Chromium logged it
+
+
+def open_page(chromium: str, page: Path, profile: Path) -> Opened:
+    """Load `page` in headless Chromium with a fresh profile; its charts once the scripts ran, and its console."""
+    result = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    reader = ChartReader()
+    reader.feed(result.stdout)
+    return Opened(reader.charts, [line for line in result.stderr.splitlines() if ":CONSOLE" in line])
+
+
+def assert_every_chart_drew_lines(opened: Opened, page: str) -> None:
+    assert [line for line in opened.console if not EMPTY_HOVER_LAYER.search(line)] == []
+    assert sorted(opened.charts) == sorted(CHARTS)
+    for name, chart in opened.charts.items():
+        assert chart.canvases == 0, f"{name}: drawn on a canvas, expected SVG"
+        assert chart.lines > 0, f"{name}: no line drawn"
+    assert "<script src" not in page  # every script is inline: nothing to fetch
+
+
+def test_plots_show_draws_the_loss_on_a_log_axis_and_m_and_c_offline(reproduced, chromium, tmp_path):
+    dvc(reproduced, "plots", "show")
+    page = reproduced / "dvc_plots" / "index.html"
+    opened = open_page(chromium, page, tmp_path / "profile")
+    assert_every_chart_drew_lines(opened, page.read_text(encoding="utf-8"))
+    loss, parameters = opened.charts["loss"], opened.charts["parameters"]
+    assert loss.title == ["Training loss (MSE) per epoch, log scale"]
+    assert loss.axis_titles == ["epoch", "loss (MSE)"]
+    assert parameters.axis_titles == ["epoch", "m and c"]
+    assert parameters.lines == 2 * loss.lines  # one line for m and one for c where the loss has one
+
+
+def test_the_loss_chart_has_a_log_y_axis(reproduced):
+    shown = json.loads(dvc(reproduced, "plots", "show", "--json").stdout)
+    (loss,) = shown["data"]["loss"]
+    scales = [layer["encoding"]["y"]["scale"] for layer in loss["content"]["layer"] if "y" in layer.get("encoding", {})]
+    assert scales and all(scale == {"type": "log"} for scale in scales)
+
+
+def test_plots_diff_of_two_commits_draws_both_runs_in_each_chart_offline(reproduced, chromium, tmp_path):
+    set_param(reproduced, "train.lr", 0.02)
+    dvc(reproduced, "repro")
+    commit(reproduced, "train.lr 0.02")
+    dvc(reproduced, "plots", "show")
+    shown = open_page(chromium, reproduced / "dvc_plots" / "index.html", tmp_path / "show")
+    dvc(reproduced, "plots", "diff", "HEAD~1", "HEAD")
+    page = reproduced / "dvc_plots" / "index.html"
+    opened = open_page(chromium, page, tmp_path / "diff")
+    assert_every_chart_drew_lines(opened, page.read_text(encoding="utf-8"))
+    for name in CHARTS:
+        assert {"HEAD~1", "HEAD"} <= set(opened.charts[name].legend)
+        assert opened.charts[name].lines == 2 * shown.charts[name].lines  # each run's lines, in one chart
+
+
+def test_dvc_s_own_page_draws_nothing_offline(reproduced, chromium, tmp_path):
+    """Without plots.html_template DVC's page loads Vega from a CDN: the check above sees that it fails."""
+    dvc(reproduced, "config", "--unset", "plots.html_template")
+    dvc(reproduced, "plots", "show")
+    page = reproduced / "dvc_plots" / "index.html"
+    opened = open_page(chromium, page, tmp_path / "profile")
+    assert opened.charts == {}
+    assert any("vegaEmbed is not defined" in line for line in opened.console), opened.console
+    assert "<script src" in page.read_text(encoding="utf-8")
+
+
+def test_set_up_writes_the_page_once_where_dvc_config_points_and_git_ignores_it(reproduced):
+    page = page_path(reproduced)
+    assert page == reproduced / ".dvc" / "plots_page.html"
+    written = page.stat().st_mtime_ns
+    assert write_page(reproduced) == page and page.stat().st_mtime_ns == written  # unchanged: not rewritten
+    git(reproduced, "check-ignore", str(page.relative_to(reproduced)))
