@@ -1,6 +1,8 @@
 """train fits torch.nn.Linear(d, 1) with torch.optim and reaches the least-squares answer on real tables,
 checked against exact rational solutions."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,16 +11,15 @@ from exact import correlated_table, exact_least_squares, reference_table, relati
 from pipeline.dataset import Split, Table
 from pipeline.errors import PipelineError
 from pipeline.linear import least_squares
-from pipeline.params import TrainParams
+from pipeline.params import TrainParams, load_params
 from pipeline.train import fit
 
-DEFAULTS = dict(optimizer="sgd", lr=0.05, momentum=0.0, epochs=300, batch_size=None, dtype="float32",
-                standardize=True, fit_intercept=True, tolerance=1e-4, seed=0)
+DEFAULTS = load_params(TrainParams, Path(__file__).resolve().parents[1] / "params.yaml")  # the committed train section
 LINE = (np.linspace(-2.0, 2.0, 50)[:, None], 3.0 * np.linspace(-2.0, 2.0, 50) + 0.5)
 
 
 def params(**changes) -> TrainParams:
-    return TrainParams(**(DEFAULTS | changes))
+    return TrainParams(**(DEFAULTS.model_dump() | changes))
 
 
 def train_on(features, target, test=None, **changes):
@@ -97,7 +98,7 @@ def test_lbfgs_reaches_six_correlated_features_of_very_different_scales_within_1
 def test_other_optimisers_and_mini_batches_approach_least_squares(changes):
     features, target = reference_table()
     model, history = train_on(features, target, dtype="float64", **changes)
-    assert len(history["epoch"]) == changes.get("epochs", 300) + 1
+    assert len(history["epoch"]) == changes.get("epochs", DEFAULTS.epochs) + 1
     baseline = least_squares(features, target, ("x",), True, "t")
     assert np.max(np.abs(model.predict(features) - baseline.predict(features))) < 1e-2 * target.std()
 
@@ -133,7 +134,7 @@ def test_raw_sgd_diverges_on_the_reference_table_and_says_what_to_try():
         train_on(features, target, standardize=False)
     message = str(raised.value)
     assert message.startswith("training diverged: train loss = ")
-    assert "try train.standardize: true, or a smaller train.lr (now 0.05), or train.optimizer: lbfgs" in message
+    assert "try train.standardize: true, or a smaller train.lr (now 0.1), or train.optimizer: lbfgs" in message
 
 
 def test_training_stops_at_the_first_epoch_whose_loss_is_not_finite():
@@ -143,3 +144,11 @@ def test_training_stops_at_the_first_epoch_whose_loss_is_not_finite():
     epoch = int(str(long_run.value).split(" at epoch ")[1].split(" ")[0])
     _, history = train_on(features, target, standardize=False, epochs=epoch - 1)
     assert np.isfinite(history["train_loss"]).all()
+
+
+def test_the_default_train_section_converges_on_x_in_the_thousands_and_y_in_the_millions():
+    features, target = reference_table()
+    features, target = features * 10 + 3000, target * 1e4 + 2e6
+    model, _ = train_on(features, target)
+    intercept, slope = exact_least_squares(features, target)
+    assert np.max(np.abs(model.predict(features) - (intercept + slope * features[:, 0]))) < 1e-5 * target.std()
