@@ -156,7 +156,9 @@ def _check_header(where: str, header: list[str], names: list[str]) -> None:
     missing = [name for name in names if name not in header]
     if missing:
         if len(missing) == 1:
-            close = get_close_matches(missing[0], header, n=1)
+            # A misspelling, or a name the header spells out longer ('age' for 'age_years').
+            close = get_close_matches(missing[0], header, n=1) or [
+                name for name in header if name.lower().startswith(missing[0].lower())][:1]
             hint = f" (did you mean {_show(close[0])}?)" if close else ""
             found = f"column {_show(missing[0])} is missing{hint}"
         else:

@@ -236,9 +236,14 @@ def test_missing_columns_are_counted_and_a_long_header_is_cut_short(tmp_path):
     )
 
 
+def test_a_shortened_column_name_gets_the_longer_one_suggested(tmp_path):
+    path = write_csv(tmp_path, "area_m2,age_years,price\n1,2,3\n2,3,5\n")
+    assert error_of(path, ["area_m2", "age"], "price").startswith("column 'age' is missing (did you mean 'age_years'?)")
+
+
 def test_a_header_name_with_a_line_break_is_shown_escaped(tmp_path):
     path = write_csv(tmp_path, '"x\nz",y\n1,2\n')
-    assert error_of(path) == r"column 'x' is missing: expected one of the columns 'x\nz', y"
+    assert error_of(path) == r"column 'x' is missing (did you mean 'x\nz'?): expected one of the columns 'x\nz', y"
 
 
 def test_a_requested_column_twice_in_the_header_is_ambiguous(tmp_path):
