@@ -383,7 +383,7 @@ def _read_parquet(where: str, path: Path, names: list[str]) -> tuple[Table, list
             row_groups = (file.read_row_group(i, columns=names) for i in range(file.num_row_groups))
             table, ranges = _to_float64(where, file.metadata.num_rows, row_groups, names)
     except (pa.ArrowException, OSError) as error:
-        raise PipelineError(f"{where}: not a readable Parquet file ({_arrow_message(error)})") from None
+        raise PipelineError(f"{where}: not a readable Parquet file ({_arrow_message(error)}): expected a complete Parquet file") from None
     return table, ranges, lambda row: f"row index {row}"
 
 

@@ -2,7 +2,7 @@
 
 from difflib import get_close_matches
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML, YAMLError
@@ -83,8 +83,6 @@ class DataParams(_Section):
                 f"data.source = {self.source!r}: expected a relative path inside the repository, "
                 "without '..' (DVC tracks only files in the repository)"
             )
-        if path.suffix.lower() not in (".csv", ".parquet"):
-            raise ValueError(f"data.source = {self.source!r}: expected a file ending in .csv or .parquet")
         repeated = sorted({name for name in self.features if self.features.count(name) > 1})
         if repeated:
             raise ValueError(f"data.features = {_show(self.features)}: names {repeated[0]!r} twice: "
@@ -192,17 +190,13 @@ def _explain(error: ValidationError, model: type[_Section], values: Any) -> str:
     value = values[key] if isinstance(values, dict) and key in values else first["input"]
     hint = ""
     if first["type"] == "literal_error" and isinstance(value, str):
-        hint = _did_you_mean(value, _choices(expected))
+        hint = _did_you_mean(value, get_args(field.annotation))
     return f"{section}.{key} = {_show(value)}{hint}: expected {expected} ({_reason(first)}){more}"
 
 
 def _reason(problem: dict) -> str:
     message = problem["msg"]
     return message[0].lower() + message[1:]
-
-
-def _choices(expected: str) -> list[str]:
-    return [choice.strip() for choice in expected.removeprefix("one of").split(",")]
 
 
 def _did_you_mean(word: str, choices) -> str:

@@ -214,9 +214,11 @@ def main() -> None:
     params = load_params(TrainParams)
     split = load_split(data, params.fit_intercept)
     features = tuple(data.features)
+    # Least squares first: features it cannot separate are refused before any training.
+    baseline = least_squares(split.train.features, split.train.target, features, params.fit_intercept, split.source)
+    require_representable(baseline, params.dtype, split.source)
     torch.use_deterministic_algorithms(True)
     learnt, history = fit(split, features, params)
-    baseline = least_squares(split.train.features, split.train.target, features, params.fit_intercept, split.source)
     gap = prediction_gap(learnt, baseline, split.train.features, split.train.target)
     print(f"after {params.epochs} epochs on {len(split.train.target)} training rows: "
           f"{describe(learnt)}, train loss {history['train_loss'][-1]:.6g}")
@@ -227,6 +229,16 @@ def main() -> None:
           f"(tolerance {params.tolerance:g}): {verdict}")
     save_weights(MODEL, learnt, params.dtype, params.fit_intercept)
     write_history(HISTORY, history)
+
+
+def require_representable(baseline: LinearModel, dtype: str, source) -> None:
+    """Weights the dtype cannot hold would be saved as inf: say which, and what to do, before training."""
+    largest = float(np.finfo(dtype).max)
+    for name, value in baseline.as_dict().items():
+        if not abs(value) <= largest:
+            what = "intercept" if name == INTERCEPT else f"coefficient of {name!r}"
+            raise PipelineError(f"{source}: the least-squares {what} is {value:.3g}: expected at most {largest:.3g} "
+                                f"in train.dtype = {dtype} (rescale that column, or set train.dtype: float64)")
 
 
 def describe(model: LinearModel) -> str:

@@ -182,7 +182,7 @@ def test_a_damaged_parquet_file_is_not_readable(tmp_path, damage):
     path = write_parquet(tmp_path, {"x": np.arange(1000.0), "y": np.arange(1000.0)})
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"x,y\n1,2\n")
-    assert re.fullmatch(r"not a readable Parquet file \(.*magic bytes.*\)", error_of(path))
+    assert re.fullmatch(r"not a readable Parquet file \(.*magic bytes.*\): expected a complete Parquet file", error_of(path))
 
 
 def test_a_parquet_file_with_a_damaged_page_is_not_readable(tmp_path):
@@ -190,7 +190,7 @@ def test_a_parquet_file_with_a_damaged_page_is_not_readable(tmp_path):
     data = bytearray(path.read_bytes())
     data[4:2000] = bytes(1996)
     path.write_bytes(bytes(data))
-    assert re.fullmatch(r"not a readable Parquet file \(.+\)", error_of(path))
+    assert re.fullmatch(r"not a readable Parquet file \(.+\): expected a complete Parquet file", error_of(path))
 
 
 # --- The shape of a CSV -------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""dvc.yaml tells the whole truth: every module a stage imports, every path it uses and every params
-section it loads is declared there, derived from the code itself."""
+"""dvc.yaml tells the whole truth: every module a stage imports, every path it uses (data.source included)
+and every params key it reads is declared there, derived from the code itself."""
 
 import ast
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from pipeline import files, params
 from workspace import OUTS, ROOT, STAGES, declared
@@ -66,6 +67,67 @@ def is_code(dep: str) -> bool:
 
 
 PATHS = {name: value.as_posix() for name, value in vars(files).items() if isinstance(value, Path)}
+DATA_SOURCE = "${data.source}"
+
+
+def raw_deps(stage_name: str) -> list[str]:
+    """A stage's deps as dvc.yaml spells them, before DVC resolves `${…}`."""
+    return YAML(typ="safe").load(ROOT / "dvc.yaml")["stages"][stage_name]["deps"]
+
+
+def loaded_models(stage_name: str) -> set[type]:
+    """The params models a stage passes to load_params."""
+    return {
+        getattr(params, call.args[0].id)
+        for call in ast.walk(stage_tree(stage_name))
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "load_params"
+    }
+
+
+def keys_of(model: type) -> set[str]:
+    return {f"{model.section}.{key}" for key in model.model_fields}
+
+
+def keys_used(stage_name: str) -> set[str]:
+    """Every params.yaml key a stage uses, as `section.key`. A loaded section only read by attribute
+    (`train.fit_intercept`) uses those keys; one passed on whole, or read through a property, uses all."""
+    tree = stage_tree(stage_name)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    used = set()
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "load_params"):
+            continue
+        model = getattr(params, call.args[0].id)
+        assignment = parents[call]
+        if not (isinstance(assignment, ast.Assign) and len(assignment.targets) == 1
+                and isinstance(assignment.targets[0], ast.Name)):
+            used |= keys_of(model)  # used where it is loaded, whole
+            continue
+        variable = assignment.targets[0].id
+        for name in ast.walk(_scope(parents, assignment)):
+            if isinstance(name, ast.Name) and name.id == variable and isinstance(name.ctx, ast.Load):
+                attribute = parents[name]
+                if isinstance(attribute, ast.Attribute) and attribute.attr in model.model_fields:
+                    used.add(f"{model.section}.{attribute.attr}")
+                else:
+                    used |= keys_of(model)
+    return used
+
+
+def _scope(parents: dict, node: ast.AST) -> ast.AST:
+    """The function (or module) a node lies in."""
+    while not isinstance(node, (ast.FunctionDef, ast.Module)):
+        node = parents[node]
+    return node
+
+
+def keys_declared(stage_name: str) -> set[str]:
+    """dvc.yaml's params of a stage as keys: a section stands for every key of it."""
+    models = {model.section: model for model in params.SECTIONS}
+    keys = set()
+    for entry in declared(stage_name)["params"]:
+        keys |= {entry} if "." in entry else keys_of(models[entry])
+    return keys
 
 
 @pytest.mark.parametrize("stage_name", STAGES)
@@ -75,8 +137,25 @@ def test_every_project_module_a_stage_imports_is_a_dep_and_no_other(stage_name):
 
 
 @pytest.mark.parametrize("stage_name", STAGES)
-def test_the_paths_a_stage_takes_from_files_py_are_exactly_its_declared_data_deps_and_outs(stage_name):
+def test_a_stage_that_reads_the_data_section_declares_data_source_as_a_dep(stage_name):
+    assert (DATA_SOURCE in raw_deps(stage_name)) == (params.DataParams in loaded_models(stage_name))
+
+
+def test_data_source_is_synthesizes_points_by_default():
+    document = YAML(typ="safe").load(ROOT / "params.yaml")
+    assert document["data"]["source"] == files.POINTS.as_posix() == "data/points.parquet"
+    assert files.POINTS.as_posix() in declared("synthesize")["outs"]
+    for stage_name in STAGES:
+        if DATA_SOURCE in raw_deps(stage_name):
+            assert files.POINTS.as_posix() in declared(stage_name)["deps"]
+
+
+@pytest.mark.parametrize("stage_name", STAGES)
+def test_the_paths_a_stage_uses_are_exactly_its_declared_data_deps_and_outs(stage_name):
+    """The paths it takes from files.py, and data.source (by default synthesize's points) if it reads data."""
     used = {PATHS[name] for name in names_imported_from(stage_tree(stage_name), f"{PACKAGE}.files") if name in PATHS}
+    if params.DataParams in loaded_models(stage_name):
+        used.add(YAML(typ="safe").load(ROOT / "params.yaml")["data"]["source"])
     stage_entry = declared(stage_name)
     assert used == {dep for dep in stage_entry["deps"] if not is_code(dep)} | set(stage_entry["outs"])
 
@@ -88,14 +167,15 @@ def test_every_path_in_files_py_is_the_out_of_one_stage_and_every_out_is_in_file
 
 
 @pytest.mark.parametrize("stage_name", STAGES)
-def test_a_stage_declares_exactly_the_params_sections_it_loads(stage_name):
-    loaded = {
-        getattr(params, call.args[0].id).section
-        for call in ast.walk(stage_tree(stage_name))
-        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "load_params"
-    }
-    assert set(declared(stage_name)["params"]) == loaded
+def test_a_stage_declares_exactly_the_params_keys_it_uses(stage_name):
+    assert keys_declared(stage_name) == keys_used(stage_name)
     assert params.PARAMS_FILE == Path("params.yaml")  # the file DVC reads params from by default
+
+
+def test_keys_used_tells_a_key_read_by_name_from_a_section_passed_on_whole():
+    """evaluate reads two keys of train by name and passes data on whole."""
+    assert keys_used("evaluate") == keys_of(params.DataParams) | {"train.fit_intercept", "train.tolerance"}
+    assert keys_used("train") == keys_of(params.DataParams) | keys_of(params.TrainParams)
 
 
 @pytest.mark.parametrize("stage_name", STAGES)

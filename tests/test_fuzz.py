@@ -1,8 +1,9 @@
-"""Random damage to params.yaml and to the Parquet file: every case ends in a valid run or in one clean
-error line, never a traceback and never a partial output.
+"""Random damage to params.yaml, to synthesize's Parquet file and to a CSV file of yours as data.source: every
+case ends in a valid run or in one clean error line, never a traceback and never a partial output.
 
 The stages run in this process (through run_stage, as `python -m` runs them) to try hundreds of cases
-quickly; tests/test_hostile_files.py and tests/test_isolation.py run the real processes.
+quickly; tests/test_hostile_files.py, tests/test_user_files.py and tests/test_isolation.py run the real
+processes. How read_table itself takes random CSV files is tests/test_dataset_fuzz.py.
 """
 
 import io
@@ -18,38 +19,43 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML, YAMLError
 
-from pipeline import files, model
+from pipeline import files
+from pipeline.dataset import read_table
+from pipeline.linear import INTERCEPT, load_weights
+from pipeline.params import DataParams, SynthesizeParams, TrainParams, load_params
 from workspace import (
-    STAGES, contents, declared, error_line, files_in, isolate, run_in_process, set_param,
+    STAGES, contents, declared, error_line, files_in, isolate, run_in_process, set_params,
 )
 
-
 PARAMS_READERS = [stage_name for stage_name in STAGES if declared(stage_name)["params"]]
+# The stages that read data.source, synthesize's points by default.
 POINTS_READERS = [stage_name for stage_name in STAGES if str(files.POINTS) in declared(stage_name)["deps"]]
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# Valid values can still be costly (10⁸ points, 10⁶ epochs); this test is about bad values, so a case
-# beyond these is skipped rather than run.
-AFFORDABLE = {"n_points": 100_000, "epochs": 10_000, "dpi": 200}
+# Valid values can still be costly (10⁸ points, 10⁶ epochs, one row per step); this test is about bad
+# values, so a case beyond these is skipped rather than run.
+AFFORDABLE = {"n_points": 100_000, "epochs": 1_000, "dpi": 200}
+SMALLEST_BATCH = 64
 
 
 @pytest.fixture(scope="module")
 def base_params(reproduced_template, tmp_path_factory) -> str:
-    """The project's params.yaml, with a low dpi to keep each case fast."""
+    """The project's params.yaml, with a low dpi and few epochs to keep each case fast."""
     folder = tmp_path_factory.mktemp("params")
     shutil.copy2(reproduced_template / "params.yaml", folder / "params.yaml")
-    set_param(folder, "visualize.dpi", 20)
+    set_params(folder, {"visualize.dpi": 20, "train.epochs": 30})
     return (folder / "params.yaml").read_text()
 
 
-def run_case(source: Path, stage_name: str, params_text: str | bytes, points: bytes | None = None) -> None:
-    """Run the stage alone with its inputs from `source`, but this params.yaml (and these points); check
+def run_case(source: Path, stage_name: str, params_text: str | bytes, data: dict[str, bytes] | None = None) -> None:
+    """Run the stage alone with its inputs from `source`, but this params.yaml (and these data files); check
     that it ends in a valid run or one clean line, and in the second case wrote nothing."""
     with tempfile.TemporaryDirectory() as temporary:
         folder = isolate(source, Path(temporary), stage_name)
         (folder / "params.yaml").write_bytes(params_text if isinstance(params_text, bytes) else params_text.encode())
-        if points is not None:
-            (folder / files.POINTS).write_bytes(points)
+        for name, content in (data or {}).items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(content)
         before = contents(folder)
 
         result = run_in_process(folder, stage_name)
@@ -60,18 +66,30 @@ def run_case(source: Path, stage_name: str, params_text: str | bytes, points: by
             readable(folder, stage_name)
             event(f"{stage_name}: ran")
         else:
-            event(f"{stage_name}: refused ({error_line(result).split(':')[1].strip()})")
+            _, path, found, *_ = error_line(result).split(": ")
+            event(f"{stage_name}: refused ({path}: {' '.join(found.split()[:3])})")
             assert contents(folder) == before
 
 
 def readable(folder: Path, stage_name: str) -> None:
     """What a valid run wrote, the next stage can read."""
+    params = folder / "params.yaml"
     if stage_name == "synthesize":
-        files.read_points(folder / files.POINTS)
-        files.read_json(folder / files.TRUTH, ("m_true", "c_true"))
+        features = load_params(SynthesizeParams, params).feature_names
+        read_table(folder / files.POINTS, features, "y")
+        truth = files.read_json(folder / files.TRUTH)
+        files.numbers(files.TRUTH, truth, (*features, INTERCEPT))
     elif stage_name == "train":
-        model.load_model(folder / files.MODEL)
-        files.read_history(folder / files.HISTORY)
+        data, train = load_params(DataParams, params), load_params(TrainParams, params)
+        features = tuple(data.features)
+        load_weights(folder / files.MODEL, features, train.fit_intercept)  # finite, of the right shape
+        history = files.read_history(folder / files.HISTORY, ("epoch", "train_loss", *features, INTERCEPT))
+        assert all(len(column) == train.epochs + 1 and np.isfinite(column).all() for column in history.values())
+    elif stage_name == "evaluate":
+        metrics = files.read_json(folder / files.METRICS)
+        assert {"learnt", "ols", "gap", "converged", "train"} <= set(metrics)
+    else:
+        assert all((folder / path).read_bytes().startswith(b"\x89PNG") for path in declared(stage_name)["outs"])
 
 
 def affordable(text: str | bytes) -> bool:
@@ -79,11 +97,13 @@ def affordable(text: str | bytes) -> bool:
         document = YAML(typ="safe").load(text)
     except (YAMLError, UnicodeDecodeError):
         return True
-    sections = document.values() if isinstance(document, dict) else []
+    sections = [section for section in document.values() if isinstance(section, dict)] \
+        if isinstance(document, dict) else []
     return not any(
         type(section.get(key)) is int and section[key] > limit
-        for section in sections if isinstance(section, dict) for key, limit in AFFORDABLE.items()
-    )
+        for section in sections for key, limit in AFFORDABLE.items()
+    ) and not any(type(section.get("batch_size")) is int and section["batch_size"] < SMALLEST_BATCH
+                  for section in sections)
 
 
 # params.yaml -------------------------------------------------------------------------------------------
@@ -94,14 +114,17 @@ values = st.one_of(
     st.integers(-10, 10),
     st.sampled_from([2**31, 2**32, 2**63, -(2**63), 10**30]),  # beyond every range
     st.floats(),  # NaN, ±inf, huge, subnormal
-    st.sampled_from([1e-300, 5e-324, 1e300, -0.0, 1e6, -1e6]),
+    st.sampled_from([1e-300, 5e-324, 1e300, -0.0, 1e6, -1e6, 0.5, 0.9]),
     st.text(max_size=8),
+    st.sampled_from(["x", "y", "sgd", "adam", "lbfgs", "float64", "data/points.parquet", "../points.csv", "/x.csv"]),
     st.lists(st.integers(), max_size=3),
+    st.lists(st.sampled_from(["x", "y", "x1", "intercept", ""]), max_size=3),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
-keys = st.sampled_from(["m", "c", "noise", "n_points", "x_min", "x_max", "seed", "lr", "epochs", "dpi", "max_points",
-                        "unknown", "M", "lr "])
-sections = st.sampled_from([*PARAMS_READERS, "evaluate", "extra"])
+keys = st.sampled_from(["m", "c", "noise", "n_points", "x_min", "x_max", "seed", "source", "features", "target",
+                        "test_fraction", "split_seed", "optimizer", "lr", "momentum", "epochs", "batch_size", "dtype",
+                        "standardize", "fit_intercept", "tolerance", "dpi", "max_points", "unknown", "M", "lr "])
+sections = st.sampled_from(["synthesize", "data", "train", "visualize", "evaluate", "extra"])
 mutations = st.one_of(
     st.tuples(st.just("set"), sections, keys, values),
     st.tuples(st.just("delete key"), sections, keys),
@@ -158,7 +181,7 @@ def test_random_edits_to_the_text_of_params_yaml_end_in_a_valid_run_or_one_clean
     run_case(reproduced_template, stage_name, text)
 
 
-# The Parquet file ----------------------------------------------------------------------------------------
+# synthesize's Parquet file, as data.source ---------------------------------------------------------------
 
 cells = st.one_of(st.floats(), st.sampled_from([np.nan, np.inf, -np.inf, 1e300, -1e300, 5e-324, 0.0]), st.none())
 
@@ -208,4 +231,54 @@ def test_random_damage_to_the_points_file_ends_in_a_valid_run_or_one_clean_line(
         sink = pa.BufferOutputStream()
         pyarrow.parquet.write_table(changed_table(columns, data), sink)
         points = sink.getvalue().to_pybytes()
-    run_case(reproduced_template, stage_name, base_params, points)
+    run_case(reproduced_template, stage_name, base_params, {str(files.POINTS): points})
+
+
+# A CSV file of yours, as data.source -------------------------------------------------------------------
+
+MINE = "data/mine.csv"
+NUMBERS = st.one_of(
+    st.integers(-1000, 1000).map(str),
+    st.floats(-1e6, 1e6, allow_nan=False).map(repr),
+    st.floats(-1e15, 1e15, allow_nan=False).map(lambda value: f"{value:.3e}"),
+)
+ODD_CELLS = st.one_of(
+    st.sampled_from(["", "nan", "inf", "-inf", "NA", '"1,5"', "1,5", "abc", "1e16", "1e-300", '"', " 7 ", "0x1"]),
+    st.text(max_size=4),
+)
+
+
+@st.composite
+def users_csvs(draw) -> bytes:
+    """Mostly a table of numbers under a header naming x and y among others; sometimes odd cells, a ragged
+    row, a header only, or bytes that are no CSV at all."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=64))
+    header = draw(st.permutations(["x", "y", *draw(st.lists(st.sampled_from(["z", "X", "", "y", "x "]), max_size=2))]))
+    lines = [",".join(header)]
+    odd_cells = draw(st.integers(0, 3))
+    for _ in range(draw(st.integers(0, 20))):
+        row = [draw(ODD_CELLS if draw(st.integers(0, 30)) < odd_cells else NUMBERS) for _ in header]
+        if draw(st.integers(0, 40)) == 0:
+            row = row[:-1] if draw(st.booleans()) else [*row, "1"]
+        lines.append(",".join(row))
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    return (end.join(lines) + draw(st.sampled_from(["", end]))).encode()
+
+
+def with_data(params_text: str, **data) -> str:
+    """params.yaml with these keys of its data section set, comments kept."""
+    yaml = YAML()
+    document = yaml.load(params_text)
+    document["data"].update(data)
+    text = io.StringIO()
+    yaml.dump(document, text)
+    return text.getvalue()
+
+
+@settings(FUZZ, max_examples=50)
+@given(table=users_csvs(), test_fraction=st.sampled_from([0.0, 0.2, 0.5]))
+def test_a_random_csv_file_of_yours_trains_to_valid_outputs_or_gets_one_clean_line(reproduced_template, base_params,
+                                                                                   table, test_fraction):
+    params_text = with_data(base_params, source=MINE, features=["x"], target="y", test_fraction=test_fraction)
+    run_case(reproduced_template, "train", params_text, {MINE: table})

@@ -1,9 +1,11 @@
-"""Hostile or broken files: a model file that is not a plain state_dict, a damaged Parquet file, a
+"""Hostile or broken files: a model file that is not safetensors weights, a damaged Parquet file, a
 params.yaml that is no params at all. Each gets one line naming the file, exit 1, no traceback, and
-nothing written; a payload in a model file never runs."""
+nothing written; a payload in a model file never runs. (tests/test_linear.py words each bad weights file;
+tests/test_user_files.py does the same for a file of yours as data.source.)"""
 
 import contextlib
 import pickle
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -11,10 +13,11 @@ import pyarrow.parquet
 import pytest
 import torch
 from ruamel.yaml import YAML
+from safetensors.numpy import save
 
-from workspace import STAGES, contents, declared, error_line, isolate, run_in_process, stage
+from workspace import STAGES, contents, declared, error_line, files_in, isolate, run_in_process, stage
 
-MODEL = "models/model.pt"
+MODEL = "models/model.safetensors"
 POINTS = "data/points.parquet"
 PARAMS = "params.yaml"
 
@@ -53,39 +56,46 @@ def test_a_model_file_carrying_a_pickle_payload_is_refused_and_the_payload_never
     folder = isolate(reproduced_template, tmp_path / "project", "evaluate")
     marker = tmp_path / "payload-ran"
     write(folder / MODEL, marker)
-    # The payload is real: an unsafe load runs it (and may then fail on what the payload returned).
+    # The payload is real: an unsafe load runs it (and may then fail on what the payload returned). A copy,
+    # as torch.load hands a file named *.safetensors to safetensors.
+    shutil.copy2(folder / MODEL, tmp_path / "model.pt")
     with contextlib.suppress(Exception):
-        torch.load(folder / MODEL, weights_only=False)
+        torch.load(tmp_path / "model.pt", weights_only=False)
     assert marker.exists()
     marker.unlink()
 
     line = refused(folder, "evaluate", in_process=False)
     assert not marker.exists()
-    assert line.startswith(f"error: {MODEL}: not a plain state_dict of the line model")
+    assert line.startswith(f"error: {MODEL}: is a pickle")
 
 
-def linear_state(in_features: int = 1, bias: bool = True, dtype=torch.float32) -> dict:
-    return torch.nn.Linear(in_features, 1, bias=bias, dtype=dtype).state_dict()
+def weights(**changes) -> bytes:
+    """The weights train writes for the default params (one feature, an intercept), changed."""
+    return save({"weight": np.array([[2.5]], np.float32), "bias": np.array([-1.0], np.float32), **changes})
 
 
 MODEL_FILES = {
-    "a whole pickled module": lambda path: torch.save(torch.nn.Linear(1, 1), path),
-    "a state_dict of another shape": lambda path: torch.save(linear_state(in_features=2), path),
-    "a state_dict without bias": lambda path: torch.save(linear_state(bias=False), path),
-    "a state_dict with an extra key": lambda path: torch.save({**linear_state(), "scale": torch.ones(1)}, path),
-    "a float64 state_dict": lambda path: torch.save(linear_state(dtype=torch.float64), path),
-    "a state_dict holding NaN": lambda path: torch.save({**linear_state(), "bias": torch.tensor([np.nan])}, path),
-    "a bare tensor": lambda path: torch.save(torch.zeros(1, 1), path),
-    "an empty file": lambda path: path.write_bytes(b""),
     "a truncated file": lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]),
+    "weights for two features": lambda path: path.write_bytes(weights(weight=np.zeros((1, 2), np.float32))),
+    "weights without the bias": lambda path: path.write_bytes(save({"weight": np.zeros((1, 1), np.float32)})),
+    "a NaN weight": lambda path: path.write_bytes(weights(weight=np.array([[np.nan]], np.float32))),
 }
 
 
 @pytest.mark.parametrize("case", MODEL_FILES)
-def test_evaluate_refuses_a_model_file_that_is_not_the_line_models_state_dict(reproduced_template, tmp_path, case):
+def test_evaluate_refuses_a_model_file_that_is_not_the_weights_of_the_model_in_one_line(reproduced_template,
+                                                                                        tmp_path, case):
     folder = isolate(reproduced_template, tmp_path, "evaluate")
     MODEL_FILES[case](folder / MODEL)
     assert refused(folder, "evaluate").startswith(f"error: {MODEL}: ")
+
+
+def test_undamaged_weights_written_the_same_way_are_read(reproduced_template, tmp_path):
+    """So each case above is refused for what it changed."""
+    folder = isolate(reproduced_template, tmp_path, "evaluate")
+    (folder / MODEL).write_bytes(weights())
+    result = run_in_process(folder, "evaluate")
+    assert result.returncode == 0, result.stderr
 
 
 # The Parquet file ----------------------------------------------------------------------------------------
@@ -112,7 +122,6 @@ POINTS_FILES = {
     "missing column y": edit_table(lambda columns: pa.table({"x": columns["x"]})),
     "x renamed": edit_table(lambda columns: pa.table({"X": columns["x"], "y": columns["y"]})),
     "x as text": edit_table(lambda columns: pa.table({"x": columns["x"].astype(str), "y": columns["y"]})),
-    "y as float32": edit_table(lambda columns: pa.table({"x": columns["x"], "y": columns["y"].astype(np.float32)})),
     "an empty value": lambda path: pyarrow.parquet.write_table(
         pa.table({"x": pa.array([1.0, None, 3.0]), "y": pa.array([1.0, 2.0, 3.0])}), path),
     "NaN in x": edit_table(with_value("x", np.nan)),
@@ -135,12 +144,30 @@ def test_a_broken_points_file_is_refused_in_one_line_naming_it(reproduced_templa
     assert refused(folder, stage_name).startswith(f"error: {POINTS}: ")
 
 
-def test_evaluate_refuses_points_that_all_share_one_x(reproduced_template, tmp_path):
-    folder = isolate(reproduced_template, tmp_path, "evaluate")
+@pytest.mark.parametrize("stage_name", READERS)
+def test_points_that_all_share_one_x_are_refused_in_one_line(reproduced_template, tmp_path, stage_name):
+    folder = isolate(reproduced_template, tmp_path, stage_name)
     edit_table(lambda columns: pa.table({"x": np.full(len(columns["x"]), 2.0), "y": columns["y"]}))(folder / POINTS)
-    assert refused(folder, "evaluate") == (
-        f"error: {POINTS}: every x is the same: least squares needs at least two distinct x values"
+    assert refused(folder, stage_name) == (
+        f"error: {POINTS}: feature 'x' is constant (every row is 2.0): expected at least two distinct values"
     )
+
+
+ACCEPTED_POINTS = {
+    "y as float32": edit_table(lambda columns: pa.table({"x": columns["x"], "y": columns["y"].astype(np.float32)})),
+    "x as integers": edit_table(lambda columns: pa.table({"x": np.round(columns["x"]).astype(np.int64),
+                                                         "y": columns["y"]})),
+}
+
+
+@pytest.mark.parametrize("stage_name", READERS)
+@pytest.mark.parametrize("case", ACCEPTED_POINTS)
+def test_points_in_float32_or_integer_columns_are_read(reproduced_template, tmp_path, stage_name, case):
+    folder = isolate(reproduced_template, tmp_path, stage_name)
+    ACCEPTED_POINTS[case](folder / POINTS)
+    result = run_in_process(folder, stage_name)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert set(declared(stage_name)["outs"]) <= files_in(folder)
 
 
 # params.yaml ------------------------------------------------------------------------------------------
@@ -175,21 +202,28 @@ def test_a_params_yaml_that_holds_no_params_is_refused_in_one_line_naming_it(rep
     assert refused(folder, stage_name).startswith(f"error: {PARAMS}: ")
 
 
-@pytest.mark.parametrize("stage_name", PARAMS_READERS)
-@pytest.mark.parametrize("section", ["missing", "a list", "null"])
-def test_a_params_yaml_lacking_the_stages_section_is_refused_in_one_line_naming_it(reproduced_template, tmp_path,
-                                                                                   stage_name, section):
+def sections_read(stage_name: str) -> list[str]:
+    """The sections of params.yaml a stage reads, whole or some of their keys."""
+    return sorted({entry.split(".")[0] for entry in declared(stage_name)["params"]})
+
+
+@pytest.mark.parametrize("stage_name, section", [
+    (stage_name, section) for stage_name in PARAMS_READERS for section in sections_read(stage_name)
+])
+@pytest.mark.parametrize("damage", ["missing", "a list", "null"])
+def test_a_params_yaml_lacking_a_section_the_stage_reads_is_refused_in_one_line_naming_it(
+        reproduced_template, tmp_path, stage_name, section, damage):
     folder = isolate(reproduced_template, tmp_path, stage_name)
-    (own,) = declared(stage_name)["params"]
     yaml = YAML()
     document = yaml.load(folder / PARAMS)
-    if section == "missing":
-        del document[own]
+    if damage == "missing":
+        del document[section]
     else:
-        document[own] = {"a list": [1], "null": None}[section]
+        document[section] = {"a list": [1], "null": None}[damage]
     yaml.dump(document, folder / PARAMS)
     line = refused(folder, stage_name)
-    assert line.startswith(f"error: {PARAMS}: ") and own in line
+    expected = f"section '{section}' is missing" if damage == "missing" else f"{section} = "
+    assert line.startswith(f"error: {PARAMS}: {expected}") and "expected a mapping of" in line
 
 
 def test_a_broken_params_yaml_is_one_line_from_the_real_stage_process_too(reproduced_template, tmp_path):

@@ -1,14 +1,15 @@
 """A mistake in params.yaml gets one line naming the key, the value and what is expected; nothing is written."""
 
 import math
+import re
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
 from pipeline.errors import PipelineError
-from pipeline.params import SynthesizeParams, TrainParams, VisualizeParams, load_params
-from workspace import OUTS, ROOT, error_line, stage
+from pipeline.params import SECTIONS, SynthesizeParams, TrainParams, load_params
+from workspace import ROOT, contents, error_line, isolate, run_in_process, stage
 
 DELETE = object()
 
@@ -26,48 +27,82 @@ def edit_params(project: Path, section: str, changes: dict) -> None:
     yaml.dump(document, path)
 
 
-def assert_one_clean_line(result, *fragments: str) -> None:
-    line = error_line(result)
-    for fragment in fragments:
-        assert fragment in line
-
-
 CASES = [
-    # (stage, changes to its own section, what the line must say)
-    ("train", {"lr": DELETE}, ["params.yaml: train.lr is missing", "expected a number > 0"]),
-    ("train", {"lr": DELETE, "lrr": 0.05}, ["train.lrr = 0.05", "unknown key (did you mean lr?)"]),
-    ("train", {"lr": "0.1"}, ["train.lr = '0.1'", "expected a number > 0"]),
-    ("train", {"epochs": True}, ["train.epochs = true", "expected an integer"]),
-    ("train", {"epochs": 100.0}, ["train.epochs = 100.0", "expected an integer"]),
-    ("train", {"lr": math.nan}, ["train.lr = nan", "finite"]),
-    ("train", {"lr": math.inf}, ["train.lr = inf", "finite"]),
-    ("train", {"lr": 0.0}, ["train.lr = 0.0", "expected a number > 0"]),
-    ("train", {"epochs": 0}, ["train.epochs = 0", "expected an integer from 1"]),
-    ("train", {"seed": -1}, ["train.seed = -1", "expected an integer from 0"]),
-    ("synthesize", {"n_points": 1}, ["synthesize.n_points = 1", "expected an integer from 2"]),
-    ("synthesize", {"noise": -0.5}, ["synthesize.noise = -0.5", "expected a number from 0"]),
-    ("synthesize", {"x_min": 5.0, "x_max": 5.0},
+    # (stage, section, changes to it, what the line must say)
+    ("train", "train", {"lr": DELETE}, ["params.yaml: train.lr is missing", "expected a number > 0"]),
+    ("train", "train", {"lr": DELETE, "lrr": 0.05}, ["train.lrr = 0.05", "unknown key (did you mean lr?)"]),
+    ("train", "train", {"lr": "0.1"}, ["train.lr = '0.1'", "expected a number > 0"]),
+    ("train", "train", {"epochs": True}, ["train.epochs = true", "expected an integer"]),
+    ("train", "train", {"epochs": 100.0}, ["train.epochs = 100.0", "expected an integer"]),
+    ("train", "train", {"lr": math.nan}, ["train.lr = nan", "finite"]),
+    ("train", "train", {"lr": math.inf}, ["train.lr = inf", "finite"]),
+    ("train", "train", {"lr": 0.0}, ["train.lr = 0.0", "expected a number > 0"]),
+    ("train", "train", {"epochs": 0}, ["train.epochs = 0", "expected an integer from 1"]),
+    ("train", "train", {"seed": -1}, ["train.seed = -1", "expected an integer from 0"]),
+    ("train", "train", {"optimizer": "sdg"}, ["train.optimizer = 'sdg' (did you mean sgd?)",
+                                              "expected one of sgd, adam, lbfgs"]),
+    ("train", "train", {"dtype": "float16"}, ["train.dtype = 'float16'", "expected one of float32, float64"]),
+    ("train", "train", {"batch_size": 0}, ["train.batch_size = 0", "expected null for the full batch, or an integer"]),
+    ("train", "train", {"standardize": "yes"}, ["train.standardize = 'yes'", "expected true or false"]),
+    ("train", "train", {"optimizer": "lbfgs", "batch_size": 32},
+     ["train.batch_size = 32 with train.optimizer = 'lbfgs'", "expected null (L-BFGS needs the full batch)"]),
+    ("train", "train", {"optimizer": "adam", "momentum": 0.9},
+     ["train.momentum = 0.9 with train.optimizer = 'adam'", "expected 0 (momentum is a setting of sgd)"]),
+    ("train", "train", {"tolerance": 0.0}, ["train.tolerance = 0.0", "expected a number > 0 and at most 1"]),
+    ("evaluate", "train", {"tolerance": 2.0}, ["train.tolerance = 2.0", "expected a number > 0 and at most 1"]),
+    ("train", "data", {"source": "/tmp/points.csv"},
+     ["data.source = '/tmp/points.csv'", "expected a relative path inside the repository"]),
+    ("evaluate", "data", {"source": "../points.csv"}, ["data.source = '../points.csv'", "without '..'"]),
+    ("visualize", "data", {"target": ""}, ["data.target = ''", "expected a column name"]),
+    ("train", "data", {"features": []}, ["data.features = a list []", "expected a list of 1 to 100 column names"]),
+    ("train", "data", {"features": "x"}, ["data.features = 'x'", "expected a list of 1 to 100 column names"]),
+    ("train", "data", {"features": ["x", "epoch"]},
+     ["data.features = a list ['x', 'epoch']: 'epoch' is a name the history and metrics use for themselves"]),
+    ("evaluate", "data", {"test_fraction": 1.0}, ["data.test_fraction = 1.0", "expected a number from 0 to 0.9"]),
+    ("visualize", "data", {"split_seed": 2**32}, ["data.split_seed = 4294967296", "expected an integer from 0"]),
+    ("synthesize", "synthesize", {"n_points": 1}, ["synthesize.n_points = 1", "expected an integer from 2"]),
+    ("synthesize", "synthesize", {"noise": -0.5}, ["synthesize.noise = -0.5", "expected a number from 0"]),
+    ("synthesize", "synthesize", {"x_min": 5.0, "x_max": 5.0},
      ["synthesize.x_min = 5.0", "synthesize.x_max = 5.0", "expected x_min < x_max"]),
-    ("synthesize", {"m": "2.5"}, ["synthesize.m = '2.5'", "or null"]),
-    ("synthesize", {"c": 1e9}, ["synthesize.c = 1000000000.0", "from -1e6 to 1e6"]),
-    ("visualize", {"dpi": 0}, ["visualize.dpi = 0", "expected an integer from 10"]),
-    ("visualize", {"max_points": 0}, ["visualize.max_points = 0", "expected an integer from 1"]),
-    ("visualize", {"colour": "red"}, ["visualize.colour = 'red'", "unknown key"]),
+    ("synthesize", "synthesize", {"m": "2.5"}, ["synthesize.m = '2.5'", "null to draw it, or a list of 1 to 100"]),
+    ("synthesize", "synthesize", {"m": []}, ["synthesize.m = a list []", "expected a list of 1 to 100 slopes"]),
+    ("synthesize", "synthesize", {"m": [1.0, "2"]}, ["synthesize.m = a list [1.0, '2']", "from -1e6 to 1e6"]),
+    ("synthesize", "synthesize", {"c": 1e9}, ["synthesize.c = 1000000000.0", "from -1e6 to 1e6"]),
+    ("visualize", "visualize", {"dpi": 0}, ["visualize.dpi = 0", "expected an integer from 10"]),
+    ("visualize", "visualize", {"max_points": 0}, ["visualize.max_points = 0", "expected an integer from 1"]),
+    ("visualize", "visualize", {"colour": "red"}, ["visualize.colour = 'red'", "unknown key"]),
 ]
 
 
-@pytest.mark.parametrize("stage_name, changes, fragments", CASES, ids=[case[2][0] for case in CASES])
-def test_a_bad_param_stops_the_stage_with_one_line_and_writes_nothing(reproduced, stage_name, changes, fragments):
-    edit_params(reproduced, stage_name, changes)
-    for path in OUTS[stage_name]:
-        (reproduced / path).unlink()
-    assert_one_clean_line(stage(reproduced, stage_name), *fragments)
-    assert not any((reproduced / path).exists() for path in OUTS[stage_name])
+@pytest.mark.parametrize("stage_name, section, changes, fragments", CASES, ids=[case[3][0] for case in CASES])
+def test_a_bad_param_stops_the_stage_with_one_line_and_writes_nothing(reproduced_template, tmp_path, stage_name,
+                                                                      section, changes, fragments):
+    folder = isolate(reproduced_template, tmp_path, stage_name)
+    edit_params(folder, section, changes)
+    before = contents(folder)
+    line = error_line(run_in_process(folder, stage_name))
+    assert line.startswith("error: params.yaml: ")
+    for fragment in fragments:
+        assert fragment in line
+    assert contents(folder) == before
+
+
+@pytest.mark.parametrize("stage_name, section, changes, fragment", [
+    ("train", "train", {"epochs": 0}, "error: params.yaml: train.epochs = 0: expected an integer from 1"),
+    ("visualize", "data", {"source": "/data/points.csv"}, "error: params.yaml: data.source = '/data/points.csv'"),
+])
+def test_a_bad_param_is_one_line_from_the_real_stage_process_too(reproduced_template, tmp_path, stage_name, section,
+                                                                 changes, fragment):
+    folder = isolate(reproduced_template, tmp_path, stage_name)
+    edit_params(folder, section, changes)
+    before = contents(folder)
+    assert error_line(stage(folder, stage_name, PYTHONDONTWRITEBYTECODE="1")).startswith(fragment)
+    assert contents(folder) == before
 
 
 def test_the_committed_params_are_valid():
     path = ROOT / "params.yaml"
-    for model in (SynthesizeParams, TrainParams, VisualizeParams):
+    for model in SECTIONS:
         assert isinstance(load_params(model, path), model)
 
 
@@ -77,17 +112,21 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_null_m_and_c_mean_draw_them_and_integers_are_numbers(tmp_path):
+def test_null_m_and_c_mean_draw_them_a_list_of_slopes_is_accepted_and_integers_are_numbers(tmp_path):
     path = write(tmp_path, "synthesize: {m: null, c: null, noise: 1, n_points: 10, x_min: -1, x_max: 1, seed: 3}\n")
     params = load_params(SynthesizeParams, path)
     assert params.m is None and params.c is None
     assert params.noise == 1.0 and isinstance(params.noise, float)
+    path = write(tmp_path, "synthesize: {m: [1, -2.5], c: 0, noise: 1, n_points: 10, x_min: -1, x_max: 1, seed: 3}\n")
+    params = load_params(SynthesizeParams, path)
+    assert params.m == [1.0, -2.5] and params.feature_names == ("x1", "x2")
 
 
 def test_numbers_are_read_as_dvc_reads_them(tmp_path):
     # YAML 1.2, as `dvc exp run -S train.lr=1e-2` writes it; PyYAML would read the string '1e-2'.
-    path = write(tmp_path, "train: {lr: 1e-2, epochs: 10, seed: 0}\n")
-    assert load_params(TrainParams, path).lr == 0.01
+    text, replaced = re.subn(r"(?m)^  lr: \S+", "  lr: 1e-2", (ROOT / "params.yaml").read_text())
+    assert replaced == 1
+    assert load_params(TrainParams, write(tmp_path, text)).lr == 0.01
 
 
 @pytest.mark.parametrize("text, fragment", [
