@@ -2,8 +2,12 @@
 `dvc metrics diff` and `dvc plots diff` between two commits and between two experiments."""
 
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workspace import commit, dvc, git, read_outs, set_param
+from pipeline.params import TrainParams, load_params
+from workspace import ROOT, commit, dvc, environment, git, read_outs, set_param
 
-SWEEP = (0.01, 0.03, 0.1)
-EPOCHS = 300  # train.epochs in params.yaml
+DEFAULTS = load_params(TrainParams, ROOT / "params.yaml")  # the committed train section
+# lrs too small for the committed train.epochs to reach least squares, each stopping at its own distance from
+# it: two lrs large enough to reach it may well end on the same float32 bits.
+LOWER_LR = 0.002
+SWEEP = (0.0005, 0.001, 0.003)
 
 
 def experiments(project: Path) -> dict[str, dict]:
@@ -43,19 +51,23 @@ def wait_for_the_queue(project: Path, polls: int = 300) -> str:
 
 
 def test_exp_run_with_a_new_lr_is_listed_by_exp_show_with_its_params_and_metrics(reproduced):
-    dvc(reproduced, "exp", "run", "--name", "faster", "--set-param", "train.lr=0.1")
+    dvc(reproduced, "exp", "run", "--name", "faster", "--set-param", "train.lr=0.3")
     listed = experiments(reproduced)
-    assert listed["faster"]["params"]["train"]["lr"] == 0.1
+    assert listed["faster"]["params"]["train"]["lr"] == 0.3
     # The experiment's results are applied to the workspace: exp show lists the metrics evaluate wrote.
     assert listed["faster"]["metrics"] == json.loads((reproduced / "metrics" / "metrics.json").read_text())
-    assert {"m_learnt", "c_learnt", "m_ols", "c_ols", "mse", "r2"} <= set(listed["faster"]["metrics"])
-    table = dvc(reproduced, "exp", "show", "--md", "--drop", ".*", "--keep", "Experiment|m_learnt|train.lr").stdout
-    assert re.search(r"\[faster\]\s*\|\s*2\.50\d*\s*\|\s*0\.1\s*\|", table), table
+    metrics = listed["faster"]["metrics"]
+    assert set(metrics) == {"learnt", "ols", "true", "gap", "converged", "train", "test"}
+    assert set(metrics["learnt"]) == set(metrics["ols"]) == {"x", "intercept"}
+    # Nested metrics are columns with dotted names.
+    table = dvc(reproduced, "exp", "show", "--md", "--drop", ".*", "--keep", "Experiment|learnt.x|train.lr").stdout
+    assert re.search(r"\|\s*learnt\.x\s*\|\s*train\.lr\s*\|", table), table
+    assert re.search(r"\[faster\]\s*\|\s*2\.50\d*\s*\|\s*0\.3\s*\|", table), table
 
 
 @dataclass(frozen=True)
 class Compared:
-    """A project with two commits (train.lr 0.05, then 0.02) and a sweep queued on top of the second."""
+    """A project with two commits (the committed train.lr, then LOWER_LR) and a sweep queued on top of the second."""
 
     project: Path
     started: str  # what `dvc queue start -j 2` printed
@@ -66,14 +78,16 @@ class Compared:
 @pytest.fixture(scope="module")
 def compared(reproduced_template, tmp_path_factory) -> Compared:
     project = Path(shutil.copytree(reproduced_template, tmp_path_factory.mktemp("compared") / "project", symlinks=True))
-    set_param(project, "train.lr", 0.02)
+    set_param(project, "train.lr", LOWER_LR)
     dvc(project, "repro")
-    commit(project, "train.lr 0.02")
+    commit(project, f"train.lr {LOWER_LR}")
     before = read_outs(project)
     dvc(project, "exp", "run", "--queue", "--set-param", f"train.lr={','.join(map(str, SWEEP))}")
-    started = dvc(project, "queue", "start", "--jobs", "2").stdout
-    wait_for_the_queue(project)
-    dvc(project, "queue", "stop")  # idle workers would otherwise outlive the test
+    started = start_workers(project, jobs=2)
+    try:
+        wait_for_the_queue(project)
+    finally:
+        stop_workers(project)
     sweep = {experiment["params"]["train"]["lr"]: name for name, experiment in experiments(project).items()}
     return Compared(project, started, before, sweep)
 
@@ -84,9 +98,10 @@ def test_a_queued_sweep_runs_every_lr_on_two_workers_and_exp_show_lists_their_me
     assert sorted(compared.sweep) == sorted(SWEEP)
     for name in compared.sweep.values():
         assert listed[name]["state"] == "success"
-        assert {"m_learnt", "c_learnt", "mse", "r2"} <= set(listed[name]["metrics"])
-    # Each lr trained its own line, so no two experiments share a c_learnt.
-    assert len({listed[name]["metrics"]["c_learnt"] for name in compared.sweep.values()}) == len(SWEEP)
+        assert {"learnt", "ols", "gap", "converged", "train", "test"} <= set(listed[name]["metrics"])
+    # Each lr trained its own line, so no two experiments share a learnt intercept.
+    intercepts = {listed[name]["metrics"]["learnt"]["intercept"] for name in compared.sweep.values()}
+    assert len(intercepts) == len(SWEEP)
 
 
 def test_queued_experiments_run_apart_from_the_workspace_and_commit_only_params_and_lock(compared):
@@ -99,13 +114,15 @@ def test_queued_experiments_run_apart_from_the_workspace_and_commit_only_params_
 
 
 PAIRS = ("two commits", "two experiments")
+# The metrics of the data alone, which training cannot move.
+DATA_METRICS = ("true.", "ols.", "train.mse_ols", "test.mse_ols", "train.n", "test.n")
 
 
 def revisions(compared: Compared, pair: str) -> tuple[str, str, float, float]:
     """The old and new revision of `pair`, and their train.lr."""
     if pair == "two commits":
-        return "HEAD~1", "HEAD", 0.05, 0.02
-    return compared.sweep[0.01], compared.sweep[0.1], 0.01, 0.1
+        return "HEAD~1", "HEAD", DEFAULTS.lr, LOWER_LR
+    return compared.sweep[SWEEP[0]], compared.sweep[SWEEP[-1]], SWEEP[0], SWEEP[-1]
 
 
 @pytest.mark.parametrize("pair", PAIRS)
@@ -122,29 +139,65 @@ def test_params_diff_shows_the_change_of_lr(compared, pair):
 def test_metrics_diff_shows_how_the_learnt_line_moved(compared, pair):
     old, new, _, _ = revisions(compared, pair)
     changes = json.loads(dvc(compared.project, "metrics", "diff", old, new, "--json").stdout)["metrics/metrics.json"]
-    assert changes["c_learnt"]["old"] != changes["c_learnt"]["new"]
-    assert "m_true" not in changes  # the data is the same: only what training learnt moves
+    # Nested metrics are named by their path, as `dvc metrics show` names them.
+    assert changes["learnt.intercept"]["old"] != changes["learnt.intercept"]["new"]
+    assert changes["gap"]["old"] != changes["gap"]["new"]
+    # The data is the same: only what training learnt moves.
+    assert not [name for name in changes if name.startswith(DATA_METRICS)], changes
     table = dvc(compared.project, "metrics", "diff", old, new, "--md").stdout
-    assert re.search(r"\|\s*metrics/metrics\.json\s*\|\s*c_learnt\s*\|", table), table
+    assert re.search(r"\|\s*metrics/metrics\.json\s*\|\s*learnt\.intercept\s*\|", table), table
 
 
 @pytest.mark.parametrize("pair", PAIRS)
-def test_plots_diff_draws_the_loss_and_m_and_c_of_both_runs_in_one_plot(compared, pair, tmp_path):
+def test_plots_diff_draws_the_losses_coefficients_and_intercept_of_both_runs_in_one_plot_each(compared, pair, tmp_path):
     old, new, _, _ = revisions(compared, pair)
     drawn = json.loads(dvc(compared.project, "plots", "diff", old, new, "--json", "-o", str(tmp_path)).stdout)["data"]
     learnt = json.loads(dvc(compared.project, "metrics", "diff", old, new, "--all", "--json").stdout)
-    (loss,), (parameters,) = drawn["loss"], drawn["parameters"]
-    assert loss["revisions"] == parameters["revisions"] == [old, new]
+    (loss,), (coefficients,), (intercept,) = drawn["loss"], drawn["coefficients"], drawn["intercept"]
+    assert loss["revisions"] == coefficients["revisions"] == intercept["revisions"] == [old, new]
     losses = {}
     for rev, side in ((old, "old"), (new, "new")):
-        losses[rev] = [float(point["loss"]) for point in loss["content"]["data"]["values"] if point["rev"] == rev]
-        assert len(losses[rev]) == EPOCHS + 1
-        lines = [point for point in parameters["content"]["data"]["values"] if point["rev"] == rev]
-        for name in ("m", "c"):
-            series = [float(point[name]) for point in lines if point["field"] == name]
-            assert len(series) == EPOCHS + 1
-            # Each run's history ends where its training ended: on that run's learnt m and c (float32).
-            assert np.float32(series[-1]) == np.float32(learnt["metrics/metrics.json"][f"{name}_learnt"][side])
-    assert losses[old] != losses[new]
+        for name in ("train_loss", "test_loss"):  # one line per loss and run
+            series = [float(point[name]) for point in loss["content"]["data"]["values"]
+                      if point["rev"] == rev and point["field"] == name]
+            assert len(series) == DEFAULTS.epochs + 1
+            losses[rev, name] = series
+        for plot, name in ((coefficients, "x"), (intercept, "intercept")):
+            series = [float(point[name]) for point in plot["content"]["data"]["values"] if point["rev"] == rev]
+            assert len(series) == DEFAULTS.epochs + 1
+            # Each run's history ends where its training ended: on that run's learnt model (float32).
+            assert np.float32(series[-1]) == np.float32(learnt["metrics/metrics.json"][f"learnt.{name}"][side])
+    assert losses[old, "train_loss"] != losses[new, "train_loss"]
     for image in ("data", "loss", "fit", "parameters"):
         assert {entry["revisions"][0] for entry in drawn[f"plots/{image}.png"]} == {old, new}
+
+
+def start_workers(project: Path, jobs: int) -> str:
+    """`dvc queue start`, and what it printed. Its output goes to a file, not a pipe: the workers it leaves
+    running inherit it, and a pipe would stay open, and the call unfinished, for as long as any of them runs."""
+    log = project.parent / "queue-start.log"
+    with log.open("w") as output:
+        subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "--jobs", str(jobs)], cwd=project,
+                       env=environment(), stdout=output, stderr=subprocess.STDOUT, check=True)
+    return log.read_text()
+
+
+def stop_workers(project: Path, seconds: float = 30) -> None:
+    """`dvc queue stop`; then end, by the process ids DVC recorded, any of this queue's workers still running
+    (a worker can hang after its monitor has shut it down)."""
+    dvc(project, "queue", "stop", check=False)
+    workers = [int(path.read_text()) for path in (project / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid")]
+    deadline = time.monotonic() + seconds
+    while any(map(is_worker, workers)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in workers:
+        if is_worker(pid):
+            os.kill(pid, signal.SIGTERM)
+
+
+def is_worker(pid: int) -> bool:
+    """Whether `pid` is still a running DVC queue worker (and not a new process that reuses the id)."""
+    try:
+        return b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

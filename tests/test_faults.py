@@ -60,14 +60,14 @@ def test_a_stage_killed_mid_run_leaves_no_half_written_output_and_the_next_repro
 
 
 def test_a_write_that_fails_halfway_leaves_the_previous_file_and_no_temporary_one(tmp_path):
-    path = tmp_path / "models" / "model.pt"
+    path = tmp_path / "models" / "model.safetensors"
     path.parent.mkdir()
     path.write_bytes(b"previous model")
     with pytest.raises(OSError), files.atomic_output(path) as temporary:
         temporary.write_bytes(b"half a mo")
         raise OSError("disk full")
     assert path.read_bytes() == b"previous model"
-    assert files_in(tmp_path) == {"models/model.pt"}
+    assert files_in(tmp_path) == {"models/model.safetensors"}
 
 
 def test_a_second_repro_while_one_runs_stops_with_dvcs_lock_message_and_the_first_completes(reproduced, tmp_path):

@@ -4,6 +4,7 @@ import configparser
 import json
 import re
 
+from pipeline.params import TrainParams, load_params
 from workspace import ALL_OUTS, ROOT, dvc, git, set_param
 
 
@@ -29,21 +30,32 @@ def test_every_dvc_output_is_git_ignored_and_a_repro_leaves_nothing_to_commit(re
 def test_dvc_metrics_show_lists_the_learnt_true_and_least_squares_line(reproduced):
     shown = json.loads(dvc(reproduced, "metrics", "show", "--json").stdout)
     metrics = shown[""]["data"]["metrics/metrics.json"]["data"]  # "" is the workspace
-    assert {"m_learnt", "c_learnt", "m_true", "c_true", "m_ols", "c_ols", "mse", "r2"} <= set(metrics)
+    assert set(metrics) == {"learnt", "ols", "true", "gap", "converged", "train", "test"}
+    for model in ("learnt", "ols", "true"):
+        assert set(metrics[model]) == {"x", "intercept"}
+    assert set(metrics["train"]) == set(metrics["test"]) == {"mse", "mse_ols", "r2", "n"}
+    # The table names each nested metric by its path.
+    header = dvc(reproduced, "metrics", "show", "--md").stdout.splitlines()[0]
+    columns = {cell.strip() for cell in header.strip().strip("|").split("|")}
+    assert {"learnt.x", "learnt.intercept", "ols.x", "ols.intercept", "true.x", "true.intercept", "gap",
+            "converged", "train.mse", "test.r2"} <= columns, header
 
 
 def test_dvc_params_and_metrics_diff_show_a_change_of_lr(reproduced):
-    set_param(reproduced, "train.lr", 0.01)
+    default_lr = load_params(TrainParams, reproduced / "params.yaml").lr
+    set_param(reproduced, "train.lr", 0.001)
     dvc(reproduced, "repro")
     params = json.loads(dvc(reproduced, "params", "diff", "--json").stdout)
     change = params["params.yaml"]["train.lr"]
-    assert (change["old"], change["new"]) == (0.05, 0.01)
+    assert (change["old"], change["new"]) == (default_lr, 0.001)
     metrics = json.loads(dvc(reproduced, "metrics", "diff", "--json").stdout)
-    assert metrics["metrics/metrics.json"]["c_gap"]["diff"] > 0  # a smaller lr gets less far in 300 epochs
+    assert metrics["metrics/metrics.json"]["gap"]["diff"] > 0  # a smaller lr gets less far in as many epochs
 
 
 def test_dvc_plots_show_renders_the_history_and_the_images(reproduced):
     dvc(reproduced, "plots", "show")
     page = (reproduced / "dvc_plots" / "index.html").read_text()
-    for name in ("loss", "parameters", "plots/fit.png", "plots/parameters.png"):
-        assert name in page
+    for name in ("loss", "coefficients", "intercept"):  # dvc.yaml's interactive plots, drawn by Vega
+        assert f"vegaEmbed('#{name}'" in page, name
+    for image in ("data", "loss", "fit", "parameters"):
+        assert f'id="plots_{image}_png"' in page, image

@@ -1,7 +1,11 @@
 """`make report`: report.md with the params and metrics that differ from main, and the four plots."""
 
+import json
 import re
 
+import pytest
+
+from pipeline.params import TrainParams, load_params
 from workspace import dvc, git, make, set_param
 
 PLOTS = ("plots/data.png", "plots/loss.png", "plots/fit.png", "plots/parameters.png")
@@ -15,16 +19,35 @@ def one_error_line(result) -> str:
     return line
 
 
+def metrics_row(report: str, name: str) -> list[str]:
+    """The cells main, workspace and Change of one metric's row in the report."""
+    start = re.compile(rf"\|\s*metrics/metrics\.json\s*\|\s*{re.escape(name)}\s*\|")
+    (row,) = [line for line in report.splitlines() if start.match(line)]
+    return [cell.strip() for cell in row.strip().strip("|").split("|")][2:]
+
+
 def test_make_report_tables_the_params_and_metrics_that_differ_from_main_and_links_the_four_plots(reproduced):
+    metrics_file = reproduced / "metrics" / "metrics.json"
+    on_main = json.loads(metrics_file.read_text())
     git(reproduced, "checkout", "--quiet", "-b", "lower-lr")
-    set_param(reproduced, "train.lr", 0.02)
+    default_lr = load_params(TrainParams, reproduced / "params.yaml").lr
+    set_param(reproduced, "train.lr", 0.002)
     dvc(reproduced, "repro")
+    here = json.loads(metrics_file.read_text())
     result = make(reproduced, "report")
     assert result.returncode == 0, result.stderr
     report = (reproduced / "report.md").read_text()
-    assert re.search(r"\|\s*params\.yaml\s*\|\s*train\.lr\s*\|\s*0\.05\s*\|\s*0\.02\s*\|", report), report
+    row = rf"\|\s*params\.yaml\s*\|\s*train\.lr\s*\|\s*{re.escape(str(default_lr))}\s*\|\s*0\.002\s*\|"
+    assert re.search(row, report), report
     assert re.search(r"\|\s*Path\s*\|\s*Metric\s*\|\s*main\s*\|\s*workspace\s*\|\s*Change\s*\|", report), report
-    assert re.search(r"\|\s*metrics/metrics\.json\s*\|\s*c_learnt\s*\|\s*-1\.07", report), report
+    # Nested metrics by their path; each number as it is, to 8 decimals.
+    old, new, _ = metrics_row(report, "learnt.intercept")
+    assert (float(old), float(new)) == pytest.approx((on_main["learnt"]["intercept"], here["learnt"]["intercept"]),
+                                                     abs=1e-8)
+    # A gap to least squares of a few 1e-7 is a number, not 0.0.
+    old, new, _ = metrics_row(report, "gap")
+    assert (float(old), float(new)) == pytest.approx((on_main["gap"], here["gap"]), rel=0.1)
+    assert 0 < float(old) < float(new)
     for plot in PLOTS:
         assert f"![{plot}]({plot})" in report
         assert (reproduced / plot).is_file()
@@ -41,7 +64,10 @@ def test_make_report_on_main_itself_says_that_nothing_differs(reproduced):
 def test_make_report_refuses_a_workspace_that_is_not_reproduced(reproduced):
     set_param(reproduced, "train.lr", 0.02)
     line = one_error_line(make(reproduced, "report"))
-    assert line == "error: dvc status lists changes in train: expected a reproduced workspace (run `make repro` first)"
+    # visualize reads train.lr too: the title of the parameters plot names it.
+    assert line == (
+        "error: dvc status lists changes in train, visualize: expected a reproduced workspace (run `make repro` first)"
+    )
     assert not (reproduced / "report.md").exists()
 
 

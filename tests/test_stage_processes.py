@@ -1,6 +1,8 @@
 """Each stage as a process: what it prints, what it imports, and its progress bar."""
 
+import contextlib
 import fcntl
+import json
 import os
 import pty
 import re
@@ -11,7 +13,10 @@ import termios
 
 import pytest
 
+from exact import exact_least_squares
+from pipeline.dataset import load_split
 from pipeline.files import HISTORY, read_history
+from pipeline.params import DataParams, TrainParams, load_params
 from workspace import environment, stage
 
 
@@ -23,12 +28,30 @@ def test_synthesize_and_visualize_never_import_torch(reproduced, name):
     assert result.stdout.splitlines()[-1] == "False"
 
 
-def test_train_prints_the_model_and_its_initial_parameters(reproduced):
-    output = stage(reproduced, "train", check=True).stdout
-    assert "Linear(in_features=1, out_features=1, bias=True)" in output
-    m_initial, c_initial = re.search(r"initial m = (\S+), c = (\S+)", output).groups()
-    history = read_history(reproduced / HISTORY)
-    assert (float(m_initial), float(c_initial)) == pytest.approx((history["m"][0], history["c"][0]), rel=1e-5)
+def test_train_prints_the_learnt_model_least_squares_and_the_gap_between_them(reproduced):
+    output = stage(reproduced, "train", check=True).stdout.splitlines()
+    assert len(output) == 3, output
+    epochs = load_params(TrainParams, reproduced / "params.yaml").epochs
+    learnt = re.fullmatch(
+        rf"after {epochs} epochs on 800 training rows: x = (\S+), intercept = (\S+), train loss (\S+)", output[0])
+    assert learnt, output[0]
+    history = read_history(reproduced / HISTORY, ("x", "intercept", "train_loss"))
+    # Six significant digits of the last row of the history: the model train saved.
+    assert [float(value) for value in learnt.groups()] == pytest.approx(
+        [history["x"][-1], history["intercept"][-1], history["train_loss"][-1]], rel=5e-6)
+    # The least-squares line on the same 800 rows (1000 points, 20% held out), solved exactly another way.
+    data = load_params(DataParams, reproduced / "params.yaml")
+    with contextlib.chdir(reproduced):
+        train = load_split(data, fit_intercept=True).train
+    intercept, slope = exact_least_squares(train.features, train.target)
+    ols = re.fullmatch(r"least squares: x = (\S+), intercept = (\S+)", output[1])
+    assert ols, output[1]
+    assert [float(value) for value in ols.groups()] == pytest.approx([slope, intercept], rel=5e-6)
+    verdict = re.fullmatch(
+        r"largest prediction gap to least squares: (\S+) × sd\(y\) \(tolerance 0\.0001\): converged", output[2])
+    assert verdict, output[2]
+    metrics = json.loads((reproduced / "metrics" / "metrics.json").read_text())
+    assert float(verdict[1]) == pytest.approx(metrics["gap"], rel=5e-3)  # three digits of evaluate's gap
 
 
 def train_stderr(project, on_a_terminal: bool) -> str:
@@ -54,5 +77,6 @@ def train_stderr(project, on_a_terminal: bool) -> str:
 
 
 def test_a_progress_bar_shows_the_epochs_only_when_stderr_is_a_terminal(reproduced):
-    assert "301/301" in train_stderr(reproduced, on_a_terminal=True)
+    rows = load_params(TrainParams, reproduced / "params.yaml").epochs + 1  # the initial weights, then each epoch
+    assert f"{rows}/{rows}" in train_stderr(reproduced, on_a_terminal=True)
     assert "epoch" not in train_stderr(reproduced, on_a_terminal=False)

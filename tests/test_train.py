@@ -28,13 +28,6 @@ def train_on(features, target, test=None, **changes):
     return fit(split, names, params(**changes))
 
 
-@pytest.fixture(autouse=True)
-def deterministic():
-    torch.use_deterministic_algorithms(True)
-    yield
-    torch.use_deterministic_algorithms(False)
-
-
 def test_the_history_has_a_row_per_epoch_from_the_initial_weights_to_the_learnt_ones():
     model, history = train_on(*LINE, test=LINE, epochs=40)
     assert list(history) == ["epoch", "train_loss", "test_loss", "x", "intercept"]

@@ -151,8 +151,6 @@ def run_in_process(project: Path, name: str) -> subprocess.CompletedProcess:
     default. Any other exception propagates, as it would end the process with a traceback.
     """
     main = importlib.import_module(f"pipeline.{name}").main
-    torch = sys.modules.get("torch")
-    deterministic = torch.are_deterministic_algorithms_enabled() if torch else False
     stdout, stderr = io.StringIO(), io.StringIO()
     returncode = 0
     with contextlib.chdir(project), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
@@ -162,9 +160,6 @@ def run_in_process(project: Path, name: str) -> subprocess.CompletedProcess:
             run_stage(main)
         except SystemExit as stop:
             returncode = stop.code
-        finally:
-            if "torch" in sys.modules:  # train switches this on for the whole process
-                sys.modules["torch"].use_deterministic_algorithms(deterministic)
     for warning in shown:
         stderr.write(warnings.formatwarning(warning.message, warning.category, warning.filename, warning.lineno))
     return subprocess.CompletedProcess([name], returncode, stdout.getvalue(), stderr.getvalue())

@@ -12,15 +12,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ruamel.yaml import YAML, YAMLError
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
 
 from pipeline.errors import PipelineError, run_stage
 from tools.commands import DVC, run
 
 LOCK = "dvc.lock"
 # Outputs whose numbers are compared when they differ, so that float noise and a real change look different.
-NUMBER_FILES = (".json", ".csv")
-# What decides torch's float results besides the code: its vector instructions and its thread count.
+NUMBER_FILES = (".json", ".csv", ".safetensors")
+# What could decide torch's float results besides the code: its vector instructions and its thread count
+# (train fits on one thread, so that the count does not; the line shows what a machine would otherwise use).
 TORCH_SETTINGS = "import torch; print(torch.backends.cpu.get_cpu_capability(), torch.get_num_threads())"
 
 
@@ -36,9 +40,15 @@ def recorded_outs(lock: Path) -> dict[str, str]:
 
 
 def numbers(path: Path, suffix: str) -> dict[str, float]:
-    """Every number in a JSON or CSV file, named by where it stands."""
+    """Every number in a JSON, CSV or safetensors file, named by where it stands: a JSON object's dotted path
+    (as `dvc metrics show` names it), a CSV column and line, a tensor and index."""
     if suffix == ".json":
         return dict(_json_numbers(json.loads(path.read_text(encoding="utf-8")), ""))
+    if suffix == ".safetensors":
+        return {
+            f"{name}[{', '.join(map(str, index))}]": float(value)
+            for name, tensor in load_file(path).items() for index, value in np.ndenumerate(tensor)
+        }
     found = {}
     with path.open(newline="", encoding="utf-8") as file:
         for line, row in enumerate(csv.DictReader(file), start=2):  # line 1 is the header
@@ -102,7 +112,7 @@ def verdict(path: str, recorded: str | None, reproduced: str | None, clone: Path
         return f"{line}; its numbers cannot be compared: the committed version is not in the local DVC cache {cache}"
     try:
         return f"{line}; {largest_differences(numbers(committed_copy, suffix), numbers(clone / path, suffix))}"
-    except (ValueError, csv.Error) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (ValueError, csv.Error, SafetensorError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return f"{line}; its numbers cannot be compared ({error})"
 
 

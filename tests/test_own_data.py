@@ -1,0 +1,167 @@
+"""Fit your own data, as the README's worked example does: a table of yours that DVC tracks, named by
+data.source; what each change reruns, tested with the real dvc CLI."""
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ruamel.yaml import YAML
+
+from exact import exact_least_squares
+from pipeline.params import DataParams, load_params
+from workspace import commit, dvc, git, ran, read_outs, restored, set_params
+
+HOUSES = "data/raw/houses.csv"
+FEATURES = ["area_m2", "rooms", "age_years"]
+TARGET = "price_eur"
+# What the worked example sets, as `dvc exp run -S` sets it: a list in the syntax of Hydra's overrides.
+SET_PARAMS = (f"data.source={HOUSES}", f"data.features=[{','.join(FEATURES)}]", f"data.target={TARGET}")
+TRAINING_AND_AFTER = {"train", "evaluate", "visualize"}
+
+
+@dataclass(frozen=True)
+class WorkedExample:
+    """A reproduced project, then the houses copied to data/raw, `dvc add`ed and committed, then fitted by
+    `dvc exp run -S …` (whose params.yaml and dvc.lock are applied to the workspace, not committed)."""
+
+    project: Path
+    output: str = field(repr=False)  # what `dvc exp run` printed
+    default_outs: dict[str, bytes] = field(repr=False)  # every output before, for synthesize's points
+    houses_outs: dict[str, bytes] = field(repr=False)  # every output after
+
+
+@pytest.fixture(scope="module")
+def worked_example(reproduced_template, tmp_path_factory) -> WorkedExample:
+    project = Path(shutil.copytree(reproduced_template, tmp_path_factory.mktemp("own") / "project", symlinks=True))
+    default_outs = read_outs(project)
+    (project / HOUSES).parent.mkdir(parents=True)
+    shutil.copy2(project / "examples" / "houses.csv", project / HOUSES)
+    dvc(project, "add", HOUSES)
+    commit(project, "my houses, tracked by DVC")
+    output = dvc(project, "exp", "run", *(part for value in SET_PARAMS for part in ("--set-param", value))).stdout
+    return WorkedExample(project, output, default_outs, read_outs(project))
+
+
+@pytest.fixture
+def fitted(worked_example, tmp_path) -> Path:
+    """A private copy of the worked example's project, the houses fitted."""
+    return Path(shutil.copytree(worked_example.project, tmp_path / "project", symlinks=True))
+
+
+def metrics_of(project: Path) -> dict:
+    return json.loads((project / "metrics" / "metrics.json").read_text())
+
+
+def houses_md5(project: Path) -> str:
+    """The md5 that `dvc add` recorded for the houses in their .dvc file."""
+    (out,) = YAML(typ="safe").load(project / f"{HOUSES}.dvc")["outs"]
+    return out["md5"]
+
+
+def test_the_worked_example_runs_train_evaluate_and_visualize_and_not_synthesize(worked_example):
+    assert ran(worked_example.output) == TRAINING_AND_AFTER
+    assert "Stage 'synthesize' didn't change, skipping" in worked_example.output
+    # -S took the list: params.yaml holds the three columns, in order.
+    data = load_params(DataParams, worked_example.project / "params.yaml")
+    assert (data.source, data.features, data.target) == (HOUSES, FEATURES, TARGET)
+
+
+def test_the_metrics_name_the_houses_columns_have_no_true_line_and_training_converged(worked_example):
+    metrics = metrics_of(worked_example.project)
+    assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "test"}  # no "true": not synthetic
+    assert list(metrics["learnt"]) == list(metrics["ols"]) == [*FEATURES, "intercept"]
+    # x in the hundreds, y in the hundreds of thousands: the committed train section still reaches least squares.
+    assert metrics["converged"] is True
+    assert (metrics["train"]["n"], metrics["test"]["n"]) == (48, 12)  # 60 rows, 20% held out
+
+
+def test_the_learnt_model_is_the_exact_least_squares_fit_of_the_training_rows(worked_example):
+    project = worked_example.project
+    data = load_params(DataParams, project / "params.yaml")
+    table = np.genfromtxt(project / HOUSES, delimiter=",", names=True)
+    # The held-out rows, recomputed here: the first round(n × test_fraction) of a permutation drawn with
+    # split_seed by NumPy's default generator.
+    held_out = np.random.default_rng(data.split_seed).permutation(len(table))[:round(len(table) * data.test_fraction)]
+    rows = np.setdiff1d(np.arange(len(table)), held_out)
+    features = np.column_stack([table[name][rows] for name in FEATURES])
+    target = table[TARGET][rows]
+    intercept, *coefficients = exact_least_squares(features, target)
+    exact = dict(zip(FEATURES, coefficients), intercept=intercept)
+    metrics = metrics_of(project)
+    # Least squares in float64 is the exact answer to float64 precision.
+    assert metrics["ols"] == pytest.approx(exact, rel=1e-9)
+    # float32 training: predictions within 1e-5 sd of the exact ones, and coefficients within 2e-5 of them
+    # relatively (measured: 8e-7 sd and 3.3e-6; rooms and area correlate at 0.86, which costs digits).
+    learnt = metrics["learnt"]
+    predictions = {name: learnt["intercept"] + features @ [learnt[feature] for feature in FEATURES]
+                   for name, learnt in (("learnt", learnt), ("exact", exact))}
+    assert np.max(np.abs(predictions["learnt"] - predictions["exact"])) < 1e-5 * target.std()
+    assert learnt == pytest.approx(exact, rel=2e-5)
+
+
+def test_dvc_lock_records_the_md5_of_the_houses_as_a_dep_of_train_evaluate_and_visualize(worked_example):
+    project = worked_example.project
+    md5 = houses_md5(project)
+    assert md5 == hashlib.md5((project / HOUSES).read_bytes()).hexdigest()
+    stages = YAML(typ="safe").load(project / "dvc.lock")["stages"]
+    readers = {name for name, stage in stages.items() for dep in stage["deps"] if dep["path"] == HOUSES}
+    assert readers == TRAINING_AND_AFTER
+    for name in TRAINING_AND_AFTER:
+        (dep,) = [dep for dep in stages[name]["deps"] if dep["path"] == HOUSES]
+        assert dep["md5"] == md5
+
+
+def test_dvc_params_diff_shows_the_switch_to_the_houses(worked_example):
+    changes = json.loads(dvc(worked_example.project, "params", "diff", "--json").stdout)["params.yaml"]
+    assert changes["data.source"] == {"old": "data/points.parquet", "new": HOUSES}
+    assert changes["data.features"] == {"old": "['x']", "new": str(FEATURES)}  # a list, as Python writes it
+    assert changes["data.target"] == {"old": "y", "new": TARGET}
+    assert set(changes) == {"data.source", "data.features", "data.target"}
+
+
+def test_a_new_version_of_the_houses_reruns_train_evaluate_and_visualize_and_nothing_upstream(fitted):
+    before, old_md5 = metrics_of(fitted), houses_md5(fitted)
+    houses = fitted / HOUSES
+    lines = houses.read_text().splitlines()
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",210600"  # a price corrected: 200600 → 210600
+    houses.write_text("\n".join(lines) + "\n")
+    dvc(fitted, "add", HOUSES)
+    assert houses_md5(fitted) != old_md5
+    output = dvc(fitted, "repro").stdout
+    assert ran(output) == TRAINING_AND_AFTER
+    assert metrics_of(fitted)["ols"] != before["ols"]
+
+
+# Each change of the data section, as one or more keys of params.yaml. A target must not be a feature, so
+# another target trades places with it.
+DATA_CHANGES = {
+    "data.features": {"data.features": ["area_m2", "rooms"]},
+    "data.target": {"data.target": "age_years", "data.features": ["area_m2", "rooms", "price_eur"]},
+    "data.test_fraction": {"data.test_fraction": 0.3},
+    "data.split_seed": {"data.split_seed": 1},
+}
+
+
+@pytest.mark.parametrize("change", DATA_CHANGES)
+def test_changing_the_columns_or_the_split_reruns_train_evaluate_and_visualize(fitted, change):
+    set_params(fitted, DATA_CHANGES[change])
+    assert ran(dvc(fitted, "repro").stdout) == TRAINING_AND_AFTER
+
+
+def test_switching_data_source_back_and_forth_restores_every_output_from_the_run_cache(fitted, worked_example):
+    git(fitted, "checkout", "--", "params.yaml")  # back to synthesize's points
+    output = dvc(fitted, "repro").stdout
+    assert ran(output) == set()
+    assert restored(output) == TRAINING_AND_AFTER
+    assert read_outs(fitted) == worked_example.default_outs
+    assert (fitted / "dvc.lock").read_text() == git(fitted, "show", "HEAD:dvc.lock")
+
+    set_params(fitted, {"data.source": HOUSES, "data.features": FEATURES, "data.target": TARGET})
+    output = dvc(fitted, "repro").stdout
+    assert ran(output) == set()
+    assert restored(output) == TRAINING_AND_AFTER
+    assert read_outs(fitted) == worked_example.houses_outs
