@@ -48,6 +48,7 @@ def test_make_report_tables_the_params_and_metrics_that_differ_from_main_and_lin
     old, new, _ = metrics_row(report, "gap")
     assert (float(old), float(new)) == pytest.approx((on_main["gap"], here["gap"]), rel=0.1)
     assert 0 < float(old) < float(new)
+    assert "For local viewing" in report  # the images are git-ignored files: the report says so
     for plot in PLOTS:
         assert f"![{plot}]({plot})" in report
         assert (reproduced / plot).is_file()
@@ -74,5 +75,18 @@ def test_make_report_refuses_a_workspace_that_is_not_reproduced(reproduced):
 def test_make_report_names_a_base_that_is_not_a_commit(reproduced):
     line = one_error_line(make(reproduced, "report", "BASE=no-such-branch"))
     assert line == (
-        "error: BASE = 'no-such-branch': not a commit here: expected a branch, tag or commit to compare with"
+        "error: BASE = 'no-such-branch': not a commit or experiment here: expected a branch, tag, commit or "
+        "experiment name (`dvc exp show`) to compare with"
     )
+
+
+def test_make_report_compares_with_an_experiment_by_its_name(reproduced):
+    dvc(reproduced, "exp", "run", "--name", "slower", "-S", "train.lr=0.002")
+    git(reproduced, "checkout", "--", "params.yaml", "dvc.lock")
+    dvc(reproduced, "checkout", "--force")
+    result = make(reproduced, "report", "BASE=slower")
+    assert result.returncode == 0, result.stderr
+    report = (reproduced / "report.md").read_text()
+    experiment = git(reproduced, "for-each-ref", "--format=%(objectname)", "refs/exps/").split()[0]
+    assert f"compared with `slower` ({experiment[:7]})" in report
+    assert re.search(r"\|\s*params\.yaml\s*\|\s*train\.lr\s*\|\s*0\.002\s*\|", report), report

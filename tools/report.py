@@ -39,20 +39,34 @@ def report(base: str, base_commit: str, params_diff: str, metrics_diff: str) -> 
         "",
         "## Plots",
         "",
+        "For local viewing: these are the workspace's plots, which DVC caches and git ignores, so the links",
+        "resolve beside this file in the repository only. To share them, attach the PNGs to the pull request.",
+        "",
         "\n\n".join(f"![{path}]({path})" for path in PLOTS),
         "",
     ])
 
 
+def commit_of(base: str, root: Path) -> str:
+    """The commit of a branch, tag, commit or DVC experiment (DVC keeps those under refs/exps/)."""
+    try:
+        return run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], root).strip()
+    except PipelineError:
+        pass
+    experiments = run(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/"], root).splitlines()
+    found = [line.split()[1] for line in experiments if line.split()[0].rsplit("/", 1)[-1] == base]
+    if len(found) != 1:
+        raise PipelineError(f"BASE = {base!r}: not a commit or experiment here: expected a branch, tag, commit or "
+                            "experiment name (`dvc exp show`) to compare with")
+    return found[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("base", nargs="?", default="main", help="the git revision to compare with (default: main)")
+    parser.add_argument("base", nargs="?", default="main", help="the git revision or experiment to compare with (default: main)")
     base = parser.parse_args().base
     root = Path.cwd()  # make runs every target from the project root
-    try:
-        base_commit = run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], root).strip()
-    except PipelineError:
-        raise PipelineError(f"BASE = {base!r}: not a commit here: expected a branch, tag or commit to compare with") from None
+    base_commit = commit_of(base, root)
     # A report of outputs that params.yaml and the code no longer produce would compare the wrong thing.
     stale = json.loads(run([*DVC, "status", "--json"], root))
     if stale:
