@@ -1,10 +1,13 @@
 """Typed, validated params: one model per section of params.yaml, and the one loader."""
 
+import re
 from difflib import get_close_matches
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
+from types import NoneType, UnionType
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from ruamel.yaml import YAML, YAMLError
 
 from pipeline.errors import PipelineError
@@ -12,9 +15,10 @@ from pipeline.errors import PipelineError
 PARAMS_FILE = Path("params.yaml")
 
 # Bounds keep every valid value computable: beyond them x or y overflow, or a run needs more memory or
-# time than a line fit should. Each description is the "expected …" of the error message.
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="an integer from 0 to 4294967295")]
-Coordinate = Annotated[float, Field(ge=-1e6, le=1e6, description="a number from -1e6 to 1e6")]
+# time than a line fit should. The "expected …" of an error is read from the type and these bounds (_expected);
+# a description says only what they cannot: what null means, a note, or what a string names.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Coordinate = Annotated[float, Field(ge=-1e6, le=1e6)]
 
 # Names the history and the metrics give to something other than a feature's coefficient.
 RESERVED_NAMES = ("intercept", "epoch", "train_loss", "test_loss")
@@ -31,13 +35,11 @@ class SynthesizeParams(_Section):
     """How the synthetic points y = m·x + c + noise are drawn: one feature x, or x1 … xd for a list m."""
 
     section = "synthesize"
-    m: Annotated[
-        Coordinate | None | list[Coordinate],
-        Field(description="a number from -1e6 to 1e6, null to draw it, or a list of 1 to 100 such numbers"),
-    ]
-    c: Annotated[Coordinate | None, Field(description="a number from -1e6 to 1e6, or null to draw it")]
-    noise: Annotated[float, Field(ge=0, le=1e6, description="a number from 0 to 1e6")]
-    n_points: Annotated[int, Field(ge=2, le=100_000_000, description="an integer from 2 to 100000000")]
+    m: Annotated[Coordinate | None | Annotated[list[Coordinate], Field(min_length=1, max_length=100)],
+                 Field(description="null to draw it")]
+    c: Annotated[Coordinate | None, Field(description="null to draw it")]
+    noise: Annotated[float, Field(ge=0, le=1e6)]
+    n_points: Annotated[int, Field(ge=2, le=100_000_000)]
     x_min: Coordinate
     x_max: Coordinate
     seed: Seed
@@ -48,8 +50,6 @@ class SynthesizeParams(_Section):
             raise ValueError(
                 f"synthesize.x_min = {self.x_min!r} and synthesize.x_max = {self.x_max!r}: expected x_min < x_max"
             )
-        if isinstance(self.m, list) and not 1 <= len(self.m) <= 100:
-            raise ValueError(f"synthesize.m = {_show(self.m)}: expected a list of 1 to 100 slopes")
         return self
 
     @property
@@ -69,10 +69,9 @@ class DataParams(_Section):
     section = "data"
     source: Annotated[str, Field(
         min_length=1, description="a path inside the repository to a .csv or .parquet file")]
-    features: Annotated[list[ColumnName], Field(
-        min_length=1, max_length=100, description="a list of 1 to 100 column names")]
+    features: Annotated[list[ColumnName], Field(min_length=1, max_length=100)]
     target: ColumnName
-    test_fraction: Annotated[float, Field(ge=0, le=0.9, description="a number from 0 to 0.9")]
+    test_fraction: Annotated[float, Field(ge=0, le=0.9)]
     split_seed: Seed
 
     @model_validator(mode="after")
@@ -103,16 +102,16 @@ class TrainParams(_Section):
     """How torch.optim fits torch.nn.Linear(d, 1) to the training rows."""
 
     section = "train"
-    optimizer: Annotated[Literal["sgd", "adam", "lbfgs"], Field(description="one of sgd, adam, lbfgs")]
-    lr: Annotated[float, Field(gt=0, le=1e6, description="a number > 0 and at most 1e6")]
-    momentum: Annotated[float, Field(ge=0, lt=1, description="a number from 0 to below 1 (sgd only)")]
-    epochs: Annotated[int, Field(ge=1, le=1_000_000, description="an integer from 1 to 1000000")]
-    batch_size: Annotated[int | None, Field(
-        ge=1, le=100_000_000, description="null for the full batch, or an integer from 1 to 100000000")]
-    dtype: Annotated[Literal["float32", "float64"], Field(description="one of float32, float64")]
-    standardize: Annotated[bool, Field(description="true or false")]
-    fit_intercept: Annotated[bool, Field(description="true or false")]
-    tolerance: Annotated[float, Field(gt=0, le=1, description="a number > 0 and at most 1")]
+    optimizer: Literal["sgd", "adam", "lbfgs"]
+    lr: Annotated[float, Field(gt=0, le=1e6)]
+    momentum: Annotated[float, Field(ge=0, lt=1, description="(sgd only)")]
+    epochs: Annotated[int, Field(ge=1, le=1_000_000)]
+    batch_size: Annotated[None | Annotated[int, Field(ge=1, le=100_000_000)],
+                          Field(description="null for the full batch")]
+    dtype: Literal["float32", "float64"]
+    standardize: bool
+    fit_intercept: bool
+    tolerance: Annotated[float, Field(gt=0, le=1)]
     seed: Seed
 
     @model_validator(mode="after")
@@ -130,8 +129,8 @@ class VisualizeParams(_Section):
     """What only drawing needs."""
 
     section = "visualize"
-    dpi: Annotated[int, Field(ge=10, le=1000, description="an integer from 10 to 1000")]
-    max_points: Annotated[int, Field(ge=1, le=1_000_000, description="an integer from 1 to 1000000")]
+    dpi: Annotated[int, Field(ge=10, le=1000)]
+    max_points: Annotated[int, Field(ge=1, le=1_000_000)]
     seed: Seed
 
 
@@ -183,15 +182,71 @@ def _explain(error: ValidationError, model: type[_Section], values: Any) -> str:
         return f"{section}.{key} = {_show(first['input'])}: unknown key{_did_you_mean(key, model.model_fields)}, " \
                f"expected only {', '.join(model.model_fields)}{more}"
     field = model.model_fields[key]
-    expected = field.description or ""
+    expected = _expected(field)
     if first["type"] == "missing":
         return f"{section}.{key} is missing: expected {expected}{more}"
     # The whole value as written: for a list, pydantic's input is only the item it refused.
     value = values[key] if isinstance(values, dict) and key in values else first["input"]
+    # A union (synthesize.m) has a problem per choice: the one not about the value's type says what is wrong.
+    first = min((problem for problem in problems if problem["loc"][:1] == first["loc"][:1]),
+                key=lambda problem: problem["type"].endswith("_type"))
     hint = ""
     if first["type"] == "literal_error" and isinstance(value, str):
         hint = _did_you_mean(value, get_args(field.annotation))
     return f"{section}.{key} = {_show(value)}{hint}: expected {expected} ({_reason(first)}){more}"
+
+
+def _expected(field: FieldInfo) -> str:
+    """What a field accepts, in words: its type and bounds, then its description (what null means, or a note);
+    a string is its description alone ("a column name")."""
+    kind, note = field.annotation, field.description
+    if get_origin(kind) in (Union, UnionType):
+        choices = [(note or "null") if choice is NoneType else _expected(FieldInfo.from_annotation(choice))
+                   for choice in get_args(kind)]
+        return f"{', '.join(choices[:-1])}, or {choices[-1]}"
+    if kind is str:
+        return note
+    if get_origin(kind) is Literal:
+        text = f"one of {', '.join(get_args(kind))}"
+    elif kind is bool:
+        text = "true or false"
+    elif kind is int:
+        text = f"an integer {_bounds(field)}"
+    elif kind is float:
+        text = f"a number {_bounds(field)}"
+    else:  # a list: "a number from 0 to 1" → "a list of 1 to 100 numbers from 0 to 1"
+        items = re.sub(r"^an? (integer|number|.*)", r"\1s", _expected(FieldInfo.from_annotation(get_args(kind)[0])))
+        text = f"a list of {_bounds(field)} {items}"
+    if note:
+        return f"{text} {note}"
+    return text
+
+
+# How users read the bounds of a number, or of a list's length; another combination is a KeyError the tests catch.
+BOUNDS = {
+    ("ge", "le"): "from {ge} to {le}",
+    ("gt", "le"): "> {gt} and at most {le}",
+    ("ge", "lt"): "from {ge} to below {lt}",
+    ("gt",): "> {gt}",
+    ("max_length", "min_length"): "{min_length} to {max_length}",
+}
+
+
+def _bounds(field: FieldInfo) -> str:
+    """A field's bounds as BOUNDS words them: "from 0 to 1e6", "> 0 and at most 1"."""
+    bounds = {name: _number(getattr(item, name)) for item in field.metadata
+              for name in ("ge", "gt", "le", "lt", "min_length", "max_length") if hasattr(item, name)}
+    return BOUNDS[tuple(sorted(bounds))].format(**bounds)
+
+
+def _number(value: int | float) -> str:
+    """A bound as users write it in YAML: 100000000, 4294967295, 0.9, 1e6 (not 1000000.0)."""
+    if isinstance(value, int):
+        return str(value)
+    text = f"{value:g}"
+    if float(text) != value:  # %g keeps 6 digits
+        text = repr(value)
+    return text.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
 
 
 def _reason(problem: dict) -> str:

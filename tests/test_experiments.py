@@ -153,16 +153,15 @@ def test_plots_diff_draws_the_losses_coefficients_and_intercept_of_both_runs_in_
     old, new, _, _ = revisions(compared, pair)
     drawn = json.loads(dvc(compared.project, "plots", "diff", old, new, "--json", "-o", str(tmp_path)).stdout)["data"]
     learnt = json.loads(dvc(compared.project, "metrics", "diff", old, new, "--all", "--json").stdout)
-    (loss,), (coefficients,), (intercept,) = drawn["loss"], drawn["coefficients"], drawn["intercept"]
-    assert loss["revisions"] == coefficients["revisions"] == intercept["revisions"] == [old, new]
+    charts = {name: drawn[name][0] for name in ("loss", "test_loss", "coefficients", "intercept")}
+    assert all(chart["revisions"] == [old, new] for chart in charts.values())
     losses = {}
     for rev, side in ((old, "old"), (new, "new")):
-        for name in ("train_loss", "test_loss"):  # one line per loss and run
-            series = [float(point[name]) for point in loss["content"]["data"]["values"]
-                      if point["rev"] == rev and point["field"] == name]
+        for chart, name in (("loss", "train_loss"), ("test_loss", "test_loss")):  # one line per loss and run
+            series = [float(point[name]) for point in charts[chart]["content"]["data"]["values"] if point["rev"] == rev]
             assert len(series) == DEFAULTS.epochs + 1
             losses[rev, name] = series
-        for plot, name in ((coefficients, "x"), (intercept, "intercept")):
+        for plot, name in ((charts["coefficients"], "x"), (charts["intercept"], "intercept")):
             series = [float(point[name]) for point in plot["content"]["data"]["values"] if point["rev"] == rev]
             assert len(series) == DEFAULTS.epochs + 1
             # Each run's history ends where its training ended: on that run's learnt model (float32).

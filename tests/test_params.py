@@ -1,14 +1,20 @@
 """A mistake in params.yaml gets one line naming the key, the value and what is expected; nothing is written."""
 
+import dataclasses
 import math
 import re
+import shutil
 from pathlib import Path
+from types import NoneType
+from typing import get_args
 
 import pytest
+from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
+from pydantic.fields import FieldInfo
 from ruamel.yaml import YAML
 
 from pipeline.errors import PipelineError
-from pipeline.params import SECTIONS, SynthesizeParams, TrainParams, load_params
+from pipeline.params import SECTIONS, DataParams, SynthesizeParams, TrainParams, load_params
 from workspace import ROOT, contents, error_line, isolate, run_in_process, stage
 
 DELETE = object()
@@ -65,7 +71,8 @@ CASES = [
     ("synthesize", "synthesize", {"x_min": 5.0, "x_max": 5.0},
      ["synthesize.x_min = 5.0", "synthesize.x_max = 5.0", "expected x_min < x_max"]),
     ("synthesize", "synthesize", {"m": "2.5"}, ["synthesize.m = '2.5'", "null to draw it, or a list of 1 to 100"]),
-    ("synthesize", "synthesize", {"m": []}, ["synthesize.m = a list []", "expected a list of 1 to 100 slopes"]),
+    ("synthesize", "synthesize", {"m": []},
+     ["synthesize.m = a list []", "or a list of 1 to 100 numbers from -1e6 to 1e6", "(list should have at least 1"]),
     ("synthesize", "synthesize", {"m": [1.0, "2"]}, ["synthesize.m = a list [1.0, '2']", "from -1e6 to 1e6"]),
     ("synthesize", "synthesize", {"c": 1e9}, ["synthesize.c = 1000000000.0", "from -1e6 to 1e6"]),
     ("visualize", "visualize", {"dpi": 0}, ["visualize.dpi = 0", "expected an integer from 10"]),
@@ -139,3 +146,72 @@ def test_a_params_file_that_is_not_a_mapping_is_named(tmp_path, text, fragment):
         load_params(TrainParams, write(tmp_path, text))
     assert str(raised.value).startswith(str(tmp_path / "params.yaml"))
     assert "\n" not in str(raised.value)
+
+
+# Each "expected …" is read from the field's type and bounds -------------------------------------------------
+
+def message_for(tmp_path: Path, model, changes: dict) -> str:
+    """The error loading `model` gives for the project's params.yaml with these changes, without the path."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    edit_params(tmp_path, model.section, changes)
+    with pytest.raises(PipelineError) as raised:
+        load_params(model, tmp_path / "params.yaml")
+    return str(raised.value).removeprefix(f"{tmp_path / 'params.yaml'}: ")
+
+
+@pytest.mark.parametrize("model, changes, message", [
+    (TrainParams, {"epochs": DELETE}, "train.epochs is missing: expected an integer from 1 to 1000000"),
+    (TrainParams, {"epochs": 0},
+     "train.epochs = 0: expected an integer from 1 to 1000000 (input should be greater than or equal to 1)"),
+    (TrainParams, {"lr": "0.1"},
+     "train.lr = '0.1': expected a number > 0 and at most 1e6 (input should be a valid number)"),
+    (TrainParams, {"tolerance": 2.0},
+     "train.tolerance = 2.0: expected a number > 0 and at most 1 (input should be less than or equal to 1)"),
+    (TrainParams, {"momentum": 1.0},
+     "train.momentum = 1.0: expected a number from 0 to below 1 (sgd only) (input should be less than 1)"),
+    (TrainParams, {"optimizer": "adamw"}, "train.optimizer = 'adamw' (did you mean adam?): expected one of sgd, adam, "
+                                          "lbfgs (input should be 'sgd', 'adam' or 'lbfgs')"),
+    (TrainParams, {"standardize": "yes"}, "train.standardize = 'yes': expected true or false "
+                                          "(input should be a valid boolean)"),
+    (TrainParams, {"batch_size": 0}, "train.batch_size = 0: expected null for the full batch, or an integer from 1 "
+                                     "to 100000000 (input should be greater than or equal to 1)"),
+    (SynthesizeParams, {"c": "1"},
+     "synthesize.c = '1': expected a number from -1e6 to 1e6, or null to draw it (input should be a valid number)"),
+    (SynthesizeParams, {"m": []}, "synthesize.m = a list []: expected a number from -1e6 to 1e6, null to draw it, or a "
+                                  "list of 1 to 100 numbers from -1e6 to 1e6 (list should have at least 1 item after "
+                                  "validation, not 0) (and 1 more problem(s))"),
+    (SynthesizeParams, {"seed": 2**32}, "synthesize.seed = 4294967296: expected an integer from 0 to 4294967295 "
+                                        "(input should be less than or equal to 4294967295)"),
+    (DataParams, {"test_fraction": 0.95},
+     "data.test_fraction = 0.95: expected a number from 0 to 0.9 (input should be less than or equal to 0.9)"),
+    (DataParams, {"features": []}, "data.features = a list []: expected a list of 1 to 100 column names "
+                                   "(list should have at least 1 item after validation, not 0)"),
+])
+def test_the_message_says_the_type_and_bounds_of_the_field(tmp_path, model, changes, message):
+    assert message_for(tmp_path, model, changes) == message
+
+
+def numeric_bounds(field: FieldInfo) -> list:
+    """The bounds of a field's numbers and list lengths, in the order its type names them (a union's choices, a
+    list's length then its items); a string's length is left to pydantic's reason ("should have at most …")."""
+    if field.annotation is str:
+        return []
+    bounds = (Ge, Gt, Le, Lt, MinLen, MaxLen)
+    found = [dataclasses.astuple(item)[0] for item in field.metadata if isinstance(item, bounds)]
+    for inner in get_args(field.annotation):
+        if inner is not NoneType and not isinstance(inner, str):  # a Literal's choices are strings
+            found += numeric_bounds(FieldInfo.from_annotation(inner))
+    return found
+
+
+NUMBER = re.compile(r"(?<![\w.-])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")
+
+
+@pytest.mark.parametrize("model, key", [(model, key) for model in SECTIONS for key in model.model_fields],
+                         ids=[f"{model.section}.{key}" for model in SECTIONS for key in model.model_fields])
+def test_the_expected_text_names_each_bound_of_the_field_as_yaml_reads_it(tmp_path, model, key):
+    message = message_for(tmp_path, model, {key: DELETE})
+    prefix = f"{model.section}.{key} is missing: expected "
+    assert message.startswith(prefix) and len(message) > len(prefix)
+    written = [YAML(typ="safe").load(number) for number in NUMBER.findall(message.removeprefix(prefix))]
+    assert written == numeric_bounds(model.model_fields[key])

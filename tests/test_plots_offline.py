@@ -22,7 +22,7 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
 )
-CHARTS = ("loss", "coefficients", "intercept")  # the ids of dvc.yaml's interactive plots
+CHARTS = ("loss", "test_loss", "coefficients", "intercept")  # the ids of dvc.yaml's interactive plots
 # DVC's linear template filters its hover points to none until the mouse moves, and Vega warns of that empty
 # layer's extent: the one console message a page that draws may print.
 EMPTY_HOVER_LAYER = re.compile(r'"WARN Infinite extent for field "[^"]+": \[Infinity, -Infinity\]"')
@@ -117,13 +117,14 @@ def test_plots_show_draws_the_loss_on_a_log_axis_and_the_coefficients_offline(re
     page = reproduced / "dvc_plots" / "index.html"
     opened = open_page(chromium, page, tmp_path / "profile")
     assert_every_chart_drew_lines(opened, page.read_text(encoding="utf-8"))
-    loss, coefficients, intercept = (opened.charts[name] for name in CHARTS)
-    assert loss.title == ["Training and test loss (MSE) per epoch, log scale"]
-    assert loss.axis_titles == ["epoch", "loss (MSE)"]
+    loss, test_loss, coefficients, intercept = (opened.charts[name] for name in CHARTS)
+    assert loss.title == ["Training loss (MSE) per epoch, log scale"]
+    assert loss.axis_titles == ["epoch", "training loss (MSE)"]
+    assert test_loss.axis_titles == ["epoch", "test loss (MSE)"]
     assert coefficients.axis_titles == ["epoch", "coefficient (data units)"]
     assert intercept.axis_titles == ["epoch", "intercept (data units)"]
-    # The loss has a line for training and one for test where the coefficient of x has one.
-    assert loss.lines == 2 * coefficients.lines == 2 * intercept.lines
+    # One line each: one run, one field (the coefficient of x).
+    assert loss.lines == test_loss.lines == coefficients.lines == intercept.lines
 
 
 def test_the_loss_chart_has_a_log_y_axis(reproduced):

@@ -55,7 +55,7 @@ def test_dvc_params_and_metrics_diff_show_a_change_of_lr(reproduced):
 def test_dvc_plots_show_renders_the_history_and_the_images(reproduced):
     dvc(reproduced, "plots", "show")
     page = (reproduced / "dvc_plots" / "index.html").read_text()
-    for name in ("loss", "coefficients", "intercept"):  # dvc.yaml's interactive plots, drawn by Vega
+    for name in ("loss", "test_loss", "coefficients", "intercept"):  # dvc.yaml's interactive plots, drawn by Vega
         assert f"vegaEmbed('#{name}'" in page, name
     for image in ("data", "loss", "fit", "parameters"):
         assert f'id="plots_{image}_png"' in page, image
