@@ -1,5 +1,6 @@
-# The front door: `make repro` and `make test` work on a fresh machine with Python 3.11.
-PYTHON ?= python3.11
+# The front door. `make` lists the verbs; `make repro` and `make test` set up a fresh machine themselves.
+# Any python3 from 3.11 up will do (tested with 3.11); `make repro PYTHON=python3.12` picks another.
+PYTHON ?= python3
 VENV := .venv
 # .venv/bin first, so that the `python` in dvc.yaml's commands is the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -8,32 +9,40 @@ export DVC_NO_ANALYTICS := 1
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: repro test repro-check report bench
+.DEFAULT_GOAL := help
+.PHONY: help repro test test-fast repro-check report bench
 
-repro: $(INSTALLED)
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
+
+repro: $(INSTALLED)  ## set up .venv if needed, then dvc repro: the pipeline, running only what changed
 	dvc repro
 
-test: $(INSTALLED)
+test: $(INSTALLED)  ## set up .venv if needed, then the whole test suite (about 6 minutes on 2 cores)
 	python -m pytest -n auto
 
-# Does a fresh clone of HEAD reproduce the committed dvc.lock? OMP_NUM_THREADS, ATEN_CPU_CAPABILITY and
-# any other variable pass through to the `dvc repro` it runs.
-repro-check: $(INSTALLED)
+test-fast: $(INSTALLED)  ## the in-memory unit tests only (tests/unit, well under a minute)
+	python -m pytest -n auto tests/unit
+
+# OMP_NUM_THREADS, ATEN_CPU_CAPABILITY and any other variable pass through to the `dvc repro` it runs.
+repro-check: $(INSTALLED)  ## does a fresh clone of HEAD reproduce the committed dvc.lock, byte for byte?
 	python -m tools.repro_check
 
-# report.md for a pull request: params and metrics against BASE, and the plots.
 BASE ?= main
-report: $(INSTALLED)
+report: $(INSTALLED)  ## report.md: params and metrics against BASE (a branch, commit or experiment), and the plots
 	python -m tools.report $(BASE)
 
-# Figures, not tests: full dvc repro against one process, a no-op repro, and 10 million points.
-bench: $(INSTALLED)
+bench: $(INSTALLED)  ## figures, not tests: stage overhead, training throughput, 10 million points, a user's CSV
 	python -m bench.repro_overhead
 	python -m bench.large_dataset
+	python -m bench.training_throughput
+	python -m bench.user_csv
 
 # The stamp is newer than requirements.txt once it is installed, so a second run installs nothing. Then
 # tools/plots_page.py inlines the installed Vega JavaScript into the page `dvc plots` fills (offline charts).
 $(INSTALLED): requirements.txt tools/plots_page.py
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "error: $(PYTHON): not found or older than 3.11: expected Python 3.11 or newer (make PYTHON=python3.12 …)"; exit 1; }
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(VENV)/bin/python -m tools.plots_page

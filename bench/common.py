@@ -1,12 +1,17 @@
-"""What the benchmarks share: a clean clone of the project, and the machine they ran on."""
+"""What the benchmarks share: a clean clone of the project, its params, its stages, and the machine they ran on."""
 
 import os
 import platform
 import subprocess
+import sys
 import tempfile
+import time
+from importlib.metadata import version
 from pathlib import Path
 
 from ruamel.yaml import YAML
+
+from tools.commands import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("synthesize", "train", "evaluate", "visualize")
@@ -19,19 +24,55 @@ def clone_head() -> Path:
     return folder / "project"
 
 
-def machine() -> str:
+def machine(torch_threads: str | None = None) -> str:
+    """CPU, cores, Python, torch and its threads: the figures mean little without them.
+
+    torch_threads: what the benchmark itself sets; by default, the number a new process starts with.
+    """
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
         cpu = names[0] if names else cpu
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    if torch_threads is None:
+        torch_threads = os.environ.get("OMP_NUM_THREADS") or f"{os.cpu_count()} (torch's default)"
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} "
+            f"{platform.release()}, torch {version('torch')}, torch threads {torch_threads}")
+
+
+def load_average() -> str:
+    """The machine's load over the last 1, 5 and 15 minutes: other work skews the figures."""
+    path = Path("/proc/loadavg")
+    return " ".join(path.read_text().split()[:3]) if path.exists() else "unknown"
+
+
+def set_params(project: Path, values: dict[str, object]) -> dict:
+    """Set `section.key` = value in the clone's params.yaml, keeping its comments; return all params."""
+    yaml = YAML()
+    params = yaml.load(project / "params.yaml")
+    for key, value in values.items():
+        section, name = key.split(".")
+        params[section][name] = value
+    yaml.dump(params, project / "params.yaml")
+    return params
 
 
 def set_points(project: Path, n_points: int) -> dict:
     """Set synthesize.n_points in the clone's params.yaml; return all params."""
-    yaml = YAML()
-    params = yaml.load(project / "params.yaml")
-    params["synthesize"]["n_points"] = n_points
-    yaml.dump(params, project / "params.yaml")
-    return params
+    return set_params(project, {"synthesize.n_points": n_points})
+
+
+def run_stage(project: Path, name: str) -> tuple[float, int]:
+    """Wall seconds and peak resident bytes of `python -m pipeline.<name>` (this process alone).
+
+    subprocess starts it with vfork, after which Linux reports as its peak at least the caller's own: keep
+    the caller small (big arrays in another process) for the figure to be the stage's.
+    """
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", f"pipeline.{name}"], cwd=project, env=environment(),
+                               stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)  # the rusage of this one child, not of all children so far
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"pipeline.{name} exited {process.returncode}")
+    return time.perf_counter() - start, usage.ru_maxrss * 1024  # Linux reports ru_maxrss in KiB

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import STAGES, clone_head, machine, set_points
+from bench.common import STAGES, clone_head, load_average, machine, set_points
 from tools.commands import environment
 
 ONE_PROCESS = (
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--points", type=int, help="synthesize.n_points (default: params.yaml's)")
     arguments = parser.parse_args()
+    load_before = load_average()
     project = clone_head()
     if arguments.points:
         set_points(project, arguments.points)
@@ -62,6 +63,7 @@ def main() -> None:
 
     points = f" with n_points = {arguments.points:,}" if arguments.points else ""
     print(f"machine: {machine()}")
+    print(f"load average: {load_before} before, {load_average()} after")
     print(f"median of {arguments.repeats} runs, params.yaml of HEAD{points}")
     for name, values in timings.items():
         print(f"  {name:<32} {statistics.median(values):6.2f} s   (min {min(values):.2f}, max {max(values):.2f})")

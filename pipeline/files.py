@@ -16,7 +16,7 @@ import pyarrow.parquet
 from pipeline.errors import PipelineError
 
 # Paths are relative to the repository root, where DVC runs every stage. dvc.yaml spells out the same
-# paths as deps and outs; tests/test_dvc_yaml.py checks that the two agree. The table a model is fitted
+# paths as deps and outs; tests/unit/test_dvc_yaml.py checks that the two agree. The table a model is fitted
 # to is data.source in params.yaml: POINTS by default.
 POINTS = Path("data/points.parquet")
 TRUTH = Path("data/truth.json")

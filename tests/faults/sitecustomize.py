@@ -1,4 +1,4 @@
-"""A fault in one stage process, for tests/test_faults.py.
+"""A fault in one stage process, for tests/stages/test_faults.py.
 
 With this folder on PYTHONPATH, Python imports this module at startup in every process, dvc's included.
 It acts only in the stage named by FAULT_STAGE, when that stage first renames a finished temporary file

@@ -2,7 +2,7 @@
 is wrong with it, train, evaluate and visualize each stop with one line `error: <file>: <what>: expected
 <what>`, exit 1, no traceback, and nothing written. A table of integers is a table like any other.
 
-How read_table words each problem is tested in tests/test_dataset.py; here the real stages prove the
+How read_table words each problem is tested in tests/unit/test_dataset.py; here the real stages prove the
 contract, in this process for every case and stage, and as real processes for a few.
 """
 

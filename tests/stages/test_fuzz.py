@@ -2,8 +2,8 @@
 case ends in a valid run or in one clean error line, never a traceback and never a partial output.
 
 The stages run in this process (through run_stage, as `python -m` runs them) to try hundreds of cases
-quickly; tests/test_hostile_files.py, tests/test_user_files.py and tests/test_isolation.py run the real
-processes. How read_table itself takes random CSV files is tests/test_dataset_fuzz.py.
+quickly; tests/stages/test_hostile_files.py, tests/stages/test_user_files.py and tests/stages/test_isolation.py run the real
+processes. How read_table itself takes random CSV files is tests/unit/test_dataset_fuzz.py.
 """
 
 import io

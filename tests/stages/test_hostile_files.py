@@ -1,7 +1,7 @@
 """Hostile or broken files: a model file that is not safetensors weights, a damaged Parquet file, a
 params.yaml that is no params at all. Each gets one line naming the file, exit 1, no traceback, and
-nothing written; a payload in a model file never runs. (tests/test_linear.py words each bad weights file;
-tests/test_user_files.py does the same for a file of yours as data.source.)"""
+nothing written; a payload in a model file never runs. (tests/unit/test_linear.py words each bad weights file;
+tests/stages/test_user_files.py does the same for a file of yours as data.source.)"""
 
 import contextlib
 import pickle

@@ -13,8 +13,9 @@ from pipeline.errors import PipelineError
 from pipeline.linear import least_squares
 from pipeline.params import TrainParams, load_params
 from pipeline.train import fit
+from workspace import ROOT
 
-DEFAULTS = load_params(TrainParams, Path(__file__).resolve().parents[1] / "params.yaml")  # the committed train section
+DEFAULTS = load_params(TrainParams, ROOT / "params.yaml")  # the committed train section
 LINE = (np.linspace(-2.0, 2.0, 50)[:, None], 3.0 * np.linspace(-2.0, 2.0, 50) + 0.5)
 
 

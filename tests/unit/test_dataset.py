@@ -107,7 +107,7 @@ def test_a_constant_target_is_read(tmp_path):
 
 def test_the_module_imports_without_torch():
     code = "import sys, pipeline.dataset; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
 # --- The file itself ----------------------------------------------------------------------------------
