@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tools.plots_page import page_path, write_page
-from workspace import commit, dvc, git, set_param
+from workspace import dvc, git
 
 # Every host name resolves to nothing, so a page that needs the network fails here even on a machine that
 # has one. --virtual-time-budget lets the page's scripts run before --dump-dom prints the DOM; with
@@ -134,18 +134,17 @@ def test_the_loss_chart_has_a_log_y_axis(reproduced):
     assert scales and all(scale == {"type": "log"} for scale in scales)
 
 
-def test_plots_diff_of_two_commits_draws_both_runs_in_each_chart_offline(reproduced, chromium, tmp_path):
-    set_param(reproduced, "train.lr", 0.02)
-    dvc(reproduced, "repro")
-    commit(reproduced, "train.lr 0.02")
+def test_plots_diff_of_two_experiments_draws_both_runs_in_each_chart_offline(reproduced, chromium, tmp_path):
     dvc(reproduced, "plots", "show")
     shown = open_page(chromium, reproduced / "dvc_plots" / "index.html", tmp_path / "show")
-    dvc(reproduced, "plots", "diff", "HEAD~1", "HEAD")
+    dvc(reproduced, "exp", "run", "--name", "faster", "-S", "train.lr=0.02")
+    dvc(reproduced, "exp", "run", "--name", "slower", "-S", "train.lr=0.002")
+    dvc(reproduced, "plots", "diff", "faster", "slower")
     page = reproduced / "dvc_plots" / "index.html"
     opened = open_page(chromium, page, tmp_path / "diff")
     assert_every_chart_drew_lines(opened, page.read_text(encoding="utf-8"))
     for name in CHARTS:
-        assert {"HEAD~1", "HEAD"} <= set(opened.charts[name].legend)
+        assert {"faster", "slower"} <= set(opened.charts[name].legend)
         assert opened.charts[name].lines == 2 * shown.charts[name].lines  # each run's lines, in one chart
 
 
