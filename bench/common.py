@@ -9,12 +9,11 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from tools.commands import environment
+from tools.project import set_params, stage_names
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("synthesize", "train", "evaluate", "visualize")
+STAGES = stage_names(ROOT)
 
 
 def clone_head() -> Path:
@@ -44,17 +43,6 @@ def load_average() -> str:
     """The machine's load over the last 1, 5 and 15 minutes: other work skews the figures."""
     path = Path("/proc/loadavg")
     return " ".join(path.read_text().split()[:3]) if path.exists() else "unknown"
-
-
-def set_params(project: Path, values: dict[str, object]) -> dict:
-    """Set `section.key` = value in the clone's params.yaml, keeping its comments; return all params."""
-    yaml = YAML()
-    params = yaml.load(project / "params.yaml")
-    for key, value in values.items():
-        section, name = key.split(".")
-        params[section][name] = value
-    yaml.dump(params, project / "params.yaml")
-    return params
 
 
 def set_points(project: Path, n_points: int) -> dict:

@@ -56,10 +56,17 @@ def main() -> None:
     learnt = load_weights(MODEL, tuple(data.features), train.fit_intercept)
     metrics = evaluate(split, learnt, true_line_of(data), train.fit_intercept, train.tolerance)
     write_json(METRICS, metrics)
-    for name, values in metrics.items():
-        shown = ", ".join(f"{key} = {value:.6g}" for key, value in values.items()) if isinstance(values, dict) \
-            else f"{values:.6g}" if isinstance(values, float) else values
-        print(f"{name}: {shown}")
+    for name, value in metrics.items():
+        print(f"{name}: {shown(value)}")
+
+
+def shown(value: Any) -> str:
+    """A metric as train's log shows numbers: 6 significant digits, a group of them as key = value."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} = {shown(item)}" for key, item in value.items())
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 if __name__ == "__main__":

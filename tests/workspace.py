@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 
 from pipeline.errors import run_stage
 import tools.commands
+from tools.project import set_params, stage_names
 from tools.plots_page import write_page
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def _lookup(document: dict, dotted: str):
     return document
 
 
-STAGES = tuple(YAML(typ="safe").load(ROOT / "dvc.yaml")["stages"])
+STAGES = stage_names(ROOT)
 # What each stage writes, as dvc.yaml declares it.
 OUTS = {stage_name: tuple(declared(stage_name)["outs"]) for stage_name in STAGES}
 ALL_OUTS = tuple(path for paths in OUTS.values() for path in paths)
@@ -106,21 +107,23 @@ def restored(output: str) -> set[str]:
 
 def set_param(project: Path, key: str, value) -> None:
     """Set `section.name` in params.yaml, keeping its comments."""
-    yaml = YAML()  # round-trip mode keeps comments and order
-    path = project / "params.yaml"
-    document = yaml.load(path)
-    section, name = key.split(".")
-    document[section][name] = value
-    yaml.dump(document, path)
-
-
-def set_params(project: Path, values: dict) -> None:
-    for key, value in values.items():
-        set_param(project, key, value)
+    set_params(project, {key: value})
 
 
 def read_outs(project: Path, paths=ALL_OUTS) -> dict[str, bytes]:
     return {path: (project / path).read_bytes() for path in paths}
+
+
+def assert_pull_brings_every_output_and_repro_runs_nothing(origin: Path, clone: Path) -> None:
+    """In a git clone of `origin` that can reach its remote: git brings no output, `dvc pull` brings
+    them all, byte for byte, and `dvc repro` then has nothing to run or restore."""
+    assert not any((clone / path).exists() for path in ALL_OUTS)  # git holds no output, only dvc.lock
+    dvc(clone, "pull")
+    assert read_outs(clone) == read_outs(origin)
+    output = dvc(clone, "repro").stdout
+    assert ran(output) == set()
+    assert restored(output) == set()
+    assert "Data and pipelines are up to date." in output
 
 
 def isolate(source: Path, destination: Path, stage_name: str) -> Path:

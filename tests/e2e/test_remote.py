@@ -1,6 +1,6 @@
 """Sharing results through a DVC remote: push from one clone, pull in another, and nothing reruns."""
 
-from workspace import ALL_OUTS, commit, dvc, git, ran, read_outs, restored
+from workspace import ALL_OUTS, assert_pull_brings_every_output_and_repro_runs_nothing, commit, dvc, git
 
 
 def test_after_dvc_pull_in_another_clone_dvc_repro_runs_nothing(reproduced, tmp_path):
@@ -12,10 +12,4 @@ def test_after_dvc_pull_in_another_clone_dvc_repro_runs_nothing(reproduced, tmp_
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "--quiet", str(reproduced), str(clone))
-    assert not any((clone / path).exists() for path in ALL_OUTS)  # git holds no output, only dvc.lock
-    dvc(clone, "pull")
-    assert read_outs(clone) == read_outs(reproduced)
-    output = dvc(clone, "repro").stdout
-    assert ran(output) == set()
-    assert restored(output) == set()
-    assert "Data and pipelines are up to date." in output
+    assert_pull_brings_every_output_and_repro_runs_nothing(reproduced, clone)

@@ -14,7 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from workspace import ALL_OUTS, commit, dvc, environment, git, ran, read_outs, restored
+from workspace import (
+    ALL_OUTS, assert_pull_brings_every_output_and_repro_runs_nothing, commit, dvc, environment, git, read_outs,
+)
 
 SSHD = Path("/usr/sbin/sshd")
 PRIVILEGE_SEPARATION = Path("/run/sshd")  # sshd refuses to start without it
@@ -129,13 +131,7 @@ def test_after_dvc_pull_over_ssh_in_another_clone_dvc_repro_runs_nothing(reprodu
     assert f"{len(ALL_OUTS)} files pushed" in pushed, pushed
 
     other = clone(reproduced, tmp_path / "other", sshd)
-    assert not any((other / path).exists() for path in ALL_OUTS)
-    dvc(other, "pull")
-    assert read_outs(other) == read_outs(reproduced)
-    output = dvc(other, "repro").stdout
-    assert ran(output) == set()
-    assert restored(output) == set()
-    assert "Data and pipelines are up to date." in output
+    assert_pull_brings_every_output_and_repro_runs_nothing(reproduced, other)
 
 
 def test_a_push_cut_off_by_the_server_completes_on_the_next_push(reproduced, tmp_path, sshd):
