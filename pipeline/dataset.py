@@ -5,6 +5,7 @@ The table is hostile until proven otherwise: every problem is a PipelineError th
 readers, numpy checks); the slower work of finding *where* a problem lies runs only once one is found.
 """
 
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ import pyarrow.parquet
 
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
+from pipeline.rows import (
+    WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of,
+)
 
 # |value| above this is refused: squared errors must stay finite in float32 (3.4e38), and every integer
 # up to it is exact in float64 (2**53 is about 9.0e15).
@@ -38,19 +42,12 @@ _LISTED_CHARS = 100  # of a list of column names
 _ARROW_CHARS = 120  # of a message from pyarrow
 
 
-Range = tuple[float, float]  # a column's lowest and highest value
+def open_table(path: Path, features: Sequence[str], target: str) -> Source:
+    """The named numeric columns of a CSV (header row) or Parquet file, told apart by extension, checked.
 
-
-@dataclass(frozen=True)
-class Table:
-    """The requested columns as float64: features[:, j] is the j-th requested feature."""
-
-    features: np.ndarray  # float64, shape (n, d), C-contiguous
-    target: np.ndarray  # float64, shape (n,)
-
-
-def read_table(path: Path, features: Sequence[str], target: str) -> Table:
-    """Read the named numeric columns of a CSV (header row) or Parquet file, told apart by extension."""
+    A Parquet file is checked in one pass, one row group at a time, and read again group by group as the
+    stages need it; a CSV file is read whole.
+    """
     if isinstance(features, str):
         raise TypeError(f"features: expected a sequence of column names, not the string {features!r}")
     path = Path(path)
@@ -61,23 +58,29 @@ def read_table(path: Path, features: Sequence[str], target: str) -> Table:
         found = f"extension {_show(path.suffix)}" if path.suffix else "no extension"
         raise PipelineError(f"{where}: {found}: expected {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
     _require_file(where, path)
-    read = _read_csv if suffix in CSV_SUFFIXES else _read_parquet
-    table, ranges, locate = read(where, path, names)
-    _check_values(where, names, table, ranges, locate)
-    return table
+    if suffix in CSV_SUFFIXES:
+        return _read_csv(where, path, names)
+    return ParquetTable.open(where, path, names)
+
+
+def read_table(path: Path, features: Sequence[str], target: str) -> Table:
+    """The whole table in memory: open_table for tables that fit."""
+    return gather(open_table(path, features, target))
+
+
+def gather(rows) -> Table:
+    """Every row of `rows` (a Source or a Part) as one Table in memory."""
+    pieces = list(chunks(rows))
+    if not pieces:
+        return Table(np.empty((0, 0)), np.empty(0))
+    return concatenate(pieces)
 
 
 def split_rows(n_rows: int, test_fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of held-out (test) rows: the same rows for the same arguments, on any machine."""
     if n_rows < 0 or not 0 <= test_fraction < 1:
         raise ValueError(f"split_rows({n_rows}, {test_fraction}, ...): expected n_rows >= 0, 0 <= test_fraction < 1")
-    n_test = round(n_rows * test_fraction)
-    if test_fraction > 0:
-        n_test = max(n_test, 1)
-    n_test = max(min(n_test, n_rows - 1), 0)
-    is_test = np.zeros(n_rows, dtype=bool)
-    is_test[np.random.default_rng(seed).permutation(n_rows)[:n_test]] = True
-    return is_test
+    return held_out(n_rows, test_fraction, seed)
 
 
 def require_enough_training_rows(path: Path, n_train: int, n_coefficients: int) -> None:
@@ -97,19 +100,18 @@ class Split:
     """The rows of data.source a model is fitted to (train) and the rows held out (test)."""
 
     source: Path
-    train: Table
-    test: Table | None  # None when data.test_fraction is 0
+    train: Rows
+    test: Rows | None  # None when data.test_fraction is 0
 
 
 def load_split(data: DataParams, fit_intercept: bool) -> Split:
-    """Read data.source and split its rows: the same rows in every stage, on every machine."""
+    """Open data.source and split its rows: the same rows in every stage, on every machine."""
     source = Path(data.source)
-    table = read_table(source, data.features, data.target)
-    held_out = split_rows(len(table.target), data.test_fraction, data.split_seed)
-    train = Table(table.features[~held_out], table.target[~held_out])
-    test = Table(table.features[held_out], table.target[held_out]) if held_out.any() else None
-    require_enough_training_rows(source, len(train.target), len(data.features) + int(fit_intercept))
-    return Split(source, train, test)
+    table = open_table(source, data.features, data.target)
+    train = Part(table, False, data.test_fraction, data.split_seed)
+    test = Part(table, True, data.test_fraction, data.split_seed)
+    require_enough_training_rows(source, len(train), len(data.features) + int(fit_intercept))
+    return Split(source, train, test if len(test) else None)
 
 
 def _check_request(where: str, features: list[str], target: str) -> list[str]:
@@ -176,7 +178,7 @@ def _check_header(where: str, header: list[str], names: list[str]) -> None:
 # --- CSV -----------------------------------------------------------------------------------------------
 
 
-def _read_csv(where: str, path: Path, names: list[str]) -> tuple[Table, list[Range], Callable[[int], str]]:
+def _read_csv(where: str, path: Path, names: list[str]) -> Table:
     header = _csv_header(where, path, names)
     try:
         table = pyarrow.csv.read_csv(
@@ -190,7 +192,10 @@ def _read_csv(where: str, path: Path, names: list[str]) -> tuple[Table, list[Ran
         raise _csv_problem(where, path, header, names, error) from None
     if table.num_rows == 0:
         raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers")
-    return *_to_float64(where, table.num_rows, [table], names), lambda row: f"line {_csv_line(path, row)}"
+    features, target = _to_float64(table, names)
+    columns = [features[:, j] for j in range(len(names) - 1)] + [target]
+    _check_values(where, names, [_Column.of(column) for column in columns], lambda row: f"line {_csv_line(path, row)}")
+    return Table(features, target)
 
 
 def _csv_header(where: str, path: Path, names: list[str]) -> list[str]:
@@ -365,92 +370,160 @@ def _csv_line(path: Path, row: int) -> int:
 # --- Parquet -------------------------------------------------------------------------------------------
 
 
-def _read_parquet(where: str, path: Path, names: list[str]) -> tuple[Table, list[Range], Callable[[int], str]]:
-    try:
-        with pyarrow.parquet.ParquetFile(path) as file:
-            schema = file.schema_arrow
-            _check_header(where, schema.names, names)
-            for name in names:
-                kind = schema.field(name).type
-                if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
-                    raise PipelineError(
-                        f"{where}: column {_show(name)} holds {_show_type(kind)}: "
-                        "expected numbers (an integer or floating-point column)"
-                    )
-            if file.metadata.num_rows == 0:
-                raise PipelineError(f"{where}: has no rows: expected at least one row")
-            # One row group at a time: half the memory of reading the whole file first, and faster.
-            row_groups = (file.read_row_group(i, columns=names) for i in range(file.num_row_groups))
-            table, ranges = _to_float64(where, file.metadata.num_rows, row_groups, names)
-    except (pa.ArrowException, OSError) as error:
-        raise PipelineError(f"{where}: not a readable Parquet file ({_arrow_message(error)}): expected a complete Parquet file") from None
-    return table, ranges, lambda row: f"row index {row}"
+class ParquetTable:
+    """A checked Parquet file, read one row group at a time: memory for a row group, whatever the file's size."""
+
+    def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int]):
+        self.where, self.path, self.names = where, path, names
+        self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
+
+    @classmethod
+    def open(cls, where: str, path: Path, names: list[str]) -> "ParquetTable":
+        """Check the schema, then every value, in one pass over the row groups."""
+        try:
+            with pyarrow.parquet.ParquetFile(path) as file:
+                schema = file.schema_arrow
+                _check_header(where, schema.names, names)
+                for name in names:
+                    kind = schema.field(name).type
+                    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
+                        raise PipelineError(
+                            f"{where}: column {_show(name)} holds {_show_type(kind)}: "
+                            "expected numbers (an integer or floating-point column)"
+                        )
+                n_rows = file.metadata.num_rows
+                if n_rows == 0:
+                    raise PipelineError(f"{where}: has no rows: expected at least one row")
+                group_rows = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
+                table = cls(where, path, names, group_rows)
+                columns = [_Column() for _ in names]
+                read = 0
+                for i in range(file.num_row_groups):
+                    features, target = _to_float64(file.read_row_group(i, columns=names), names)
+                    if len(target) != group_rows[i]:
+                        break
+                    for j, column in enumerate(columns):
+                        column.add(features[:, j] if j < len(names) - 1 else target, read)
+                    read += len(target)
+                if read != n_rows or sum(group_rows) != n_rows:
+                    raise PipelineError(f"{where}: its row groups do not hold the {n_rows} rows its footer says: "
+                                        "expected a whole file")
+        except (pa.ArrowException, OSError) as error:
+            raise _unreadable(where, error) from None
+        _check_values(where, names, columns, lambda row: f"row index {row}")
+        return table
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
+        """Each row group's rows within the share."""
+        start, stop = share_of(len(self), share)
+        return [(max(a, start), min(b, stop)) for a, b in zip(self._starts, self._starts[1:])
+                if max(a, start) < min(b, stop)]
+
+    def read(self, span: tuple[int, int]) -> Table:
+        start, stop = span
+        first = int(np.searchsorted(self._starts, start, side="right")) - 1
+        pieces = []
+        try:
+            with pyarrow.parquet.ParquetFile(self.path) as file:
+                group = first
+                while self._starts[group] < stop:
+                    features, target = _to_float64(file.read_row_group(group, columns=self.names), self.names)
+                    low = max(start, self._starts[group]) - self._starts[group]
+                    high = min(stop, self._starts[group + 1]) - self._starts[group]
+                    pieces.append(Table(features[low:high], target[low:high]))
+                    group += 1
+        except (pa.ArrowException, OSError) as error:
+            raise _unreadable(self.where, error) from None
+        return concatenate(pieces)
+
+    def groups(self, share: Share = WHOLE) -> list[Callable[[], Table]]:
+        return groups_of(self, share)
+
+
+def _unreadable(where: str, error: Exception) -> PipelineError:
+    return PipelineError(f"{where}: not a readable Parquet file ({_arrow_message(error)}): expected a complete Parquet file")
 
 
 # --- Shared by both formats ----------------------------------------------------------------------------
 
 
-def _to_float64(where: str, n_rows: int, pieces: Iterable[pa.Table], names: list[str]) -> tuple[Table, list[Range]]:
-    """The features side by side and the target as float64 (empty cells as NaN), and each column's range.
-
-    The pieces (a table, or a file's row groups) are copied chunk by chunk, with no whole-column
-    temporary. A range holds NaN when its column does (numpy's min and max propagate it).
-    """
-    features = np.empty((n_rows, len(names) - 1), dtype=np.float64)
-    target = np.empty(n_rows, dtype=np.float64)
+def _to_float64(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN)."""
+    features = np.empty((table.num_rows, len(names) - 1), dtype=np.float64)
+    target = np.empty(table.num_rows, dtype=np.float64)
     columns = [features[:, j] for j in range(len(names) - 1)] + [target]
-    lowest = np.full(len(names), np.inf)
-    highest = np.full(len(names), -np.inf)
-    miscounted = f"{where}: its row groups do not hold the {n_rows} rows its footer says: expected a whole file"
-    start = 0
-    for piece in pieces:
-        if start + piece.num_rows > n_rows:
-            raise PipelineError(miscounted)
-        for j, name in enumerate(names):
-            row = start
-            for chunk in piece.column(name).chunks:
-                if chunk.type != pa.float64():
-                    # Integers up to LARGEST_VALUE convert exactly; beyond it they are refused anyway.
-                    chunk = pc.cast(chunk, pa.float64(), safe=False)
-                numbers = chunk.to_numpy(zero_copy_only=False)
-                if len(numbers):
-                    columns[j][row : row + len(numbers)] = numbers
-                    lowest[j] = np.minimum(lowest[j], numbers.min())  # NaN wins, unlike Python's min
-                    highest[j] = np.maximum(highest[j], numbers.max())
-                    row += len(numbers)
-        start += piece.num_rows
-    if start != n_rows:
-        raise PipelineError(miscounted)
-    return Table(features=features, target=target), list(zip(lowest.tolist(), highest.tolist()))
-
-
-def _check_values(
-    where: str, names: list[str], table: Table, ranges: list[Range], locate: Callable[[int], str]
-) -> None:
-    """Every value finite and within ±LARGEST_VALUE, and no feature constant; a full pass only on failure."""
     for j, name in enumerate(names):
-        is_feature = j < table.features.shape[1]
-        column = table.features[:, j] if is_feature else table.target
-        lowest, highest = ranges[j]
-        if -LARGEST_VALUE <= lowest and highest <= LARGEST_VALUE:
-            if is_feature and lowest == highest:
+        row = 0
+        for chunk in table.column(name).chunks:
+            if chunk.type != pa.float64():
+                # Integers up to LARGEST_VALUE convert exactly; beyond it they are refused anyway.
+                chunk = pc.cast(chunk, pa.float64(), safe=False)
+            numbers = chunk.to_numpy(zero_copy_only=False)
+            columns[j][row : row + len(numbers)] = numbers
+            row += len(numbers)
+    return features, target
+
+
+@dataclass
+class _Column:
+    """What the checks need to know of one column, gathered block by block."""
+
+    lowest: float = math.inf  # NaN once any value is NaN: numpy's min and max propagate it
+    highest: float = -math.inf
+    not_finite: int = 0
+    first_not_finite: int = 0
+    too_large: int = 0
+    first_too_large: int = 0
+    first_too_large_value: float = 0.0
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "_Column":
+        column = cls()
+        column.add(values, 0)
+        return column
+
+    def add(self, values: np.ndarray, offset: int) -> None:
+        """Take in the values of rows offset, offset + 1, …; a count of bad values only where there are some."""
+        if not len(values):
+            return
+        low, high = values.min(), values.max()
+        self.lowest, self.highest = float(np.minimum(self.lowest, low)), float(np.maximum(self.highest, high))
+        if -LARGEST_VALUE <= low and high <= LARGEST_VALUE:
+            return
+        not_finite = ~np.isfinite(values)
+        if not_finite.any() and not self.not_finite:
+            self.first_not_finite = offset + int(np.argmax(not_finite))
+        self.not_finite += int(np.count_nonzero(not_finite))
+        too_large = np.abs(values) > LARGEST_VALUE
+        if too_large.any() and not self.too_large:
+            self.first_too_large = offset + int(np.argmax(too_large))
+            self.first_too_large_value = float(values[self.first_too_large - offset])
+        self.too_large += int(np.count_nonzero(too_large))
+
+
+def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str]) -> None:
+    """Every value finite and within ±LARGEST_VALUE, and no feature constant."""
+    for j, (name, column) in enumerate(zip(names, columns)):
+        is_feature = j < len(names) - 1
+        if -LARGEST_VALUE <= column.lowest and column.highest <= LARGEST_VALUE:
+            if is_feature and column.lowest == column.highest:
                 raise PipelineError(
-                    f"{where}: feature {_show(name)} is constant (every row is {lowest!r}): "
+                    f"{where}: feature {_show(name)} is constant (every row is {column.lowest!r}): "
                     "expected at least two distinct values"
                 )
             continue
-        not_finite = ~np.isfinite(column)
-        if not_finite.any():
-            found = _count(np.count_nonzero(not_finite), "empty, NaN or infinite value")
+        if column.not_finite:
+            found = _count(column.not_finite, "empty, NaN or infinite value")
             raise PipelineError(
-                f"{where}: column {_show(name)} has {found} (first at {locate(int(np.argmax(not_finite)))}): "
+                f"{where}: column {_show(name)} has {found} (first at {locate(column.first_not_finite)}): "
                 "expected a finite number in every row"
             )
-        too_large = np.abs(column) > LARGEST_VALUE
-        first = int(np.argmax(too_large))
         raise PipelineError(
-            f"{where}: column {_show(name)} has {_count(np.count_nonzero(too_large), 'value')} beyond "
-            f"±{LARGEST_VALUE:g} (first at {locate(first)}: {column[first]:g}): "
+            f"{where}: column {_show(name)} has {_count(column.too_large, 'value')} beyond "
+            f"±{LARGEST_VALUE:g} (first at {locate(column.first_too_large)}: {column.first_too_large_value:g}): "
             f"expected |value| <= {LARGEST_VALUE:g}"
         )
 

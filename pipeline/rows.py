@@ -1,0 +1,179 @@
+"""Rows of a table as a stream of blocks, so that no stage holds more than a few blocks whatever the size.
+
+A table is a sequence of groups: a Parquet file's row groups, read one at a time, or slices of a table
+held in memory (a CSV file, a test's arrays). A split selects the training or the held-out rows of each
+group. Every sum runs over chunks of exactly CHUNK_ROWS rows, cut from the groups in order, so its bits
+depend on the rows alone: not on how the file was written, how it is read, or the machine.
+"""
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+CHUNK_ROWS = 1 << 18  # rows per chunk: small enough for its temporaries to stay in cache
+GROUP_ROWS = 1 << 20  # rows per group of a table held in memory, as synthesize writes its row groups
+SPLIT_BLOCK = 1 << 20  # rows that share one seeded draw of held-out rows
+
+Share = tuple[int, int]  # (rank, processes): this process's part of a table's rows
+WHOLE: Share = (0, 1)
+
+
+@dataclass(frozen=True)
+class Table:
+    """Columns as float64: features[:, j] is the j-th requested feature."""
+
+    features: np.ndarray  # float64, shape (n, d), C-contiguous
+    target: np.ndarray  # float64, shape (n,)
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
+        start, stop = share_of(len(self), share)
+        return [(a, min(a + GROUP_ROWS, stop)) for a in range(start, stop, GROUP_ROWS)]
+
+    def read(self, span: tuple[int, int]) -> "Table":
+        return self.slice(*span)
+
+    def groups(self, share: Share = WHOLE) -> list[Callable[[], "Table"]]:
+        return groups_of(self, share)
+
+    def slice(self, start: int, stop: int) -> "Table":
+        if start == 0 and stop == len(self):
+            return self
+        return Table(self.features[start:stop], self.target[start:stop])
+
+    def select(self, rows: np.ndarray) -> "Table":
+        return Table(self.features[rows], self.target[rows])
+
+
+class Rows(Protocol):
+    """Anything stages read rows from: a Table, a Parquet file, the training or held-out part of either."""
+
+    def __len__(self) -> int: ...
+
+    def groups(self, share: Share = WHOLE) -> Sequence[Callable[[], Table]]:
+        """Readers of this share's groups, in the table's order; each reads one group when called."""
+        ...
+
+
+class Source(Protocol):
+    """A whole table: its groups are row ranges, read one at a time."""
+
+    def __len__(self) -> int: ...
+
+    def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
+        """The rows [start, stop) of each group in this share, in order."""
+        ...
+
+    def read(self, span: tuple[int, int]) -> Table:
+        """The rows of one span that `spans` gave."""
+        ...
+
+
+def groups_of(source: Source, share: Share = WHOLE) -> list[Callable[[], Table]]:
+    return [lambda span=span: source.read(span) for span in source.spans(share)]
+
+
+def share_of(n_rows: int, share: Share) -> tuple[int, int]:
+    """The rows [start, stop) of `share`: contiguous, as equal as whole rows allow."""
+    rank, processes = share
+    return n_rows * rank // processes, n_rows * (rank + 1) // processes
+
+
+def chunks(rows: Rows, size: int = CHUNK_ROWS, share: Share = WHOLE) -> Iterator[Table]:
+    """The rows in order, `size` at a time (the last chunk may be shorter); a chunk that is a whole group
+    is that group, not a copy."""
+    yield from rechunk((read() for read in rows.groups(share)), size)
+
+
+def rechunk(blocks: Iterable[Table], size: int) -> Iterator[Table]:
+    pending: list[Table] = []
+    count = 0
+    for block in blocks:
+        start = 0
+        while start < len(block):
+            piece = block.slice(start, min(len(block), start + size - count))
+            start += len(piece)
+            pending.append(piece)
+            count += len(piece)
+            if count == size:
+                yield concatenate(pending)
+                pending, count = [], 0
+    if count:
+        yield concatenate(pending)
+
+
+def concatenate(tables: list[Table]) -> Table:
+    if len(tables) == 1:
+        return tables[0]
+    return Table(np.concatenate([table.features for table in tables]),
+                 np.concatenate([table.target for table in tables]))
+
+
+# --- The split into training and held-out rows ---------------------------------------------------------
+
+
+def n_held_out(n_rows: int, test_fraction: float) -> int:
+    """How many of `n_rows` rows are held out: the nearest whole number, at least one if any are asked
+    for, and never every row."""
+    n_test = round(n_rows * test_fraction)
+    if test_fraction > 0:
+        n_test = max(n_test, 1)
+    return max(min(n_test, n_rows - 1), 0)
+
+
+def held_out(n_rows: int, test_fraction: float, seed: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Boolean mask of the held-out rows among rows [start, stop) of a table of `n_rows` rows.
+
+    Each block of SPLIT_BLOCK rows holds out its own seeded choice, so any range is found without drawing
+    for the whole table; block 0 draws from `seed` alone, as the whole table did before there were blocks,
+    so a table of up to SPLIT_BLOCK rows splits as it always has.
+    """
+    stop = n_rows if stop is None else stop
+    if not 0 <= start <= stop <= n_rows or not 0 <= test_fraction < 1:
+        raise ValueError(f"held_out({n_rows}, {test_fraction}, {seed}, {start}, {stop}): "
+                         "expected 0 <= start <= stop <= n_rows, 0 <= test_fraction < 1")
+    mask = np.zeros(stop - start, dtype=bool)
+    if test_fraction == 0:
+        return mask
+    for block in range(start // SPLIT_BLOCK, -(-stop // SPLIT_BLOCK)):
+        first = block * SPLIT_BLOCK
+        length = min(SPLIT_BLOCK, n_rows - first)
+        in_block = np.zeros(length, dtype=bool)
+        generator = np.random.default_rng(seed if block == 0 else [seed, block])
+        in_block[generator.permutation(length)[:n_held_out(length, test_fraction)]] = True
+        low, high = max(start, first), min(stop, first + length)
+        mask[low - start:high - start] = in_block[low - first:high - first]
+    return mask
+
+
+def held_out_count(n_rows: int, test_fraction: float) -> int:
+    """The number of rows `held_out` marks, without drawing them."""
+    whole_blocks, rest = divmod(n_rows, SPLIT_BLOCK)
+    return whole_blocks * n_held_out(SPLIT_BLOCK, test_fraction) + (n_held_out(rest, test_fraction) if rest else 0)
+
+
+@dataclass(frozen=True)
+class Part:
+    """The training rows (held_out False) or the held-out rows (True) of a table."""
+
+    table: Source
+    is_held_out: bool
+    test_fraction: float
+    seed: int
+
+    def __len__(self) -> int:
+        n_test = held_out_count(len(self.table), self.test_fraction)
+        return n_test if self.is_held_out else len(self.table) - n_test
+
+    def groups(self, share: Share = WHOLE) -> list[Callable[[], Table]]:
+        if self.test_fraction == 0 and not self.is_held_out:
+            return groups_of(self.table, share)
+        return [lambda span=span: self._select(span) for span in self.table.spans(share)]
+
+    def _select(self, span: tuple[int, int]) -> Table:
+        mask = held_out(len(self.table), self.test_fraction, self.seed, *span)
+        return self.table.read(span).select(mask if self.is_held_out else ~mask)
