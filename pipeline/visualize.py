@@ -22,6 +22,7 @@ from pipeline.files import (
 )
 from pipeline.linear import INTERCEPT, LinearModel
 from pipeline.params import DataParams, TrainParams, VisualizeParams, load_params
+from pipeline.rows import Rows, Table, chunks, concatenate
 
 # Least squares thick and translucent underneath, the learnt model thin on top, the truth dashed above
 # both: when all three coincide, as they should after training, each stays visible.
@@ -47,12 +48,20 @@ class Points:
         return f"{self.name} ({self.n_rows:,} rows)"
 
 
-def sample(features: np.ndarray, target: np.ndarray, max_points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most `max_points` rows, a seeded random choice (in their order) when there are more."""
-    if len(target) <= max_points:
-        return features, target
-    chosen = np.sort(np.random.default_rng(seed).choice(len(target), size=max_points, replace=False))
-    return features[chosen], target[chosen]
+def sample(rows: Rows, max_points: int, seed: int) -> Table:
+    """At most `max_points` rows, a seeded random choice (in their order) when there are more, read a chunk
+    at a time: memory for a chunk and the rows chosen, whatever the number of rows."""
+    n_rows = len(rows)
+    if n_rows <= max_points:
+        return concatenate(list(chunks(rows)))
+    # n_rows is known up front, so choosing indices first draws as a seeded reservoir would, in O(max_points) memory.
+    chosen = np.sort(np.random.default_rng(seed).choice(n_rows, size=max_points, replace=False))
+    picked, start = [], 0
+    for chunk in chunks(rows):
+        low, high = np.searchsorted(chosen, [start, start + len(chunk)])
+        picked.append(chunk.select(chosen[low:high] - start))
+        start += len(chunk)
+    return concatenate(picked)
 
 
 def points_of(split: Split, max_points: int, seed: int) -> list[Points]:
@@ -61,12 +70,12 @@ def points_of(split: Split, max_points: int, seed: int) -> list[Points]:
     tables = {"train": split.train}
     if split.test is not None:
         tables["test"] = split.test
-    n_rows = sum(len(table.target) for table in tables.values())
+    n_rows = sum(len(table) for table in tables.values())
     points = []
     for name, table in tables.items():
-        budget = max(1, max_points * len(table.target) // n_rows)
-        features, target = sample(table.features, table.target, budget, seed)
-        points.append(Points(name, features, target, len(table.target)))
+        budget = max(1, max_points * len(table) // n_rows)
+        shown = sample(table, budget, seed)
+        points.append(Points(name, shown.features, shown.target, len(table)))
     return points
 
 

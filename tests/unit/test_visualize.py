@@ -100,13 +100,13 @@ CASES = {
 
 def test_a_scatter_of_more_than_max_points_shows_a_seeded_sample_of_rows():
     features = np.arange(20_000.0).reshape(10_000, 2)
-    target = features.sum(axis=1)
-    features_shown, target_shown = sample(features, target, 500, seed=3)
-    assert features_shown.shape == (500, 2) and len(np.unique(target_shown)) == 500
-    assert np.array_equal(target_shown, features_shown.sum(axis=1))  # rows stay whole
-    assert np.array_equal(target_shown, sample(features, target, 500, seed=3)[1])
-    assert not np.array_equal(target_shown, sample(features, target, 500, seed=4)[1])
-    assert sample(features, target, 10_000, seed=3)[1] is target
+    table = Table(features, features.sum(axis=1))
+    shown = sample(table, 500, seed=3)
+    assert shown.features.shape == (500, 2) and len(np.unique(shown.target)) == 500
+    assert np.array_equal(shown.target, shown.features.sum(axis=1))  # rows stay whole
+    assert np.array_equal(shown.target, sample(table, 500, seed=3).target)
+    assert not np.array_equal(shown.target, sample(table, 500, seed=4).target)
+    assert sample(table, 10_000, seed=3) is table
 
 
 def test_training_and_test_rows_share_max_points_in_proportion_and_say_how_many_are_shown():
