@@ -1,0 +1,77 @@
+"""visualize reads data.source a chunk at a time: its scatter shows the rows that the same seeded choice
+picks from the whole table in memory, whatever the Parquet file's row groups and however the rows are cut
+into chunks."""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv
+import pyarrow.parquet
+import pytest
+
+from pipeline import rows, visualize
+from pipeline.dataset import load_split, split_rows
+from pipeline.params import DataParams
+
+N_ROWS = 100
+
+
+def whole_table() -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(5).uniform(-5, 5, N_ROWS)
+    return x, 2.5 * x - 1 + np.random.default_rng(6).normal(0, 1, N_ROWS)
+
+
+def write_source(name: str, row_group_size: int) -> None:
+    x, y = whole_table()
+    if name.endswith(".csv"):
+        pyarrow.csv.write_csv(pa.table({"x": x, "y": y}), name)
+    else:
+        pyarrow.parquet.write_table(pa.table({"x": x, "y": y}), name, row_group_size=row_group_size)
+
+
+def expected_points(test_fraction: float, split_seed: int, max_points: int, seed: int) -> dict[str, np.ndarray]:
+    """(x, y) of each part's rows shown, chosen from the whole arrays in memory: each part gets its share of
+    max_points, and a part with more rows than its share shows a seeded choice of them, in their order."""
+    x, y = whole_table()
+    held_out = split_rows(N_ROWS, test_fraction, split_seed)
+    parts = {"train": ~held_out, "test": held_out} if held_out.any() else {"train": ~held_out}
+    shown = {}
+    for name, mask in parts.items():
+        part = np.column_stack([x[mask], y[mask]])
+        budget = max(1, max_points * len(part) // N_ROWS)
+        if len(part) > budget:
+            part = part[np.sort(np.random.default_rng(seed).choice(len(part), size=budget, replace=False))]
+        shown[name] = part
+    return shown
+
+
+def shown_points(source: str, test_fraction: float, split_seed: int, max_points: int, seed: int):
+    data = DataParams(source=source, features=["x"], target="y", test_fraction=test_fraction, split_seed=split_seed)
+    points = visualize.points_of(load_split(data, fit_intercept=True), max_points, seed)
+    return {each.name: np.column_stack([each.features[:, 0], each.target]) for each in points}, points
+
+
+@pytest.mark.parametrize("source, row_group_size", [("points.parquet", 7), ("points.parquet", 1 << 20),
+                                                    ("points.csv", None)])
+@pytest.mark.parametrize("chunk_rows", [1, 6, 1 << 18])
+@pytest.mark.parametrize("test_fraction, max_points", [(0.2, 30), (0.0, 9), (0.3, 1000)])
+def test_the_scatter_shows_the_rows_a_seeded_choice_picks_from_the_whole_table(
+        tmp_path, monkeypatch, source, row_group_size, chunk_rows, test_fraction, max_points):
+    monkeypatch.chdir(tmp_path)
+    write_source(source, row_group_size)
+    monkeypatch.setattr(rows, "GROUP_ROWS", 4)  # a CSV file is a table in memory, read in groups of GROUP_ROWS
+    monkeypatch.setattr(visualize, "chunks", lambda part: rows.chunks(part, size=chunk_rows))
+    shown, points = shown_points(source, test_fraction, split_seed=3, max_points=max_points, seed=11)
+    expected = expected_points(test_fraction, split_seed=3, max_points=max_points, seed=11)
+    assert list(shown) == list(expected)
+    for name in expected:
+        assert np.array_equal(shown[name], expected[name]), name
+    assert sum(each.n_rows for each in points) == N_ROWS
+
+
+def test_a_sample_differs_with_its_seed_and_shows_how_many_rows_it_stands_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_source("points.parquet", row_group_size=7)
+    shown, points = shown_points("points.parquet", 0.2, split_seed=0, max_points=30, seed=0)
+    other, _ = shown_points("points.parquet", 0.2, split_seed=0, max_points=30, seed=1)
+    assert not np.array_equal(shown["train"], other["train"])
+    assert [each.label for each in points] == ["train (24 of 80 rows)", "test (6 of 20 rows)"]
