@@ -42,7 +42,7 @@ _LISTED_CHARS = 100  # of a list of column names
 _ARROW_CHARS = 120  # of a message from pyarrow
 
 
-def open_table(path: Path, features: Sequence[str], target: str) -> Source:
+def open_table(path: Path, features: Sequence[str], target: str, check: bool = True) -> Source:
     """The named numeric columns of a CSV (header row) or Parquet file, told apart by extension, checked.
 
     A Parquet file is checked in one pass, one row group at a time, and read again group by group as the
@@ -60,7 +60,7 @@ def open_table(path: Path, features: Sequence[str], target: str) -> Source:
     _require_file(where, path)
     if suffix in CSV_SUFFIXES:
         return _read_csv(where, path, names)
-    return ParquetTable.open(where, path, names)
+    return ParquetTable.open(where, path, names, check)
 
 
 def read_table(path: Path, features: Sequence[str], target: str) -> Table:
@@ -104,10 +104,11 @@ class Split:
     test: Rows | None  # None when data.test_fraction is 0
 
 
-def load_split(data: DataParams, fit_intercept: bool) -> Split:
-    """Open data.source and split its rows: the same rows in every stage, on every machine."""
+def load_split(data: DataParams, fit_intercept: bool, check: bool = True) -> Split:
+    """Open data.source and split its rows: the same rows in every stage, on every machine. check=False
+    skips the pass over a Parquet file's values, for a process whose parent has made it."""
     source = Path(data.source)
-    table = open_table(source, data.features, data.target)
+    table = open_table(source, data.features, data.target, check)
     train = Part(table, False, data.test_fraction, data.split_seed)
     test = Part(table, True, data.test_fraction, data.split_seed)
     require_enough_training_rows(source, len(train), len(data.features) + int(fit_intercept))
@@ -378,8 +379,8 @@ class ParquetTable:
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
 
     @classmethod
-    def open(cls, where: str, path: Path, names: list[str]) -> "ParquetTable":
-        """Check the schema, then every value, in one pass over the row groups."""
+    def open(cls, where: str, path: Path, names: list[str], check: bool = True) -> "ParquetTable":
+        """Check the schema, then every value (unless check is False), in one pass over the row groups."""
         try:
             with pyarrow.parquet.ParquetFile(path) as file:
                 schema = file.schema_arrow
@@ -396,6 +397,8 @@ class ParquetTable:
                     raise PipelineError(f"{where}: has no rows: expected at least one row")
                 group_rows = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
                 table = cls(where, path, names, group_rows)
+                if not check:
+                    return table
                 columns = [_Column() for _ in names]
                 read = 0
                 for i in range(file.num_row_groups):

@@ -6,6 +6,7 @@ group. Every sum runs over chunks of exactly CHUNK_ROWS rows, cut from the group
 depend on the rows alone: not on how the file was written, how it is read, or the machine.
 """
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -83,10 +84,10 @@ def share_of(n_rows: int, share: Share) -> tuple[int, int]:
     return n_rows * rank // processes, n_rows * (rank + 1) // processes
 
 
-def chunks(rows: Rows, size: int = CHUNK_ROWS, share: Share = WHOLE) -> Iterator[Table]:
-    """The rows in order, `size` at a time (the last chunk may be shorter); a chunk that is a whole group
-    is that group, not a copy."""
-    yield from rechunk((read() for read in rows.groups(share)), size)
+def chunks(rows: Rows, size: int | None = None, share: Share = WHOLE) -> Iterator[Table]:
+    """The rows in order, `size` (CHUNK_ROWS) at a time, the last chunk maybe shorter; a chunk that is a
+    whole group is that group, not a copy."""
+    yield from rechunk((read() for read in rows.groups(share)), size or CHUNK_ROWS)
 
 
 def rechunk(blocks: Iterable[Table], size: int) -> Iterator[Table]:
@@ -141,13 +142,20 @@ def held_out(n_rows: int, test_fraction: float, seed: int, start: int = 0, stop:
         return mask
     for block in range(start // SPLIT_BLOCK, -(-stop // SPLIT_BLOCK)):
         first = block * SPLIT_BLOCK
-        length = min(SPLIT_BLOCK, n_rows - first)
-        in_block = np.zeros(length, dtype=bool)
-        generator = np.random.default_rng(seed if block == 0 else [seed, block])
-        in_block[generator.permutation(length)[:n_held_out(length, test_fraction)]] = True
-        low, high = max(start, first), min(stop, first + length)
+        in_block = _held_out_in_block(n_rows, test_fraction, seed, block, SPLIT_BLOCK)
+        low, high = max(start, first), min(stop, first + len(in_block))
         mask[low - start:high - start] = in_block[low - first:high - first]
     return mask
+
+
+@functools.lru_cache(maxsize=2)  # a stage reads each block's training rows and then its held-out rows
+def _held_out_in_block(n_rows: int, test_fraction: float, seed: int, block: int, block_rows: int) -> np.ndarray:
+    length = min(block_rows, n_rows - block * block_rows)
+    in_block = np.zeros(length, dtype=bool)
+    generator = np.random.default_rng(seed if block == 0 else [seed, block])
+    in_block[generator.permutation(length)[:n_held_out(length, test_fraction)]] = True
+    in_block.flags.writeable = False
+    return in_block
 
 
 def held_out_count(n_rows: int, test_fraction: float) -> int:

@@ -1,23 +1,33 @@
-"""Stage train: fit torch.nn.Linear(d, 1) to the training rows with the MSE loss and a torch.optim optimiser."""
+"""Stage train: fit torch.nn.Linear(d, 1) to the training rows with the MSE loss and a torch.optim optimiser.
+
+The rows stream from data.source a chunk at a time, held on the device between epochs when they fit in
+CACHE_BYTES. With train.processes > 1 the stage runs itself under torchrun (pipeline/distributed.py):
+DistributedDataParallel, each process a share of the rows of every step.
+"""
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipeline import distributed
+from pipeline.distributed import SOLO, Team
 from pipeline.dataset import Split, load_split
 from pipeline.errors import PipelineError, run_stage
-from pipeline.files import HISTORY, MODEL, write_history
-from pipeline.linear import INTERCEPT, LinearModel, least_squares, prediction_gap, save_weights
+from pipeline.files import HISTORY, MODEL, read_history, write_history
+from pipeline.linear import INTERCEPT, LinearModel, least_squares, load_weights, prediction_gap, save_weights
 from pipeline.params import DataParams, TrainParams, load_params
+from pipeline.rows import CHUNK_ROWS, Rows, Table, chunks
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 LBFGS_OBJECTIVE_SCALE = 1e6
-CHUNK_ROWS = 1 << 18  # fixed, so that the sums' order, and so the bits, never depend on n or the machine
+CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
+WINDOW_ROWS = 1 << 22  # a mini-batch epoch shuffles the rows of this many at a time (whole groups, seeded order)
 
 
 @dataclass(frozen=True)
@@ -30,18 +40,19 @@ class Scaling:
     y_scale: float
 
     @classmethod
-    def of(cls, features: np.ndarray, target: np.ndarray, params: TrainParams) -> "Scaling":
+    def of(cls, rows: Rows, d: int, params: TrainParams, team: Team = SOLO) -> "Scaling":
         """Mean 0 and sd 1 from the training rows; without an intercept nothing can be shifted, so the
         scale is the root mean square; standardize: false keeps the data as it is (the tutorial)."""
-        d = features.shape[1]
         if not params.standardize:
             return cls(np.zeros(d), np.ones(d), 0.0, 1.0)
+        n = len(rows)
+        shift = np.zeros(d + 1)
         if params.fit_intercept:
-            x_shift, y_shift = features.mean(axis=0), float(target.mean())
-        else:
-            x_shift, y_shift = np.zeros(d), 0.0
-        x_scale = np.sqrt(((features - x_shift) ** 2).mean(axis=0))
-        y_scale = math.sqrt(float(((target - y_shift) ** 2).mean()))
+            shift = team.total(column_sums(rows, team, lambda chunk: (chunk.features, chunk.target))) / n
+        x_shift, y_shift = shift[:d], float(shift[d])
+        squares = team.total(column_sums(rows, team, lambda chunk: ((chunk.features - x_shift) ** 2,
+                                                                     (chunk.target - y_shift) ** 2)))
+        x_scale, y_scale = np.sqrt(squares[:d] / n), math.sqrt(float(squares[d]) / n)
         # A constant target (or an all-zero one) has nothing to scale.
         return cls(x_shift, np.where(x_scale > 0, x_scale, 1.0), y_shift, y_scale or 1.0)
 
@@ -58,58 +69,125 @@ class Scaling:
         return coefficients, intercept
 
 
-def make_optimizer(model: torch.nn.Linear, params: TrainParams) -> torch.optim.Optimizer:
-    if params.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=params.momentum)
-    if params.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=params.lr)
-    # One epoch is one L-BFGS iteration: a quasi-Newton step whose length a strong-Wolfe line search
-    # chooses, over the full batch. No early stop: the epochs are the budget.
-    return torch.optim.LBFGS(model.parameters(), lr=params.lr, max_iter=1, max_eval=25, history_size=20,
-                             tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+def column_sums(rows: Rows, team: Team, columns: Callable[[Table], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Σ over this process's rows of each feature's and the target's `columns`, chunk by chunk in order."""
+    total = None
+    for chunk in chunks(rows, share=team.share):
+        features, target = columns(chunk)
+        sums = np.concatenate([features.sum(axis=0), [target.sum()]])
+        total = sums if total is None else total + sums
+    return np.zeros(0) if total is None else total
 
 
-class Rows:
-    """A set of rows as tensors laid out for fast passes: features as (d, n), target as (n, 1)."""
+@dataclass(frozen=True)
+class Batch:
+    """Rows as tensors laid out for fast passes: features as (d, n), target as (n, 1)."""
 
-    def __init__(self, columns: torch.Tensor, target: torch.Tensor):
-        self.columns, self.target = columns, target
-
-    @classmethod
-    def of(cls, features: np.ndarray, target: np.ndarray, dtype: torch.dtype) -> "Rows":
-        columns = torch.from_numpy(np.ascontiguousarray(features.T)).to(dtype)
-        return cls(columns, torch.from_numpy(target).to(dtype).unsqueeze(1))
+    columns: torch.Tensor
+    target: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.target)
 
-    def slices(self, size: int) -> Iterator["Rows"]:
-        for start in range(0, len(self), size):
-            yield Rows(self.columns[:, start:start + size], self.target[start:start + size])
+    def slice(self, start: int, stop: int) -> "Batch":
+        if start == 0 and stop == len(self):
+            return self
+        return Batch(self.columns[:, start:stop], self.target[start:stop])
 
-    def shuffled(self, generator: torch.Generator) -> "Rows":
-        order = torch.randperm(len(self), generator=generator)
+    def take(self, order: torch.Tensor) -> "Batch":
         # The target gathered as a flat vector: the same values, three times faster than along (n, 1).
-        return Rows(self.columns.index_select(1, order), self.target.view(-1).index_select(0, order).unsqueeze(1))
+        return Batch(self.columns.index_select(1, order), self.target.view(-1).index_select(0, order).unsqueeze(1))
+
+    @staticmethod
+    def join(batches: list["Batch"]) -> "Batch":
+        if len(batches) == 1:
+            return batches[0]
+        return Batch(torch.cat([batch.columns for batch in batches], 1), torch.cat([batch.target for batch in batches]))
 
 
-def mean_squared_error(model: torch.nn.Linear, rows: Rows, gradient_scale: float | None = None) -> torch.Tensor:
-    """The MSE of `model` on `rows`, a fixed number of rows at a time; with gradient_scale, also add
-    gradient_scale × its gradient to the weights' .grad.
+class Feed:
+    """The training (or test) rows of one process, scaled, as Batches on the device: one per group of the
+    table, read from the file each pass, or kept between passes when they fit in CACHE_BYTES."""
+
+    def __init__(self, rows: Rows, scaling: Scaling, dtype: torch.dtype, device: torch.device, share=(0, 1)):
+        self.rows, self.scaling, self.dtype, self.device = rows, scaling, dtype, device
+        self.readers = list(rows.groups(share))
+        d = len(scaling.x_shift)
+        expected_bytes = len(rows) * (d + 1) * torch.finfo(dtype).bits // 8 // share[1]
+        self.cached = [self._batch(read()) for read in self.readers] if expected_bytes <= CACHE_BYTES else None
+
+    def _batch(self, table: Table) -> Batch:
+        columns = torch.from_numpy(np.ascontiguousarray(self.scaling.features(table.features).T))
+        target = torch.from_numpy(self.scaling.target(table.target)).unsqueeze(1)
+        return Batch(columns.to(self.device, self.dtype), target.to(self.device, self.dtype))
+
+    def groups(self, order: Iterable[int] | None = None) -> Iterator[Batch]:
+        for index in range(len(self.readers)) if order is None else order:
+            yield self.cached[index] if self.cached is not None else self._batch(self.readers[index]())
+
+    def chunks(self, every: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
+        """The rows in order, CHUNK_ROWS at a time: the chunks every sum runs over; with every = (k, m),
+        chunks k, k + m, k + 2m, …. At least one, empty where there is none, so that every process takes
+        part in each sum."""
+        empty = True
+        for index, chunk in enumerate(rechunk(self.groups(), CHUNK_ROWS)):
+            if index % every[1] == every[0]:
+                empty = False
+                yield chunk
+        if empty:
+            d = len(self.scaling.x_shift)
+            yield Batch(torch.empty((d, 0), dtype=self.dtype, device=self.device),
+                        torch.empty((0, 1), dtype=self.dtype, device=self.device))
+
+
+def rechunk(groups: Iterable[Batch], size: int) -> Iterator[Batch]:
+    pending: list[Batch] = []
+    count = 0
+    for group in groups:
+        start = 0
+        while start < len(group):
+            piece = group.slice(start, min(len(group), start + size - count))
+            start += len(piece)
+            pending.append(piece)
+            count += len(piece)
+            if count == size:
+                yield Batch.join(pending)
+                pending, count = [], 0
+    if count:
+        yield Batch.join(pending)
+
+
+def squared_error(model: torch.nn.Module, batches: Iterable[Batch], n: int, team: Team,
+                  gradient_scale: float | None = None) -> torch.Tensor:
+    """The MSE of `model` over all processes' `batches` (n rows in all); with gradient_scale, also add
+    gradient_scale × its gradient to the weights' .grad, summed over the processes.
 
     Chunks keep every temporary small enough to stay in cache (one pass over 10⁷ rows at once spends most
-    of its time in page faults), and their fixed size keeps the bits independent of n.
+    of its time in page faults), and their fixed size keeps the bits independent of n. Under DDP each
+    process adds up its own gradients until its last chunk, whose backward pass sums them over all.
     """
-    inverse_n = 1.0 / len(rows)
+    weight = 1.0 / n
     parts = []
     with torch.set_grad_enabled(gradient_scale is not None):
-        for chunk in rows.slices(CHUNK_ROWS):
-            # (chunk, d) as a transposed view of (d, chunk): the layout whose weight gradient is fastest.
-            loss = torch.nn.functional.mse_loss(model(chunk.columns.T), chunk.target, reduction="sum")
-            if gradient_scale is not None:
-                loss.backward(torch.tensor(gradient_scale * inverse_n, dtype=loss.dtype))
+        for batch, last in with_last(batches):
+            with team.accumulating(model, gradient_scale is not None and not last):
+                loss = torch.nn.functional.mse_loss(model(batch.columns.T), batch.target, reduction="sum")
+                if gradient_scale is not None:
+                    # × processes: DDP averages the processes' gradients, and their sum is wanted.
+                    loss.backward(torch.tensor(gradient_scale * weight * team.size, dtype=loss.dtype,
+                                               device=loss.device))
             parts.append(loss.detach())
-    return torch.stack(parts).sum() * inverse_n
+    return team.total_tensor(torch.stack(parts).sum()) * weight
+
+
+def with_last(items: Iterable[Batch]) -> Iterator[tuple[Batch, bool]]:
+    """Each item, and whether it is the last, reading one item ahead."""
+    iterator = iter(items)
+    previous = next(iterator)
+    for item in iterator:
+        yield previous, False
+        previous = item
+    yield previous, True
 
 
 @contextmanager
@@ -124,24 +202,28 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def fit(split: Split, features: tuple[str, ...], params: TrainParams) -> tuple[LinearModel, dict[str, np.ndarray]]:
+def fit(split: Split, features: tuple[str, ...], params: TrainParams,
+        team: Team = SOLO) -> tuple[LinearModel, dict[str, np.ndarray]]:
     """Train a new model; return it in the data's units and the history: row k holds the coefficients,
     the intercept and their losses after k epochs (row 0: the initial weights)."""
     with one_thread():
-        return _fit(split, features, params)
+        return _fit(split, features, params, team)
 
 
-def _fit(split: Split, features: tuple[str, ...], params: TrainParams) -> tuple[LinearModel, dict[str, np.ndarray]]:
-    scaling = Scaling.of(split.train.features, split.train.target, params)
+def _fit(split: Split, features: tuple[str, ...], params: TrainParams,
+         team: Team) -> tuple[LinearModel, dict[str, np.ndarray]]:
+    device = torch.device(params.device)
+    scaling = Scaling.of(split.train, len(features), params, team)
     dtype = DTYPES[params.dtype]
-
-    def rows_of(table) -> Rows:
-        return Rows.of(scaling.features(table.features), scaling.target(table.target), dtype)
-
-    train_rows = rows_of(split.train)
-    test_rows = rows_of(split.test) if split.test is not None else None
+    n_train = len(split.train)
+    # The full batch: each process its share of the rows. Mini-batches: every process shuffles all the
+    # rows the same way, and takes its share of each batch.
+    mini_batches = params.batch_size is not None
+    train_feed = Feed(split.train, scaling, dtype, device, (0, 1) if mini_batches else team.share)
+    test_feed = Feed(split.test, scaling, dtype, device, team.share) if split.test is not None else None
     torch.manual_seed(params.seed)
-    model = torch.nn.Linear(len(features), 1, bias=params.fit_intercept, dtype=dtype)
+    model = torch.nn.Linear(len(features), 1, bias=params.fit_intercept, dtype=dtype, device=device)
+    trained = team.wrap(model)
     optimizer = make_optimizer(model, params)
     shuffling = torch.Generator().manual_seed(params.seed)
     # torch's L-BFGS keeps a curvature pair only when sᵀy > 1e-10, an absolute threshold: near the optimum
@@ -149,11 +231,15 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams) -> tuple[
     # same minimiser and keeps its pairs long enough to reach float64 precision.
     objective_scale = LBFGS_OBJECTIVE_SCALE if params.optimizer == "lbfgs" else 1.0
 
-    def step_on(rows: Rows) -> float:
-        """One optimiser step on `rows`; the loss before it."""
+    def train_chunks() -> Iterator[Batch]:
+        # With mini-batches every process holds all the rows: each measures the loss on its share of chunks.
+        return train_feed.chunks(team.share if mini_batches else (0, 1))
+
+    def step_on(batches: Callable[[], Iterable[Batch]], n: int) -> float:
+        """One optimiser step on the rows of `batches` (n rows over all processes); the loss before it."""
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            return mean_squared_error(model, rows, gradient_scale=objective_scale) * objective_scale
+            return squared_error(trained, batches(), n, team, gradient_scale=objective_scale) * objective_scale
 
         return optimizer.step(closure).item() / objective_scale
 
@@ -162,36 +248,75 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams) -> tuple[
     # Losses in float64 whatever the dtype: in the data's units, the loss on held-out rows far from the
     # training rows can exceed what float32 holds.
     history = {"epoch": np.arange(rows, dtype=np.int64), "train_loss": np.empty(rows)}
-    if test_rows is not None:
+    if test_feed is not None:
         history["test_loss"] = np.empty(rows)
     for name in (*features, INTERCEPT):
         history[name] = np.empty(rows, dtype=value_type)
     loss_unit = scaling.y_scale**2  # losses are recorded in the data's units, as evaluate measures them
 
-    # disable=None: a progress bar only when stderr is a terminal, never in logs.
-    for epoch in tqdm(range(rows), desc="train", unit="epoch", disable=None):
+    # disable=None: a progress bar only when stderr is a terminal, never in logs; on the first process only.
+    for epoch in tqdm(range(rows), desc="train", unit="epoch", disable=None if team.rank == 0 else True):
         learnt = current_model(model, scaling, features, value_type)
         for name, value in learnt.as_dict().items():
             history[name][epoch] = value
-        if test_rows is not None:
-            history["test_loss"][epoch] = mean_squared_error(model, test_rows).item() * loss_unit
-        if epoch < params.epochs and params.batch_size is None:
-            train_loss = step_on(train_rows)
+        if test_feed is not None:
+            history["test_loss"][epoch] = squared_error(model, test_feed.chunks(), len(split.test), team).item() * loss_unit
+        if epoch < params.epochs and not mini_batches:
+            train_loss = step_on(train_chunks, n_train)
         else:
-            train_loss = mean_squared_error(model, train_rows).item()
+            train_loss = squared_error(model, train_chunks(), n_train, team).item()
             if epoch < params.epochs:
-                for batch in train_rows.shuffled(shuffling).slices(params.batch_size):
-                    step_on(batch)
+                for batch in shuffled_batches(train_feed, params.batch_size, shuffling, params.seed, epoch):
+                    step_on(lambda batch=batch: [batch.slice(*team.share_of(len(batch)))], len(batch))
         history["train_loss"][epoch] = train_loss * loss_unit
         if not math.isfinite(train_loss):
             raise PipelineError(diverged(train_loss, epoch, params))
     return learnt, history
 
 
+def shuffled_batches(feed: Feed, batch_size: int, shuffling: torch.Generator, seed: int,
+                     epoch: int) -> Iterator[Batch]:
+    """One epoch of mini-batches: the groups in a seeded order, WINDOW_ROWS of their rows at a time shuffled
+    together; rows short of a whole batch wait for the next window. Rows that fit one window are shuffled
+    all together, as torch.randperm over the whole table."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(feed.readers)).tolist()
+    window: list[Batch] = []
+    count = 0
+
+    def shuffled(window: list[Batch]) -> Batch:
+        rows = Batch.join(window)
+        return rows.take(torch.randperm(len(rows), generator=shuffling).to(rows.columns.device))
+
+    for group in feed.groups(order):
+        window.append(group)
+        count += len(group)
+        if count >= WINDOW_ROWS:
+            rows = shuffled(window)
+            whole = len(rows) - len(rows) % batch_size
+            for start in range(0, whole, batch_size):
+                yield rows.slice(start, start + batch_size)
+            window, count = [rows.slice(whole, len(rows))], len(rows) - whole
+    if count:
+        rows = shuffled(window)
+        for start in range(0, len(rows), batch_size):
+            yield rows.slice(start, min(start + batch_size, len(rows)))
+
+
+def make_optimizer(model: torch.nn.Linear, params: TrainParams) -> torch.optim.Optimizer:
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=params.momentum)
+    if params.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=params.lr)
+    # One epoch is one L-BFGS iteration: a quasi-Newton step whose length a strong-Wolfe line search
+    # chooses, over the full batch. No early stop: the epochs are the budget.
+    return torch.optim.LBFGS(model.parameters(), lr=params.lr, max_iter=1, max_eval=25, history_size=20,
+                             tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+
 def current_model(model: torch.nn.Linear, scaling: Scaling, features: tuple[str, ...],
                   value_type: np.dtype) -> LinearModel:
     """The model's weights in the data's units, rounded to the training dtype as they are saved."""
-    weight = model.weight.detach().to(torch.float64).numpy()[0]
+    weight = model.weight.detach().to("cpu", torch.float64).numpy()[0]
     bias = model.bias.item() if model.bias is not None else 0.0
     coefficients, intercept = scaling.to_data_units(weight, bias)
     return LinearModel(features, tuple(float(value_type.type(value)) for value in coefficients),
@@ -215,24 +340,51 @@ def diverged(loss: float, epoch: int, params: TrainParams) -> str:
 def main() -> None:
     data = load_params(DataParams)
     params = load_params(TrainParams)
+    if distributed.is_worker():
+        return train_as_worker(data, params)
+    distributed.require_device(params.device, params.processes)
     split = load_split(data, params.fit_intercept)
     features = tuple(data.features)
     # Least squares first: features it cannot separate are refused before any training.
-    baseline = least_squares(split.train.features, split.train.target, features, params.fit_intercept, split.source)
+    baseline = least_squares(split.train, features, params.fit_intercept, split.source)
     require_representable(baseline, params.dtype, split.source)
-    # No torch.use_deterministic_algorithms: the CPU kernels used here are deterministic already, and the
-    # flag imports torch._inductor (1.4 s a run). What could vary, the threads' share of a sum, fit fixes.
-    learnt, history = fit(split, features, params)
-    gap = prediction_gap(learnt, baseline, split.train.features, split.train.target)
-    print(f"after {params.epochs} epochs on {len(split.train.target)} training rows: "
-          f"{describe(learnt)}, train loss {history['train_loss'][-1]:.6g}")
+    if params.processes == 1:
+        distributed.configure_device(params.device)
+        learnt, history = fit(split, features, params)
+        save_outputs(Path("."), learnt, history, params)
+    else:
+        distributed.run_processes(params.processes, [MODEL, HISTORY])
+        learnt = load_weights(MODEL, features, params.fit_intercept)
+    report(split, learnt, baseline, params, data.target)
+
+
+def train_as_worker(data: DataParams, params: TrainParams) -> None:
+    """One of train.processes processes under torchrun: train on its share; the first writes the outputs."""
+    with distributed.joined(params.device) as team:
+        split = load_split(data, params.fit_intercept, check=False)  # checked by the process that started us
+        learnt, history = fit(split, tuple(data.features), params, team)
+        team.barrier()
+        if team.rank == 0:
+            save_outputs(distributed.output_folder(), learnt, history, params)
+
+
+def save_outputs(folder: Path, learnt: LinearModel, history: dict[str, np.ndarray], params: TrainParams) -> None:
+    save_weights(folder / MODEL, learnt, params.dtype, params.fit_intercept)
+    write_history(folder / HISTORY, history)
+
+
+def report(split: Split, learnt: LinearModel, baseline: LinearModel, params: TrainParams, target: str) -> None:
+    final_loss = read_history(HISTORY, ["train_loss"])["train_loss"][-1]
+    gap = prediction_gap(learnt, baseline, split.train)
+    where = "" if (params.device, params.processes) == ("cpu", 1) else (
+        f" on {params.device}" if params.processes == 1 else f" in {params.processes} processes on {params.device}")
+    print(f"after {params.epochs} epochs on {len(split.train)} training rows{where}: "
+          f"{describe(learnt)}, train loss {final_loss:.6g}")
     print(f"least squares: {describe(baseline)}")
     verdict = "converged" if gap < params.tolerance else (
         "NOT converged: raise train.epochs, change train.lr, or try train.optimizer: lbfgs")
-    print(f"largest prediction gap to least squares: {gap:.3g} × sd({data.target}) "
+    print(f"largest prediction gap to least squares: {gap:.3g} × sd({target}) "
           f"(tolerance {params.tolerance:g}): {verdict}")
-    save_weights(MODEL, learnt, params.dtype, params.fit_intercept)
-    write_history(HISTORY, history)
 
 
 def require_representable(baseline: LinearModel, dtype: str, source) -> None:

@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
 from pipeline.errors import PipelineError, run_stage
+from pipeline.params import TrainParams, load_params
 from tools.commands import DVC, run
 
 LOCK = "dvc.lock"
@@ -26,6 +27,17 @@ NUMBER_FILES = (".json", ".csv", ".safetensors")
 # What could decide torch's float results besides the code: its vector instructions and its thread count
 # (train fits on one thread, so that the count does not; the line shows what a machine would otherwise use).
 TORCH_SETTINGS = "import torch; print(torch.backends.cpu.get_cpu_capability(), torch.get_num_threads())"
+GPU_NAME = "import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else 'none found')"
+
+
+def device(clone: Path) -> str:
+    """Where train runs, as params.yaml and this machine say: CPU and GPU results differ in the last bits."""
+    train = load_params(TrainParams, clone / "params.yaml")
+    processes = f", train.processes {train.processes}" if train.processes > 1 else ""
+    if train.device == "cuda":
+        return f"train.device cuda, GPU {run([sys.executable, '-c', GPU_NAME], clone).strip()}{processes}"
+    capability, threads = run([sys.executable, "-c", TORCH_SETTINGS], clone).split()
+    return f"train.device cpu, torch CPU capability {capability}, threads {threads}{processes}"
 
 
 def recorded_outs(lock: Path) -> dict[str, str]:
@@ -129,9 +141,8 @@ def main() -> None:
         recorded = recorded_outs(clone / LOCK)
         # A cache of the clone's own, empty whatever .dvc/config says: every output is computed, none restored.
         run([*DVC, "cache", "dir", "--local", str(Path(temporary) / "cache")], clone)
-        capability, threads = run([sys.executable, "-c", TORCH_SETTINGS], clone).split()
-        print(f"dvc repro of {commit[:7]} (HEAD) in a fresh clone with an empty cache "
-              f"(torch CPU capability {capability}, threads {threads})", flush=True)
+        where = device(clone)
+        print(f"dvc repro of {commit[:7]} (HEAD) in a fresh clone with an empty cache ({where})", flush=True)
         run([*DVC, "repro"], clone)
         reproduced = recorded_outs(clone / LOCK)
         paths = list(recorded) + [path for path in reproduced if path not in recorded]
@@ -142,7 +153,8 @@ def main() -> None:
         print(f"{path:<{width}}  {line}")
     differing = sum(line != "identical" for line in lines.values())
     if differing:
-        print(f"{differing} of {len(paths)} outputs differ from the committed {LOCK}")
+        print(f"{differing} of {len(paths)} outputs differ from the committed {LOCK}, reproduced with {where} "
+              "(results on another device, CPU or GPU, differ in the last bits)")
         raise SystemExit(1)
     print(f"all {len(paths)} outputs identical to the committed {LOCK}")
 

@@ -93,7 +93,7 @@ def test_a_real_change_shows_the_largest_difference_of_the_history_from_the_comm
 def test_without_vector_instructions_the_model_and_metrics_are_identical_and_the_history_moves_by_float_noise(
         reproduced):
     result = make(reproduced, "repro-check", ATEN_CPU_CAPABILITY="default")
-    assert "(torch CPU capability DEFAULT," in result.stdout.splitlines()[0]
+    assert "(train.device cpu, torch CPU capability DEFAULT," in result.stdout.splitlines()[0]
     found = verdicts(result.stdout)
     # Without vector instructions torch adds the terms of a float32 sum in another order, even on one thread:
     # the last bits of the history's values on the way can move, and with them the plots drawn from it. The
