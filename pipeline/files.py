@@ -3,8 +3,8 @@
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,10 @@ PLOT_DATA = Path("plots/data.png")
 PLOT_LOSS = Path("plots/loss.png")
 PLOT_FIT = Path("plots/fit.png")
 PLOT_PARAMETERS = Path("plots/parameters.png")
+
+# Rows per Parquet row group that synthesize writes; streaming readers take a table one row group at a time.
+# It is also pyarrow's own default, so a table of any size is written as pyarrow.parquet.write_table would.
+GROUP_ROWS = 1 << 20
 
 
 @contextmanager
@@ -79,9 +83,71 @@ def numbers(path: Path, values: Mapping[str, Any], keys: Iterable[str]) -> dict[
 
 def write_table(path: Path, columns: Mapping[str, np.ndarray]) -> None:
     """Write float64 columns as a Parquet file."""
-    table = pa.table({name: pa.array(values, pa.float64()) for name, values in columns.items()})
-    with atomic_output(path) as temporary:
-        pyarrow.parquet.write_table(table, temporary)
+    with TableWriter(path, tuple(columns)) as writer:
+        writer.write(columns)
+
+
+class TableWriter:
+    """Write float64 columns as a Parquet file, piece by piece, in row groups of exactly `group_rows` rows.
+
+    Rows are buffered until a whole group is ready (every ParquetWriter.write_table call starts a new
+    group), so pieces of any lengths give the same bytes, and memory holds one group at most. The file
+    appears under `path` only when the `with` block succeeds.
+    """
+
+    def __init__(self, path: Path, names: Sequence[str], group_rows: int = GROUP_ROWS) -> None:
+        if group_rows < 1:
+            raise ValueError(f"group_rows = {group_rows}: expected at least 1")
+        self.path = path
+        self.names = tuple(names)
+        self.group_rows = group_rows
+        self._schema = pa.schema([(name, pa.float64()) for name in self.names])
+        self._group: list[np.ndarray] = []
+        self._filled = 0
+        self._exits = ExitStack()
+
+    def __enter__(self) -> "TableWriter":
+        with ExitStack() as exits:
+            temporary = exits.enter_context(atomic_output(self.path))
+            self._writer = exits.enter_context(pyarrow.parquet.ParquetWriter(temporary, self._schema))
+            self._exits = exits.pop_all()
+        self._group = [np.empty(self.group_rows) for _ in self.names]
+        self._filled = 0
+        return self
+
+    def write(self, columns: Mapping[str, np.ndarray]) -> None:
+        """Append rows: one array of equal length for each name, in any order."""
+        if sorted(columns) != sorted(self.names):
+            raise ValueError(f"columns {list(columns)}: expected {list(self.names)}")
+        pieces = [np.asarray(columns[name], dtype=np.float64) for name in self.names]
+        n_rows = len(pieces[0])
+        if any(piece.shape != (n_rows,) for piece in pieces):
+            raise ValueError(f"column shapes {[piece.shape for piece in pieces]}: expected one length")
+        start = 0
+        while start < n_rows:
+            taken = min(self.group_rows - self._filled, n_rows - start)
+            for group, piece in zip(self._group, pieces):
+                group[self._filled:self._filled + taken] = piece[start:start + taken]
+            self._filled += taken
+            start += taken
+            if self._filled == self.group_rows:
+                self._write_group()
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            if kind is not None:  # close the writer and remove the file, never renamed
+                self._exits.__exit__(kind, error, traceback)
+                return
+            with self._exits:  # the last, shorter group; then close the writer and rename the file
+                if self._filled:
+                    self._write_group()
+        finally:
+            self._group = []
+
+    def _write_group(self) -> None:
+        table = pa.table([pa.array(group[:self._filled]) for group in self._group], schema=self._schema)
+        self._writer.write_table(table, row_group_size=self.group_rows)
+        self._filled = 0
 
 
 def write_history(path: Path, history: Mapping[str, np.ndarray]) -> None:

@@ -39,7 +39,7 @@ class SynthesizeParams(_Section):
                  Field(description="null to draw it")]
     c: Annotated[Coordinate | None, Field(description="null to draw it")]
     noise: Annotated[float, Field(ge=0, le=1e6)]
-    n_points: Annotated[int, Field(ge=2, le=100_000_000)]
+    n_points: Annotated[int, Field(ge=2, le=2_000_000_000)]
     x_min: Coordinate
     x_max: Coordinate
     seed: Seed

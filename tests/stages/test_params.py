@@ -180,6 +180,8 @@ def message_for(tmp_path: Path, model, changes: dict) -> str:
     (SynthesizeParams, {"m": []}, "synthesize.m = a list []: expected a number from -1e6 to 1e6, null to draw it, or a "
                                   "list of 1 to 100 numbers from -1e6 to 1e6 (list should have at least 1 item after "
                                   "validation, not 0) (and 1 more problem(s))"),
+    (SynthesizeParams, {"n_points": 2_000_000_001}, "synthesize.n_points = 2000000001: expected an integer from 2 to "
+                                                    "2000000000 (input should be less than or equal to 2000000000)"),
     (SynthesizeParams, {"seed": 2**32}, "synthesize.seed = 4294967296: expected an integer from 0 to 4294967295 "
                                         "(input should be less than or equal to 4294967295)"),
     (DataParams, {"test_fraction": 0.95},
