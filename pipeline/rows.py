@@ -13,8 +13,9 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.files import GROUP_ROWS  # a table held in memory is cut into groups of this many rows too
+
 CHUNK_ROWS = 1 << 18  # rows per chunk: small enough for its temporaries to stay in cache
-GROUP_ROWS = 1 << 20  # rows per group of a table held in memory, as synthesize writes its row groups
 SPLIT_BLOCK = 1 << 20  # rows that share one seeded draw of held-out rows
 
 Share = tuple[int, int]  # (rank, processes): this process's part of a table's rows

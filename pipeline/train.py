@@ -114,7 +114,9 @@ class Feed:
         self.readers = list(rows.groups(share))
         d = len(scaling.x_shift)
         expected_bytes = len(rows) * (d + 1) * torch.finfo(dtype).bits // 8 // share[1]
-        self.cached = [self._batch(read()) for read in self.readers] if expected_bytes <= CACHE_BYTES else None
+        # A GPU keeps what fits in half its free memory; the bits are the same either way.
+        budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else CACHE_BYTES
+        self.cached = [self._batch(read()) for read in self.readers] if expected_bytes <= budget else None
 
     def _batch(self, table: Table) -> Batch:
         columns = torch.from_numpy(np.ascontiguousarray(self.scaling.features(table.features).T))
