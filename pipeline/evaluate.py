@@ -53,6 +53,8 @@ def main() -> None:
     split = load_split(data, train.fit_intercept)
     learnt = load_weights(MODEL, tuple(data.features), train.fit_intercept)
     metrics = evaluate(split, learnt, true_line_of(data), train.fit_intercept, train.tolerance)
+    # Where the model was trained: the same answer to the last few bits, but a run's record says which.
+    metrics |= {"device": train.device, "processes": train.processes}
     write_json(METRICS, metrics)
     for name, value in metrics.items():
         print(f"{name}: {shown(value)}")
