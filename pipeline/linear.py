@@ -4,6 +4,7 @@ No torch here: evaluate and visualize read the weights with safetensors.numpy an
 """
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
+import pipeline.rows
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_output, read_bytes
+from pipeline.rows import Rows, Table, chunks
 
 INTERCEPT = "intercept"
 
@@ -41,74 +44,150 @@ class LinearModel:
         return cls(features, tuple(values[name] for name in features), values[INTERCEPT])
 
 
-def mean(values: np.ndarray) -> float:
-    # np.sum adds pairwise in a fixed order (no BLAS), so the bits do not depend on the CPU's kernels.
-    return float(np.sum(values)) / len(values)
+def least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, source: Path) -> LinearModel:
+    """The float64 least-squares fit, by a QR factorisation of [X | y] (orthogonal, never the normal
+    equations, so it stays accurate on ill-conditioned, strongly correlated columns).
 
-
-def least_squares(features: np.ndarray, target: np.ndarray, names: tuple[str, ...], fit_intercept: bool,
-                  source: Path) -> LinearModel:
-    """The float64 least-squares fit, by modified Gram-Schmidt QR of [X | y] (orthogonal, never the
-    normal equations, so it stays accurate on ill-conditioned, strongly correlated columns).
-
-    Columns are centred (with an intercept) and scaled to unit norm first; dot products are plain NumPy
-    sums rather than BLAS, so the result is the same bits on every CPU.
+    Three passes over the rows, with memory for one chunk whatever their number: the means, then each
+    column's norm about its mean, then the QR of the centred columns scaled to unit norm, chunk by chunk.
+    Dot products are plain NumPy sums rather than BLAS, so the result is the same bits on every CPU.
     """
-    columns = [features[:, column].astype(np.float64) for column in range(features.shape[1])]
-    y = target.astype(np.float64)
-    x_means = [mean(column) for column in columns] if fit_intercept else [0.0] * len(columns)
-    y_mean = mean(y) if fit_intercept else 0.0
-    columns = [column - column_mean for column, column_mean in zip(columns, x_means)]
-    y = y - y_mean
-    scales = [math.sqrt(float(np.sum(column * column))) for column in columns]
-    basis: list[np.ndarray] = []
-    r = np.zeros((len(columns), len(columns)))
-    qty = np.zeros(len(columns))
-    for k, (column, scale) in enumerate(zip(columns, scales)):
-        if scale == 0:
+    n_rows, n_features = len(rows), len(names)
+    x_means, y_mean = [0.0] * n_features, 0.0
+    if fit_intercept:
+        x_sums, y_sum = [0.0] * n_features, 0.0
+        for chunk in _chunks(rows):
+            for k in range(n_features):
+                x_sums[k] += _sum(chunk.features[:, k].astype(np.float64))
+            y_sum += _sum(chunk.target)
+        x_means, y_mean = [total / n_rows for total in x_sums], y_sum / n_rows
+    squares = [0.0] * n_features
+    for chunk in _chunks(rows):
+        for k, column in enumerate(_centred(chunk, x_means)):
+            squares[k] += _sum(column * column)
+    scales = [math.sqrt(total) for total in squares]
+    r = np.zeros((n_features + 1, n_features + 1))
+    for number, chunk in enumerate(_chunks(rows)):
+        # A constant column is left out of the basis (zeros): the checks below name it.
+        columns = [column / scale if scale else np.zeros_like(column)
+                   for column, scale in zip(_centred(chunk, x_means), scales)]
+        columns.append(chunk.target.astype(np.float64) - y_mean)
+        if number > 0:  # [X | y] of every earlier chunk has the same R as the rows of r: factorise r over this chunk
+            columns = [np.concatenate([r[:, k], column]) for k, column in enumerate(columns)]
+        r = _factorise(columns)
+    for k in range(n_features):  # only the whole R says whether the features are independent
+        if scales[k] == 0:
             raise PipelineError(f"{source}: feature {names[k]!r} is constant: expected at least two distinct values")
-        vector = column / scale
-        for j, q in enumerate(basis):  # remove what earlier columns explain (modified Gram-Schmidt)
-            r[j, k] = float(np.sum(q * vector))
-            vector = vector - r[j, k] * q
-        r[k, k] = math.sqrt(float(np.sum(vector * vector)))
         if r[k, k] < 1e-10:
             others = ", ".join(repr(name) for name in names[:k])
             raise PipelineError(
                 f"{source}: feature {names[k]!r} is a linear combination of {others}"
                 f"{' and the intercept' if fit_intercept else ''}: expected linearly independent features"
             )
-        basis.append(vector / r[k, k])
-    for k, q in enumerate(basis):  # Q^T y, projecting y as the columns were projected
-        qty[k] = float(np.sum(q * y))
-        y = y - qty[k] * q
-    scaled = np.zeros(len(columns))
-    for k in reversed(range(len(columns))):  # back substitution, R · scaled = Q^T y
-        scaled[k] = (qty[k] - sum(r[k, j] * scaled[j] for j in range(k + 1, len(columns)))) / r[k, k]
+    qty = r[:, n_features]  # Q^T y
+    scaled = np.zeros(n_features)
+    for k in reversed(range(n_features)):  # back substitution, R · scaled = Q^T y
+        scaled[k] = (qty[k] - sum(r[k, j] * scaled[j] for j in range(k + 1, n_features))) / r[k, k]
     coefficients = tuple(float(value / scale) for value, scale in zip(scaled, scales))
     intercept = y_mean - math.fsum(c * m for c, m in zip(coefficients, x_means)) if fit_intercept else 0.0
     return LinearModel(names, coefficients, intercept)
 
 
-def mse(model: LinearModel, features: np.ndarray, target: np.ndarray) -> float:
-    residuals = target - model.predict(features)
-    return mean(residuals * residuals)
+def _factorise(columns: list[np.ndarray]) -> np.ndarray:
+    """R of the columns [x1 … xd | y] by modified Gram-Schmidt: the x columns become an orthonormal basis,
+    y is projected on it (r[:d, d] is Q^T y) and r[d, d] is the norm of what is left of y."""
+    r = np.zeros((len(columns), len(columns)))
+    basis: list[np.ndarray] = []
+    for k, vector in enumerate(columns):
+        for j, q in enumerate(basis):  # remove what earlier columns explain (modified Gram-Schmidt)
+            r[j, k] = _sum(q * vector)
+            vector = vector - r[j, k] * q
+        r[k, k] = math.sqrt(_sum(vector * vector))
+        if k < len(columns) - 1:
+            # Within one chunk a column may depend on the others: the basis vector is then zeros, and
+            # least_squares judges the features on the R of every row.
+            basis.append(vector / r[k, k] if r[k, k] else np.zeros_like(vector))
+    return r
 
 
-def r2(model: LinearModel, features: np.ndarray, target: np.ndarray, fit_intercept: bool) -> float:
+def _centred(chunk: Table, means: list[float]) -> list[np.ndarray]:
+    return [chunk.features[:, k].astype(np.float64) - mean for k, mean in enumerate(means)]
+
+
+def _chunks(rows: Rows) -> Iterator[Table]:
+    # The chunk size is read at each call, not bound at import, so that tests can shrink it.
+    return chunks(rows, pipeline.rows.CHUNK_ROWS)
+
+
+def _sum(values: np.ndarray) -> float:
+    # np.sum adds pairwise in a fixed order (no BLAS), so the bits do not depend on the CPU's kernels.
+    return float(np.sum(values))
+
+
+def _total(rows: Rows, term: Callable[[Table], np.ndarray]) -> float:
+    """The sum of term(chunk) over the rows: a sum per chunk, added in the chunks' order, so that the bits
+    depend on the rows alone, not on how they are grouped or read."""
+    total = 0.0
+    for chunk in _chunks(rows):
+        total += _sum(term(chunk))
+    return total
+
+
+def mse(model: LinearModel, rows: Rows) -> float:
+    return _total(rows, lambda chunk: _squared_residuals(model, chunk)) / len(rows)
+
+
+def _squared_residuals(model: LinearModel, chunk: Table) -> np.ndarray:
+    residuals = chunk.target - model.predict(chunk.features)
+    return residuals * residuals
+
+
+@dataclass(frozen=True)
+class Scores:
+    """How a model does on some rows, beside a baseline model (least squares)."""
+
+    n: int
+    mse: float
+    mse_baseline: float
+    r2: float  # 1 − SSE/SST, as r2() defines it
+    gap: float  # as prediction_gap() defines it
+
+
+def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept: bool) -> Scores:
+    """mse, r2 and the gap of `model` and the mse of `baseline` on the rows, in two passes over them."""
+    n_rows = len(rows)
+    target_mean = _total(rows, lambda chunk: chunk.target) / n_rows
+    centre = target_mean if fit_intercept else 0.0
+    errors = baseline_errors = about_centre = about_mean = 0.0
+    largest = 0.0
+    for chunk in _chunks(rows):
+        predictions, baseline_predictions = model.predict(chunk.features), baseline.predict(chunk.features)
+        residuals = chunk.target - predictions
+        baseline_residuals = chunk.target - baseline_predictions
+        errors += _sum(residuals * residuals)
+        baseline_errors += _sum(baseline_residuals * baseline_residuals)
+        about_centre += _sum((chunk.target - centre) ** 2)
+        about_mean += _sum((chunk.target - target_mean) ** 2)
+        largest = max(largest, float(np.max(np.abs(predictions - baseline_predictions))))
+    error = errors / n_rows * n_rows  # n × mse, to the bit, as r2 always computed it
+    # SST about the mean, or about zero for a model without an intercept, as statistics packages measure a
+    # model without a constant.
+    r2_value = 1.0 - error / about_centre if about_centre > 0 else float(error == 0)
+    # The gap: the largest difference of prediction, divided by the target's standard deviation.
+    spread = math.sqrt(about_mean / n_rows) or 1.0
+    return Scores(n_rows, errors / n_rows, baseline_errors / n_rows, r2_value, largest / spread)
+
+
+def r2(model: LinearModel, rows: Rows, fit_intercept: bool) -> float:
     """1 − SSE/SST; SST about the mean, or about zero for a model without an intercept, as statistics
     packages measure a model without a constant."""
-    centre = mean(target) if fit_intercept else 0.0
-    total = float(np.sum((target - centre) ** 2))
-    error = mse(model, features, target) * len(target)
-    return 1.0 - error / total if total > 0 else float(error == 0)
+    return scores(model, model, rows, fit_intercept).r2
 
 
-def prediction_gap(learnt: LinearModel, baseline: LinearModel, features: np.ndarray, target: np.ndarray) -> float:
+def prediction_gap(learnt: LinearModel, baseline: LinearModel, rows: Rows) -> float:
     """How far apart two models are, in one unit for every dataset: their largest difference of
     prediction on these rows, divided by the target's standard deviation."""
-    spread = math.sqrt(mean((target - mean(target)) ** 2)) or 1.0
-    return float(np.max(np.abs(learnt.predict(features) - baseline.predict(features)))) / spread
+    return scores(learnt, baseline, rows, True).gap
 
 
 # Weights: the state_dict of torch.nn.Linear(d, 1), as safetensors, a format that cannot carry code.

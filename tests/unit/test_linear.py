@@ -1,14 +1,20 @@
 """The fitted-model type, the least-squares baseline (against exact rational answers) and the weights file."""
 
 import pickle
+import tracemalloc
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from safetensors.numpy import save
 
+import pipeline.rows
 from exact import correlated_table, exact_least_squares, reference_table, relative_errors, through_origin_table
+from pipeline.dataset import open_table
 from pipeline.errors import PipelineError
-from pipeline.linear import LinearModel, least_squares, load_weights, mse, prediction_gap, r2, save_weights
+from pipeline.linear import LinearModel, least_squares, load_weights, mse, prediction_gap, r2, save_weights, scores
+from pipeline.rows import Part, Table
 
 
 def coefficients_of(model: LinearModel, fit_intercept: bool = True) -> list[float]:
@@ -19,13 +25,13 @@ def coefficients_of(model: LinearModel, fit_intercept: bool = True) -> list[floa
 def test_least_squares_matches_the_exact_rational_solution(table):
     features, target = table()
     names = tuple(f"f{column}" for column in range(features.shape[1]))
-    found = coefficients_of(least_squares(features, target, names, True, "t.csv"))
+    found = coefficients_of(least_squares(Table(features, target), names, True, "t.csv"))
     assert max(relative_errors(found, exact_least_squares(features, target))) < 1e-9
 
 
 def test_least_squares_without_an_intercept_matches_the_exact_solution():
     features, target = through_origin_table()
-    model = least_squares(features, target, ("x",), False, "t.csv")
+    model = least_squares(Table(features, target), ("x",), False, "t.csv")
     assert model.intercept == 0.0
     assert max(relative_errors(list(model.coefficients), exact_least_squares(features, target, False))) < 1e-9
 
@@ -35,7 +41,7 @@ def test_least_squares_is_not_the_normal_equations():
     # the slope, an orthogonal method keeps it.
     x = 1e8 + np.arange(6.0)
     y = 3.0 * (x - 1e8) + 0.5
-    model = least_squares(x[:, None], y, ("x",), True, "t.csv")
+    model = least_squares(Table(x[:, None], y), ("x",), True, "t.csv")
     assert model.coefficients[0] == pytest.approx(3.0, rel=1e-9)
     normal = np.linalg.solve(*(lambda design: (design.T @ design, design.T @ y))(np.column_stack([np.ones(6), x])))
     assert abs(normal[1] - 3.0) > 1e-3  # what this test would not notice if least_squares solved them
@@ -44,7 +50,7 @@ def test_least_squares_is_not_the_normal_equations():
 def test_linearly_dependent_features_are_named():
     x = np.arange(10.0)
     with pytest.raises(PipelineError, match=r"t.csv: feature 'double' is a linear combination of 'x' and the intercept"):
-        least_squares(np.column_stack([x, 2 * x + 1]), x, ("x", "double"), True, "t.csv")
+        least_squares(Table(np.column_stack([x, 2 * x + 1]), x), ("x", "double"), True, "t.csv")
 
 
 def test_a_model_predicts_mse_r2_and_gap():
@@ -52,15 +58,149 @@ def test_a_model_predicts_mse_r2_and_gap():
     features = np.array([[1.0, 2.0], [3.0, 0.0], [0.0, 1.0]])
     assert list(model.predict(features)) == [0.5, 6.5, -0.5]
     target = np.array([0.5, 6.5, 0.5])
-    assert mse(model, features, target) == pytest.approx(1 / 3)
+    rows = Table(features, target)
+    assert mse(model, rows) == pytest.approx(1 / 3)
     # SST about the mean (5/2 … ) and, without an intercept, about zero.
     mean = target.mean()
-    assert r2(model, features, target, True) == pytest.approx(1 - 1 / ((target - mean) ** 2).sum())
-    assert r2(model, features, target, False) == pytest.approx(1 - 1 / (target**2).sum())
+    assert r2(model, rows, True) == pytest.approx(1 - 1 / ((target - mean) ** 2).sum())
+    assert r2(model, rows, False) == pytest.approx(1 - 1 / (target**2).sum())
     other = LinearModel(("a", "b"), (2.0, -1.0), 0.5 + target.std())
-    assert prediction_gap(model, other, features, target) == pytest.approx(1.0)
+    assert prediction_gap(model, other, rows) == pytest.approx(1.0)
     assert model.as_dict() == {"a": 2.0, "b": -1.0, "intercept": 0.5}
     assert LinearModel.from_dict(("a", "b"), model.as_dict()) == model
+
+
+# --- Streamed: chunk by chunk, whatever the number of rows -----------------------------------------------
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    """Chunks, in-memory groups and split blocks of a few rows, so that a small table streams as a large one would."""
+    def shrink(chunk_rows: int, group_rows: int = 5, split_block: int = 11):
+        monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", chunk_rows)
+        monkeypatch.setattr(pipeline.rows, "GROUP_ROWS", group_rows)
+        monkeypatch.setattr(pipeline.rows, "SPLIT_BLOCK", split_block)
+    return shrink
+
+
+def names_of(features: np.ndarray) -> tuple[str, ...]:
+    return tuple(f"f{column}" for column in range(features.shape[1]))
+
+
+def sorted_correlated_table() -> tuple[np.ndarray, np.ndarray]:
+    features, target = correlated_table()
+    order = np.argsort(features[:, 5], kind="stable")
+    return features[order], target[order]
+
+
+def constant_at_first_table() -> tuple[np.ndarray, np.ndarray]:
+    """Feature 1 is constant over the first 40 rows, then varies: constant within the first chunks alone."""
+    features, target = correlated_table()
+    features = features[:, :3].copy()
+    features[:40, 1] = features[0, 1]
+    return features, target
+
+
+def dependent_at_first_table() -> tuple[np.ndarray, np.ndarray]:
+    """Feature 1 is 2 × feature 0 + 1 over the first 40 rows only: a linear combination within early chunks."""
+    features, target = correlated_table()
+    features = features[:, :3].copy()
+    features[:40, 1] = 2 * features[:40, 0] + 1
+    return features, target
+
+
+TABLES = {"one feature": reference_table, "six correlated": correlated_table,
+          "sorted by a feature": sorted_correlated_table, "constant at first": constant_at_first_table,
+          "dependent at first": dependent_at_first_table, "through the origin": through_origin_table}
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("table", TABLES)
+@pytest.mark.parametrize("chunk_rows", [1, 3, 7, 64])
+def test_least_squares_over_many_chunks_matches_the_exact_rational_solution(tiny_chunks, chunk_rows, table,
+                                                                           fit_intercept):
+    tiny_chunks(chunk_rows)
+    features, target = TABLES[table]()
+    model = least_squares(Table(features, target), names_of(features), fit_intercept, "t.csv")
+    exact = exact_least_squares(features, target, fit_intercept)
+    assert max(relative_errors(coefficients_of(model, fit_intercept), exact)) < 1e-12
+
+
+def write_parquet(path, features: np.ndarray, target: np.ndarray, row_group_size: int):
+    columns = {name: features[:, column] for column, name in enumerate(names_of(features))} | {"y": target}
+    pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
+    return open_table(path, names_of(features), "y")
+
+
+@pytest.mark.parametrize("table", ["six correlated", "constant at first"])
+def test_a_parquet_file_gives_the_same_bits_whatever_its_row_groups(tmp_path, tiny_chunks, table):
+    tiny_chunks(16)
+    features, target = TABLES[table]()
+    names = names_of(features)
+    found = []
+    for row_group_size in (7, 50, 1000):
+        source = write_parquet(tmp_path / f"{row_group_size}.parquet", features, target, row_group_size)
+        train = Part(source, False, 0.2, 3)
+        model = least_squares(train, names, True, "t.parquet")
+        found.append((model, scores(model, model, train, True), scores(model, model, Part(source, True, 0.2, 3), True)))
+    assert found[0] == found[1] == found[2]
+    # The training rows, picked in memory and solved exactly: the same answer.
+    held_out = pipeline.rows.held_out(len(target), 0.2, 3)
+    assert found[0][1].n == np.count_nonzero(~held_out) and found[0][2].n == np.count_nonzero(held_out)
+    exact = exact_least_squares(features[~held_out], target[~held_out])
+    assert max(relative_errors(coefficients_of(found[0][0]), exact)) < 1e-12
+
+
+def test_streamed_mse_r2_and_gap_equal_their_formulas_over_every_row(tiny_chunks):
+    tiny_chunks(3)
+    features, target = correlated_table()
+    rows = Table(features, target)
+    model = LinearModel(names_of(features), (1.0, -2.0, 0.3, 0.04, -0.005, 1e-4), 5.0)
+    other = LinearModel(names_of(features), (1.0, -2.0, 0.3, 0.04, -0.005, 2e-4), 4.0)
+    residuals = target - model.predict(features)
+    assert mse(model, rows) == pytest.approx(np.mean(residuals**2), rel=1e-13)
+    assert r2(model, rows, True) == pytest.approx(1 - np.sum(residuals**2) / np.sum((target - target.mean()) ** 2),
+                                                  rel=1e-13)
+    assert r2(model, rows, False) == pytest.approx(1 - np.sum(residuals**2) / np.sum(target**2), rel=1e-13)
+    gap = np.max(np.abs(model.predict(features) - other.predict(features))) / target.std()
+    assert prediction_gap(model, other, rows) == pytest.approx(gap, rel=1e-13)
+
+
+def test_features_dependent_over_every_chunk_are_named_from_the_whole_factorisation(tiny_chunks):
+    tiny_chunks(4)
+    x = np.arange(30.0)
+    with pytest.raises(PipelineError, match=r"t.csv: feature 'double' is a linear combination of 'x' and the intercept"):
+        least_squares(Table(np.column_stack([x, 2 * x + 1, x**2]), x), ("x", "double", "square"), True, "t.csv")
+    with pytest.raises(PipelineError, match=r"t.csv: feature 'one' is constant: expected at least two distinct values"):
+        least_squares(Table(np.column_stack([x, np.ones(30), 2 * x]), x), ("x", "one", "double"), True, "t.csv")
+
+
+class GeneratedRows:
+    """Rows made group by group as they are read, never held together: 300 groups of 1000 rows."""
+
+    def __len__(self) -> int:
+        return 300_000
+
+    def groups(self, share=pipeline.rows.WHOLE):
+        return [lambda group=group: self.group(group) for group in range(300)]
+
+    @staticmethod
+    def group(group: int) -> Table:
+        x = np.random.default_rng(group).uniform(-5, 5, (1000, 1))
+        return Table(x, 2.5 * x[:, 0] - 1.0 + np.random.default_rng([group, 1]).normal(size=1000))
+
+
+def test_memory_is_one_chunk_whatever_the_number_of_rows(tiny_chunks):
+    tiny_chunks(1000)
+    rows = GeneratedRows()
+    least_squares(GeneratedRows.group(0), ("x",), True, "t.parquet")  # first calls allocate caches once
+    tracemalloc.start()
+    model = least_squares(rows, ("x",), True, "t.parquet")
+    found = scores(model, model, rows, True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 500_000  # the rows are 4.8 MB; a chunk 16 kB
+    assert model.coefficients[0] == pytest.approx(2.5, abs=0.01) and found.n == 300_000
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
