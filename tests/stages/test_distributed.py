@@ -25,7 +25,10 @@ def trained(project: Path, **changes) -> tuple[dict[str, np.ndarray], dict[str, 
 
 
 def largest_relative_difference(one: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> float:
-    return max(float(np.max(np.abs(one[key].astype(np.float64) - other[key]) / np.abs(other[key]))) for key in one)
+    """Over the arrays of the same name: the largest difference relative to the largest magnitude of that
+    array (a value crossing zero during training has no relative difference of its own)."""
+    return max(float(np.max(np.abs(one[key].astype(np.float64) - other[key])) / np.max(np.abs(other[key])))
+               for key in one)
 
 
 @pytest.mark.parametrize(("dtype", "batch_size", "tolerance"), [
@@ -35,8 +38,8 @@ def test_two_processes_give_one_process_answer(reproduced, dtype, batch_size, to
     together = trained(reproduced, dtype=dtype, batch_size=batch_size, epochs=150, processes=2)
     assert largest_relative_difference(together[0], alone[0]) <= tolerance
     assert largest_relative_difference(together[1], alone[1]) <= tolerance
-    # The weights moved: the same answer is not the initial one.
-    assert abs(alone[1]["x"][-1] - alone[1]["x"][0]) > 1
+    # Training happened: the same answer is not the initial weights'.
+    assert alone[1]["train_loss"][0] > 2 * alone[1]["train_loss"][-1]
 
 
 def train_processes(stage_process: subprocess.Popen, project: Path) -> dict[int, int]:

@@ -93,7 +93,7 @@ def test_other_optimisers_and_mini_batches_approach_least_squares(changes):
     features, target = reference_table()
     model, history = train_on(features, target, dtype="float64", **changes)
     assert len(history["epoch"]) == changes.get("epochs", DEFAULTS.epochs) + 1
-    baseline = least_squares(features, target, ("x",), True, "t")
+    baseline = least_squares(Table(features, target), ("x",), True, "t")
     assert np.max(np.abs(model.predict(features) - baseline.predict(features))) < 1e-2 * target.std()
 
 
