@@ -1,0 +1,71 @@
+"""Training throughput (points × epochs per second) of the train stage at 10^8 points: 1 and 2 processes on
+CPU, and 1 on CUDA where there is a GPU.
+
+Each setting runs train twice, with 1 and with 1 + --epochs epochs, so that the passes every run makes
+(checking the file, scaling, least squares, the gap) cancel out: throughput = training rows × extra
+epochs / extra seconds. Run from the repository root: `python -m bench.training_scaling` (or `make bench`).
+"""
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import ROOT, clone_head, load_average, machine, run_stage, set_points
+from tools.commands import environment
+from tools.project import set_params
+
+
+def train_seconds(project: Path) -> float:
+    """Wall seconds of `python -m pipeline.train`, its processes included."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipeline.train"], cwd=project, env=environment(), check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=100_000_000)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs beyond the first, timed")
+    parser.add_argument("--settings", default="cpu:1,cpu:2,cuda:1", help="device:processes, comma-separated")
+    parser.add_argument("--copy", action="store_true", help="a copy of this working tree instead of a clone of HEAD")
+    arguments = parser.parse_args()
+    if arguments.copy:  # for a machine where the project arrives without its git history (a lent GPU)
+        project = Path(shutil.copytree(ROOT, Path("/tmp") / "bench-copy" / "project", dirs_exist_ok=True,
+                                       ignore=shutil.ignore_patterns(".venv", ".git", ".whl", "data", "models")))
+    else:
+        project = clone_head()
+    set_points(project, arguments.points)
+    import torch  # only to tell whether a GPU is here
+
+    print(f"machine: {machine()}")
+    if torch.cuda.is_available():
+        print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    print(f"load average before: {load_average()}")
+    elapsed, peak = run_stage(project, "synthesize")
+    print(f"synthesize {arguments.points:,} points: {elapsed:.1f} s, peak {peak / 1024**2:.0f} MiB")
+    n_train = arguments.points - round(arguments.points * 0.2)  # data.test_fraction 0.2, in blocks: near enough
+    print(f"train: full batch, float32, sgd; {arguments.epochs} timed epochs over about {n_train:,} training rows")
+    for setting in arguments.settings.split(","):
+        device, processes = setting.split(":")
+        if device == "cuda" and not torch.cuda.is_available():
+            print(f"  {setting:<8} skipped: no CUDA device here")
+            continue
+        seconds = []
+        for epochs in (1, 1 + arguments.epochs):
+            set_params(project, {"train.device": device, "train.processes": int(processes), "train.epochs": epochs,
+                                 "train.batch_size": None, "train.dtype": "float32"})
+            seconds.append(train_seconds(project))
+        extra = seconds[1] - seconds[0]
+        print(f"  {device} × {processes} process(es): {seconds[0]:6.1f} s with 1 epoch, {seconds[1]:6.1f} s with "
+              f"{1 + arguments.epochs}: {extra / arguments.epochs:6.2f} s an epoch, "
+              f"{n_train * arguments.epochs / extra:,.0f} points × epochs per second")
+    print(f"load average after: {load_average()}")
+    shutil.rmtree(project.parent)
+
+
+if __name__ == "__main__":
+    main()
