@@ -114,7 +114,7 @@ class TrainParams(_Section):
     tolerance: Annotated[float, Field(gt=0, le=1)]
     seed: Seed
     device: Literal["cpu", "cuda"]
-    processes: Annotated[int, Field(ge=1, le=64, description="1 trains in this process; more run under torchrun")]
+    processes: Annotated[int, Field(ge=1, le=64, description="more run under torchrun")]
 
     @model_validator(mode="after")
     def _check(self) -> "TrainParams":

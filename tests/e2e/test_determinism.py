@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from exact import exact_least_squares
-from pipeline.dataset import load_split
+from pipeline.dataset import gather, load_split
 from pipeline.params import DataParams, load_params
 from workspace import OUTS, ROOT, copy_project, read_outs, set_params, stage
 
@@ -22,7 +22,7 @@ def test_the_default_params_learn_the_least_squares_line(reproduced_template):
     metrics = json.loads((reproduced_template / "metrics" / "metrics.json").read_text())
     data = load_params(DataParams, reproduced_template / "params.yaml")
     with contextlib.chdir(reproduced_template):
-        train = load_split(data, fit_intercept=True).train
+        train = gather(load_split(data, fit_intercept=True).train)
     # The exact minimiser of the squared error on the training rows, in rational arithmetic.
     intercept, slope = exact_least_squares(train.features, train.target)
     exact_predictions = intercept + slope * train.features[:, 0]

@@ -1,5 +1,5 @@
 """Each stage reads exactly the params dvc.yaml declares for it, a whole section or single keys of one
-(evaluate declares train.fit_intercept and train.tolerance): changing a key it declares changes what it
+(evaluate declares train.fit_intercept, train.tolerance, train.device and train.processes): changing a key it declares changes what it
 does, and changing any other key leaves its outputs byte-identical, so `dvc repro` reruns it exactly when
 it must."""
 
@@ -36,6 +36,8 @@ CHANGES = {
     "train.fit_intercept": False,
     "train.tolerance": 1e-9,  # below what float32 weights can reach: evaluate's verdict turns to not converged
     "train.seed": 1,
+    "train.device": "cuda",  # without a GPU train refuses it with one line; evaluate records it
+    "train.processes": 2,
     "visualize.dpi": 72,
     "visualize.max_points": 100,
     "visualize.seed": 7,

@@ -14,7 +14,7 @@ import termios
 import pytest
 
 from exact import exact_least_squares
-from pipeline.dataset import load_split
+from pipeline.dataset import gather, load_split
 from pipeline.files import HISTORY, read_history
 from pipeline.params import DataParams, TrainParams, load_params
 from workspace import environment, stage
@@ -42,7 +42,7 @@ def test_train_prints_the_learnt_model_least_squares_and_the_gap_between_them(re
     # The least-squares line on the same 800 rows (1000 points, 20% held out), solved exactly another way.
     data = load_params(DataParams, reproduced / "params.yaml")
     with contextlib.chdir(reproduced):
-        train = load_split(data, fit_intercept=True).train
+        train = gather(load_split(data, fit_intercept=True).train)
     intercept, slope = exact_least_squares(train.features, train.target)
     ols = re.fullmatch(r"least squares: x = (\S+), intercept = (\S+)", output[1])
     assert ols, output[1]

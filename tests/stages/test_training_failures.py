@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline import files, train
-from pipeline.dataset import Split, Table, load_split, read_table
+from pipeline.dataset import Split, Table, gather, load_split, read_table
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams, TrainParams, load_params
 from workspace import ROOT, dvc, error_line, files_in, isolate, ran, set_param, set_params, stage
@@ -70,7 +70,7 @@ def stability_limit(project) -> float:
     1 / the largest eigenvalue of [[mean x², mean x], [mean x, 1]], half the MSE's Hessian."""
     data = load_params(DataParams, project / "params.yaml")
     with contextlib.chdir(project):
-        x = load_split(data, fit_intercept=True).train.features[:, 0]
+        x = gather(load_split(data, fit_intercept=True).train).features[:, 0]
     return 1 / float(np.linalg.eigvalsh([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]]).max())
 
 

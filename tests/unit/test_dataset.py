@@ -333,6 +333,19 @@ def test_empty_parquet_cells_are_counted_across_row_groups(tmp_path):
     )
 
 
+def test_bad_parquet_values_in_several_row_groups_are_all_counted_from_the_first(tmp_path):
+    path = tmp_path / "table.parquet"
+    x = [float(i) for i in range(20)]
+    x[4], x[11], x[17] = 2e15, float("nan"), float("inf")
+    pyarrow.parquet.write_table(pa.table({"x": x, "y": np.arange(20.0)}), path, row_group_size=3)
+    assert error_of(path) == (
+        "column 'x' has 2 empty, NaN or infinite values (first at row index 11): expected a finite number in every row"
+    )
+    x[11] = x[17] = -3e15
+    pyarrow.parquet.write_table(pa.table({"x": x, "y": np.arange(20.0)}), path, row_group_size=3)
+    assert error_of(path) == "column 'x' has 3 values beyond ±1e+15 (first at row index 4: 2e+15): expected |value| <= 1e+15"
+
+
 def test_a_parquet_file_of_many_row_groups_is_read_whole(tmp_path):
     path = tmp_path / "table.parquet"
     x = np.arange(1000.0) ** 2

@@ -8,10 +8,15 @@ import pytest
 import torch
 
 from exact import correlated_table, exact_least_squares, reference_table, relative_errors, through_origin_table
-from pipeline.dataset import Split, Table
+import pyarrow
+import pyarrow.parquet
+
+import pipeline.rows as rows
+import pipeline.train as train
+from pipeline.dataset import Split, Table, gather, load_split
 from pipeline.errors import PipelineError
 from pipeline.linear import least_squares
-from pipeline.params import TrainParams, load_params
+from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.train import fit
 from workspace import ROOT
 
@@ -146,3 +151,68 @@ def test_the_default_train_section_converges_on_x_in_the_thousands_and_y_in_the_
     model, _ = train_on(features, target)
     intercept, slope = exact_least_squares(features, target)
     assert np.max(np.abs(model.predict(features) - (intercept + slope * features[:, 0]))) < 1e-5 * target.std()
+
+
+def parquet_split(tmp_path, features, target, row_group_size: int, test_fraction: float = 0.25):
+    path = Path("table.parquet")  # data.source is relative to the project: tests run it in tmp_path
+    columns = {f"x{column}": features[:, column] for column in range(features.shape[1])} | {"y": target}
+    pyarrow.parquet.write_table(pyarrow.table(columns), path, row_group_size=row_group_size)
+    data = DataParams(source=str(path), features=list(columns)[:-1], target="y", test_fraction=test_fraction,
+                      split_seed=3)
+    return load_split(data, fit_intercept=True), tuple(data.features)
+
+
+@pytest.mark.parametrize("changes", [dict(), dict(dtype="float64", optimizer="lbfgs", lr=1.0),
+                                     dict(batch_size=16), dict(batch_size=50, optimizer="adam", lr=0.01)])
+def test_rows_streamed_from_a_file_of_tiny_row_groups_train_as_the_same_rows_held_in_memory(
+        tmp_path, monkeypatch, changes):
+    """The same code paths as a file larger than memory: chunks, windows and groups of a few rows."""
+    features, target = correlated_table(rows=300)
+    monkeypatch.chdir(tmp_path)
+    split, names = parquet_split(tmp_path, features, target, row_group_size=7)
+    monkeypatch.setattr(rows, "CHUNK_ROWS", 16)
+    monkeypatch.setattr(train, "CHUNK_ROWS", 16)
+    monkeypatch.setattr(train, "WINDOW_ROWS", 40)
+    held = fit(split, names, params(epochs=5, **changes))
+    monkeypatch.setattr(train, "CACHE_BYTES", 0)  # nothing kept between epochs: read from the file every pass
+    streamed = fit(split, names, params(epochs=5, **changes))
+    assert held[0] == streamed[0]
+    assert all(np.array_equal(held[1][name], streamed[1][name]) for name in held[1])
+    if "batch_size" not in changes:  # the full batch does not depend on how the file is cut into groups
+        in_memory = Split("t.csv", gather(split.train), gather(split.test))
+        assert fit(in_memory, names, params(epochs=5, **changes))[0] == held[0]
+
+
+def batches_of(feed, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    shuffling = torch.Generator().manual_seed(seed)
+    return [batch.target.view(-1).numpy().copy() for batch in train.shuffled_batches(feed, batch_size, shuffling, seed, epoch)]
+
+
+def raw_feed(rows_):
+    d = rows_.features.shape[1] if hasattr(rows_, "features") else 1
+    return train.Feed(rows_, train.Scaling(np.zeros(d), np.ones(d), 0.0, 1.0), torch.float64, torch.device("cpu"))
+
+
+def test_rows_that_fit_one_window_are_shuffled_all_together_as_torch_randperm():
+    target = np.arange(100.0)
+    batches = batches_of(raw_feed(Table(np.arange(100.0)[:, None] * 2, target)), 16, seed=4, epoch=0)
+    expected = target[torch.randperm(100, generator=torch.Generator().manual_seed(4)).numpy()]
+    assert [len(batch) for batch in batches] == [16] * 6 + [4]
+    assert np.array_equal(np.concatenate(batches), expected)
+
+
+def test_a_window_shuffles_whole_groups_in_a_seeded_order_and_every_row_comes_once_an_epoch(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "WINDOW_ROWS", 20)
+    monkeypatch.chdir(tmp_path)
+    target = np.arange(103.0)
+    split, _ = parquet_split(tmp_path, target[:, None] * 2, target, row_group_size=9, test_fraction=0.0)
+    feed = raw_feed(split.train)
+    epochs = [batches_of(feed, 8, seed=1, epoch=epoch) for epoch in range(3)]
+    for batches in epochs:
+        assert sorted(np.concatenate(batches).tolist()) == target.tolist()
+        assert [len(batch) for batch in batches[:-1]] == [8] * (len(batches) - 1)
+    assert not np.array_equal(np.concatenate(epochs[0]), np.concatenate(epochs[1]))
+    # A window holds whole groups: the first batch draws from the first groups of the epoch's seeded order.
+    order = np.random.default_rng([1, 0]).permutation(12)
+    first_window = {row for group in order[:3] for row in range(9 * group, min(9 * group + 9, 103))}
+    assert set(epochs[0][0].tolist()) <= first_window
