@@ -12,7 +12,7 @@ import pyarrow
 import pyarrow.parquet
 
 import pipeline.rows as rows
-import pipeline.train as train
+import pipeline.feed as feed
 from pipeline.dataset import Split, Table, gather, load_split
 from pipeline.errors import PipelineError
 from pipeline.linear import least_squares
@@ -171,10 +171,10 @@ def test_rows_streamed_from_a_file_of_tiny_row_groups_train_as_the_same_rows_hel
     monkeypatch.chdir(tmp_path)
     split, names = parquet_split(tmp_path, features, target, row_group_size=7)
     monkeypatch.setattr(rows, "CHUNK_ROWS", 16)
-    monkeypatch.setattr(train, "CHUNK_ROWS", 16)
-    monkeypatch.setattr(train, "WINDOW_ROWS", 40)
+    monkeypatch.setattr(feed, "CHUNK_ROWS", 16)
+    monkeypatch.setattr(feed, "WINDOW_ROWS", 40)
     held = fit(split, names, params(epochs=5, **changes))
-    monkeypatch.setattr(train, "CACHE_BYTES", 0)  # nothing kept between epochs: read from the file every pass
+    monkeypatch.setattr(feed, "CACHE_BYTES", 0)  # nothing kept between epochs: read from the file every pass
     streamed = fit(split, names, params(epochs=5, **changes))
     assert held[0] == streamed[0]
     assert all(np.array_equal(held[1][name], streamed[1][name]) for name in held[1])
@@ -183,14 +183,15 @@ def test_rows_streamed_from_a_file_of_tiny_row_groups_train_as_the_same_rows_hel
         assert fit(in_memory, names, params(epochs=5, **changes))[0] == held[0]
 
 
-def batches_of(feed, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+def batches_of(scaled: feed.Feed, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     shuffling = torch.Generator().manual_seed(seed)
-    return [batch.target.view(-1).numpy().copy() for batch in train.shuffled_batches(feed, batch_size, shuffling, seed, epoch)]
+    return [batch.target.view(-1).numpy().copy()
+            for batch in feed.shuffled_batches(scaled, batch_size, shuffling, seed, epoch)]
 
 
 def raw_feed(rows_):
     d = rows_.features.shape[1] if hasattr(rows_, "features") else 1
-    return train.Feed(rows_, train.Scaling(np.zeros(d), np.ones(d), 0.0, 1.0), torch.float64, torch.device("cpu"))
+    return feed.Feed(rows_, feed.Scaling(np.zeros(d), np.ones(d), 0.0, 1.0), torch.float64, torch.device("cpu"))
 
 
 def test_rows_that_fit_one_window_are_shuffled_all_together_as_torch_randperm():
@@ -202,12 +203,12 @@ def test_rows_that_fit_one_window_are_shuffled_all_together_as_torch_randperm():
 
 
 def test_a_window_shuffles_whole_groups_in_a_seeded_order_and_every_row_comes_once_an_epoch(tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "WINDOW_ROWS", 20)
+    monkeypatch.setattr(feed, "WINDOW_ROWS", 20)
     monkeypatch.chdir(tmp_path)
     target = np.arange(103.0)
     split, _ = parquet_split(tmp_path, target[:, None] * 2, target, row_group_size=9, test_fraction=0.0)
-    feed = raw_feed(split.train)
-    epochs = [batches_of(feed, 8, seed=1, epoch=epoch) for epoch in range(3)]
+    scaled = raw_feed(split.train)
+    epochs = [batches_of(scaled, 8, seed=1, epoch=epoch) for epoch in range(3)]
     for batches in epochs:
         assert sorted(np.concatenate(batches).tolist()) == target.tolist()
         assert [len(batch) for batch in batches[:-1]] == [8] * (len(batches) - 1)

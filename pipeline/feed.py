@@ -1,0 +1,181 @@
+"""What the optimiser sees: the rows scaled, as tensors on the device, a chunk or a mini-batch at a time.
+
+The rows stream from data.source group by group (pipeline/rows.py) and are kept on the device between
+epochs when they fit in CACHE_BYTES: the same bits either way.
+"""
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.distributed import SOLO, Team
+from pipeline.params import TrainParams
+from pipeline.rows import CHUNK_ROWS, Rows, Table, chunks
+
+CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
+WINDOW_ROWS = 1 << 22  # a mini-batch epoch shuffles the rows of this many at a time (whole groups, seeded order)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """The affine maps between the data's units and the units the optimiser sees."""
+
+    x_shift: np.ndarray
+    x_scale: np.ndarray
+    y_shift: float
+    y_scale: float
+
+    @classmethod
+    def of(cls, rows: Rows, d: int, params: TrainParams, team: Team = SOLO) -> "Scaling":
+        """Mean 0 and sd 1 from the training rows; without an intercept nothing can be shifted, so the
+        scale is the root mean square; standardize: false keeps the data as it is (the tutorial)."""
+        if not params.standardize:
+            return cls(np.zeros(d), np.ones(d), 0.0, 1.0)
+        n = len(rows)
+        shift = np.zeros(d + 1)
+        if params.fit_intercept:
+            shift = team.total(column_sums(rows, team, lambda chunk: (chunk.features, chunk.target))) / n
+        x_shift, y_shift = shift[:d], float(shift[d])
+        squares = team.total(column_sums(rows, team, lambda chunk: ((chunk.features - x_shift) ** 2,
+                                                                     (chunk.target - y_shift) ** 2)))
+        x_scale, y_scale = np.sqrt(squares[:d] / n), math.sqrt(float(squares[d]) / n)
+        # A constant target (or an all-zero one) has nothing to scale.
+        return cls(x_shift, np.where(x_scale > 0, x_scale, 1.0), y_shift, y_scale or 1.0)
+
+    def features(self, features: np.ndarray) -> np.ndarray:
+        return (features - self.x_shift) / self.x_scale
+
+    def target(self, target: np.ndarray) -> np.ndarray:
+        return (target - self.y_shift) / self.y_scale
+
+    def to_data_units(self, weight: np.ndarray, bias: float) -> tuple[np.ndarray, float]:
+        """Coefficients and intercept in the data's units of a model with `weight`, `bias` in scaled units."""
+        coefficients = self.y_scale * weight / self.x_scale
+        intercept = self.y_shift + self.y_scale * bias - float(np.sum(coefficients * self.x_shift))
+        return coefficients, intercept
+
+
+def column_sums(rows: Rows, team: Team, columns: Callable[[Table], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Σ over this process's rows of each feature's and the target's `columns`, chunk by chunk in order."""
+    total = None
+    for chunk in chunks(rows, share=team.share):
+        features, target = columns(chunk)
+        sums = np.concatenate([features.sum(axis=0), [target.sum()]])
+        total = sums if total is None else total + sums
+    return np.zeros(0) if total is None else total
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows as tensors laid out for fast passes: features as (d, n), target as (n, 1)."""
+
+    columns: torch.Tensor
+    target: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def slice(self, start: int, stop: int) -> "Batch":
+        if start == 0 and stop == len(self):
+            return self
+        return Batch(self.columns[:, start:stop], self.target[start:stop])
+
+    def take(self, order: torch.Tensor) -> "Batch":
+        # The target gathered as a flat vector: the same values, three times faster than along (n, 1).
+        return Batch(self.columns.index_select(1, order), self.target.view(-1).index_select(0, order).unsqueeze(1))
+
+    def contiguous(self) -> "Batch":
+        return Batch(self.columns.contiguous(), self.target.contiguous())
+
+    @staticmethod
+    def join(batches: list["Batch"]) -> "Batch":
+        if len(batches) == 1:
+            return batches[0]
+        return Batch(torch.cat([batch.columns for batch in batches], 1), torch.cat([batch.target for batch in batches]))
+
+
+class Feed:
+    """The training (or test) rows of one process, scaled, as Batches on the device: one per group of the
+    table, read from the file each pass, or kept between passes when they fit in CACHE_BYTES."""
+
+    def __init__(self, rows: Rows, scaling: Scaling, dtype: torch.dtype, device: torch.device, share=(0, 1)):
+        self.rows, self.scaling, self.dtype, self.device = rows, scaling, dtype, device
+        self.readers = list(rows.groups(share))
+        d = len(scaling.x_shift)
+        expected_bytes = len(rows) * (d + 1) * torch.finfo(dtype).bits // 8 // share[1]
+        # A GPU keeps what fits in half its free memory; the bits are the same either way.
+        budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else CACHE_BYTES
+        self.cached = [self._batch(read()) for read in self.readers] if expected_bytes <= budget else None
+
+    def _batch(self, table: Table) -> Batch:
+        columns = torch.from_numpy(np.ascontiguousarray(self.scaling.features(table.features).T))
+        target = torch.from_numpy(self.scaling.target(table.target)).unsqueeze(1)
+        return Batch(columns.to(self.device, self.dtype), target.to(self.device, self.dtype))
+
+    def groups(self, order: Iterable[int] | None = None) -> Iterator[Batch]:
+        for index in range(len(self.readers)) if order is None else order:
+            yield self.cached[index] if self.cached is not None else self._batch(self.readers[index]())
+
+    def chunks(self, every: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
+        """The rows in order, CHUNK_ROWS at a time: the chunks every sum runs over; with every = (k, m),
+        chunks k, k + m, k + 2m, …. At least one, empty where there is none, so that every process takes
+        part in each sum."""
+        empty = True
+        for index, chunk in enumerate(rechunk(self.groups(), CHUNK_ROWS)):
+            if index % every[1] == every[0]:
+                empty = False
+                yield chunk
+        if empty:
+            d = len(self.scaling.x_shift)
+            yield Batch(torch.empty((d, 0), dtype=self.dtype, device=self.device),
+                        torch.empty((0, 1), dtype=self.dtype, device=self.device))
+
+
+def rechunk(groups: Iterable[Batch], size: int) -> Iterator[Batch]:
+    """`size` rows at a time, each chunk laid out on its own: the bits of a product can depend on the
+    layout, and must not depend on how the rows were grouped (a copy only where d > 1 and a group is cut)."""
+    pending: list[Batch] = []
+    count = 0
+    for group in groups:
+        start = 0
+        while start < len(group):
+            piece = group.slice(start, min(len(group), start + size - count))
+            start += len(piece)
+            pending.append(piece)
+            count += len(piece)
+            if count == size:
+                yield Batch.join(pending).contiguous()
+                pending, count = [], 0
+    if count:
+        yield Batch.join(pending).contiguous()
+
+
+def shuffled_batches(feed: Feed, batch_size: int, shuffling: torch.Generator, seed: int,
+                     epoch: int) -> Iterator[Batch]:
+    """One epoch of mini-batches: the groups in a seeded order, WINDOW_ROWS of their rows at a time shuffled
+    together; rows short of a whole batch wait for the next window. Rows that fit one window are shuffled
+    all together, as torch.randperm over the whole table."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(feed.readers)).tolist()
+    window: list[Batch] = []
+    count = 0
+
+    def shuffled(window: list[Batch]) -> Batch:
+        rows = Batch.join(window)
+        return rows.take(torch.randperm(len(rows), generator=shuffling).to(rows.columns.device))
+
+    for group in feed.groups(order):
+        window.append(group)
+        count += len(group)
+        if count >= WINDOW_ROWS:
+            rows = shuffled(window)
+            whole = len(rows) - len(rows) % batch_size
+            for start in range(0, whole, batch_size):
+                yield rows.slice(start, start + batch_size)
+            window, count = [rows.slice(whole, len(rows))], len(rows) - whole
+    if count:
+        rows = shuffled(window)
+        for start in range(0, len(rows), batch_size):
+            yield rows.slice(start, min(start + batch_size, len(rows)))
