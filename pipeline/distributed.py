@@ -9,6 +9,7 @@ process has finished, so a process that dies leaves nothing behind.
 import logging
 import os
 import shutil
+import signal
 import sys
 import uuid
 from collections.abc import Iterator
@@ -159,7 +160,6 @@ def failed(rank: int, exitcode: int, processes: int, logs: Path) -> str:
             if errors:
                 return errors[-1].removeprefix("error: ")
     if exitcode < 0:
-        import signal
         how = f"was killed by {signal.Signals(-exitcode).name}"
     else:
         how = f"exited with code {exitcode}"

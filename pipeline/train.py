@@ -46,8 +46,10 @@ def squared_error(model: torch.nn.Module, batches: Iterable[Batch], n: int, team
                     # × processes: DDP averages the processes' gradients, and their sum is wanted.
                     loss.backward(torch.tensor(gradient_scale * weight * team.size, dtype=loss.dtype,
                                                device=loss.device))
-            parts.append(loss.detach())
-    return team.total_tensor(torch.stack(parts).sum()) * weight
+            # A float, not a tensor: thousands of small tensors kept through a pass over a large table
+            # scatter glibc's heap so that it only grows (888 MiB against 489 MiB at 10^8 points).
+            parts.append(loss.item())
+    return team.total_tensor(torch.tensor(parts, dtype=loss.dtype, device=loss.device).sum()) * weight
 
 
 def with_last(items: Iterable[Batch]) -> Iterator[tuple[Batch, bool]]:
