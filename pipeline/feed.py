@@ -13,7 +13,7 @@ import torch
 
 from pipeline.distributed import SOLO, Team
 from pipeline.params import TrainParams
-from pipeline.rows import CHUNK_ROWS, Rows, Table, chunks
+from pipeline.rows import CHUNK_ROWS, Rows, Table, chunks, rechunk
 
 CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
 WINDOW_ROWS = 1 << 22  # a mini-batch epoch shuffles the rows of this many at a time (whole groups, seeded order)
@@ -124,7 +124,7 @@ class Feed:
         chunks k, k + m, k + 2m, …. At least one, empty where there is none, so that every process takes
         part in each sum."""
         empty = True
-        for index, chunk in enumerate(rechunk(self.groups(), CHUNK_ROWS)):
+        for index, chunk in enumerate(rechunk(self.groups(), CHUNK_ROWS, chunk_of)):
             if index % every[1] == every[0]:
                 empty = False
                 yield chunk
@@ -134,23 +134,10 @@ class Feed:
                         torch.empty((0, 1), dtype=self.dtype, device=self.device))
 
 
-def rechunk(groups: Iterable[Batch], size: int) -> Iterator[Batch]:
-    """`size` rows at a time, each chunk laid out on its own: the bits of a product can depend on the
-    layout, and must not depend on how the rows were grouped (a copy only where d > 1 and a group is cut)."""
-    pending: list[Batch] = []
-    count = 0
-    for group in groups:
-        start = 0
-        while start < len(group):
-            piece = group.slice(start, min(len(group), start + size - count))
-            start += len(piece)
-            pending.append(piece)
-            count += len(piece)
-            if count == size:
-                yield Batch.join(pending).contiguous()
-                pending, count = [], 0
-    if count:
-        yield Batch.join(pending).contiguous()
+def chunk_of(pieces: list[Batch]) -> Batch:
+    """Pieces of consecutive groups as one chunk laid out on its own: the bits of a product can depend on
+    the layout, and must not depend on how the rows were grouped (a copy only where d > 1 and a group is cut)."""
+    return Batch.join(pieces).contiguous()
 
 
 def shuffled_batches(feed: Feed, batch_size: int, shuffling: torch.Generator, seed: int,

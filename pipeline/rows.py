@@ -9,7 +9,7 @@ depend on the rows alone: not on how the file was written, how it is read, or th
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from pipeline.files import GROUP_ROWS  # a table held in memory is cut into grou
 CHUNK_ROWS = 1 << 18  # rows per chunk: small enough for its temporaries to stay in cache
 SPLIT_BLOCK = 1 << 20  # rows that share one seeded draw of held-out rows
 
+Block = TypeVar("Block")  # a Table, or train's tensors of rows
 Share = tuple[int, int]  # (rank, processes): this process's part of a table's rows
 WHOLE: Share = (0, 1)
 
@@ -91,8 +92,11 @@ def chunks(rows: Rows, size: int | None = None, share: Share = WHOLE) -> Iterato
     yield from rechunk((read() for read in rows.groups(share)), size or CHUNK_ROWS)
 
 
-def rechunk(blocks: Iterable[Table], size: int) -> Iterator[Table]:
-    pending: list[Table] = []
+def rechunk(blocks: Iterable[Block], size: int, join: Callable[[list[Block]], Block] | None = None) -> Iterator[Block]:
+    """The rows of `blocks` (Tables, or anything with len() and slice()) `size` at a time, each chunk the
+    `join` (by default `concatenate`) of the pieces it takes from consecutive blocks."""
+    join = join or concatenate
+    pending: list[Block] = []
     count = 0
     for block in blocks:
         start = 0
@@ -102,10 +106,10 @@ def rechunk(blocks: Iterable[Table], size: int) -> Iterator[Table]:
             pending.append(piece)
             count += len(piece)
             if count == size:
-                yield concatenate(pending)
+                yield join(pending)
                 pending, count = [], 0
     if count:
-        yield concatenate(pending)
+        yield join(pending)
 
 
 def concatenate(tables: list[Table]) -> Table:
