@@ -447,7 +447,8 @@ class ParquetTable:
 
 
 def _unreadable(where: str, error: Exception) -> PipelineError:
-    return PipelineError(f"{where}: not a readable Parquet file ({_arrow_message(error)}): expected a complete Parquet file")
+    return PipelineError(
+        f"{where}: not a readable Parquet file ({_arrow_message(error)}): expected a complete Parquet file")
 
 
 # --- Shared by both formats ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from pipeline.errors import PipelineError
+from pipeline.rows import share_of
 
 OUTPUTS_FLAG = "--outputs"  # the folder the first process writes into; absent, the working directory
 
@@ -41,7 +42,7 @@ class Team:
 
     def share_of(self, n: int) -> tuple[int, int]:
         """This process's rows [start, stop) of n rows split between the team."""
-        return n * self.rank // self.size, n * (self.rank + 1) // self.size
+        return share_of(n, self.share)
 
     def total(self, values: np.ndarray) -> np.ndarray:
         """The sum of `values` (float64) over the team."""
@@ -116,7 +117,8 @@ def joined(device: str) -> Iterator[Team]:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
     try:
-        yield Team(dist.get_rank(), dist.get_world_size(), f"cuda:{os.environ['LOCAL_RANK']}" if device == "cuda" else "cpu")
+        where = f"cuda:{os.environ['LOCAL_RANK']}" if device == "cuda" else "cpu"
+        yield Team(dist.get_rank(), dist.get_world_size(), where)
     finally:
         dist.destroy_process_group()
 

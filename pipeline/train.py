@@ -132,7 +132,8 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams,
         for name, value in learnt.as_dict().items():
             history[name][epoch] = value
         if test_feed is not None:
-            history["test_loss"][epoch] = squared_error(model, test_feed.chunks(), len(split.test), team).item() * loss_unit
+            test_loss = squared_error(model, test_feed.chunks(), len(split.test), team).item()
+            history["test_loss"][epoch] = test_loss * loss_unit
         if epoch < params.epochs and not mini_batches:
             train_loss = step_on(train_chunks, n_train)
         else:

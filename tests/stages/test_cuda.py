@@ -40,7 +40,8 @@ def project(tmp_path_factory) -> Path:
 
 def train(project: Path, device: str, settings: dict) -> tuple[bytes, bytes, str]:
     shutil.copy(ROOT / "params.yaml", project)
-    set_params(project, {"synthesize.n_points": 300_000, "train.device": device, **{f"train.{key}": value for key, value in settings.items()}})
+    changes = {f"train.{key}": value for key, value in settings.items()}
+    set_params(project, {"synthesize.n_points": 300_000, "train.device": device, **changes})
     result = subprocess.run([sys.executable, "-m", "pipeline.train"], cwd=project, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return (project / MODEL).read_bytes(), (project / HISTORY).read_bytes(), result.stdout
