@@ -1,7 +1,7 @@
 """Training throughput (points × epochs per second) of the train stage at 10^8 points: 1 and 2 processes on
 CPU, and 1 on CUDA where there is a GPU.
 
-Each setting runs train twice, with 1 and with 1 + --epochs epochs, so that the passes every run makes
+Each setting runs train twice, with 1 and with 1 + --epochs (10) epochs, so that the passes every run makes
 (checking the file, scaling, least squares, the gap) cancel out: throughput = training rows × extra
 epochs / extra seconds. Run from the repository root: `python -m bench.training_scaling` (or `make bench`).
 """
@@ -29,7 +29,7 @@ def train_seconds(project: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=100_000_000)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs beyond the first, timed")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs beyond the first, timed")
     parser.add_argument("--settings", default="cpu:1,cpu:2,cuda:1", help="device:processes, comma-separated")
     parser.add_argument("--copy", action="store_true", help="a copy of this working tree instead of a clone of HEAD")
     arguments = parser.parse_args()
