@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, clone_head, load_average, machine, run_stage, set_points
+from pipeline.rows import held_out_count
 from tools.commands import environment
 from tools.project import set_params
 
@@ -38,7 +39,7 @@ def main() -> None:
                                        ignore=shutil.ignore_patterns(".venv", ".git", ".whl", "data", "models")))
     else:
         project = clone_head()
-    set_points(project, arguments.points)
+    params = set_points(project, arguments.points)
     import torch  # only to tell whether a GPU is here
 
     print(f"machine: {machine()}")
@@ -47,8 +48,8 @@ def main() -> None:
     print(f"load average before: {load_average()}")
     elapsed, peak = run_stage(project, "synthesize")
     print(f"synthesize {arguments.points:,} points: {elapsed:.1f} s, peak {peak / 1024**2:.0f} MiB")
-    n_train = arguments.points - round(arguments.points * 0.2)  # data.test_fraction 0.2, in blocks: near enough
-    print(f"train: full batch, float32, sgd; {arguments.epochs} timed epochs over about {n_train:,} training rows")
+    n_train = arguments.points - held_out_count(arguments.points, params["data"]["test_fraction"])
+    print(f"train: full batch, float32, sgd; {arguments.epochs} timed epochs over {n_train:,} training rows")
     for setting in arguments.settings.split(","):
         device, processes = setting.split(":")
         if device == "cuda" and not torch.cuda.is_available():

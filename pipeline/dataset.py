@@ -377,6 +377,7 @@ class ParquetTable:
     def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int]):
         self.where, self.path, self.names = where, path, names
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
+        self._file: pyarrow.parquet.ParquetFile | None = None  # opened at the first read, kept for the rest
 
     @classmethod
     def open(cls, where: str, path: Path, names: list[str], check: bool = True) -> "ParquetTable":
@@ -430,14 +431,16 @@ class ParquetTable:
         first = int(np.searchsorted(self._starts, start, side="right")) - 1
         pieces = []
         try:
-            with pyarrow.parquet.ParquetFile(self.path) as file:
-                group = first
-                while self._starts[group] < stop:
-                    features, target = _to_float64(file.read_row_group(group, columns=self.names), self.names)
-                    low = max(start, self._starts[group]) - self._starts[group]
-                    high = min(stop, self._starts[group + 1]) - self._starts[group]
-                    pieces.append(Table(features[low:high], target[low:high]))
-                    group += 1
+            # One handle for every read: opening parses the footer, which grows with the row groups (1.4 ms
+            # for 954 of them, against 0.13 ms to read one small group).
+            self._file = self._file or pyarrow.parquet.ParquetFile(self.path)
+            group = first
+            while self._starts[group] < stop:
+                features, target = _to_float64(self._file.read_row_group(group, columns=self.names), self.names)
+                low = max(start, self._starts[group]) - self._starts[group]
+                high = min(stop, self._starts[group + 1]) - self._starts[group]
+                pieces.append(Table(features[low:high], target[low:high]))
+                group += 1
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(self.where, error) from None
         return concatenate(pieces)

@@ -13,7 +13,7 @@ import torch
 
 from pipeline.distributed import SOLO, Team
 from pipeline.params import TrainParams
-from pipeline.rows import CHUNK_ROWS, Rows, Table, chunks, rechunk
+from pipeline.rows import CHUNK_ROWS, WHOLE, Rows, Share, Table, chunks, rechunk
 
 CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
 WINDOW_ROWS = 1 << 22  # a mini-batch epoch shuffles the rows of this many at a time (whole groups, seeded order)
@@ -101,7 +101,8 @@ class Feed:
     """The training (or test) rows of one process, scaled, as Batches on the device: one per group of the
     table, read from the file each pass, or kept between passes when they fit in CACHE_BYTES."""
 
-    def __init__(self, rows: Rows, scaling: Scaling, dtype: torch.dtype, device: torch.device, share=(0, 1)):
+    def __init__(self, rows: Rows, scaling: Scaling, dtype: torch.dtype, device: torch.device,
+                 share: Share = WHOLE):
         self.rows, self.scaling, self.dtype, self.device = rows, scaling, dtype, device
         self.readers = list(rows.groups(share))
         d = len(scaling.x_shift)

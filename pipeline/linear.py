@@ -4,7 +4,7 @@ No torch here: evaluate and visualize read the weights with safetensors.numpy an
 """
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,6 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
-import pipeline.rows
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_output, read_bytes
 from pipeline.rows import Rows, Table, chunks
@@ -56,18 +55,18 @@ def least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, sourc
     x_means, y_mean = [0.0] * n_features, 0.0
     if fit_intercept:
         x_sums, y_sum = [0.0] * n_features, 0.0
-        for chunk in _chunks(rows):
+        for chunk in chunks(rows):
             for k in range(n_features):
                 x_sums[k] += _sum(chunk.features[:, k].astype(np.float64))
             y_sum += _sum(chunk.target)
         x_means, y_mean = [total / n_rows for total in x_sums], y_sum / n_rows
     squares = [0.0] * n_features
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         for k, column in enumerate(_centred(chunk, x_means)):
             squares[k] += _sum(column * column)
     scales = [math.sqrt(total) for total in squares]
     r = np.zeros((n_features + 1, n_features + 1))
-    for number, chunk in enumerate(_chunks(rows)):
+    for number, chunk in enumerate(chunks(rows)):
         # A constant column is left out of the basis (zeros): the checks below name it.
         columns = [column / scale if scale else np.zeros_like(column)
                    for column, scale in zip(_centred(chunk, x_means), scales)]
@@ -114,11 +113,6 @@ def _centred(chunk: Table, means: list[float]) -> list[np.ndarray]:
     return [chunk.features[:, k].astype(np.float64) - mean for k, mean in enumerate(means)]
 
 
-def _chunks(rows: Rows) -> Iterator[Table]:
-    # The chunk size is read at each call, not bound at import, so that tests can shrink it.
-    return chunks(rows, pipeline.rows.CHUNK_ROWS)
-
-
 def _sum(values: np.ndarray) -> float:
     # np.sum adds pairwise in a fixed order (no BLAS), so the bits do not depend on the CPU's kernels.
     return float(np.sum(values))
@@ -128,18 +122,9 @@ def _total(rows: Rows, term: Callable[[Table], np.ndarray]) -> float:
     """The sum of term(chunk) over the rows: a sum per chunk, added in the chunks' order, so that the bits
     depend on the rows alone, not on how they are grouped or read."""
     total = 0.0
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         total += _sum(term(chunk))
     return total
-
-
-def mse(model: LinearModel, rows: Rows) -> float:
-    return _total(rows, lambda chunk: _squared_residuals(model, chunk)) / len(rows)
-
-
-def _squared_residuals(model: LinearModel, chunk: Table) -> np.ndarray:
-    residuals = chunk.target - model.predict(chunk.features)
-    return residuals * residuals
 
 
 @dataclass(frozen=True)
@@ -160,7 +145,7 @@ def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept:
     centre = target_mean if fit_intercept else 0.0
     errors = baseline_errors = about_centre = about_mean = 0.0
     largest = 0.0
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         predictions, baseline_predictions = model.predict(chunk.features), baseline.predict(chunk.features)
         residuals = chunk.target - predictions
         baseline_residuals = chunk.target - baseline_predictions
@@ -176,6 +161,10 @@ def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept:
     # The gap: the largest difference of prediction, divided by the target's standard deviation.
     spread = math.sqrt(about_mean / n_rows) or 1.0
     return Scores(n_rows, errors / n_rows, baseline_errors / n_rows, r2_value, largest / spread)
+
+
+def mse(model: LinearModel, rows: Rows) -> float:
+    return scores(model, model, rows, True).mse
 
 
 def r2(model: LinearModel, rows: Rows, fit_intercept: bool) -> float:

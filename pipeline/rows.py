@@ -153,7 +153,7 @@ def held_out(n_rows: int, test_fraction: float, seed: int, start: int = 0, stop:
     return mask
 
 
-@functools.lru_cache(maxsize=2)  # a stage reads each block's training rows and then its held-out rows
+@functools.lru_cache(maxsize=2)  # a row group that straddles two blocks draws each once
 def _held_out_in_block(n_rows: int, test_fraction: float, seed: int, block: int, block_rows: int) -> np.ndarray:
     length = min(block_rows, n_rows - block * block_rows)
     in_block = np.zeros(length, dtype=bool)

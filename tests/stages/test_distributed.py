@@ -42,7 +42,7 @@ def test_two_processes_give_one_process_answer(reproduced, dtype, batch_size, to
     assert alone[1]["train_loss"][0] > 2 * alone[1]["train_loss"][-1]
 
 
-def train_processes(stage_process: subprocess.Popen, project: Path) -> dict[int, int]:
+def train_processes(project: Path) -> dict[int, int]:
     """{rank: pid} of the processes torchrun started for the stage running in `project`."""
     found = {}
     for entry in Path("/proc").iterdir():
@@ -64,7 +64,7 @@ def test_a_killed_process_fails_the_stage_with_one_line_and_writes_nothing(repro
     running = subprocess.Popen([sys.executable, "-m", "pipeline.train"], cwd=reproduced, env=environment(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while len(processes := train_processes(running, reproduced.resolve())) < 2:
+    while len(processes := train_processes(reproduced.resolve())) < 2:
         assert running.poll() is None and time.monotonic() < deadline, "torchrun did not start 2 processes"
         time.sleep(0.1)
     time.sleep(2)  # well into training
@@ -75,7 +75,7 @@ def test_a_killed_process_fails_the_stage_with_one_line_and_writes_nothing(repro
                     "nothing written")
     assert not (reproduced / MODEL).exists() and not (reproduced / HISTORY).exists()
     assert not list(reproduced.glob(".train.*")), "the processes' folder is left behind"
-    assert not train_processes(running, reproduced.resolve()), "a process outlived the stage"
+    assert not train_processes(reproduced.resolve()), "a process outlived the stage"
 
 
 def test_an_error_in_the_processes_is_their_one_line(reproduced):
