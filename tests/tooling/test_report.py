@@ -87,6 +87,9 @@ def test_make_report_compares_with_an_experiment_by_its_name(reproduced):
     result = make(reproduced, "report", "BASE=slower")
     assert result.returncode == 0, result.stderr
     report = (reproduced / "report.md").read_text()
-    experiment = git(reproduced, "for-each-ref", "--format=%(objectname)", "refs/exps/").split()[0]
+    # The experiment's own ref: refs/exps/ can also hold DVC's working refs (exec/…), which sort before
+    # or after it depending on the baseline commit's hash.
+    refs = git(reproduced, "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/").splitlines()
+    experiment = next(line.split()[1] for line in refs if line.split()[0].endswith("/slower"))
     assert f"compared with `slower` ({experiment[:7]})" in report
     assert re.search(r"\|\s*params\.yaml\s*\|\s*train\.lr\s*\|\s*0\.002\s*\|", report), report
