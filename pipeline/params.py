@@ -71,6 +71,7 @@ class DataParams(_Section):
         min_length=1, description="a path inside the repository to a .csv or .parquet file")]
     features: Annotated[list[ColumnName], Field(min_length=1, max_length=100)]
     target: ColumnName
+    degree: Annotated[int, Field(ge=1, le=10, description="(each feature x also enters as x^2 … x^degree)")]
     test_fraction: Annotated[float, Field(ge=0, le=0.9)]
     split_seed: Seed
 
@@ -97,6 +98,13 @@ class DataParams(_Section):
             )
         return self
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The model's columns: the features, then their powers by degree ("x", "x^2", …, as the
+        metrics, the history and the weights name them)."""
+        return tuple(self.features) + tuple(f"{name}^{power}" for power in range(2, self.degree + 1)
+                                            for name in self.features)
+
 
 class TrainParams(_Section):
     """How torch.optim fits torch.nn.Linear(d, 1) to the training rows."""
@@ -112,6 +120,7 @@ class TrainParams(_Section):
     standardize: bool
     fit_intercept: bool
     tolerance: Annotated[float, Field(gt=0, le=1)]
+    coefficient_tolerance: Annotated[float, Field(gt=0, le=1e6, description="(in standard errors)")]
     seed: Seed
     device: Literal["cpu", "cuda"]
     processes: Annotated[int, Field(ge=1, le=64, description="more run under torchrun")]
@@ -127,6 +136,13 @@ class TrainParams(_Section):
         return self
 
 
+class EvaluateParams(_Section):
+    """How the least-squares fit is judged."""
+
+    section = "evaluate"
+    level: Annotated[float, Field(gt=0, lt=1, description="(of the confidence intervals)")]
+
+
 class VisualizeParams(_Section):
     """What only drawing needs."""
 
@@ -136,7 +152,7 @@ class VisualizeParams(_Section):
     seed: Seed
 
 
-SECTIONS = (SynthesizeParams, DataParams, TrainParams, VisualizeParams)
+SECTIONS = (SynthesizeParams, DataParams, TrainParams, EvaluateParams, VisualizeParams)
 Params = TypeVar("Params", bound=_Section)
 
 
@@ -229,6 +245,7 @@ BOUNDS = {
     ("ge", "le"): "from {ge} to {le}",
     ("gt", "le"): "> {gt} and at most {le}",
     ("ge", "lt"): "from {ge} to below {lt}",
+    ("gt", "lt"): "> {gt} and < {lt}",
     ("gt",): "> {gt}",
     ("max_length", "min_length"): "{min_length} to {max_length}",
 }
