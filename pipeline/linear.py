@@ -3,6 +3,7 @@
 No torch here: evaluate and visualize read the weights with safetensors.numpy and compute in float64.
 """
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -61,6 +62,8 @@ class LeastSquares:
     y_scale: float  # sqrt(Σ(y − y_mean)²)
     r_inverse: np.ndarray  # (d, d) upper triangular: R⁻¹ of the centred, scaled design
     rss: float  # the residual sum of squares
+    x_spread: np.ndarray  # (d,) max |x − x_mean| of each column: bounds a prediction gap from coefficients
+    y_sd: float  # the target's sd about its mean, with or without an intercept: the prediction gap's unit
 
     @property
     def p(self) -> int:
@@ -84,6 +87,19 @@ class LeastSquares:
     def standard_errors(self) -> dict[str, float]:
         """s·sqrt(diag((XᵀX)⁻¹)) by coefficient name, the intercept's last, from R⁻¹ alone:
         (XᵀX)⁻¹ of the coefficients is R⁻¹R⁻ᵀ scaled back; the intercept's is 1/n + x̄ᵀ(XcᵀXc)⁻¹x̄."""
+        return dict(self._standard_errors)
+
+    def gap_bound(self, learnt: LinearModel) -> float:
+        """An upper bound of prediction_gap(learnt, self.model, training rows) from the coefficients alone:
+        |Δŷ| ≤ |Δŷ at x_mean| + Σ |Δcoefficient|·max |x − x_mean|, over the target's sd. train stops on it
+        without a pass over the rows, and it never says converged where evaluate's exact gap would not."""
+        differences = np.abs(np.array(learnt.coefficients) - np.array(self.model.coefficients))
+        at_mean = (learnt.intercept - self.model.intercept) + math.fsum(
+            (a - b) * m for a, b, m in zip(learnt.coefficients, self.model.coefficients, self.x_mean))
+        return (abs(at_mean) + math.fsum(differences * self.x_spread)) / (self.y_sd or 1.0)
+
+    @functools.cached_property
+    def _standard_errors(self) -> dict[str, float]:
         s = self.residual_sd
         rows = self.r_inverse * self.r_inverse
         diagonal = np.array([_sum(rows[k]) for k in range(len(self.x_scale))])
@@ -122,7 +138,7 @@ class LeastSquares:
     def save(self, path: Path) -> None:
         state = {"coefficients": np.array(self.model.coefficients), "intercept": np.array([self.model.intercept]),
                  "x_mean": self.x_mean, "x_scale": self.x_scale, "r_inverse": self.r_inverse,
-                 "scalars": np.array([self.y_mean, self.y_scale, self.rss])}
+                 "x_spread": self.x_spread, "scalars": np.array([self.y_mean, self.y_scale, self.rss, self.y_sd])}
         # One key: safetensors writes several in hash order, which differs from one process to the next.
         metadata = {"least_squares": json.dumps({"features": list(self.model.features), "n": self.n,
                                                  "fit_intercept": self.fit_intercept}, sort_keys=True)}
@@ -142,7 +158,8 @@ class LeastSquares:
                                   float(state["intercept"][0])),
                       int(metadata["n"]), bool(metadata["fit_intercept"]), state["x_mean"],
                       state["x_scale"], float(state["scalars"][0]), float(state["scalars"][1]),
-                      state["r_inverse"].reshape(d, d), float(state["scalars"][2]))
+                      state["r_inverse"].reshape(d, d), float(state["scalars"][2]), state["x_spread"],
+                      float(state["scalars"][3]))
         except (SafetensorError, ValueError, KeyError, TypeError, OverflowError) as error:
             raise PipelineError(f"{path}: not the least-squares file evaluate writes ({type(error).__name__}: "
                                 f"{str(error)[:100]}): run `dvc repro`") from None
@@ -242,20 +259,22 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     Dot products are plain NumPy sums rather than BLAS, so the result is the same bits on every CPU.
     """
     n_rows, n_features = len(rows), len(names)
-    x_means, y_mean = [0.0] * n_features, 0.0
-    if fit_intercept:
-        x_sums, y_sum = [0.0] * n_features, 0.0
-        for chunk in chunks(rows):
-            for k in range(n_features):
-                x_sums[k] += _sum(chunk.features[:, k].astype(np.float64))
-            y_sum += _sum(chunk.target)
-        x_means, y_mean = [total / n_rows for total in x_sums], y_sum / n_rows
-    squares = [0.0] * n_features
-    y_squares = 0.0
+    x_sums, y_sum = [0.0] * n_features, 0.0
+    for chunk in chunks(rows):
+        for k in range(n_features):
+            x_sums[k] += _sum(chunk.features[:, k].astype(np.float64)) if fit_intercept else 0.0
+        y_sum += _sum(chunk.target)
+    x_means = [total / n_rows for total in x_sums]  # zeros without an intercept: nothing is centred
+    target_mean = y_sum / n_rows
+    y_mean = target_mean if fit_intercept else 0.0
+    squares, spreads = [0.0] * n_features, [0.0] * n_features
+    y_squares = about_mean = 0.0
     for chunk in chunks(rows):
         for k, column in enumerate(_centred(chunk, x_means)):
             squares[k] += _sum(column * column)
+            spreads[k] = max(spreads[k], float(np.max(np.abs(column))))
         y_squares += _sum((chunk.target - y_mean) ** 2)
+        about_mean += _sum((chunk.target - target_mean) ** 2)
     scales = [math.sqrt(total) for total in squares]
     r = np.zeros((n_features + 1, n_features + 1))
     for number, chunk in enumerate(chunks(rows)):
@@ -282,7 +301,8 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     coefficients = tuple(float(value / scale) for value, scale in zip(scaled, scales))
     intercept = y_mean - math.fsum(c * m for c, m in zip(coefficients, x_means)) if fit_intercept else 0.0
     return LeastSquares(LinearModel(names, coefficients, intercept), n_rows, fit_intercept, np.array(x_means),
-                        np.array(scales), y_mean, math.sqrt(y_squares), _inverse_upper(r[:n_features, :n_features]), float(r[n_features, n_features]) ** 2)
+                        np.array(scales), y_mean, math.sqrt(y_squares), _inverse_upper(r[:n_features, :n_features]),
+                        float(r[n_features, n_features]) ** 2, np.array(spreads), math.sqrt(about_mean / n_rows))
 
 
 def _inverse_upper(r: np.ndarray) -> np.ndarray:

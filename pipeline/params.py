@@ -121,6 +121,7 @@ class TrainParams(_Section):
     fit_intercept: bool
     tolerance: Annotated[float, Field(gt=0, le=1)]
     coefficient_tolerance: Annotated[float, Field(gt=0, le=1e6, description="(in standard errors)")]
+    stop_when_converged: bool
     seed: Seed
     device: Literal["cpu", "cuda"]
     processes: Annotated[int, Field(ge=1, le=64, description="more run under torchrun")]

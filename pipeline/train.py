@@ -76,16 +76,17 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def fit(split: Split, features: tuple[str, ...], params: TrainParams,
-        team: Team = SOLO) -> tuple[LinearModel, dict[str, np.ndarray]]:
+def fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team = SOLO,
+        baseline: LeastSquares | None = None) -> tuple[LinearModel, dict[str, np.ndarray]]:
     """Train a new model; return it in the data's units and the history: row k holds the coefficients,
-    the intercept and their losses after k epochs (row 0: the initial weights)."""
+    the intercept and their losses after k epochs (row 0: the initial weights). Given the least-squares
+    `baseline`, stop after the first epoch whose model is converged as evaluate judges it."""
     with one_thread():
-        return _fit(split, features, params, team)
+        return _fit(split, features, params, team, baseline)
 
 
-def _fit(split: Split, features: tuple[str, ...], params: TrainParams,
-         team: Team) -> tuple[LinearModel, dict[str, np.ndarray]]:
+def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team,
+         baseline: LeastSquares | None) -> tuple[LinearModel, dict[str, np.ndarray]]:
     device = torch.device(params.device)
     scaling = Scaling.of(split.train, len(features), params, team)
     dtype = DTYPES[params.dtype]
@@ -127,25 +128,31 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams,
     for name in (*features, INTERCEPT):
         history[name] = np.empty(rows, dtype=value_type)
     loss_unit = scaling.y_scale**2  # losses are recorded in the data's units, as evaluate measures them
+    tolerances = Tolerances(params.dtype, params.tolerance, params.coefficient_tolerance)
 
     # disable=None: a progress bar only when stderr is a terminal, never in logs; on the first process only.
     for epoch in tqdm(range(rows), desc="train", unit="epoch", disable=None if team.rank == 0 else True):
         learnt = current_model(model, scaling, features, value_type)
         for name, value in learnt.as_dict().items():
             history[name][epoch] = value
+        # The bound of the prediction gap never says converged where evaluate's exact gap would not; every
+        # process holds the same weights, so all stop at the same epoch.
+        stop = baseline is not None and convergence(learnt, baseline, baseline.gap_bound(learnt), tolerances).converged
         if test_feed is not None:
             test_loss = squared_error(model, test_feed.chunks(), len(split.test), team).item()
             history["test_loss"][epoch] = test_loss * loss_unit
-        if epoch < params.epochs and not mini_batches:
+        if epoch < params.epochs and not mini_batches and not stop:
             train_loss = step_on(train_chunks, n_train)
         else:
             train_loss = squared_error(model, train_chunks(), n_train, team).item()
-            if epoch < params.epochs:
+            if epoch < params.epochs and not stop:
                 for batch in shuffled_batches(train_feed, params.batch_size, shuffling, params.seed, epoch):
                     step_on(lambda batch=batch: [batch.slice(*team.share_of(len(batch)))], len(batch))
         history["train_loss"][epoch] = train_loss * loss_unit
         if not math.isfinite(train_loss):
             raise PipelineError(diverged(train_loss, epoch, params))
+        if stop:
+            return learnt, {name: column[:epoch + 1] for name, column in history.items()}
     return learnt, history
 
 
@@ -197,7 +204,7 @@ def main() -> None:
     require_representable(baseline.model, params.dtype, split.source)
     if params.processes == 1:
         distributed.configure_device(params.device)
-        learnt, history = fit(split, features, params)
+        learnt, history = fit(split, features, params, baseline=baseline if params.stop_when_converged else None)
         save_outputs(Path("."), learnt, history, params)
     else:
         distributed.run_processes(params.processes, [MODEL, HISTORY])
@@ -209,7 +216,10 @@ def train_as_worker(data: DataParams, params: TrainParams) -> None:
     """One of train.processes processes under torchrun: train on its share; the first writes the outputs."""
     with distributed.joined(params.device) as team:
         split = load_split(data, params.fit_intercept, check=False)  # checked by the process that started us
-        learnt, history = fit(split, data.columns, params, team)
+        # Each process finds the same least squares (the same bits) to stop at the same epoch.
+        baseline = fit_least_squares(split.train, data.columns, params.fit_intercept, split.source) \
+            if params.stop_when_converged else None
+        learnt, history = fit(split, data.columns, params, team, baseline)
         team.barrier()
         if team.rank == 0:
             save_outputs(distributed.output_folder(), learnt, history, params)
@@ -222,14 +232,20 @@ def save_outputs(folder: Path, learnt: LinearModel, history: dict[str, np.ndarra
 
 def report(split: Split, learnt: LinearModel, baseline: LeastSquares, params: TrainParams, target: str) -> None:
     final_loss = read_history(HISTORY, ["train_loss"])["train_loss"][-1]
+    epochs_run = len(read_history(HISTORY, ["epoch"])["epoch"]) - 1
     gap = prediction_gap(learnt, baseline.model, split.train)
     where = "" if (params.device, params.processes) == ("cpu", 1) else (
         f" on {params.device}" if params.processes == 1 else f" in {params.processes} processes on {params.device}")
-    print(f"after {params.epochs} epochs on {len(split.train)} training rows{where}: "
+    print(f"after {epochs_run} epochs on {len(split.train)} training rows{where}: "
           f"{describe(learnt)}, train loss {final_loss:.6g}")
     print(f"least squares: {describe(baseline.model)}")
     tolerances = Tolerances(params.dtype, params.tolerance, params.coefficient_tolerance)
     print(convergence(learnt, baseline, gap, tolerances).verdict(target, tolerances))
+    if epochs_run < params.epochs:
+        print(f"stopped after epoch {epochs_run} of train.epochs = {params.epochs}: converged "
+              "(train.stop_when_converged: false runs every epoch)")
+    elif params.stop_when_converged:
+        print(f"ran all train.epochs = {params.epochs} without converging")
 
 
 def require_representable(baseline: LinearModel, dtype: str, source) -> None:

@@ -1,5 +1,7 @@
 """`dvc repro` does exactly the work a change calls for: tested with the real dvc CLI."""
 
+import json
+
 import pytest
 
 from pipeline.files import HISTORY, read_history
@@ -44,16 +46,24 @@ def test_changing_lr_or_epochs_reruns_train_evaluate_and_visualize(reproduced, k
     assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize"}
 
 
-def test_fewer_epochs_past_convergence_rerun_train_and_visualize_but_not_evaluate_as_the_model_is_the_same(
-        reproduced):
-    # With the committed lr, SGD reaches its float32 fixed point well within half the epochs: the model is the
-    # same bytes, so DVC skips evaluate, whose deps and params are all unchanged; the history is shorter.
+def test_fewer_epochs_past_the_converged_one_rerun_train_alone_as_what_it_writes_is_the_same(reproduced):
+    # train stops at the first converged epoch, well within half the committed epochs: the same model and
+    # history, byte for byte, so DVC runs nothing after train.
     before = read_outs(reproduced)
     set_param(reproduced, "train.epochs", load_params(TrainParams, reproduced / "params.yaml").epochs // 2)
-    assert ran(dvc(reproduced, "repro").stdout) == {"train", "visualize"}
+    assert ran(dvc(reproduced, "repro").stdout) == {"train"}
+    assert read_outs(reproduced) == before
+
+
+def test_running_every_epoch_trains_further_and_reruns_what_follows(reproduced):
+    before = read_outs(reproduced)
+    set_param(reproduced, "train.stop_when_converged", False)
+    assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize"}
     after = read_outs(reproduced)
-    assert {path for path in ALL_OUTS if before[path] != after[path]} == {
-        HISTORY.as_posix(), "plots/loss.png", "plots/parameters.png"}
+    epochs = load_params(TrainParams, reproduced / "params.yaml").epochs
+    assert len(after[HISTORY.as_posix()].decode().splitlines()) == epochs + 2  # a header, then every epoch
+    assert len(before[HISTORY.as_posix()].decode().splitlines()) < epochs // 10
+    assert json.loads(after["metrics/metrics.json"])["epochs_run"] == epochs
 
 
 @pytest.mark.parametrize("key, value", [("visualize.dpi", 72), ("visualize.max_points", 100), ("visualize.seed", 7)])

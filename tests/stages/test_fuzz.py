@@ -81,10 +81,13 @@ def readable(folder: Path, stage_name: str) -> None:
         files.numbers(files.TRUTH, truth, (*features, INTERCEPT))
     elif stage_name == "train":
         data, train = load_params(DataParams, params), load_params(TrainParams, params)
-        features = tuple(data.features)
+        features = data.columns
         load_weights(folder / files.MODEL, features, train.fit_intercept)  # finite, of the right shape
         history = files.read_history(folder / files.HISTORY, ("epoch", "train_loss", *features, INTERCEPT))
-        assert all(len(column) == train.epochs + 1 and np.isfinite(column).all() for column in history.values())
+        # Every epoch, or fewer where training stopped once converged.
+        rows = len(history["epoch"])
+        assert rows == train.epochs + 1 or (train.stop_when_converged and rows < train.epochs + 1)
+        assert all(len(column) == rows and np.isfinite(column).all() for column in history.values())
     elif stage_name == "evaluate":
         metrics = files.read_json(folder / files.METRICS)
         assert {"learnt", "ols", "gap", "converged", "train"} <= set(metrics)

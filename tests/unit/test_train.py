@@ -217,3 +217,52 @@ def test_a_window_shuffles_whole_groups_in_a_seeded_order_and_every_row_comes_on
     order = np.random.default_rng([1, 0]).permutation(12)
     first_window = {row for group in order[:3] for row in range(9 * group, min(9 * group + 9, 103))}
     assert set(epochs[0][0].tolist()) <= first_window
+
+
+@pytest.mark.parametrize("changes", [dict(), dict(batch_size=40, lr=0.01),
+                                     dict(optimizer="lbfgs", lr=1.0, dtype="float64", epochs=100),
+                                     dict(optimizer="adam", lr=0.01, batch_size=120)],
+                         ids=["full batch", "mini-batches", "lbfgs", "adam"])
+def test_given_least_squares_training_stops_at_a_converged_epoch_with_the_history_of_a_full_run(changes):
+    from pipeline.linear import Tolerances, convergence, fit_least_squares, prediction_gap
+
+    rng = np.random.default_rng(4)
+    features = rng.normal(size=(120, 3)) * [1.0, 10.0, 0.1]
+    target = features @ [2.0, -0.3, 5.0] + 1.0 + rng.normal(size=120)
+    names = ("x0", "x1", "x2")
+    split = Split("table.csv", Table(features, target), None)
+    baseline = fit_least_squares(split.train, names, True, "table.csv")
+    full_params = params(**changes)
+    model, history = fit(split, names, full_params, baseline=baseline)
+    _, every_epoch = fit(split, names, full_params)
+    run = len(history["epoch"]) - 1
+    assert 0 < run < full_params.epochs
+    # Stopping changes nothing before the stop: the same bits as a run of every epoch, up to it.
+    for name, column in history.items():
+        assert np.array_equal(column, every_epoch[name][:run + 1]), name
+    # The model it stopped on is converged by evaluate's own test, with the exact gap over the rows.
+    tolerances = Tolerances(full_params.dtype, full_params.tolerance, full_params.coefficient_tolerance)
+    judged = convergence(model, baseline, prediction_gap(model, baseline.model, split.train), tolerances)
+    assert judged.converged
+    # The epoch before was not converged by the bound train uses, or it would have stopped there.
+    previous = type(model)(names, tuple(float(history[name][run - 1]) for name in names),
+                           float(history["intercept"][run - 1]))
+    assert not convergence(previous, baseline, baseline.gap_bound(previous), tolerances).converged
+    # Reruns give the same bits.
+    again_model, again = fit(split, names, full_params, baseline=baseline)
+    assert again_model == model and all(np.array_equal(again[name], history[name]) for name in history)
+
+
+def test_the_gap_bound_is_never_below_the_exact_prediction_gap():
+    from pipeline.linear import LinearModel, fit_least_squares, prediction_gap
+
+    rng = np.random.default_rng(5)
+    features, target = correlated_table(rows=300)
+    for fit_intercept in (True, False):
+        baseline = fit_least_squares(Table(features, target), tuple(f"c{k}" for k in range(6)), fit_intercept, "t")
+        for _ in range(50):
+            nudged = LinearModel(baseline.model.features,
+                                 tuple(c * (1 + rng.normal(0, 1e-4)) for c in baseline.model.coefficients),
+                                 baseline.model.intercept + fit_intercept * rng.normal(0, 1e-3))
+            exact = prediction_gap(nudged, baseline.model, Table(features, target))
+            assert exact <= baseline.gap_bound(nudged) * (1 + 1e-12)
