@@ -203,7 +203,7 @@ def _explain_key(problems: list[dict], model: type[_Section], values: Any) -> st
     section = model.section
     if not first["loc"]:
         if first["type"] == "value_error":  # a rule across keys, already phrased for the user
-            return first["ctx"]["error"]
+            return str(first["ctx"]["error"])
         return f"{section} = {_show(first['input'])}: expected a mapping of its keys"
     key = str(first["loc"][0])
     if first["type"] == "extra_forbidden":
