@@ -55,6 +55,7 @@ def main() -> None:
     metrics = evaluate(split, learnt, true_line_of(data), train.fit_intercept, train.tolerance)
     # Where the model was trained: the same answer to the last few bits, but a run's record says which.
     metrics |= {"device": train.device, "processes": train.processes}
+    metrics["rows_dropped"] = split.rows_dropped  # by data.missing: drop
     write_json(METRICS, metrics)
     for name, value in metrics.items():
         print(f"{name}: {shown(value)}")
