@@ -73,7 +73,7 @@ class DataParams(_Section):
     target: ColumnName
     missing: Annotated[Literal["error", "drop"], Field(
         description="(drop: leave out every row with an empty, NA, NaN or infinite value in a used column)")]
-    degree: Annotated[int, Field(ge=1, le=10, description="(each feature x also enters as x^2 … x^degree)")]
+    degree: Annotated[int, Field(ge=1, le=10, description="(each feature also enters raised to every power up to it)")]
     test_fraction: Annotated[float, Field(ge=0, le=0.9)]
     split_seed: Seed
 
