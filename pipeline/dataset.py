@@ -218,14 +218,16 @@ def _read_csv(where: str, path: Path, names: list[str], missing: str) -> tuple[T
         raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers")
     features, target = _to_float64(table, names)
     values = _Values(names)
-    # Block by block, so that the masks stay small beside the table.
-    masks = [values.add(features[start:start + CHUNK_ROWS], target[start:start + CHUNK_ROWS])
-             for start in range(0, len(target), CHUNK_ROWS)]
+    # Block by block, so that the temporaries of the checks stay small beside the table.
+    masks = []
+    for start in range(0, len(target), CHUNK_ROWS):
+        block = slice(start, start + CHUNK_ROWS)
+        mask = values.add(features[block], target[block])
+        masks.append(np.ones(len(target[block]), dtype=bool) if mask is None else mask)
     values.check(where, missing, lambda row: f"line {_csv_line(path, row)}")
     if not values.rows_missing:
         return Table(features, target), 0
-    complete = np.concatenate([np.ones(CHUNK_ROWS, dtype=bool) if mask is None else mask for mask in masks])
-    complete = complete[:len(target)]
+    complete = np.concatenate(masks)
     return Table(features[complete], target[complete]), values.rows_missing
 
 
