@@ -513,6 +513,11 @@ def _to_float64(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarr
 
 def _complete_rows(features: np.ndarray, target: np.ndarray) -> np.ndarray | None:
     """Mask of the rows whose every value is finite (not empty, NA, NaN or ±inf); None when all of them are."""
+    # A sum is finite when every value is (and, rarely, not when huge values overflow): one fast pass decides
+    # for almost every block, at a tenth of the cost of a mask.
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN, as it should be here
+        if np.isfinite(features.sum()) and np.isfinite(target.sum()):
+            return None
     complete = np.isfinite(features).all(axis=1) & np.isfinite(target)
     return None if complete.all() else complete
 

@@ -526,3 +526,8 @@ def test_with_drop_a_table_without_a_complete_row_is_refused(tmp_path):
         open_rows(tmp_path / "table.csv", ["x"], "y", missing="drop")
     assert str(raised.value) == (f"{tmp_path / 'table.csv'}: every one of its 2 rows has a missing value (empty, NA, "
                                  "NaN or infinite) in columns 'x' (1), 'y' (1): expected at least one complete row")
+
+
+def test_huge_values_whose_sum_overflows_are_too_large_not_missing(tmp_path):
+    path = write_csv(tmp_path, "x,y\n1e308,1\n1e308,2\n3,3\n")
+    assert error_of(path) == "column 'x' has 2 values beyond ±1e+15 (first at line 2: 1e+308): expected |value| <= 1e+15"
