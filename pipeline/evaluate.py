@@ -140,7 +140,8 @@ def main() -> None:
     # How and where the model was trained: the same answer to the last few bits, but a run's record says which.
     metrics |= {"dtype": train.dtype, "device": train.device, "processes": train.processes,
                 # train stops at the first converged epoch (train.stop_when_converged): the history says when.
-                "epochs_run": len(read_history(HISTORY, ["epoch"])["epoch"]) - 1}
+                "epochs_run": len(read_history(HISTORY, ["epoch"])["epoch"]) - 1,
+                "rows_dropped": split.rows_dropped}  # by data.missing: drop
     write_json(METRICS, metrics)
     fit.save(OLS)
     print(summary(metrics, data.target, level))

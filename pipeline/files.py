@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, outputs_written
 
 # Paths are relative to the repository root, where DVC runs every stage. dvc.yaml spells out the same
 # paths as deps and outs; tests/unit/test_dvc_yaml.py checks that the two agree. The table a model is fitted
@@ -46,6 +46,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
     try:
         yield temporary
         os.replace(temporary, path)
+        outputs_written.append(path)
     finally:
         temporary.unlink(missing_ok=True)
 

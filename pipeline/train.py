@@ -6,6 +6,8 @@ the rows of every step.
 """
 
 import math
+import shlex
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -198,6 +200,11 @@ def main() -> None:
         return train_as_worker(data, params)
     distributed.require_device(params.device, params.processes)
     split = load_split(data, params.fit_intercept)
+    warn_if_untracked(split.source)
+    if data.missing == "drop":
+        n_rows = split.rows_dropped + len(split.train) + (len(split.test) if split.test is not None else 0)
+        print(f"{split.source}: left out {split.rows_dropped} of {n_rows} rows, each with a missing value in a used "
+              "column (data.missing: drop)")
     features = data.columns
     # Least squares first: features it cannot separate are refused before any training.
     baseline = fit_least_squares(split.train, features, params.fit_intercept, split.source)
@@ -246,6 +253,26 @@ def report(split: Split, learnt: LinearModel, baseline: LeastSquares, params: Tr
               "(train.stop_when_converged: false runs every epoch)")
     elif params.stop_when_converged:
         print(f"ran all train.epochs = {params.epochs} without converging")
+
+
+def warn_if_untracked(source: Path) -> None:
+    """A table neither DVC nor git tracks never reaches the cache, a remote or a clone: say so, and how to fix it.
+    Outside a DVC repository (a stage run by hand in a bare folder) there is nothing to say."""
+    from dvc.exceptions import DvcException, OutputNotFoundError  # DVC's own answer; only train needs it
+    from dvc.repo import Repo
+
+    try:
+        with Repo(".") as repo:
+            try:
+                repo.find_outs_by_path(str(source), strict=False)  # a .dvc file's, or a stage's in dvc.yaml
+                return
+            except OutputNotFoundError:
+                if repo.scm.is_tracked(str(source)):
+                    return
+    except DvcException:
+        return
+    print(f"warning: {source} is tracked by neither DVC nor git, so a clone cannot reproduce this run: "
+          f"run `dvc add {shlex.quote(str(source))}`", file=sys.stderr)
 
 
 def require_representable(baseline: LinearModel, dtype: str, source) -> None:

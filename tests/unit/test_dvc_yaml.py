@@ -2,6 +2,7 @@
 and every params key it reads is declared there, derived from the code itself."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -186,8 +187,9 @@ def test_a_stage_runs_as_python_dash_m_of_its_own_module(stage_name):
 
 
 def test_no_module_reads_the_environment_or_the_command_line():
-    """Environment variables and arguments would be inputs that dvc.yaml cannot declare. The exception is
-    distributed.py: torchrun tells each process its rank that way, and train.processes is declared."""
+    """Environment variables and arguments would be inputs that dvc.yaml cannot declare. The exceptions are
+    distributed.py: torchrun tells each process its rank that way, and train.processes is declared; and
+    __init__.py's look at sys.argv[0], which only tells whether a stage is starting (to end it cleanly on Ctrl-C)."""
     hidden = []
     for path in sorted((ROOT / PACKAGE).glob("*.py")):
         if path.name == "distributed.py":
@@ -195,4 +197,5 @@ def test_no_module_reads_the_environment_or_the_command_line():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Attribute) and (node.attr in ("environ", "getenv", "argv", "environb")):
                 hidden.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
-    assert hidden == []
+    assert [line for line in hidden if not re.fullmatch(r"__init__\.py:\d+ sys\.argv", line)] == []
+    assert len(hidden) <= 1
