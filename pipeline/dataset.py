@@ -51,16 +51,40 @@ def open_table(path: Path, features: Sequence[str], target: str, check: bool = T
     if isinstance(features, str):
         raise TypeError(f"features: expected a sequence of column names, not the string {features!r}")
     path = Path(path)
+    return _open(path, _check_request(_where(path), list(features), target), check)
+
+
+def _open(path: Path, names: list[str], check: bool, has_target: bool = True, constant_ok: bool = False) -> Source:
     where = _where(path)
-    names = _check_request(where, list(features), target)
     suffix = path.suffix.lower()
     if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
         found = f"extension {_show(path.suffix)}" if path.suffix else "no extension"
         raise PipelineError(f"{where}: {found}: expected {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
     _require_file(where, path)
     if suffix in CSV_SUFFIXES:
-        return _read_csv(where, path, names)
-    return ParquetTable.open(where, path, names, check)
+        return _read_csv(where, path, names, has_target, constant_ok)
+    return ParquetTable.open(where, path, names, check, has_target, constant_ok)
+
+
+def open_new_rows(path: Path, features: Sequence[str], target: str) -> tuple[Source, bool]:
+    """Rows to predict, and whether they hold the target: open_table's checks, but the target is read only
+    if the header has it (else each Table's target is NaN) and a feature may be constant (one row is)."""
+    path = Path(path)
+    has_target = target in _column_names(path)
+    names = _check_request(_where(path), list(features), target)
+    if not has_target:
+        names = names[:-1]
+    return _open(path, names, True, has_target=has_target, constant_ok=True), has_target
+
+
+def _column_names(path: Path) -> list[str]:
+    """The header of a table, or [] if it cannot be read: reading it again then says what is wrong."""
+    try:
+        if path.suffix.lower() in CSV_SUFFIXES:
+            return _header_names(_where(path), path)
+        return pyarrow.parquet.read_schema(path).names
+    except (pa.ArrowException, OSError, PipelineError):
+        return []
 
 
 def read_table(path: Path, features: Sequence[str], target: str) -> Table:
@@ -179,7 +203,7 @@ def _check_header(where: str, header: list[str], names: list[str]) -> None:
 # --- CSV -----------------------------------------------------------------------------------------------
 
 
-def _read_csv(where: str, path: Path, names: list[str]) -> Table:
+def _read_csv(where: str, path: Path, names: list[str], has_target: bool = True, constant_ok: bool = False) -> Table:
     header = _csv_header(where, path, names)
     try:
         table = pyarrow.csv.read_csv(
@@ -193,9 +217,10 @@ def _read_csv(where: str, path: Path, names: list[str]) -> Table:
         raise _csv_problem(where, path, header, names, error) from None
     if table.num_rows == 0:
         raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers")
-    features, target = _to_float64(table, names)
-    columns = [features[:, j] for j in range(len(names) - 1)] + [target]
-    _check_values(where, names, [_Column.of(column) for column in columns], lambda row: f"line {_csv_line(path, row)}")
+    features, target = _to_float64(table, names, has_target)
+    columns = [features[:, j] for j in range(features.shape[1])] + [target] * has_target
+    _check_values(where, names, [_Column.of(column) for column in columns], lambda row: f"line {_csv_line(path, row)}",
+                  has_target, constant_ok)
     return Table(features, target)
 
 
@@ -374,13 +399,14 @@ def _csv_line(path: Path, row: int) -> int:
 class ParquetTable:
     """A checked Parquet file, read one row group at a time: memory for a row group, whatever the file's size."""
 
-    def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int]):
-        self.where, self.path, self.names = where, path, names
+    def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int], has_target: bool = True):
+        self.where, self.path, self.names, self.has_target = where, path, names, has_target
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
         self._file: pyarrow.parquet.ParquetFile | None = None  # opened at the first read, kept for the rest
 
     @classmethod
-    def open(cls, where: str, path: Path, names: list[str], check: bool = True) -> "ParquetTable":
+    def open(cls, where: str, path: Path, names: list[str], check: bool = True, has_target: bool = True,
+             constant_ok: bool = False) -> "ParquetTable":
         """Check the schema, then every value (unless check is False), in one pass over the row groups."""
         try:
             with pyarrow.parquet.ParquetFile(path) as file:
@@ -397,24 +423,24 @@ class ParquetTable:
                 if n_rows == 0:
                     raise PipelineError(f"{where}: has no rows: expected at least one row")
                 group_rows = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
-                table = cls(where, path, names, group_rows)
+                table = cls(where, path, names, group_rows, has_target)
                 if not check:
                     return table
                 columns = [_Column() for _ in names]
                 read = 0
                 for i in range(file.num_row_groups):
-                    features, target = _to_float64(file.read_row_group(i, columns=names), names)
+                    features, target = _to_float64(file.read_row_group(i, columns=names), names, has_target)
                     if len(target) != group_rows[i]:
                         break
                     for j, column in enumerate(columns):
-                        column.add(features[:, j] if j < len(names) - 1 else target, read)
+                        column.add(features[:, j] if j < features.shape[1] else target, read)
                     read += len(target)
                 if read != n_rows or sum(group_rows) != n_rows:
                     raise PipelineError(f"{where}: its row groups do not hold the {n_rows} rows its footer says: "
                                         "expected a whole file")
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(where, error) from None
-        _check_values(where, names, columns, lambda row: f"row index {row}")
+        _check_values(where, names, columns, lambda row: f"row index {row}", has_target, constant_ok)
         return table
 
     def __len__(self) -> int:
@@ -436,7 +462,8 @@ class ParquetTable:
             self._file = self._file or pyarrow.parquet.ParquetFile(self.path)
             group = first
             while self._starts[group] < stop:
-                features, target = _to_float64(self._file.read_row_group(group, columns=self.names), self.names)
+                features, target = _to_float64(self._file.read_row_group(group, columns=self.names), self.names,
+                                               self.has_target)
                 low = max(start, self._starts[group]) - self._starts[group]
                 high = min(stop, self._starts[group + 1]) - self._starts[group]
                 pieces.append(Table(features[low:high], target[low:high]))
@@ -457,11 +484,13 @@ def _unreadable(where: str, error: Exception) -> PipelineError:
 # --- Shared by both formats ----------------------------------------------------------------------------
 
 
-def _to_float64(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN)."""
-    features = np.empty((table.num_rows, len(names) - 1), dtype=np.float64)
-    target = np.empty(table.num_rows, dtype=np.float64)
-    columns = [features[:, j] for j in range(len(names) - 1)] + [target]
+def _to_float64(table: pa.Table, names: list[str], has_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN; a
+    target of NaN where the names hold none)."""
+    n_features = len(names) - has_target
+    features = np.empty((table.num_rows, n_features), dtype=np.float64)
+    target = np.empty(table.num_rows, dtype=np.float64) if has_target else np.full(table.num_rows, np.nan)
+    columns = [features[:, j] for j in range(n_features)] + [target] * has_target
     for j, name in enumerate(names):
         row = 0
         for chunk in table.column(name).chunks:
@@ -511,12 +540,13 @@ class _Column:
         self.too_large += int(np.count_nonzero(too_large))
 
 
-def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str]) -> None:
-    """Every value finite and within ±LARGEST_VALUE, and no feature constant."""
+def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str],
+                  has_target: bool = True, constant_ok: bool = False) -> None:
+    """Every value finite and within ±LARGEST_VALUE, and no feature constant (unless constant_ok)."""
     for j, (name, column) in enumerate(zip(names, columns)):
-        is_feature = j < len(names) - 1
+        is_feature = j < len(names) - has_target
         if -LARGEST_VALUE <= column.lowest and column.highest <= LARGEST_VALUE:
-            if is_feature and column.lowest == column.highest:
+            if is_feature and not constant_ok and column.lowest == column.highest:
                 raise PipelineError(
                     f"{where}: feature {_show(name)} is constant (every row is {column.lowest!r}): "
                     "expected at least two distinct values"
