@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
 from pipeline.errors import PipelineError
@@ -474,7 +474,8 @@ class Description:
                                                    "raw_features": list(self.raw_features)})}
 
 
-METADATA_KEY = "linear_model"  # safe_open(path, "numpy").metadata()["linear_model"]: a JSON object
+# safetensors.safe_open(path, "numpy").metadata()["linear_model"] is a JSON object of the FIELDS.
+METADATA_KEY = "linear_model"
 FIELDS = ("features", "raw_features", "degree", "target", "fit_intercept", "dtype")
 
 
@@ -510,9 +511,8 @@ def _read_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
                             "expected safetensors weights (run `dvc repro`)")
     try:
         state = load_safetensors(content)
-        with safe_open(path, framework="numpy") as file:  # the one reader of metadata
-            metadata = file.metadata() or {}
-    except (SafetensorError, ValueError, OverflowError, OSError) as error:
+        metadata = safe_open_metadata(content)
+    except (SafetensorError, ValueError, OverflowError) as error:
         raise PipelineError(f"{path}: not a readable safetensors file ({str(error).splitlines()[0][:150]})") from None
     return state, metadata
 
