@@ -71,9 +71,9 @@ def main() -> None:
     with table_writer(output, output_names(model, target)) as writer:
         for columns in predict(rows, model, fit, params.level, target):
             writer.write(columns)
-    with_target = f", beside {target}" if target else ""
-    print(f"predict: {len(rows)} rows of {source}: prediction, {params.level:g} prediction interval{with_target} "
-          f"in {output}")
+    residual = f", {RESIDUAL} (of {target})" if target else ""
+    print(f"predicted {len(rows)} rows of {source} into {output}: {PREDICTION}, {LOWER} and {UPPER} "
+          f"(its {params.level * 100:g}% prediction interval){residual}")
 
 
 if __name__ == "__main__":

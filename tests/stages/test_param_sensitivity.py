@@ -41,6 +41,9 @@ CHANGES = {
     "visualize.dpi": 72,
     "visualize.max_points": 100,
     "visualize.seed": 7,
+    "predict.source": TABLE,
+    "predict.output": "data/predictions.csv",
+    "predict.level": 0.5,
 }
 # What a key needs set first to matter: the sample's seed only counts when there are more points than the
 # scatter shows (the default data has 1000); synthesize's points have no other columns to choose.
@@ -56,6 +59,8 @@ SETTING_FIRST_FOR = {
 }
 # Keys a stage reads only to print: train prints whether it converged, and evaluate writes that verdict.
 ONLY_PRINTED = {("train", "train.tolerance")}
+# Keys that say where a stage writes: a change shows as the file it names.
+OUTPUT_PATHS = {"predict.output"}
 # Only sgd has momentum: changed in a run of its own, since train.optimizer changes too.
 APART = {"train.momentum"}
 
@@ -112,7 +117,9 @@ def test_changing_a_key_a_stage_declares_changes_what_it_does(reproduced_templat
     set_param(folder, key, CHANGES[key])
     after, printed_after = outcome(folder, stage_name)
     assert isinstance(before, dict) or isinstance(after, dict), (before, after)  # it ran at least once
-    if (stage_name, key) in ONLY_PRINTED:
+    if key in OUTPUT_PATHS:
+        assert (folder / CHANGES[key]).is_file()
+    elif (stage_name, key) in ONLY_PRINTED:
         assert after == before and printed_after != printed_before
     else:
         assert after != before
