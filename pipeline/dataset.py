@@ -222,7 +222,7 @@ def _read_csv(where: str, path: Path, names: list[str], has_target: bool = True,
     features, target = _to_float64(table, names, has_target)
     columns = [features[:, j] for j in range(features.shape[1])] + [target] * has_target
     _check_values(where, names, [_Column.of(column) for column in columns], lambda row: f"line {_csv_line(path, row)}",
-                  has_target, constant_ok)
+                  constant_ok)
     return Table(features, target)
 
 
@@ -442,7 +442,7 @@ class ParquetTable:
                                         "expected a whole file")
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(where, error) from None
-        _check_values(where, names, columns, lambda row: f"row index {row}", has_target, constant_ok)
+        _check_values(where, names, columns, lambda row: f"row index {row}", constant_ok)
         return table
 
     def __len__(self) -> int:
@@ -543,10 +543,11 @@ class _Column:
 
 
 def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str],
-                  has_target: bool = True, constant_ok: bool = False) -> None:
-    """Every value finite and within ±LARGEST_VALUE, and no feature constant (unless constant_ok)."""
+                  constant_ok: bool = False) -> None:
+    """Every value finite and within ±LARGEST_VALUE, and no feature constant (unless constant_ok: rows to
+    predict, which may also lack the target)."""
     for j, (name, column) in enumerate(zip(names, columns)):
-        is_feature = j < len(names) - has_target
+        is_feature = j < len(names) - 1
         if -LARGEST_VALUE <= column.lowest and column.highest <= LARGEST_VALUE:
             if is_feature and not constant_ok and column.lowest == column.highest:
                 raise PipelineError(

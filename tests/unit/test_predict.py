@@ -13,6 +13,7 @@ import pytest
 from exact import exact_inference
 from pipeline.dataset import open_new_rows
 from pipeline.errors import PipelineError
+from pipeline.files import table_writer
 from pipeline.linear import LinearModel, fit_least_squares
 from pipeline.predict import output_names, predict
 from pipeline.rows import Table, powers
@@ -126,3 +127,29 @@ def test_bad_rows_to_predict_get_the_one_line_data_source_gets(tmp_path, content
     with pytest.raises(PipelineError) as raised:
         open_new_rows(path, ("x",), "y")
     assert str(raised.value) == f"{path}: {NEW_ROWS[content]}"
+
+
+# --- The output ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["out.csv", "out.parquet"])
+def test_the_output_is_the_same_bytes_whatever_the_pieces_it_is_written_in(tmp_path, name):
+    values = {"x": np.array([0.1, -2.0, 1e20, 5e-324, 3.0]), "prediction": np.array([1.0, 2.5, -0.0, 7.0, 1 / 3])}
+    with table_writer(tmp_path / f"whole-{name}", ("x", "prediction")) as writer:
+        writer.write(values)
+    with table_writer(tmp_path / name, ("x", "prediction")) as writer:
+        for start, stop in [(0, 2), (2, 2), (2, 5)]:
+            writer.write({key: column[start:stop] for key, column in values.items()})
+    assert (tmp_path / name).read_bytes() == (tmp_path / f"whole-{name}").read_bytes()
+    if name.endswith(".csv"):  # every double spelt so that it reads back the same
+        lines = (tmp_path / name).read_text().splitlines()
+        assert lines[0] == "x,prediction"
+        assert [[float(cell) for cell in line.split(",")] for line in lines[1:]] == \
+            [list(row) for row in zip(*values.values())]
+
+
+def test_an_output_that_fails_midway_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError), table_writer(tmp_path / "out.csv", ("x",)) as writer:
+        writer.write({"x": np.array([1.0])})
+        raise RuntimeError("a bad row group further on")
+    assert list(tmp_path.iterdir()) == []
