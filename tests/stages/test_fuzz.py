@@ -91,7 +91,8 @@ def readable(folder: Path, stage_name: str) -> None:
     elif stage_name == "predict":
         predict = load_params(PredictParams, params)
         table = pyarrow.parquet.read_table(folder / predict.output)
-        assert table.column_names[-4:-1] == ["prediction", "lower", "upper"]
+        names = table.column_names
+        assert names[names.index("prediction"):][:3] == ["prediction", "lower", "upper"]
         assert all(np.isfinite(column.to_numpy()).all() for column in table.columns)
     else:
         assert all((folder / path).read_bytes().startswith(b"\x89PNG") for path in declared(stage_name)["outs"])
