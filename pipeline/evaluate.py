@@ -137,13 +137,13 @@ def main() -> None:
     learnt = load_weights(MODEL, data.columns, train.fit_intercept)
     tolerances = Tolerances(train.dtype, train.tolerance, train.coefficient_tolerance)
     metrics, fit = evaluate(split, learnt, true_line_of(data), train.fit_intercept, tolerances, level)
-    # Where the model was trained: the same answer to the last few bits, but a run's record says which.
-    metrics |= {"device": train.device, "processes": train.processes}
+    # How and where the model was trained: the same answer to the last few bits, but a run's record says which.
+    metrics |= {"dtype": train.dtype, "device": train.device, "processes": train.processes}
     write_json(METRICS, metrics)
     fit.save(OLS)
     print(summary(metrics, data.target, level))
     print(convergence(learnt, fit, metrics["gap"], tolerances).verdict(data.target, tolerances))
-    for name in ("learnt", "ols", "true", "train", "test", "device", "processes"):
+    for name in ("learnt", "ols", "true", "train", "test", "dtype", "device", "processes"):
         if name in metrics:
             print(f"{name}: {shown(metrics[name])}")
 

@@ -71,7 +71,7 @@ class DataParams(_Section):
         min_length=1, description="a path inside the repository to a .csv or .parquet file")]
     features: Annotated[list[ColumnName], Field(min_length=1, max_length=100)]
     target: ColumnName
-    degree: Annotated[int, Field(ge=1, le=10, description="(each feature x also enters as x^2 … x^degree)")]
+    degree: Annotated[int, Field(ge=1, le=10, description="(each feature also enters raised to every power up to it)")]
     test_fraction: Annotated[float, Field(ge=0, le=0.9)]
     split_seed: Seed
 

@@ -74,7 +74,9 @@ def test_the_worked_example_runs_train_evaluate_visualize_and_predict_and_not_sy
 
 def test_the_metrics_name_the_houses_columns_have_no_true_line_and_training_converged(worked_example):
     metrics = metrics_of(worked_example.project)
-    assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "test", "device", "processes"}  # no "true": not synthetic
+    assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "test", "device", "processes",
+                            "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number",
+                            "inference", "dtype"}  # no "true": not synthetic
     assert list(metrics["learnt"]) == list(metrics["ols"]) == [*FEATURES, "intercept"]
     # x in the hundreds, y in the hundreds of thousands: the committed train section still reaches least squares.
     assert metrics["converged"] is True

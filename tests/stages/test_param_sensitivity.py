@@ -24,6 +24,7 @@ CHANGES = {
     "data.source": TABLE,
     "data.features": ["z"],
     "data.target": "w",
+    "data.degree": 2,
     "data.test_fraction": 0.5,
     "data.split_seed": 1,
     "train.optimizer": "adam",
@@ -35,9 +36,11 @@ CHANGES = {
     "train.standardize": False,
     "train.fit_intercept": False,
     "train.tolerance": 1e-9,  # below what float32 weights can reach: evaluate's verdict turns to not converged
+    "train.coefficient_tolerance": 1e-6,  # below the float32 weights' distance: not converged
     "train.seed": 1,
     "train.device": "cuda",  # without a GPU train refuses it with one line; evaluate records it
     "train.processes": 2,
+    "evaluate.level": 0.9,
     "visualize.dpi": 72,
     "visualize.max_points": 100,
     "visualize.seed": 7,
