@@ -66,16 +66,42 @@ def open_rows(path: Path, features: Sequence[str], target: str, check: bool = Tr
     if isinstance(features, str):
         raise TypeError(f"features: expected a sequence of column names, not the string {features!r}")
     path = Path(path)
+    return _open(path, _check_request(_where(path), list(features), target), check, missing)
+
+
+def open_new_rows(path: Path, features: Sequence[str], target: str) -> tuple[Source, bool]:
+    """Rows to predict, and whether they hold the target: open_table's checks, but the target is read only
+    if the header has it (else each Table's target is zeros, never read) and a feature may be constant (one
+    row is)."""
+    path = Path(path)
+    has_target = target in _column_names(path)
+    names = _check_request(_where(path), list(features), target)
+    if not has_target:
+        names = names[:-1]
+    return _open(path, names, True, MISSING_ERROR, has_target=has_target, constant_ok=True)[0], has_target
+
+
+def _column_names(path: Path) -> list[str]:
+    """The header of a table, or [] if it cannot be read: reading it again then says what is wrong."""
+    try:
+        if path.suffix.lower() in CSV_SUFFIXES:
+            return _header_names(_where(path), path)
+        return pyarrow.parquet.read_schema(path).names
+    except (pa.ArrowException, OSError, PipelineError):
+        return []
+
+
+def _open(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
+          constant_ok: bool = False) -> tuple[Source, int]:
     where = _where(path)
-    names = _check_request(where, list(features), target)
     suffix = path.suffix.lower()
     if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
         found = f"extension {_show(path.suffix)}" if path.suffix else "no extension"
         raise PipelineError(f"{where}: {found}: expected {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
     _require_file(where, path)
     if suffix in CSV_SUFFIXES:
-        return _read_csv(where, path, names, missing)
-    return ParquetTable.open(where, path, names, check, missing)
+        return _read_csv(where, path, names, missing, has_target, constant_ok)
+    return ParquetTable.open(where, path, names, check, missing, has_target, constant_ok)
 
 
 def read_table(path: Path, features: Sequence[str], target: str, missing: str = MISSING_ERROR) -> Table:
@@ -202,7 +228,8 @@ def _did_you_mean(name: str, header: list[str]) -> str:
 # --- CSV -----------------------------------------------------------------------------------------------
 
 
-def _read_csv(where: str, path: Path, names: list[str], missing: str) -> tuple[Table, int]:
+def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target: bool = True,
+              constant_ok: bool = False) -> tuple[Table, int]:
     header = _csv_header(where, path, names)
     try:
         table = pyarrow.csv.read_csv(
@@ -216,7 +243,7 @@ def _read_csv(where: str, path: Path, names: list[str], missing: str) -> tuple[T
         raise _csv_problem(where, path, header, names, error) from None
     if table.num_rows == 0:
         raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers")
-    features, target = _to_float64(table, names)
+    features, target = _to_float64(table, names, has_target)
     values = _Values(names)
     # Block by block, so that the temporaries of the checks stay small beside the table.
     masks = []
@@ -224,7 +251,7 @@ def _read_csv(where: str, path: Path, names: list[str], missing: str) -> tuple[T
         block = slice(start, start + CHUNK_ROWS)
         mask = values.add(features[block], target[block])
         masks.append(np.ones(len(target[block]), dtype=bool) if mask is None else mask)
-    values.check(where, missing, lambda row: f"line {_csv_line(path, row)}")
+    values.check(where, missing, lambda row: f"line {_csv_line(path, row)}", constant_ok)
     if not values.rows_missing:
         return Table(features, target), 0
     complete = np.concatenate(masks)
@@ -406,16 +433,17 @@ def _csv_line(path: Path, row: int) -> int:
 class ParquetTable:
     """A checked Parquet file, read one row group at a time: memory for a row group, whatever the file's size."""
 
-    def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int], drop: bool = False):
+    def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int], drop: bool = False,
+                 has_target: bool = True):
         """group_rows: the rows of each row group the table holds; with drop, only the complete ones, and
-        each read leaves out the others again."""
-        self.where, self.path, self.names, self.drop = where, path, names, drop
+        each read leaves out the others again. Without has_target, names are the features alone."""
+        self.where, self.path, self.names, self.drop, self.has_target = where, path, names, drop, has_target
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
         self._file: pyarrow.parquet.ParquetFile | None = None  # opened at the first read, kept for the rest
 
     @classmethod
-    def open(cls, where: str, path: Path, names: list[str], check: bool = True,
-             missing: str = MISSING_ERROR) -> tuple["ParquetTable", int]:
+    def open(cls, where: str, path: Path, names: list[str], check: bool = True, missing: str = MISSING_ERROR,
+             has_target: bool = True, constant_ok: bool = False) -> tuple["ParquetTable", int]:
         """Check the schema, then every value, in one pass over the row groups; the table and how many rows
         missing="drop" left out. check=False skips the pass where nothing needs counting (missing="error")."""
         try:
@@ -434,11 +462,11 @@ class ParquetTable:
                     raise PipelineError(f"{where}: has no rows: expected at least one row")
                 group_rows = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
                 if not check and missing == MISSING_ERROR:
-                    return cls(where, path, names, group_rows), 0
+                    return cls(where, path, names, group_rows, has_target=has_target), 0
                 values = _Values(names)
                 complete_rows = []
                 for i in range(file.num_row_groups):
-                    features, target = _to_float64(file.read_row_group(i, columns=names), names)
+                    features, target = _to_float64(file.read_row_group(i, columns=names), names, has_target)
                     if len(target) != group_rows[i]:
                         break
                     complete = values.add(features, target)
@@ -448,8 +476,8 @@ class ParquetTable:
                                         "expected a whole file")
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(where, error) from None
-        values.check(where, missing, lambda row: f"row index {row}")
-        return cls(where, path, names, complete_rows, drop=missing == MISSING_DROP), values.rows_missing
+        values.check(where, missing, lambda row: f"row index {row}", constant_ok)
+        return cls(where, path, names, complete_rows, missing == MISSING_DROP, has_target), values.rows_missing
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -470,7 +498,8 @@ class ParquetTable:
             self._file = self._file or pyarrow.parquet.ParquetFile(self.path)
             group = first
             while self._starts[group] < stop:
-                features, target = _to_float64(self._file.read_row_group(group, columns=self.names), self.names)
+                features, target = _to_float64(self._file.read_row_group(group, columns=self.names), self.names,
+                                               self.has_target)
                 complete = _complete_rows(features, target) if self.drop else None
                 if complete is not None:
                     features, target = features[complete], target[complete]
@@ -494,11 +523,13 @@ def _unreadable(where: str, error: Exception) -> PipelineError:
 # --- Shared by both formats ----------------------------------------------------------------------------
 
 
-def _to_float64(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN)."""
-    features = np.empty((table.num_rows, len(names) - 1), dtype=np.float64)
-    target = np.empty(table.num_rows, dtype=np.float64)
-    columns = [features[:, j] for j in range(len(names) - 1)] + [target]
+def _to_float64(table: pa.Table, names: list[str], has_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN; where
+    the names hold no target, zeros that nothing reads)."""
+    n_features = len(names) - has_target
+    features = np.empty((table.num_rows, n_features), dtype=np.float64)
+    target = np.empty(table.num_rows, dtype=np.float64) if has_target else np.zeros(table.num_rows)
+    columns = [features[:, j] for j in range(n_features)] + [target] * has_target
     for j, name in enumerate(names):
         row = 0
         for chunk in table.column(name).chunks:
@@ -553,7 +584,7 @@ class _Values:
             column.add(values[complete], rows)
         return complete
 
-    def check(self, where: str, missing: str, locate: Callable[[int], str]) -> None:
+    def check(self, where: str, missing: str, locate: Callable[[int], str], constant_ok: bool = False) -> None:
         """No missing value (unless missing is "drop", which leaves such rows out), every value within
         ±LARGEST_VALUE, and no feature constant; `locate` names the line of a row."""
         if self.rows_missing:
@@ -569,7 +600,7 @@ class _Values:
             if self.rows_missing == self.n_rows:
                 raise PipelineError(f"{where}: every one of its {_count(self.n_rows, 'row')} has {found}: "
                                     "expected at least one complete row")
-        _check_values(where, self.names, self.columns, locate)
+        _check_values(where, self.names, self.columns, locate, constant_ok)
 
 
 @dataclass
@@ -598,8 +629,9 @@ class _Column:
         self.too_large += int(np.count_nonzero(too_large))
 
 
-def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str]) -> None:
-    """Every value within ±LARGEST_VALUE, and no feature constant."""
+def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str],
+                  constant_ok: bool = False) -> None:
+    """Every value within ±LARGEST_VALUE, and no feature constant (unless constant_ok: rows to predict)."""
     for j, (name, column) in enumerate(zip(names, columns)):
         is_feature = j < len(names) - 1
         if column.too_large:
@@ -608,7 +640,7 @@ def _check_values(where: str, names: list[str], columns: list[_Column], locate: 
                 f"±{LARGEST_VALUE:g} (first at {locate(column.first_too_large)}: {column.first_too_large_value:g}): "
                 f"expected |value| <= {LARGEST_VALUE:g}"
             )
-        if is_feature and column.lowest == column.highest:
+        if is_feature and not constant_ok and column.lowest == column.highest:
             raise PipelineError(
                 f"{where}: feature {_show(name)} is constant (every row is {column.lowest!r}): "
                 "expected at least two distinct values"

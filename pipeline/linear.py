@@ -1,6 +1,7 @@
 """A fitted linear model y = X·coefficients + intercept, its least-squares baseline, and its weights file.
 
-No torch here: evaluate and visualize read the weights with safetensors.numpy and compute in float64.
+No torch here: evaluate, visualize and predict read the weights with safetensors.numpy and compute in float64,
+and so can a notebook: `LinearModel.load("models/model.safetensors").predict(table)`.
 """
 
 import functools
@@ -11,30 +12,70 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_output, read_bytes
-from pipeline.rows import Rows, Table, chunks
+from pipeline.rows import Rows, Table, chunks, powers
 
 INTERCEPT = "intercept"
 
 
 @dataclass(frozen=True)
 class LinearModel:
-    """Coefficients by feature name and an intercept (0 for a model fitted through the origin)."""
+    """Coefficients by column name and an intercept (0 for a model fitted through the origin).
+
+    The columns are the raw features, then their powers up to `degree` (data.columns): with degree 1 they
+    are taken as given, so a model of power columns built elsewhere predicts from all of them.
+    """
 
     features: tuple[str, ...]
     coefficients: tuple[float, ...]
     intercept: float
+    degree: int = 1
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """float64 predictions for the rows of `features`, (n, d); elementwise, so the same bits on every CPU."""
+    @property
+    def raw_features(self) -> tuple[str, ...]:
+        """The columns a table must hold: the features whose powers make the others."""
+        return self.features[:len(self.features) // self.degree]
+
+    def predict(self, features: "np.ndarray | pa.Table") -> np.ndarray:
+        """float64 predictions for rows of every column (n, p), of the raw features (n, d) whose powers it
+        builds, or of a pyarrow Table holding the raw features by name; elementwise, so the same bits on every
+        CPU."""
+        features = self.columns_of(features)
         predictions = np.full(len(features), self.intercept, dtype=np.float64)
         for column, coefficient in enumerate(self.coefficients):
             predictions += coefficient * features[:, column]
         return predictions
+
+    def columns_of(self, features: "np.ndarray | pa.Table") -> np.ndarray:
+        """Every column of the model, (n, p) float64, from what `predict` accepts."""
+        if isinstance(features, (pa.Table, pa.RecordBatch)):
+            missing = [name for name in self.raw_features if name not in features.column_names]
+            if missing:
+                raise ValueError(f"the table has no column {missing[0]!r}: expected {list(self.raw_features)}")
+            features = np.column_stack([features.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+                                        for name in self.raw_features])
+        features = np.asarray(features)
+        if features.ndim != 2 or features.shape[1] not in (len(self.features), len(self.raw_features)):
+            raise ValueError(f"features of shape {features.shape}: expected (n, {len(self.raw_features)}) for "
+                             f"{list(self.raw_features)}" + (f" or (n, {len(self.features)})" if self.degree > 1 else ""))
+        if features.shape[1] == len(self.features):
+            return features
+        return powers(features.astype(np.float64), self.degree)
+
+    @classmethod
+    def load(cls, path: "Path | str") -> "LinearModel":
+        """The model a weights file holds, its columns and degree read from the file itself: no params.yaml,
+        no torch."""
+        path = Path(path)
+        state, metadata = _read_weights(path)
+        described = Description.of(path, metadata)
+        model = _model_of(path, state, described.features, described.fit_intercept)
+        return cls(model.features, model.coefficients, model.intercept, described.degree)
 
     def as_dict(self) -> dict[str, float]:
         """{feature: coefficient, …, "intercept": intercept}: the schema of truth.json and of the metrics."""
@@ -403,26 +444,101 @@ def prediction_gap(learnt: LinearModel, baseline: LinearModel, rows: Rows) -> fl
     return scores(learnt, baseline, rows, True).gap
 
 
-# Weights: the state_dict of torch.nn.Linear(d, 1), as safetensors, a format that cannot carry code.
+# Weights: the state_dict of torch.nn.Linear(d, 1), as safetensors, a format that cannot carry code. Its
+# metadata (strings, as safetensors allows) says what the weights mean, so that the file explains itself.
 
-def save_weights(path: Path, model: LinearModel, dtype: str, fit_intercept: bool) -> None:
+@dataclass(frozen=True)
+class Description:
+    """What a weights file's metadata says: the model's columns, the features they are made of, the degree,
+    the target, whether there is an intercept, and the dtype of the weights."""
+
+    features: tuple[str, ...]  # the model's columns, powers included: x, x^2, …
+    raw_features: tuple[str, ...]
+    degree: int
+    target: str | None
+    fit_intercept: bool
+    dtype: str
+
+    @classmethod
+    def load(cls, path: "Path | str") -> "Description":
+        """What the weights file at `path` says of itself."""
+        return cls.of(Path(path), _read_weights(Path(path))[1])
+
+    @classmethod
+    def of(cls, path: Path, metadata: dict[str, str]) -> "Description":
+        """What a weights file's metadata says; anything else gets one line."""
+        if METADATA_KEY not in metadata:
+            raise PipelineError(f"{path}: holds no {METADATA_KEY!r} metadata: expected weights written by train, "
+                                "which say what they mean (run `dvc repro`)")
+        try:
+            values = json.loads(metadata[METADATA_KEY])
+            found = cls(tuple(values["features"]), tuple(values["raw_features"]), values["degree"],
+                        values["target"], values["fit_intercept"], values["dtype"])
+            valid = (all(isinstance(name, str) for name in (*found.features, *found.raw_features))
+                     and type(found.degree) is int and found.degree >= 1
+                     and isinstance(found.target, (str, type(None))) and isinstance(found.fit_intercept, bool)
+                     and found.dtype in ("float32", "float64")
+                     and found.features[:len(found.raw_features)] == found.raw_features
+                     and len(found.features) == len(found.raw_features) * found.degree)
+        except (KeyError, ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise PipelineError(f"{path}: metadata {metadata[METADATA_KEY][:150]!r}: expected a JSON object of "
+                                f"{', '.join(FIELDS)} as train writes it (run `dvc repro`)")
+        return found
+
+    def as_metadata(self) -> dict[str, str]:
+        # One key: safetensors writes the keys of its metadata in no fixed order, and the same params must
+        # give the same bytes.
+        values = {name: getattr(self, name) for name in FIELDS}
+        return {METADATA_KEY: json.dumps(values | {"features": list(self.features),
+                                                   "raw_features": list(self.raw_features)})}
+
+
+# safetensors.safe_open(path, "numpy").metadata()["linear_model"] is a JSON object of the FIELDS.
+METADATA_KEY = "linear_model"
+FIELDS = ("features", "raw_features", "degree", "target", "fit_intercept", "dtype")
+
+
+def save_weights(path: Path, model: LinearModel, dtype: str, fit_intercept: bool, target: str | None = None,
+                 degree: int = 1) -> None:
+    """The weights as safetensors, with metadata that says what they mean (Description)."""
     state = {"weight": np.array([model.coefficients], dtype=dtype)}
     if fit_intercept:
         state["bias"] = np.array([model.intercept], dtype=dtype)
+    raw_features = model.features[:len(model.features) // degree]
+    metadata = Description(model.features, raw_features, degree, target, fit_intercept, dtype).as_metadata()
     with atomic_output(path) as temporary:
-        temporary.write_bytes(save_safetensors(state))
+        temporary.write_bytes(save_safetensors(state, metadata=metadata))
 
 
 def load_weights(path: Path, features: tuple[str, ...], fit_intercept: bool) -> LinearModel:
-    """Read the weights of a Linear(len(features), 1) model; anything else gets one line."""
+    """Read the weights of a Linear(len(features), 1) model, the columns that params.yaml names; anything
+    else, or metadata that names other columns, gets one line."""
+    state, metadata = _read_weights(path)
+    if METADATA_KEY in metadata:  # weights written before they described themselves are read as they were
+        described = Description.of(path, metadata)
+        if described.features != tuple(features):
+            raise PipelineError(f"{path}: holds the weights of columns {list(described.features)}: expected "
+                                f"{list(features)}, as data.features and data.degree say (run `dvc repro`)")
+    return _model_of(path, state, features, fit_intercept)
+
+
+def _read_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors and the metadata of a safetensors file; a file that is none gets one line."""
     content = read_bytes(path)
     if content[:2] in (b"PK", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
         raise PipelineError(f"{path}: is a pickle (a torch.save file?), which can run code when loaded: "
                             "expected safetensors weights (run `dvc repro`)")
     try:
         state = load_safetensors(content)
+        metadata = safe_open_metadata(content)
     except (SafetensorError, ValueError, OverflowError) as error:
         raise PipelineError(f"{path}: not a readable safetensors file ({str(error).splitlines()[0][:150]})") from None
+    return state, metadata
+
+
+def _model_of(path: Path, state: dict[str, np.ndarray], features: tuple[str, ...], fit_intercept: bool) -> LinearModel:
     expected_shapes = {"weight": (1, len(features))} | ({"bias": (1,)} if fit_intercept else {})
     if set(state) != set(expected_shapes):
         raise PipelineError(f"{path}: holds {sorted(state)}: expected {sorted(expected_shapes)} "
@@ -435,4 +551,4 @@ def load_weights(path: Path, features: tuple[str, ...], fit_intercept: bool) -> 
         if not np.isfinite(tensor).all():
             raise PipelineError(f"{path}: {name} is {tensor.tolist()}: expected finite numbers")
     intercept = float(state["bias"][0]) if fit_intercept else 0.0
-    return LinearModel(features, tuple(float(value) for value in state["weight"][0]), intercept)
+    return LinearModel(tuple(features), tuple(float(value) for value in state["weight"][0]), intercept)

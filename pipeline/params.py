@@ -79,12 +79,7 @@ class DataParams(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "DataParams":
-        path = PurePosixPath(self.source)
-        if path.is_absolute() or ".." in path.parts or "\\" in self.source:
-            raise ValueError(
-                f"data.source = {self.source!r}: expected a relative path inside the repository, "
-                "without '..' (DVC tracks only files in the repository)"
-            )
+        _require_inside_repository("data.source", self.source)
         repeated = sorted({name for name in self.features if self.features.count(name) > 1})
         if repeated:
             raise ValueError(f"data.features = {_show(self.features)}: names {repeated[0]!r} twice: "
@@ -146,6 +141,39 @@ class EvaluateParams(_Section):
     level: Annotated[float, Field(gt=0, lt=1, description="(of the confidence intervals)")]
 
 
+class PredictParams(_Section):
+    """Which rows the trained model predicts, where the predictions go, and the level of their intervals."""
+
+    section = "predict"
+    source: Annotated[str, Field(
+        min_length=1, description="a path inside the repository to a .csv or .parquet file")]
+    output: Annotated[str, Field(
+        min_length=1, description="a path inside the repository ending in .csv or .parquet")]
+    level: Annotated[float, Field(gt=0, lt=1, description="(of the prediction intervals)")]
+
+    @model_validator(mode="after")
+    def _check(self) -> "PredictParams":
+        _require_inside_repository("predict.source", self.source)
+        _require_inside_repository("predict.output", self.output)
+        if PurePosixPath(self.output).suffix not in OUTPUT_SUFFIXES:
+            raise ValueError(f"predict.output = {self.output!r}: expected a path ending in "
+                             f"{' or '.join(OUTPUT_SUFFIXES)} (the extension chooses the format)")
+        if PurePosixPath(self.output) == PurePosixPath(self.source):
+            raise ValueError(f"predict.output = {self.output!r} is also predict.source: "
+                             "expected another file, so that the rows are not overwritten")
+        return self
+
+
+OUTPUT_SUFFIXES = (".csv", ".parquet")
+
+
+def _require_inside_repository(key: str, value: str) -> None:
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise ValueError(f"{key} = {value!r}: expected a relative path inside the repository, "
+                         "without '..' (DVC tracks only files in the repository)")
+
+
 class VisualizeParams(_Section):
     """What only drawing needs."""
 
@@ -155,7 +183,7 @@ class VisualizeParams(_Section):
     seed: Seed
 
 
-SECTIONS = (SynthesizeParams, DataParams, TrainParams, EvaluateParams, VisualizeParams)
+SECTIONS = (SynthesizeParams, DataParams, TrainParams, EvaluateParams, VisualizeParams, PredictParams)
 Params = TypeVar("Params", bound=_Section)
 
 

@@ -212,7 +212,7 @@ def main() -> None:
     if params.processes == 1:
         distributed.configure_device(params.device)
         learnt, history = fit(split, features, params, baseline=baseline if params.stop_when_converged else None)
-        save_outputs(Path("."), learnt, history, params)
+        save_outputs(Path("."), learnt, history, params, data)
     else:
         distributed.run_processes(params.processes, [MODEL, HISTORY])
         learnt = load_weights(MODEL, features, params.fit_intercept)
@@ -229,11 +229,12 @@ def train_as_worker(data: DataParams, params: TrainParams) -> None:
         learnt, history = fit(split, data.columns, params, team, baseline)
         team.barrier()
         if team.rank == 0:
-            save_outputs(distributed.output_folder(), learnt, history, params)
+            save_outputs(distributed.output_folder(), learnt, history, params, data)
 
 
-def save_outputs(folder: Path, learnt: LinearModel, history: dict[str, np.ndarray], params: TrainParams) -> None:
-    save_weights(folder / MODEL, learnt, params.dtype, params.fit_intercept)
+def save_outputs(folder: Path, learnt: LinearModel, history: dict[str, np.ndarray], params: TrainParams,
+                 data: DataParams) -> None:
+    save_weights(folder / MODEL, learnt, params.dtype, params.fit_intercept, data.target, data.degree)
     write_history(folder / HISTORY, history)
 
 

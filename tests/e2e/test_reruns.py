@@ -23,7 +23,7 @@ SYNTHESIZE_CHANGES = [("synthesize.m", -1.5, set()), ("synthesize.c", 3.0, {"plo
 
 
 @pytest.mark.parametrize("key, value, may_stay", SYNTHESIZE_CHANGES)
-def test_changing_the_true_line_or_noise_reruns_all_four_stages_and_changes_what_depends_on_it(
+def test_changing_the_true_line_or_noise_reruns_every_stage_and_changes_what_depends_on_it(
         reproduced, key, value, may_stay):
     before, losses_before = read_outs(reproduced), losses(reproduced)
     set_param(reproduced, key, value)
@@ -41,9 +41,9 @@ def losses(project) -> list[float]:
 
 # Values that stop training short of least squares, so that the model moves.
 @pytest.mark.parametrize("key, value", [("train.lr", 0.002), ("train.epochs", 20)])
-def test_changing_lr_or_epochs_reruns_train_evaluate_and_visualize(reproduced, key, value):
+def test_changing_lr_or_epochs_reruns_train_evaluate_visualize_and_predict(reproduced, key, value):
     set_param(reproduced, key, value)
-    assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize"}
+    assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize", "predict"}
 
 
 def test_fewer_epochs_past_the_converged_one_rerun_train_alone_as_what_it_writes_is_the_same(reproduced):
@@ -88,5 +88,5 @@ def test_changing_lr_and_back_restores_every_output_from_the_run_cache(reproduce
     git(reproduced, "checkout", "--", "params.yaml")
     output = dvc(reproduced, "repro").stdout
     assert ran(output) == set()
-    assert restored(output) == {"train", "evaluate", "visualize"}
+    assert restored(output) == {"train", "evaluate", "visualize", "predict"}
     assert read_outs(reproduced) == before

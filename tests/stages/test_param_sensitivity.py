@@ -45,6 +45,9 @@ CHANGES = {
     "visualize.dpi": 72,
     "visualize.max_points": 100,
     "visualize.seed": 7,
+    "predict.source": TABLE,
+    "predict.output": "data/predictions.csv",
+    "predict.level": 0.5,
 }
 # What a key needs set first to matter: the sample's seed only counts when there are more points than the
 # scatter shows (the default data has 1000); synthesize's points have no other columns to choose.
@@ -58,7 +61,8 @@ SETTING_FIRST = {
 SETTING_FIRST_FOR = {
     ("visualize", "train.fit_intercept"): {"data.source": "data/two_rows.csv", "data.test_fraction": 0.0},
 }
-
+# Keys that say where a stage writes: a change shows as the file it names.
+OUTPUT_PATHS = {"predict.output"}
 # Only sgd has momentum: changed in a run of its own, since train.optimizer changes too.
 APART = {"train.momentum"}
 
@@ -115,8 +119,10 @@ def test_changing_a_key_a_stage_declares_changes_what_it_does(reproduced_templat
     set_param(folder, key, CHANGES[key])
     after = outcome(folder, stage_name)
     assert isinstance(before, dict) or isinstance(after, dict), (before, after)  # it ran at least once
-    # train stops on its tolerances too, so no key a stage declares is only printed
-    assert after != before
+    if key in OUTPUT_PATHS:
+        assert (folder / CHANGES[key]).is_file()
+    else:  # train stops on its tolerances too, so no key a stage declares is only printed
+        assert after != before
 
 
 def other_keys(stage_name: str) -> list[list[str]]:
