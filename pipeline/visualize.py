@@ -5,6 +5,7 @@ against actual. Held-out rows are drawn apart from training rows. No torch: the 
 """
 
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.lines import Line2D
+from matplotlib.ticker import Formatter, LogLocator, NullFormatter
 
 from pipeline.dataset import Split, load_split
 from pipeline.errors import run_stage
@@ -93,10 +95,87 @@ def scatter(axes: Axes, points: list[Points], x: list[np.ndarray], y: list[np.nd
         axes.scatter(x_values, y_values, label=each.label, zorder=1, **ROWS[each.name], **style)
 
 
+def number(value: float, digits: int = 4) -> str:
+    """`value` to `digits` significant digits, the one format of every label: positional with thousands
+    separators ("11,578", "2.503", "0.0002026") from 1e-4 to 1e8, else "7.008×10⁸"; a true minus sign."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    magnitude = math.floor(math.log10(abs(value)))
+    if not -4 <= magnitude < 8:
+        return _scientific(value, digits)
+    decimals = max(0, digits - 1 - magnitude)
+    return _plain(f"{round(value, decimals):,.{decimals}f}")
+
+
+def _plain(text: str) -> str:
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.replace("-", "−")
+
+
+def _scientific(value: float, digits: int) -> str:
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    return f"{_plain(mantissa)}×10{str(int(exponent)).translate(SUPERSCRIPTS)}"
+
+
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+class Ticks(Formatter):
+    """Tick labels in `number`'s format, each with the few decimals it needs ("0", "0.5", "1,000"), and
+    more than four significant digits only where close ticks need them to differ (2.5005, 2.501). An axis
+    that reaches beyond `number`'s positional range writes all its ticks as powers of ten."""
+
+    def __call__(self, value: float, pos: int | None = None) -> str:
+        return number(value)
+
+    def format_ticks(self, values) -> list[str]:
+        values = [float(value) for value in values]
+        steps = np.diff(sorted(values))
+        step = steps[steps > 0].min() if (steps > 0).any() else 1.0
+        magnitudes = [math.floor(math.log10(abs(value))) for value in values if value != 0]
+        if any(not -4 <= magnitude < 8 for magnitude in magnitudes):
+            return [self._tick(value, step, scientific=True) for value in values]
+        return [self._tick(value, step) for value in values]
+
+    @staticmethod
+    def _tick(value: float, step: float, scientific: bool = False) -> str:
+        if value == 0:
+            return "0"
+        if scientific:
+            return _scientific(value, 6)
+        for decimals in range(0, 13):
+            if abs(value - round(value, decimals)) <= 1e-6 * min(step, abs(value)):
+                return _plain(f"{round(value, decimals):,.{decimals}f}")
+        return number(value)
+
+
+def tidy(axes: Axes) -> None:
+    """One number format on both axes (minor ticks of a log axis unlabelled)."""
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_formatter(Ticks())
+        if axis.get_scale() != "linear":
+            axis.set_minor_formatter(NullFormatter())
+
+
+def wrap(text: str, width: int) -> str:
+    """Lines of at most `width` characters, long column names broken too, so no title runs off its panel."""
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
+
+
+def epoch_axis(axes: Axes, epochs: np.ndarray) -> None:
+    """Epochs 0 to 1 linear, then logarithmic: the first epochs, where most of the movement is, get as much
+    room as the hundreds after them."""
+    axes.set_xscale("symlog", linthresh=1, linscale=0.5)
+    axes.set_xlim(0, max(1.0, float(epochs[-1])))
+    axes.set_xlabel("epoch (log scale)")
+
+
 def legend_below(figure: Figure, axes: Axes) -> None:
     """The legend of `axes` under the plot, where it hides no point; its markers opaque however faint the points."""
     handles, labels = axes.get_legend_handles_labels()
     columns = 2 if max(len(label) for label in labels) <= 40 else 1
+    labels = [wrap(label, 70) for label in labels]  # an equation of two 40-character names fits the page
     legend = figure.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize="small")
     for handle in legend.legend_handles:
         if isinstance(handle, PathCollection):
@@ -110,12 +189,19 @@ def span(points: list[Points], column: int) -> np.ndarray:
     return np.array([[min(v.min() for v in values)], [max(v.max() for v in values)]])
 
 
+# Panels of a grid: at most MAX_PANELS, so that a figure stays under 3,000 px at 100 dpi whatever the width
+# of the table; wider tables show the columns that matter most and name how many are left out.
+MAX_PANELS = 9
+PANEL_WIDTH, PANEL_HEIGHT = 3.6, 3.2  # inches
+MAX_PIXELS = 3000
+
+
 def panels(figure: Figure, n_panels: int, sharey: bool = False) -> list[Axes]:
     """A grid of `n_panels` axes, one row up to three, else about square; the figure grows with it."""
     columns = n_panels if n_panels <= 3 else math.ceil(math.sqrt(n_panels))
     rows = math.ceil(n_panels / columns)
-    height = 4.8 if rows == 1 else 3.2 * rows + 0.4
-    figure.set_size_inches(max(6.4, 3.6 * columns), height)
+    height = 4.8 if rows == 1 else PANEL_HEIGHT * rows + 0.8
+    figure.set_size_inches(max(6.4, PANEL_WIDTH * columns), height)
     grid = list(figure.subplots(rows, columns, sharey=sharey, squeeze=False).flat)
     for unused in grid[n_panels:]:
         unused.remove()
@@ -124,24 +210,57 @@ def panels(figure: Figure, n_panels: int, sharey: bool = False) -> list[Axes]:
     return grid[:n_panels]
 
 
+def largest(names: tuple[str, ...], sizes: np.ndarray, k: int) -> tuple[str, ...]:
+    """The `k` names of the largest `sizes`, in their own order (ties by position: deterministic)."""
+    if len(names) <= k:
+        return names
+    chosen = np.sort(np.argsort(-np.abs(sizes), kind="stable")[:k])
+    return tuple(names[index] for index in chosen)
+
+
+def left_out(shown: tuple[str, ...], names: tuple[str, ...], what: str, limit: int = 6) -> str:
+    """"Not shown: 3 <what>: a, b, c" naming up to `limit` of the names left out, or "" when none is."""
+    hidden = [name for name in names if name not in set(shown)]
+    if not hidden:
+        return ""
+    named = ", ".join(hidden[:limit]) + (f" and {len(hidden) - limit:,} more" if len(hidden) > limit else "")
+    return f"Not shown: {len(hidden):,} {what}: {named}"
+
+
 def equation(model: LinearModel, target: str) -> str:
     sign = "−" if model.intercept < 0 else "+"
-    return f"{target} = {model.coefficients[0]:.4g}·{model.features[0]} {sign} {abs(model.intercept):.4g}"
+    return f"{target} = {number(model.coefficients[0])}·{model.features[0]} {sign} {number(abs(model.intercept))}"
+
+
+def correlations(points: list[Points]) -> np.ndarray:
+    """Each feature's correlation with the target over the rows shown (0 for a constant column)."""
+    features = np.concatenate([each.features for each in points])
+    target = np.concatenate([each.target for each in points])
+    centred, target = features - features.mean(axis=0), target - target.mean()
+    norms = np.sqrt((centred ** 2).sum(axis=0) * (target ** 2).sum())
+    return np.divide(centred.T @ target, norms, out=np.zeros(features.shape[1]), where=norms > 0)
 
 
 def plot_data(points: list[Points], features: tuple[str, ...], target: str, true_line: LinearModel | None) -> Figure:
-    """The target against each feature, one panel per feature sharing the y axis; the true line for one feature."""
+    """The target against each feature, one panel per feature sharing the y axis; the true line for one
+    feature. Of many features, the MAX_PANELS most correlated with the target, the rest named."""
     figure = Figure(layout="constrained")
-    for column, (axes, name) in enumerate(zip(panels(figure, len(features), sharey=True), features)):
+    shown = largest(features, correlations(points), MAX_PANELS)
+    for axes, name in zip(panels(figure, len(shown), sharey=True), shown):
+        column = features.index(name)
         scatter(axes, points, [each.features[:, column] for each in points], [each.target for each in points])
         if true_line is not None and len(features) == 1:
             x_range = span(points, 0)
             axes.plot(x_range[:, 0], true_line.predict(x_range), label=f"true: {equation(true_line, target)}", **TRUE)
-        axes.set_title(f"{target} against {name}")
-        axes.set_xlabel(name)
-        axes.set_ylabel(target)
-    if len(features) > 1:
-        figure.suptitle(f"The data: {target} against each of {len(features)} features")
+        axes.set_title(wrap(f"{target} against {name}", 30), fontsize="medium")
+        axes.set_xlabel(wrap(name, 30))
+        axes.set_ylabel(wrap(target, 30))
+        tidy(axes)
+    if len(shown) < len(features):
+        figure.suptitle(wrap(f"The data: {target} against the {len(shown)} of {len(features):,} features most "
+                             f"correlated with it", 90) + "\n" + wrap(left_out(shown, features, "less correlated"), 110))
+    elif len(features) > 1:
+        figure.suptitle(wrap(f"The data: {target} against each of {len(features)} features", 90))
     legend_below(figure, axes)  # every panel draws the same tables: one legend serves them all
     return figure
 
@@ -154,18 +273,17 @@ def plot_loss(history: dict[str, np.ndarray], mse_ols: float) -> Figure:
     if "test_loss" in history:
         axes.plot(history["epoch"], history["test_loss"], color=ROWS["test"]["color"], linestyle="--",
                   label="test loss")
-    axes.axhline(mse_ols, **{**LEAST_SQUARES, "linewidth": 3}, label=f"least-squares train MSE ({mse_ols:.4g})")
+    axes.axhline(mse_ols, **{**LEAST_SQUARES, "linewidth": 3}, label=f"least-squares train MSE ({number(mse_ols)})")
     losses = np.concatenate([history["train_loss"], history.get("test_loss", []), [mse_ols]])
+    epoch_axis(axes, history["epoch"])
     if (losses > 0).all():  # a log scale shows the whole descent; it cannot show a zero
         axes.set_yscale("log")
         if losses.max() / losses.min() < 1e4:
-            # Over a few decades, ticks at 1, 2 and 5 × 10^k as plain numbers: 10^k alone leaves one or two.
+            # Over a few decades, ticks at 1, 2 and 5 × 10^k: 10^k alone leaves one or two.
             axes.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-            axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-            axes.yaxis.set_minor_formatter(NullFormatter())
+    tidy(axes)
     axes.set_title("Loss (MSE) per epoch")
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("MSE")
+    axes.set_ylabel("MSE" + (" (log scale)" if axes.get_yscale() == "log" else ""))
     axes.legend()
     return figure
 
@@ -185,8 +303,8 @@ def plot_fit(points: list[Points], target: str, learnt: LinearModel, ols: Linear
                 axes.plot(x_range[:, 0], model.predict(x_range), label=f"{name}: {equation(model, target)}", **style)
         axes.set_title("Learnt line, least squares and the true line" if true_line is not None
                        else "Learnt line and least squares")
-        axes.set_xlabel(learnt.features[0])
-        axes.set_ylabel(target)
+        axes.set_xlabel(wrap(learnt.features[0], 80))
+        axes.set_ylabel(wrap(target, 50))
     else:
         actual = [each.target for each in points]
         predicted = [learnt.predict(each.features) for each in points]
@@ -194,32 +312,91 @@ def plot_fit(points: list[Points], target: str, learnt: LinearModel, ols: Linear
         low = min(values.min() for values in actual + predicted)
         high = max(values.max() for values in actual + predicted)
         axes.plot([low, high], [low, high], color="black", linewidth=1, zorder=3, label="predicted = actual")
-        axes.set_title(f"Learnt model on {len(learnt.features)} features: predicted against actual {target}")
-        axes.set_xlabel(f"actual {target}")
-        axes.set_ylabel(f"predicted {target}")
+        axes.set_title(wrap(f"Learnt model on {len(learnt.features):,} features: predicted against actual {target}",
+                            70))
+        axes.set_xlabel(wrap(f"actual {target}", 80))
+        axes.set_ylabel(wrap(f"predicted {target}", 50))
+    tidy(axes)
     legend_below(figure, axes)
     return figure
 
 
+# The y axis of a trajectory is scaled to how it settles, unless its early values span more than
+# CLIP_RATIO times as much: a first-epoch spike then runs off the panel, and the legend says so.
+CLIP_RATIO = 5.0
+
+
+def approach(values: np.ndarray, references: list[float]) -> tuple[float, float] | None:
+    """y limits that show `values` settling near references[0] (least squares), or None to show them all.
+
+    The approach starts at the first value within one "size" of the reference (the largest magnitude of the
+    references and the last value); everything before it that lies outside is clipped, but only when the
+    whole span is more than CLIP_RATIO times the approach's: a gradual rise is shown whole.
+    """
+    target = references[0]
+    size = max(abs(value) for value in [*references, float(values[-1])])
+    near = np.flatnonzero(np.abs(values - target) <= size)
+    if len(near) == 0:
+        return None
+    settled = np.concatenate([values[near[0]:], references])
+    everything = np.concatenate([values, references])
+    low, high = float(settled.min()), float(settled.max())
+    if high == low or np.ptp(everything) <= CLIP_RATIO * (high - low):
+        return None
+    margin = 0.08 * (high - low)
+    return low - margin, high + margin
+
+
+def off_scale(epochs: np.ndarray, values: np.ndarray, limits: tuple[float, float]) -> str:
+    """The legend's note of what the limits clip: "epochs 0–12 off scale (up to 356,100)"."""
+    outside = np.flatnonzero((values < limits[0]) | (values > limits[1]))
+    first, last = int(epochs[outside[0]]), int(epochs[outside[-1]])
+    extreme = values[outside[np.argmax(np.abs(values[outside] - np.mean(limits)))]]
+    which = f"epoch {first}" if first == last else f"epochs {first}–{last}"
+    return f"{which} off scale ({'up' if extreme > limits[1] else 'down'} to {number(extreme)})"
+
+
 def plot_parameters(history: dict[str, np.ndarray], ols: LinearModel, true_line: LinearModel | None,
-                    optimizer: str, lr: float) -> Figure:
+                    optimizer: str, lr: float, sizes: np.ndarray | None = None) -> Figure:
     """One panel per coefficient and one for the intercept: the learnt value per epoch, beside least
-    squares and the true value."""
+    squares and the true value. Of many coefficients, the MAX_PANELS - 1 largest `sizes` (standardised
+    coefficients), the rest named."""
     figure = Figure(layout="constrained")
-    names = (*ols.features, INTERCEPT)
+    sizes = np.ones(len(ols.features)) if sizes is None else sizes
+    shown = largest(ols.features, sizes, MAX_PANELS - 1)
+    names = (*shown, INTERCEPT)
     m_ols = ols.as_dict()
     m_true = true_line.as_dict() if true_line is not None else {}
+    epochs = history["epoch"]
     for axes, name in zip(panels(figure, len(names)), names):
-        axes.plot(history["epoch"], history[name], label="learnt", **LEARNT)
-        axes.axhline(m_ols[name], label=f"least squares ({m_ols[name]:.4g})", **LEAST_SQUARES)
+        values = history[name]
+        axes.plot(epochs, values, label="learnt", **LEARNT)
+        axes.axhline(m_ols[name], label=f"least squares ({number(m_ols[name])})", **LEAST_SQUARES)
+        references = [m_ols[name], *([m_true[name]] if name in m_true else [])]
+        values_line = f"least squares {number(m_ols[name])}"
         if name in m_true:
-            axes.axhline(m_true[name], label=f"true ({m_true[name]:.4g})", **TRUE)
-        axes.set_title(name if name == INTERCEPT else f"coefficient of {name}")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(name)
-        axes.legend(fontsize="small")
-    epochs = len(history["epoch"]) - 1
-    figure.suptitle(f"Coefficients per epoch: {optimizer}, lr = {lr:g}, {epochs} epochs")
+            axes.axhline(m_true[name], label=f"true ({number(m_true[name])})", **TRUE)
+            values_line += f", true {number(m_true[name])}"
+        what = name if name == INTERCEPT else f"coefficient of {name}"
+        title = [wrap(what, 30), values_line]
+        limits = approach(values, references)
+        if limits is not None:
+            axes.set_ylim(limits)
+            title.append(off_scale(epochs, values, limits))
+        axes.set_title("\n".join(title), fontsize="medium")
+        epoch_axis(axes, epochs)
+        axes.set_ylabel(wrap(what, 30))
+        tidy(axes)
+    # The same three lines in every panel: one legend below them all, each panel's numbers in its title.
+    handles = [Line2D([], [], **LEARNT), Line2D([], [], **LEAST_SQUARES), *([Line2D([], [], **TRUE)] if m_true else [])]
+    figure.legend(handles, ["learnt", "least squares", "true"][:len(handles)], loc="outside lower center",
+                  ncols=len(handles), fontsize="small")
+    n_epochs = len(epochs) - 1
+    title = f"Coefficients per epoch: {optimizer}, lr = {number(lr)}, {n_epochs:,} epochs"
+    if len(shown) < len(ols.features):
+        title += (f"\nthe {len(shown)} largest of {len(ols.features):,} coefficients (standardised), and the intercept\n"
+                  + wrap(left_out(shown, ols.features, "smaller"), 110))
+    figure.suptitle(title)
     return figure
 
 
@@ -241,6 +418,21 @@ def read_metrics(path: Path, features: tuple[str, ...]) -> tuple[LinearModel, Li
     return model("learnt"), model("ols"), true_line, numbers(path, dotted, ["train.mse_ols"])["train.mse_ols"]
 
 
+def standardised(model: LinearModel, points: list[Points]) -> np.ndarray:
+    """Each coefficient × sd(feature) / sd(target) over the rows shown: sizes that columns of any scale share."""
+    features = np.concatenate([each.features for each in points])
+    target_sd = np.concatenate([each.target for each in points]).std()
+    return np.array(model.coefficients) * features.std(axis=0) / (target_sd if target_sd > 0 else 1.0)
+
+
+def save(path: Path, figure: Figure, dpi: int) -> None:
+    """Write `figure` as a PNG at most MAX_PIXELS on a side (a lower dpi for a large figure)."""
+    dpi = min(dpi, MAX_PIXELS / max(figure.get_size_inches()))
+    with atomic_output(path) as temporary:
+        # No "Software" text chunk: the bytes depend on the figure alone.
+        figure.savefig(temporary, format="png", dpi=dpi, metadata={"Software": None})
+
+
 def main() -> None:
     data = load_params(DataParams)
     train = load_params(TrainParams)
@@ -255,12 +447,11 @@ def main() -> None:
         PLOT_DATA: plot_data(points, features, data.target, true_line),
         PLOT_LOSS: plot_loss(history, mse_ols),
         PLOT_FIT: plot_fit(points, data.target, learnt, ols, true_line),
-        PLOT_PARAMETERS: plot_parameters(history, ols, true_line, train.optimizer, train.lr),
+        PLOT_PARAMETERS: plot_parameters(history, ols, true_line, train.optimizer, train.lr,
+                                         standardised(ols, points)),
     }
     for path, figure in figures.items():
-        with atomic_output(path) as temporary:
-            # No "Software" text chunk: the bytes depend on the figure alone.
-            figure.savefig(temporary, format="png", dpi=params.dpi, metadata={"Software": None})
+        save(path, figure, params.dpi)
 
 
 if __name__ == "__main__":
