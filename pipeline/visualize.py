@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv
 from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
@@ -19,8 +21,8 @@ from matplotlib.ticker import Formatter, LogLocator, NullFormatter
 from pipeline.dataset import Split, load_split
 from pipeline.errors import run_stage
 from pipeline.files import (
-    HISTORY, METRICS, PLOT_DATA, PLOT_FIT, PLOT_LOSS, PLOT_PARAMETERS, atomic_output, numbers, read_history,
-    read_json,
+    CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, PLOT_DATA, PLOT_FIT, PLOT_LOSS, PLOT_PARAMETERS,
+    atomic_output, numbers, read_history, read_json,
 )
 from pipeline.linear import INTERCEPT, LinearModel
 from pipeline.params import DataParams, TrainParams, VisualizeParams, load_params
@@ -418,11 +420,39 @@ def read_metrics(path: Path, features: tuple[str, ...]) -> tuple[LinearModel, Li
     return model("learnt"), model("ols"), true_line, numbers(path, dotted, ["train.mse_ols"])["train.mse_ols"]
 
 
-def standardised(model: LinearModel, points: list[Points]) -> np.ndarray:
-    """Each coefficient × sd(feature) / sd(target) over the rows shown: sizes that columns of any scale share."""
+def spread(points: list[Points]) -> np.ndarray:
+    """sd(feature) / sd(target) over the rows shown, by column: a coefficient times it is standardised, a
+    size that columns of any scale share."""
     features = np.concatenate([each.features for each in points])
     target_sd = np.concatenate([each.target for each in points]).std()
-    return np.array(model.coefficients) * features.std(axis=0) / (target_sd if target_sd > 0 else 1.0)
+    return features.std(axis=0) / (target_sd if target_sd > 0 else 1.0)
+
+
+def standardised(model: LinearModel, points: list[Points]) -> np.ndarray:
+    return np.array(model.coefficients) * spread(points)
+
+
+def charts(history: dict[str, np.ndarray], ols: LinearModel, scales: np.ndarray) -> dict[Path, pa.Table]:
+    """The tables of dvc.yaml's interactive charts. Coefficients: one row per coefficient and epoch, the
+    learnt and least-squares values times `scales` (sd(x) / sd(y)), for the MAX_PANELS - 1 largest, as in
+    parameters.png. Intercept: the same columns, in the target's units."""
+    shown = largest(ols.features, np.array(ols.coefficients) * scales, MAX_PANELS - 1)
+    epochs = history["epoch"].astype(np.int64)
+    columns = [ols.features.index(name) for name in shown]
+    coefficients = pa.table({
+        "epoch": np.tile(epochs, len(shown)),
+        "coefficient": np.repeat(np.array(shown, dtype=object), len(epochs)),
+        "standardised": np.concatenate([history[ols.features[c]] * scales[c] for c in columns]),
+        "least_squares": np.repeat([ols.coefficients[c] * scales[c] for c in columns], len(epochs)),
+    })
+    intercept = pa.table({"epoch": epochs, "coefficient": np.full(len(epochs), INTERCEPT, dtype=object),
+                          "intercept": history[INTERCEPT], "least_squares": np.full(len(epochs), ols.intercept)})
+    return {CHART_COEFFICIENTS: coefficients, CHART_INTERCEPT: intercept}
+
+
+def write_chart(path: Path, table: pa.Table) -> None:
+    with atomic_output(path) as temporary:
+        pyarrow.csv.write_csv(table, temporary, pyarrow.csv.WriteOptions(quoting_header="none"))
 
 
 def save(path: Path, figure: Figure, dpi: int) -> None:
@@ -452,6 +482,8 @@ def main() -> None:
     }
     for path, figure in figures.items():
         save(path, figure, params.dpi)
+    for path, table in charts(history, ols, spread(points)).items():
+        write_chart(path, table)
 
 
 if __name__ == "__main__":

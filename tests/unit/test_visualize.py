@@ -408,3 +408,21 @@ def test_of_many_features_the_panels_show_those_most_correlated_and_the_largest_
     data = plot_data(points, names, "y", None)
     correlation = [abs(np.corrcoef(features[:, i], target)[0, 1]) for i in range(12)]
     assert [axes.get_xlabel() for axes in data.axes] == [names[i] for i in sorted(np.argsort(correlation)[-9:])]
+
+
+def test_the_interactive_charts_hold_the_largest_coefficients_standardised_beside_least_squares_and_the_intercept():
+    names = tuple(f"x{index}" for index in range(10))
+    ols = LinearModel(names, tuple(float(index + 1) for index in range(10)), -4.0)
+    scales = np.array([10.0, 1, 1, 1, 1, 1, 1, 1, 1, 0.01])  # x0 standardised 10, x9 0.1: x1 drops out, x0 stays
+    epochs = np.arange(3)
+    history = {"epoch": epochs, **{name: np.array([0.0, 0.5, 1.0]) * value for name, value in ols.as_dict().items()}}
+    tables = visualize.charts(history, ols, scales)
+    coefficients = tables[visualize.CHART_COEFFICIENTS].to_pydict()
+    shown = ["x0", "x2", "x3", "x4", "x5", "x6", "x7", "x8"]  # the 8 largest of 1·10, 2, 3, …, 9, 10·0.01
+    assert coefficients["coefficient"] == [name for name in shown for _ in epochs]
+    assert coefficients["epoch"] == [0, 1, 2] * 8
+    assert coefficients["standardised"][:6] == [0.0, 5.0, 10.0, 0.0, 1.5, 3.0]  # x0: 1 × 10; x2: 3 × 1
+    assert coefficients["least_squares"][:6] == [10.0, 10.0, 10.0, 3.0, 3.0, 3.0]
+    intercept = tables[visualize.CHART_INTERCEPT].to_pydict()
+    assert intercept == {"epoch": [0, 1, 2], "coefficient": ["intercept"] * 3, "intercept": [0.0, -2.0, -4.0],
+                         "least_squares": [-4.0] * 3}
