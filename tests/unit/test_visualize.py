@@ -2,6 +2,7 @@
 only when there is one, and least squares as the reference training should reach."""
 
 import re
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,10 @@ from pipeline import visualize
 from pipeline.dataset import Split, Table
 from pipeline.errors import PipelineError
 from pipeline.files import write_history, write_json
-from pipeline.linear import LinearModel
+from pipeline.linear import LinearModel, fit_least_squares
 from pipeline.visualize import (
-    MAX_PIXELS, marker_style, number, plot_data, plot_fit, plot_loss, plot_parameters, points_of, read_metrics,
-    sample, save, standardised,
+    MAX_PIXELS, Interval, cooks_contour, intervals_of, marker_style, number, plot_coefficients, plot_data, plot_fit,
+    plot_loss, plot_parameters, plot_residuals, points_of, read_metrics, residuals_of, sample, save,
 )
 
 
@@ -331,6 +332,10 @@ def long_names_case():
     truth = model(LONG, 3000.0, 10_000.0, -500.0, 20_000.0)
     split = split_of(features, truth.predict(features), n_test=12)
     figures = four_figures(split, LONG, LONG_TARGET, None, truth, truth)
+    fit = fit_least_squares(split.train, LONG, True, Path("t.csv"))
+    figures["residuals"] = plot_residuals(points_of(split, 2000, 0), fit, LONG_TARGET)
+    figures["coefficients"] = plot_coefficients(
+        [Interval(name, 1.0, 0.5, 1.5, 1.1, 4.0) for name in LONG], level=0.95)
     one = split_of(features[:, :1], 3000 * features[:, 0], n_test=12)
     figures["fit, one feature"] = four_figures(one, LONG[:1], LONG_TARGET, None, model(LONG[:1], 3000.0, 0.0),
                                                model(LONG[:1], 3000.0, 0.0))["fit"]
@@ -359,6 +364,11 @@ def wide(n_features: int) -> tuple[Split, tuple[str, ...], LinearModel]:
     return split_of(features, ols.predict(features) + rng.normal(0, 1, 300), n_test=60), names, ols
 
 
+def standardised(ols: LinearModel, split: Split) -> np.ndarray:
+    """Each coefficient × sd(feature) / sd(target) over the training rows."""
+    return np.array(ols.coefficients) * split.train.features.std(axis=0) / split.train.target.std()
+
+
 def png_size(path: Path) -> tuple[int, int]:
     header = path.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
@@ -376,7 +386,7 @@ def test_every_picture_stays_within_3000_pixels_and_names_what_it_leaves_out(tmp
         "data": plot_data(points, names, "y", None),
         "loss": plot_loss(history, 2.0),
         "fit": plot_fit(points, "y", ols, ols, None),
-        "parameters": plot_parameters(history, ols, None, "sgd", 0.1, standardised(ols, points)),
+        "parameters": plot_parameters(history, ols, None, "sgd", 0.1, standardised(ols, split)),
     }
     for name, figure in figures.items():
         assert len(figure.axes) <= 9, name
@@ -402,7 +412,7 @@ def test_of_many_features_the_panels_show_those_most_correlated_and_the_largest_
     expected = [names[i] for i in sorted(np.argsort(by_size)[-8:])]
     epochs = np.arange(3.0)
     history = {"epoch": epochs, "train_loss": np.ones(3), **{n: np.full(3, v) for n, v in ols.as_dict().items()}}
-    figure = plot_parameters(history, ols, None, "sgd", 0.1, standardised(ols, points))
+    figure = plot_parameters(history, ols, None, "sgd", 0.1, standardised(ols, split_of(features, target, 0)))
     assert [axes.get_title().splitlines()[0] for axes in figure.axes] == [
         *(f"coefficient of {name}" for name in expected), "intercept"]
     data = plot_data(points, names, "y", None)
@@ -426,3 +436,111 @@ def test_the_interactive_charts_hold_the_largest_coefficients_standardised_besid
     intercept = tables[visualize.CHART_INTERCEPT].to_pydict()
     assert intercept == {"epoch": [0, 1, 2], "coefficient": ["intercept"] * 3, "intercept": [0.0, -2.0, -4.0],
                          "least_squares": [-4.0] * 3}
+
+
+def diagnosed(n_test: int = 8):
+    """A 3-feature table, its least-squares fit on the training rows, and the rows shown."""
+    rng = np.random.default_rng(4)
+    features = rng.normal(0, 1, (48, 3)) * [1.0, 10.0, 0.1]
+    target = features @ [2.0, -0.3, 5.0] + 1 + rng.normal(0, 0.5, 48)
+    split = split_of(features, target, n_test)
+    fit = fit_least_squares(split.train, NAMES_3, True, Path("t.csv"))
+    return split, fit, points_of(split, 2000, seed=0)
+
+
+def test_residual_diagnostics_standardise_by_the_hat_values_of_the_training_design():
+    split, fit, points = diagnosed()
+    train, test = residuals_of(points, fit)
+    # The hat matrix and s² computed the textbook way, with the normal equations (fine for 40 rows).
+    design = np.column_stack([np.ones(40), split.train.features])
+    hat = design @ np.linalg.inv(design.T @ design) @ design.T
+    residuals = split.train.target - hat @ split.train.target
+    s = np.sqrt(residuals @ residuals / (40 - 4))
+    assert train.leverage == pytest.approx(np.diag(hat), rel=1e-9)
+    assert train.residuals == pytest.approx(residuals, abs=1e-9)
+    assert train.standardised == pytest.approx(residuals / (s * np.sqrt(1 - np.diag(hat))), rel=1e-9)
+    # A held-out row is a new observation: its residual's variance is s²(1 + h).
+    new = np.column_stack([np.ones(8), split.test.features])
+    h_new = np.einsum("ij,jk,ik->i", new, np.linalg.inv(design.T @ design), new)
+    assert test.leverage == pytest.approx(h_new, rel=1e-9)
+    assert test.standardised == pytest.approx(test.residuals / (s * np.sqrt(1 + h_new)), rel=1e-9)
+
+
+def test_cooks_distance_contours_lie_where_d_is_half_and_one():
+    leverage = np.array([0.05, 0.2, 0.5])
+    for distance in (0.5, 1.0):
+        r = cooks_contour(leverage, distance, p=4)
+        assert r ** 2 * leverage / (4 * (1 - leverage)) == pytest.approx(distance)  # Cook's D, as R defines it
+
+
+def test_the_residual_figure_has_r_s_four_panels_with_training_and_test_rows_apart():
+    split, fit, points = diagnosed()
+    figure = plot_residuals(points, fit, "y")
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles == ["Residuals against fitted", "Normal Q–Q", "Scale–location", "Residuals against leverage"]
+    for axes in figure.axes:
+        shown = scatters(axes)
+        assert (shown["train"].get_label(), shown["test"].get_label()) == ("train (40 rows)", "test (8 rows)")
+        assert len(shown["train"].get_offsets()) == 40 and len(shown["test"].get_offsets()) == 8
+    # Q–Q: the sorted standardised residuals against normal quantiles at R's ppoints, (i − 1/2) / n.
+    train_qq = scatters(figure.axes[1])["train"].get_offsets()
+    normal = [statistics.NormalDist().inv_cdf((i - 0.5) / 40) for i in range(1, 41)]
+    assert np.asarray(train_qq[:, 0]) == pytest.approx(normal, rel=1e-12)
+    assert list(train_qq[:, 1]) == sorted(residuals_of(points, fit)[0].standardised)
+    # Scale–location: √|standardised residual| against fitted.
+    location = scatters(figure.axes[2])["train"].get_offsets()
+    assert np.asarray(location[:, 1]) == pytest.approx(np.sqrt(np.abs(residuals_of(points, fit)[0].standardised)))
+    labels = [line.get_label() for line in figure.axes[3].get_lines()]
+    assert sum(label.startswith("Cook's distance 0.5") for label in labels) == 1
+    assert sum(label.startswith("Cook's distance 1") for label in labels) == 1
+    assert not any("test" in label for label in legend_texts(plot_residuals(points_of(
+        split_of(split.train.features, split.train.target, 0), 2000, 0), fit, "y")))
+
+
+def intervals(n: int) -> list[Interval]:
+    """Coefficient k: estimate k + 1, interval ± 1, learnt 0.1 short of it, t = (k + 1) / 0.5 … so the
+    largest |t| are the last."""
+    return [Interval(f"c{k}", k + 1.0, k, k + 2.0, k + 0.9, (k + 1) / 0.5) for k in range(n)]
+
+
+def top_down(axes) -> list[str]:
+    """The y tick labels from the top of the panel down."""
+    ticks = sorted(zip(axes.get_yticks(), (label.get_text() for label in axes.get_yticklabels())), reverse=True)
+    return [label for _, label in ticks]
+
+
+def test_the_coefficients_figure_shows_each_interval_with_least_squares_and_the_learnt_value_beside():
+    figure = plot_coefficients(intervals(3), level=0.95)
+    axes = figure.axes[0]
+    assert top_down(axes) == ["c0", "c1", "c2"]  # the first at the top
+    (bars,) = [each for each in axes.collections if each.get_label().startswith("least squares, 95%")]
+    segments = sorted((segment[0][0], segment[1][0]) for segment in bars.get_segments())
+    assert segments == [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)]
+    points = {each.get_label(): each.get_offsets() for each in axes.collections if isinstance(each, PathCollection)}
+    assert sorted(points["least squares"][:, 0]) == [1.0, 2.0, 3.0]
+    assert sorted(points["learnt"][:, 0]) == pytest.approx([0.9, 1.9, 2.9])
+    # Beside, not on top: the learnt marker sits just below its coefficient's row.
+    assert all(0 < a - b < 0.5 for a, b in zip(sorted(points["least squares"][:, 1]), sorted(points["learnt"][:, 1])))
+    assert axes.get_xlabel() == "coefficient × sd(feature) / sd(target)"
+
+
+def test_of_many_coefficients_the_figure_shows_the_largest_t_and_says_how_many_it_left_out(tmp_path):
+    figure = plot_coefficients(intervals(500), level=0.9)
+    assert top_down(figure.axes[0]) == [f"c{k}" for k in range(480, 500)]  # in the columns' order
+    assert "the 20 of 500 with the largest |t|; 480 left out" in figure.get_suptitle().replace("\n", " ")
+    assert "90% confidence interval" in figure.get_suptitle().replace("\n", " ")
+    save(tmp_path / "coefficients.png", figure, 1000)
+    assert max(png_size(tmp_path / "coefficients.png")) <= MAX_PIXELS
+
+
+def test_the_intervals_are_read_from_the_metrics_and_standardised(tmp_path):
+    path = tmp_path / "metrics.json"
+    inference = {"x1": {"se": 0.5, "t": 4.0, "p": 0.001, "ci_low": 1.0, "ci_high": 3.0},
+                 "x2": {"se": 0.0, "t": None, "p": None, "ci_low": -1.0, "ci_high": -1.0}}
+    write_json(path, {"inference": inference})
+    learnt, ols = model(("x1", "x2"), 2.1, -1.0, 0.0), model(("x1", "x2"), 2.0, -1.0, 0.0)
+    assert intervals_of(path, learnt, ols, np.array([10.0, 0.5])) == [
+        Interval("x1", 20.0, 10.0, 30.0, 21.0, 4.0), Interval("x2", -0.5, -0.5, -0.5, -0.5, None)]
+    write_json(path, {"inference": {"x1": inference["x1"]}})
+    with pytest.raises(PipelineError, match=r"metrics.json: inference.x2.ci_low missing: expected a finite number"):
+        intervals_of(path, learnt, ols, np.array([10.0, 0.5]))
