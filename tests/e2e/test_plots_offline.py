@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import vl_convert
+from ruamel.yaml import YAML
 
 from tools.plots_page import VEGA_LITE, page_path, write_page
-from workspace import dvc, git
+from workspace import ROOT, dvc, git
 
 # Every host name resolves to nothing, so a page that needs the network fails here even on a machine that
 # has one. --virtual-time-budget lets the page's scripts run before --dump-dom prints the DOM; with
@@ -183,3 +184,37 @@ def test_the_coefficient_charts_draw_standardised_lines_beside_least_squares_on_
     # The tutorial's standardised slope: 2.5 · sd(x) / sd(y), about 0.99 (R² 0.98), least squares beneath.
     assert 0.95 < float(values[-1]["least_squares"]) < 1
     assert float(values[-1]["standardised"]) == pytest.approx(float(values[-1]["least_squares"]), rel=1e-5)
+
+
+# Appended to a page that `dvc plots diff` wrote: once every image has loaded, the window's width and where
+# each image ends on the right, as JSON in a <pre> that --dump-dom prints.
+IMAGE_PROBE = """<script>
+window.addEventListener("load", () => {
+    const found = document.createElement("pre");
+    found.id = "image-rights";
+    found.textContent = JSON.stringify({
+        width: document.documentElement.clientWidth,
+        rights: [...document.images].map(image => image.getBoundingClientRect().right),
+    });
+    document.body.appendChild(found);
+});
+</script>"""
+
+
+def test_in_plots_diff_each_run_s_pngs_fit_a_1400_pixel_window_side_by_side(reproduced, chromium, tmp_path):
+    dvc(reproduced, "exp", "run", "--name", "faster", "-S", "train.lr=0.02")
+    dvc(reproduced, "exp", "run", "--name", "slower", "-S", "train.lr=0.002")
+    dvc(reproduced, "plots", "diff", "faster", "slower")
+    page = reproduced / "dvc_plots" / "index.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("</body>", IMAGE_PROBE + "</body>"), encoding="utf-8")
+    result = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, "--window-size=1400,900", f"--user-data-dir={tmp_path / 'profile'}",
+         "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (found,) = re.findall(r'<pre id="image-rights">(.*?)</pre>', result.stdout, re.DOTALL)
+    measured = json.loads(found.replace("&quot;", '"'))
+    pngs = [plot for plot in YAML(typ="safe").load(ROOT / "dvc.yaml")["plots"] if isinstance(plot, str)]
+    assert len(measured["rights"]) == 2 * len(pngs)  # each run's image of each PNG plot
+    assert measured["width"] <= 1400
+    assert all(0 < right <= measured["width"] for right in measured["rights"]), measured
+

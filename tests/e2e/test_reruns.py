@@ -15,8 +15,10 @@ def test_a_second_repro_runs_nothing(reproduced):
 
 # Each change of synthesize, and the outputs it may leave as they were: the noise is not part of the true
 # line; and a new c moves y by a constant, which standardised training never sees (it centres y), so the
-# losses, and the loss plot drawn from them, may stay bit for bit the same.
-SYNTHESIZE_CHANGES = [("synthesize.m", -1.5, set()), ("synthesize.c", 3.0, {"plots/loss.png"}),
+# losses, and the loss plot drawn from them, may stay bit for bit the same; so may the standardised
+# coefficients, their chart and their intervals, which a constant does not move either.
+SYNTHESIZE_CHANGES = [("synthesize.m", -1.5, set()),
+                      ("synthesize.c", 3.0, {"plots/loss.png", "plots/coefficients.csv", "plots/coefficients.png"}),
                       ("synthesize.noise", 0.25, {"data/truth.json"})]
 
 
@@ -53,7 +55,7 @@ def test_fewer_epochs_past_convergence_rerun_train_and_visualize_but_not_evaluat
     assert ran(dvc(reproduced, "repro").stdout) == {"train", "visualize"}
     after = read_outs(reproduced)
     assert {path for path in ALL_OUTS if before[path] != after[path]} == {
-        HISTORY.as_posix(), "plots/loss.png", "plots/parameters.png"}
+        HISTORY.as_posix(), "plots/loss.png", "plots/parameters.png", "plots/coefficients.csv", "plots/intercept.csv"}
 
 
 @pytest.mark.parametrize("key, value", [("visualize.dpi", 72), ("visualize.max_points", 100), ("visualize.seed", 7)])
