@@ -12,13 +12,14 @@ from matplotlib.collections import PathCollection
 
 from pipeline import visualize
 from pipeline.dataset import Split, Table
-from pipeline.errors import PipelineError
-from pipeline.files import write_history, write_json
-from pipeline.linear import LinearModel, fit_least_squares
-from pipeline.visualize import (
-    MAX_PIXELS, Interval, cooks_contour, intervals_of, marker_style, number, plot_coefficients, plot_data, plot_fit,
-    plot_loss, plot_parameters, plot_residuals, points_of, read_metrics, residuals_of, sample, save,
+from pipeline.diagnostics import (
+    Interval, cooks_contour, intervals_of, plot_coefficients, plot_residuals, residuals_of,
 )
+from pipeline.drawing import MAX_PIXELS, marker_style, number, points_of, sample, save
+from pipeline.errors import PipelineError
+from pipeline.files import CHART_COEFFICIENTS, CHART_INTERCEPT, write_history, write_json
+from pipeline.linear import LinearModel, fit_least_squares
+from pipeline.visualize import plot_data, plot_fit, plot_loss, plot_parameters, read_metrics
 
 
 
@@ -427,13 +428,13 @@ def test_the_interactive_charts_hold_the_largest_coefficients_standardised_besid
     epochs = np.arange(3)
     history = {"epoch": epochs, **{name: np.array([0.0, 0.5, 1.0]) * value for name, value in ols.as_dict().items()}}
     tables = visualize.charts(history, ols, scales)
-    coefficients = tables[visualize.CHART_COEFFICIENTS].to_pydict()
+    coefficients = tables[CHART_COEFFICIENTS].to_pydict()
     shown = ["x0", "x2", "x3", "x4", "x5", "x6", "x7", "x8"]  # the 8 largest of 1·10, 2, 3, …, 9, 10·0.01
     assert coefficients["coefficient"] == [name for name in shown for _ in epochs]
     assert coefficients["epoch"] == [0, 1, 2] * 8
     assert coefficients["standardised"][:6] == [0.0, 5.0, 10.0, 0.0, 1.5, 3.0]  # x0: 1 × 10; x2: 3 × 1
     assert coefficients["least_squares"][:6] == [10.0, 10.0, 10.0, 3.0, 3.0, 3.0]
-    intercept = tables[visualize.CHART_INTERCEPT].to_pydict()
+    intercept = tables[CHART_INTERCEPT].to_pydict()
     assert intercept == {"epoch": [0, 1, 2], "coefficient": ["intercept"] * 3, "intercept": [0.0, -2.0, -4.0],
                          "least_squares": [-4.0] * 3}
 
