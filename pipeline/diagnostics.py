@@ -160,11 +160,13 @@ def plot_coefficients(intervals: list[Interval], level: float) -> Figure:
     axes.set_ylim(-0.8, len(shown) - 0.4)
     axes.set_xlabel("coefficient × sd(feature) / sd(target)")
     axes.xaxis.set_major_formatter(Ticks())  # the y axis names the coefficients
-    title = f"Coefficients, standardised: least squares with its {number(100 * level)}% confidence interval, and the learnt value"
+    title = [f"Coefficients, standardised: least squares with its {number(100 * level)}% confidence interval, "
+             "and the learnt value"]
     if len(shown) < len(intervals):
-        title += (f"\nthe {len(shown)} of {len(intervals):,} with the largest |t|; "
-                  f"{len(intervals) - len(shown):,} left out")
-    figure.suptitle(wrap(title, 70), fontsize="medium")  # centred on the page: long names widen the axis
+        title.append(f"the {len(shown)} of {len(intervals):,} with the largest |t|; "
+                     f"{len(intervals) - len(shown):,} left out")
+    # Over the page, not the axes: long names widen the axis and push a centred title off the page.
+    figure.suptitle("\n".join(wrap(line, 70) for line in title), fontsize="medium")
     legend_below(figure, axes)
     return figure
 
