@@ -28,6 +28,12 @@ PLOT_DATA = Path("plots/data.png")
 PLOT_LOSS = Path("plots/loss.png")
 PLOT_FIT = Path("plots/fit.png")
 PLOT_PARAMETERS = Path("plots/parameters.png")
+PLOT_RESIDUALS = Path("plots/residuals.png")
+PLOT_COEFFICIENTS = Path("plots/coefficients.png")
+# The coefficients (standardised) and the intercept per epoch beside least squares, for dvc.yaml's
+# interactive charts: drawn from the history by visualize.
+CHART_COEFFICIENTS = Path("plots/coefficients.csv")
+CHART_INTERCEPT = Path("plots/intercept.csv")
 
 # Rows per Parquet row group that synthesize writes; streaming readers take a table one row group at a time.
 # It is also pyarrow's own default, so a table of any size is written as pyarrow.parquet.write_table would.

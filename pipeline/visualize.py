@@ -1,147 +1,71 @@
-"""Stage visualize: draw the data, the loss, the learnt model and how its coefficients moved in training.
+"""Stage visualize: draw the data, the loss, the learnt model and how its coefficients moved in training;
+the least-squares fit's residuals and intervals (pipeline.diagnostics); and the tables of dvc.yaml's
+interactive coefficient charts.
 
-One feature gets the tutorial's pictures (lines over a scatter); several get small multiples and predicted
-against actual. Held-out rows are drawn apart from training rows. No torch: the models are read from the metrics.
+One feature gets the tutorial's pictures (lines, or curves of a higher degree, over a scatter); several get
+small multiples of the features that matter most and predicted against actual. Held-out rows are drawn apart
+from training rows. No torch: the models are read from the metrics and models/ols.safetensors.
 """
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.collections import PathCollection
+import pyarrow as pa
+import pyarrow.csv
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogLocator
 
-from pipeline.dataset import Split, load_split
+from pipeline.dataset import load_split
+from pipeline.diagnostics import intervals_of, plot_coefficients, plot_residuals
+from pipeline.drawing import (
+    LEARNT, LEAST_SQUARES, MAX_PANELS, ROWS, TRUE, Points, epoch_axis, largest, left_out, legend_below, number,
+    panels, points_of, save, scatter, span, tidy, wrap,
+)
 from pipeline.errors import run_stage
 from pipeline.files import (
-    HISTORY, METRICS, PLOT_DATA, PLOT_FIT, PLOT_LOSS, PLOT_PARAMETERS, atomic_output, numbers, read_history,
-    read_json,
+    CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT, PLOT_LOSS,
+    PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, read_history, read_json,
 )
-from pipeline.linear import INTERCEPT, LinearModel
-from pipeline.params import DataParams, TrainParams, VisualizeParams, load_params
-from pipeline.rows import Rows, Table, chunks, concatenate
-
-# Least squares thick and translucent underneath, the learnt model thin on top, the truth dashed above
-# both: when all three coincide, as they should after training, each stays visible.
-LEARNT = {"color": "tab:red", "linewidth": 1.5, "zorder": 3}
-LEAST_SQUARES = {"color": "tab:orange", "linewidth": 6, "alpha": 0.45, "zorder": 2}
-TRUE = {"color": "tab:green", "linestyle": (0, (4, 3)), "linewidth": 1.5, "zorder": 4}
-ROWS = {"train": {"color": "tab:blue", "marker": "o"}, "test": {"color": "tab:purple", "marker": "^"}}
-
-
-@dataclass(frozen=True)
-class Points:
-    """The rows one scatter draws: all `n_rows` of a table ("train" or "test"), or a seeded sample."""
-
-    name: str
-    features: np.ndarray
-    target: np.ndarray
-    n_rows: int
-
-    @property
-    def label(self) -> str:
-        if len(self.target) < self.n_rows:
-            return f"{self.name} ({len(self.target):,} of {self.n_rows:,} rows)"
-        return f"{self.name} ({self.n_rows:,} rows)"
-
-
-def sample(rows: Rows, max_points: int, seed: int) -> Table:
-    """At most `max_points` rows, a seeded random choice (in their order) when there are more, read a chunk
-    at a time: memory for a chunk and the rows chosen, whatever the number of rows."""
-    n_rows = len(rows)
-    if n_rows <= max_points:
-        return concatenate(list(chunks(rows)))
-    # n_rows is known up front, so choosing indices first draws as a seeded reservoir would, in O(max_points) memory.
-    chosen = np.sort(np.random.default_rng(seed).choice(n_rows, size=max_points, replace=False))
-    picked, start = [], 0
-    for chunk in chunks(rows):
-        low, high = np.searchsorted(chosen, [start, start + len(chunk)])
-        picked.append(chunk.select(chosen[low:high] - start))
-        start += len(chunk)
-    return concatenate(picked)
-
-
-def points_of(split: Split, max_points: int, seed: int) -> list[Points]:
-    """The training rows, then the test rows if any: at most `max_points` in all, shared in proportion
-    (but one row of each at the least)."""
-    tables = {"train": split.train}
-    if split.test is not None:
-        tables["test"] = split.test
-    n_rows = sum(len(table) for table in tables.values())
-    points = []
-    for name, table in tables.items():
-        budget = max(1, max_points * len(table) // n_rows)
-        shown = sample(table, budget, seed)
-        points.append(Points(name, shown.features, shown.target, len(table)))
-    return points
-
-
-def marker_style(n_shown: int) -> dict[str, float]:
-    """Marker area and opacity that keep 6 points visible and a million from becoming one blot."""
-    size = min(40.0, max(1.0, 400 / math.sqrt(n_shown)))  # in points²: 40 up to 100 points, 1 from 160,000
-    alpha = min(0.9, max(0.05, 30 / math.sqrt(n_shown)))
-    return {"s": size, "alpha": alpha, "linewidths": 0}
-
-
-def scatter(axes: Axes, points: list[Points], x: list[np.ndarray], y: list[np.ndarray]) -> None:
-    """Each table's rows at (x, y), one array of each per table: training and test apart."""
-    style = marker_style(sum(len(each.target) for each in points))
-    for each, x_values, y_values in zip(points, x, y):
-        axes.scatter(x_values, y_values, label=each.label, zorder=1, **ROWS[each.name], **style)
-
-
-def legend_below(figure: Figure, axes: Axes) -> None:
-    """The legend of `axes` under the plot, where it hides no point; its markers opaque however faint the points."""
-    handles, labels = axes.get_legend_handles_labels()
-    columns = 2 if max(len(label) for label in labels) <= 40 else 1
-    legend = figure.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize="small")
-    for handle in legend.legend_handles:
-        if isinstance(handle, PathCollection):
-            handle.set_alpha(1)
-            handle.set_sizes([20])
-
-
-def span(points: list[Points], column: int) -> np.ndarray:
-    """The smallest and largest value of feature `column` shown, as the two rows of a feature array."""
-    values = [each.features[:, column] for each in points]
-    return np.array([[min(v.min() for v in values)], [max(v.max() for v in values)]])
-
-
-def panels(figure: Figure, n_panels: int, sharey: bool = False) -> list[Axes]:
-    """A grid of `n_panels` axes, one row up to three, else about square; the figure grows with it."""
-    columns = n_panels if n_panels <= 3 else math.ceil(math.sqrt(n_panels))
-    rows = math.ceil(n_panels / columns)
-    height = 4.8 if rows == 1 else 3.2 * rows + 0.4
-    figure.set_size_inches(max(6.4, 3.6 * columns), height)
-    grid = list(figure.subplots(rows, columns, sharey=sharey, squeeze=False).flat)
-    for unused in grid[n_panels:]:
-        unused.remove()
-    for axes in grid[:n_panels]:
-        axes.tick_params(labelleft=True)  # sharey hides inner tick labels; each panel reads alone
-    return grid[:n_panels]
+from pipeline.linear import INTERCEPT, LeastSquares, LinearModel
+from pipeline.params import DataParams, EvaluateParams, TrainParams, VisualizeParams, load_params
+from pipeline.rows import powers
 
 
 def equation(model: LinearModel, target: str) -> str:
     sign = "−" if model.intercept < 0 else "+"
-    return f"{target} = {model.coefficients[0]:.4g}·{model.features[0]} {sign} {abs(model.intercept):.4g}"
+    return f"{target} = {number(model.coefficients[0])}·{model.features[0]} {sign} {number(abs(model.intercept))}"
+
+
+def correlations(points: list[Points]) -> np.ndarray:
+    """Each feature's correlation with the target over the rows shown (0 for a constant column)."""
+    features = np.concatenate([each.features for each in points])
+    target = np.concatenate([each.target for each in points])
+    centred, target = features - features.mean(axis=0), target - target.mean()
+    norms = np.sqrt((centred ** 2).sum(axis=0) * (target ** 2).sum())
+    return np.divide(centred.T @ target, norms, out=np.zeros(features.shape[1]), where=norms > 0)
 
 
 def plot_data(points: list[Points], features: tuple[str, ...], target: str, true_line: LinearModel | None) -> Figure:
-    """The target against each feature, one panel per feature sharing the y axis; the true line for one feature."""
+    """The target against each feature, one panel per feature sharing the y axis; the true line for one
+    feature. Of many features, the MAX_PANELS most correlated with the target, the rest named."""
     figure = Figure(layout="constrained")
-    for column, (axes, name) in enumerate(zip(panels(figure, len(features), sharey=True), features)):
+    shown = largest(features, correlations(points)[:len(features)], MAX_PANELS)
+    for axes, name in zip(panels(figure, len(shown), sharey=True), shown):
+        column = features.index(name)
         scatter(axes, points, [each.features[:, column] for each in points], [each.target for each in points])
         if true_line is not None and len(features) == 1:
             x_range = span(points, 0)
             axes.plot(x_range[:, 0], true_line.predict(x_range), label=f"true: {equation(true_line, target)}", **TRUE)
-        axes.set_title(f"{target} against {name}")
-        axes.set_xlabel(name)
-        axes.set_ylabel(target)
-    if len(features) > 1:
-        figure.suptitle(f"The data: {target} against each of {len(features)} features")
+        axes.set_title(wrap(f"{target} against {name}", 30), fontsize="medium")
+        axes.set_xlabel(wrap(name, 30))
+        axes.set_ylabel(wrap(target, 30))
+        tidy(axes)
+    if len(shown) < len(features):
+        figure.suptitle(wrap(f"The data: {target} against the {len(shown)} of {len(features):,} features most "
+                             f"correlated with it", 90) + "\n" + wrap(left_out(shown, features, "less correlated"), 110))
+    elif len(features) > 1:
+        figure.suptitle(wrap(f"The data: {target} against each of {len(features)} features", 90))
     legend_below(figure, axes)  # every panel draws the same tables: one legend serves them all
     return figure
 
@@ -154,39 +78,43 @@ def plot_loss(history: dict[str, np.ndarray], mse_ols: float) -> Figure:
     if "test_loss" in history:
         axes.plot(history["epoch"], history["test_loss"], color=ROWS["test"]["color"], linestyle="--",
                   label="test loss")
-    axes.axhline(mse_ols, **{**LEAST_SQUARES, "linewidth": 3}, label=f"least-squares train MSE ({mse_ols:.4g})")
+    axes.axhline(mse_ols, **{**LEAST_SQUARES, "linewidth": 3}, label=f"least-squares train MSE ({number(mse_ols)})")
     losses = np.concatenate([history["train_loss"], history.get("test_loss", []), [mse_ols]])
+    epoch_axis(axes, history["epoch"])
     if (losses > 0).all():  # a log scale shows the whole descent; it cannot show a zero
         axes.set_yscale("log")
         if losses.max() / losses.min() < 1e4:
-            # Over a few decades, ticks at 1, 2 and 5 × 10^k as plain numbers: 10^k alone leaves one or two.
+            # Over a few decades, ticks at 1, 2 and 5 × 10^k: 10^k alone leaves one or two.
             axes.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-            axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-            axes.yaxis.set_minor_formatter(NullFormatter())
+    tidy(axes)
     axes.set_title("Loss (MSE) per epoch")
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("MSE")
+    axes.set_ylabel("MSE" + (" (log scale)" if axes.get_yscale() == "log" else ""))
     axes.legend()
     return figure
 
 
 def plot_fit(points: list[Points], target: str, learnt: LinearModel, ols: LinearModel,
-             true_line: LinearModel | None) -> Figure:
-    """One feature: the learnt, least-squares and true lines over the scatter. Several: predicted
-    against actual, with the line where they are equal."""
+             true_line: LinearModel | None, degree: int = 1) -> Figure:
+    """One feature: the learnt, least-squares and true lines (curves, of a degree above 1) over the scatter.
+    Several: predicted against actual, with the line where they are equal."""
     figure = Figure(layout="constrained")
     axes = figure.add_subplot()
-    if len(learnt.features) == 1:
+    if len(learnt.features) == degree:  # one feature, and its powers
         scatter(axes, points, [each.features[:, 0] for each in points], [each.target for each in points])
-        x_range = span(points, 0)
+        low, high = span(points, 0)[:, 0]
+        # A line needs its two ends; a curve, enough points to look smooth.
+        x_range = np.array([[low], [high]]) if degree == 1 else np.linspace(low, high, 400)[:, None]
         lines = [("least squares", ols, LEAST_SQUARES), ("learnt", learnt, LEARNT), ("true", true_line, TRUE)]
         for name, model, style in lines:
             if model is not None:
-                axes.plot(x_range[:, 0], model.predict(x_range), label=f"{name}: {equation(model, target)}", **style)
-        axes.set_title("Learnt line, least squares and the true line" if true_line is not None
-                       else "Learnt line and least squares")
-        axes.set_xlabel(learnt.features[0])
-        axes.set_ylabel(target)
+                label = (f"{name}: {equation(model, target)}" if degree == 1
+                         else f"{name}: a polynomial of degree {degree} in {learnt.features[0]}")
+                axes.plot(x_range[:, 0], model.predict(powers(x_range, degree)), label=label, **style)
+        shape = "line" if degree == 1 else "curve"
+        axes.set_title(f"Learnt {shape}, least squares and the true line" if true_line is not None
+                       else f"Learnt {shape} and least squares")
+        axes.set_xlabel(wrap(learnt.features[0], 80))
+        axes.set_ylabel(wrap(target, 50))
     else:
         actual = [each.target for each in points]
         predicted = [learnt.predict(each.features) for each in points]
@@ -194,32 +122,91 @@ def plot_fit(points: list[Points], target: str, learnt: LinearModel, ols: Linear
         low = min(values.min() for values in actual + predicted)
         high = max(values.max() for values in actual + predicted)
         axes.plot([low, high], [low, high], color="black", linewidth=1, zorder=3, label="predicted = actual")
-        axes.set_title(f"Learnt model on {len(learnt.features)} features: predicted against actual {target}")
-        axes.set_xlabel(f"actual {target}")
-        axes.set_ylabel(f"predicted {target}")
+        axes.set_title(wrap(f"Learnt model on {len(learnt.features):,} features: predicted against actual {target}",
+                            70))
+        axes.set_xlabel(wrap(f"actual {target}", 80))
+        axes.set_ylabel(wrap(f"predicted {target}", 50))
+    tidy(axes)
     legend_below(figure, axes)
     return figure
 
 
+# The y axis of a trajectory is scaled to how it settles, unless its early values span more than
+# CLIP_RATIO times as much: a first-epoch spike then runs off the panel, and the legend says so.
+CLIP_RATIO = 5.0
+
+
+def approach(values: np.ndarray, references: list[float]) -> tuple[float, float] | None:
+    """y limits that show `values` settling near references[0] (least squares), or None to show them all.
+
+    The approach starts at the first value within one "size" of the reference (the largest magnitude of the
+    references and the last value); everything before it that lies outside is clipped, but only when the
+    whole span is more than CLIP_RATIO times the approach's: a gradual rise is shown whole.
+    """
+    target = references[0]
+    size = max(abs(value) for value in [*references, float(values[-1])])
+    near = np.flatnonzero(np.abs(values - target) <= size)
+    if len(near) == 0:
+        return None
+    settled = np.concatenate([values[near[0]:], references])
+    everything = np.concatenate([values, references])
+    low, high = float(settled.min()), float(settled.max())
+    if high == low or np.ptp(everything) <= CLIP_RATIO * (high - low):
+        return None
+    margin = 0.08 * (high - low)
+    return low - margin, high + margin
+
+
+def off_scale(epochs: np.ndarray, values: np.ndarray, limits: tuple[float, float]) -> str:
+    """The legend's note of what the limits clip: "epochs 0–12 off scale (up to 356,100)"."""
+    outside = np.flatnonzero((values < limits[0]) | (values > limits[1]))
+    first, last = int(epochs[outside[0]]), int(epochs[outside[-1]])
+    extreme = values[outside[np.argmax(np.abs(values[outside] - np.mean(limits)))]]
+    which = f"epoch {first}" if first == last else f"epochs {first}–{last}"
+    return f"{which} off scale ({'up' if extreme > limits[1] else 'down'} to {number(extreme)})"
+
+
 def plot_parameters(history: dict[str, np.ndarray], ols: LinearModel, true_line: LinearModel | None,
-                    optimizer: str, lr: float) -> Figure:
+                    optimizer: str, lr: float, sizes: np.ndarray | None = None) -> Figure:
     """One panel per coefficient and one for the intercept: the learnt value per epoch, beside least
-    squares and the true value."""
+    squares and the true value. Of many coefficients, the MAX_PANELS - 1 largest `sizes` (standardised
+    coefficients), the rest named."""
     figure = Figure(layout="constrained")
-    names = (*ols.features, INTERCEPT)
+    sizes = np.ones(len(ols.features)) if sizes is None else sizes
+    shown = largest(ols.features, sizes, MAX_PANELS - 1)
+    names = (*shown, INTERCEPT)
     m_ols = ols.as_dict()
     m_true = true_line.as_dict() if true_line is not None else {}
+    epochs = history["epoch"]
     for axes, name in zip(panels(figure, len(names)), names):
-        axes.plot(history["epoch"], history[name], label="learnt", **LEARNT)
-        axes.axhline(m_ols[name], label=f"least squares ({m_ols[name]:.4g})", **LEAST_SQUARES)
+        values = history[name]
+        axes.plot(epochs, values, label="learnt", **LEARNT)
+        axes.axhline(m_ols[name], label=f"least squares ({number(m_ols[name])})", **LEAST_SQUARES)
+        references = [m_ols[name], *([m_true[name]] if name in m_true else [])]
+        values_line = f"least squares {number(m_ols[name])}"
         if name in m_true:
-            axes.axhline(m_true[name], label=f"true ({m_true[name]:.4g})", **TRUE)
-        axes.set_title(name if name == INTERCEPT else f"coefficient of {name}")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(name)
-        axes.legend(fontsize="small")
-    epochs = len(history["epoch"]) - 1
-    figure.suptitle(f"Coefficients per epoch: {optimizer}, lr = {lr:g}, {epochs} epochs")
+            axes.axhline(m_true[name], label=f"true ({number(m_true[name])})", **TRUE)
+            values_line += f", true {number(m_true[name])}"
+        what = name if name == INTERCEPT else f"coefficient of {name}"
+        title = [wrap(what, 30), values_line]
+        limits = approach(values, references)
+        if limits is not None:
+            axes.set_ylim(limits)
+            title.append(off_scale(epochs, values, limits))
+        axes.set_title("\n".join(title), fontsize="medium")
+        epoch_axis(axes, epochs)
+        axes.set_ylabel(wrap(what, 30))
+        tidy(axes)
+    # The same three lines in every panel: one legend below them all, each panel's numbers in its title.
+    handles = [Line2D([], [], **LEARNT), Line2D([], [], **LEAST_SQUARES), *([Line2D([], [], **TRUE)] if m_true else [])]
+    figure.legend(handles, ["learnt", "least squares", "true"][:len(handles)], loc="outside lower center",
+                  ncols=len(handles), fontsize="small")
+    n_epochs = len(epochs) - 1
+    title = f"Coefficients per epoch: {optimizer}, lr = {number(lr)}, {n_epochs:,} epochs"
+    if len(shown) < len(ols.features):
+        title += (f"\nthe {len(shown)} largest of {len(ols.features):,} coefficients (standardised), and the intercept\n"
+                  + wrap(left_out(shown, ols.features, "smaller"), 110))
+    figure.suptitle(title)
     return figure
 
 
@@ -241,27 +228,63 @@ def read_metrics(path: Path, features: tuple[str, ...]) -> tuple[LinearModel, Li
     return model("learnt"), model("ols"), true_line, numbers(path, dotted, ["train.mse_ols"])["train.mse_ols"]
 
 
+def spread(fit: LeastSquares) -> np.ndarray:
+    """sd(feature) / sd(target) over the training rows, by column: a coefficient times it is standardised,
+    a size that columns of any scale share. (The norms of the centred columns: their n − 1 cancels.)"""
+    return fit.x_scale / (fit.y_scale if fit.y_scale > 0 else 1.0)
+
+
+def charts(history: dict[str, np.ndarray], ols: LinearModel, scales: np.ndarray) -> dict[Path, pa.Table]:
+    """The tables of dvc.yaml's interactive charts. Coefficients: one row per coefficient and epoch, the
+    learnt and least-squares values times `scales` (sd(x) / sd(y)), for the MAX_PANELS - 1 largest, as in
+    parameters.png. Intercept: the same columns, in the target's units."""
+    shown = largest(ols.features, np.array(ols.coefficients) * scales, MAX_PANELS - 1)
+    epochs = history["epoch"].astype(np.int64)
+    columns = [ols.features.index(name) for name in shown]
+    coefficients = pa.table({
+        "epoch": np.tile(epochs, len(shown)),
+        "coefficient": np.repeat(np.array(shown, dtype=object), len(epochs)),
+        "standardised": np.concatenate([history[ols.features[c]] * scales[c] for c in columns]),
+        "least_squares": np.repeat([ols.coefficients[c] * scales[c] for c in columns], len(epochs)),
+    })
+    intercept = pa.table({"epoch": epochs, "coefficient": np.full(len(epochs), INTERCEPT, dtype=object),
+                          "intercept": history[INTERCEPT], "least_squares": np.full(len(epochs), ols.intercept)})
+    return {CHART_COEFFICIENTS: coefficients, CHART_INTERCEPT: intercept}
+
+
+def write_chart(path: Path, table: pa.Table) -> None:
+    with atomic_output(path) as temporary:
+        pyarrow.csv.write_csv(table, temporary, pyarrow.csv.WriteOptions(quoting_header="none"))
+
+
 def main() -> None:
     data = load_params(DataParams)
     train = load_params(TrainParams)
+    level = load_params(EvaluateParams).level
     params = load_params(VisualizeParams)
-    features = data.columns
+    columns = data.columns
     split = load_split(data, train.fit_intercept)
-    learnt, ols, true_line, mse_ols = read_metrics(METRICS, features)
+    learnt, ols, true_line, mse_ols = read_metrics(METRICS, columns)
+    fit = LeastSquares.load(OLS)
+    scales = spread(fit)
     losses = ("train_loss", "test_loss") if split.test is not None else ("train_loss",)
-    history = read_history(HISTORY, ("epoch", *losses, *features, INTERCEPT))
+    history = read_history(HISTORY, ("epoch", *losses, *columns, INTERCEPT))
     points = points_of(split, params.max_points, params.seed)
     figures: dict[Path, Figure] = {
-        PLOT_DATA: plot_data(points, features, data.target, true_line),
+        PLOT_DATA: plot_data(points, tuple(data.features), data.target, true_line),
         PLOT_LOSS: plot_loss(history, mse_ols),
-        PLOT_FIT: plot_fit(points, data.target, learnt, ols, true_line),
-        PLOT_PARAMETERS: plot_parameters(history, ols, true_line, train.optimizer, train.lr),
+        PLOT_FIT: plot_fit(points, data.target, learnt, ols, true_line, data.degree),
+        PLOT_PARAMETERS: plot_parameters(history, ols, true_line, train.optimizer, train.lr,
+                                         np.array(ols.coefficients) * scales),
+        PLOT_RESIDUALS: plot_residuals(points, fit, data.target),
+        PLOT_COEFFICIENTS: plot_coefficients(intervals_of(METRICS, learnt, ols, scales), level),
     }
     for path, figure in figures.items():
-        with atomic_output(path) as temporary:
-            # No "Software" text chunk: the bytes depend on the figure alone.
-            figure.savefig(temporary, format="png", dpi=params.dpi, metadata={"Software": None})
+        save(path, figure, params.dpi)
+    for path, table in charts(history, ols, scales).items():
+        write_chart(path, table)
 
 
 if __name__ == "__main__":
     run_stage(main)
+

@@ -35,6 +35,25 @@ PAGE = """<!DOCTYPE html>
         table {
             border-spacing: 15px;
         }
+        /* An image plot is a div (styled white-space: nowrap) holding its name and one div per run: the runs
+           share the window's width, each PNG shrinking to its share, never growing past its own size. */
+        div[style*="white-space"] {
+            display: flex;
+            flex-wrap: wrap;
+            justify-content: center;
+            white-space: normal !important;
+        }
+        div[style*="white-space"] > p {
+            flex-basis: 100%;
+        }
+        div[style*="white-space"] > div {
+            flex: 0 1 auto;
+            min-width: 0;
+        }
+        div[style*="white-space"] img {
+            max-width: 100%;
+            height: auto;
+        }
     </style>
 </head>
 <body>

@@ -163,11 +163,21 @@ def test_plots_diff_draws_the_losses_coefficients_and_intercept_of_both_runs_in_
             series = [float(point[name]) for point in charts[chart]["content"]["data"]["values"] if point["rev"] == rev]
             assert len(series) == DEFAULTS.epochs + 1
             losses[rev, name] = series
-        for plot, name in ((charts["coefficients"], "x"), (charts["intercept"], "intercept")):
-            series = [float(point[name]) for point in plot["content"]["data"]["values"] if point["rev"] == rev]
+        values = learnt["metrics/metrics.json"]
+        for plot, name, field in ((charts["coefficients"], "x", "standardised"), (charts["intercept"], "intercept", "intercept")):
+            rows = [point for point in plot["content"]["data"]["values"] if point["rev"] == rev]
+            assert {point["coefficient"] for point in rows} == {name}
+            series = [float(point[field]) for point in rows]
             assert len(series) == DEFAULTS.epochs + 1
-            # Each run's history ends where its training ended: on that run's learnt model (float32).
-            assert np.float32(series[-1]) == np.float32(learnt["metrics/metrics.json"][f"learnt.{name}"][side])
+            # Each run's history ends where its training ended: on that run's learnt model (float32), beside
+            # least squares; the coefficient on a standardised axis, so as a ratio to least squares.
+            least_squares = float(rows[-1]["least_squares"])
+            if name == "intercept":
+                assert np.float32(series[-1]) == np.float32(values[f"learnt.{name}"][side])
+                assert least_squares == values[f"ols.{name}"][side]
+            else:
+                assert series[-1] / least_squares == pytest.approx(
+                    np.float32(values[f"learnt.{name}"][side]) / values[f"ols.{name}"][side], rel=1e-12)
     assert losses[old, "train_loss"] != losses[new, "train_loss"]
     for image in ("data", "loss", "fit", "parameters"):
         assert {entry["revisions"][0] for entry in drawn[f"plots/{image}.png"]} == {old, new}

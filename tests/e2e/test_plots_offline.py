@@ -10,9 +10,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import vl_convert
+from ruamel.yaml import YAML
 
-from tools.plots_page import page_path, write_page
-from workspace import dvc, git
+from tools.plots_page import VEGA_LITE, page_path, write_page
+from workspace import ROOT, dvc, git
 
 # Every host name resolves to nothing, so a page that needs the network fails here even on a machine that
 # has one. --virtual-time-budget lets the page's scripts run before --dump-dom prints the DOM; with
@@ -119,12 +121,14 @@ def test_plots_show_draws_the_loss_on_a_log_axis_and_the_coefficients_offline(re
     assert_every_chart_drew_lines(opened, page.read_text(encoding="utf-8"))
     loss, test_loss, coefficients, intercept = (opened.charts[name] for name in CHARTS)
     assert loss.title == ["Training loss (MSE) per epoch, log scale"]
-    assert loss.axis_titles == ["epoch", "training loss (MSE)"]
-    assert test_loss.axis_titles == ["epoch", "test loss (MSE)"]
-    assert coefficients.axis_titles == ["epoch", "coefficient (data units)"]
-    assert intercept.axis_titles == ["epoch", "intercept (data units)"]
-    # One line each: one run, one field (the coefficient of x).
-    assert loss.lines == test_loss.lines == coefficients.lines == intercept.lines
+    assert loss.axis_titles == ["epoch (log scale)", "training loss (MSE)"]
+    assert test_loss.axis_titles == ["epoch (log scale)", "test loss (MSE)"]
+    # Standardised, so that columns of any scale share the axis; least squares drawn beneath.
+    assert coefficients.axis_titles == ["epoch (log scale)", "coefficient × sd(feature) / sd(target)"]
+    assert intercept.axis_titles == ["epoch (log scale)", "intercept (data units)"]
+    assert "x" in coefficients.legend and "intercept" in intercept.legend
+    # One run: the loss and its faint unsmoothed copy; the coefficient of x (and the intercept) and least squares.
+    assert loss.lines == test_loss.lines == coefficients.lines == intercept.lines == 2
 
 
 def test_the_loss_chart_has_a_log_y_axis(reproduced):
@@ -165,3 +169,52 @@ def test_set_up_writes_the_page_once_where_dvc_config_points_and_git_ignores_it(
     written = page.stat().st_mtime_ns
     assert write_page(reproduced) == page and page.stat().st_mtime_ns == written  # unchanged: not rewritten
     git(reproduced, "check-ignore", str(page.relative_to(reproduced)))
+
+
+def test_the_coefficient_charts_draw_standardised_lines_beside_least_squares_on_a_log_epoch_axis(reproduced):
+    """Drawn by Vega itself (vl-convert renders the filled charts to SVG), so this runs without Chromium."""
+    shown = json.loads(dvc(reproduced, "plots", "show", "--json").stdout)["data"]
+    for name in CHARTS:
+        (chart,) = shown[name]
+        svg = vl_convert.vegalite_to_svg(chart["content"], vl_version=VEGA_LITE)
+        assert svg.count('class="mark-line') == 2, name  # one run: two line marks
+        assert re.search(r"X-axis titled 'epoch \(log scale\)' for a symlog scale", svg), name
+    values = shown["coefficients"][0]["content"]["data"]["values"]
+    assert {value["coefficient"] for value in values} == {"x"}
+    # The tutorial's standardised slope: 2.5 · sd(x) / sd(y), about 0.99 (R² 0.98), least squares beneath.
+    assert 0.95 < float(values[-1]["least_squares"]) < 1
+    assert float(values[-1]["standardised"]) == pytest.approx(float(values[-1]["least_squares"]), rel=1e-5)
+
+
+# Appended to a page that `dvc plots diff` wrote: once every image has loaded, the window's width and where
+# each image ends on the right, as JSON in a <pre> that --dump-dom prints.
+IMAGE_PROBE = """<script>
+window.addEventListener("load", () => {
+    const found = document.createElement("pre");
+    found.id = "image-rights";
+    found.textContent = JSON.stringify({
+        width: document.documentElement.clientWidth,
+        rights: [...document.images].map(image => image.getBoundingClientRect().right),
+    });
+    document.body.appendChild(found);
+});
+</script>"""
+
+
+def test_in_plots_diff_each_run_s_pngs_fit_a_1400_pixel_window_side_by_side(reproduced, chromium, tmp_path):
+    dvc(reproduced, "exp", "run", "--name", "faster", "-S", "train.lr=0.02")
+    dvc(reproduced, "exp", "run", "--name", "slower", "-S", "train.lr=0.002")
+    dvc(reproduced, "plots", "diff", "faster", "slower")
+    page = reproduced / "dvc_plots" / "index.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("</body>", IMAGE_PROBE + "</body>"), encoding="utf-8")
+    result = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, "--window-size=1400,900", f"--user-data-dir={tmp_path / 'profile'}",
+         "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (found,) = re.findall(r'<pre id="image-rights">(.*?)</pre>', result.stdout, re.DOTALL)
+    measured = json.loads(found.replace("&quot;", '"'))
+    pngs = [plot for plot in YAML(typ="safe").load(ROOT / "dvc.yaml")["plots"] if isinstance(plot, str)]
+    assert len(measured["rights"]) == 2 * len(pngs)  # each run's image of each PNG plot
+    assert measured["width"] <= 1400
+    assert all(0 < right <= measured["width"] for right in measured["rights"]), measured
+

@@ -17,8 +17,10 @@ def test_a_second_repro_runs_nothing(reproduced):
 
 # Each change of synthesize, and the outputs it may leave as they were: the noise is not part of the true
 # line; and a new c moves y by a constant, which standardised training never sees (it centres y), so the
-# losses, and the loss plot drawn from them, may stay bit for bit the same.
-SYNTHESIZE_CHANGES = [("synthesize.m", -1.5, set()), ("synthesize.c", 3.0, {"plots/loss.png"}),
+# losses, and the loss plot drawn from them, may stay bit for bit the same; so may the standardised
+# coefficients, their chart and their intervals, which a constant does not move either.
+SYNTHESIZE_CHANGES = [("synthesize.m", -1.5, set()),
+                      ("synthesize.c", 3.0, {"plots/loss.png", "plots/coefficients.csv", "plots/coefficients.png"}),
                       ("synthesize.noise", 0.25, {"data/truth.json"})]
 
 
@@ -58,7 +60,7 @@ def test_fewer_epochs_past_the_converged_one_rerun_train_alone_as_what_it_writes
 def test_running_every_epoch_trains_further_and_reruns_what_follows(reproduced):
     before = read_outs(reproduced)
     set_param(reproduced, "train.stop_when_converged", False)
-    assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize"}
+    assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize", "predict"}
     after = read_outs(reproduced)
     epochs = load_params(TrainParams, reproduced / "params.yaml").epochs
     assert len(after[HISTORY.as_posix()].decode().splitlines()) == epochs + 2  # a header, then every epoch

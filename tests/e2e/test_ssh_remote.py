@@ -122,6 +122,7 @@ def test_credentials_stay_in_config_local_which_git_ignores(reproduced, tmp_path
     assert "ssh://" in (reproduced / ".dvc/config").read_text()
     assert git(reproduced, "status", "--porcelain", "--ignored=no") == ""  # config.local neither listed nor added
     assert git(reproduced, "ls-files", ".dvc").split() == [".dvc/.gitignore", ".dvc/config",
+                                                              ".dvc/plots/coefficients.json",
                                                               ".dvc/plots/linear_log_y.json"]
 
 

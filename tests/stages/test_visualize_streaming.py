@@ -8,7 +8,7 @@ import pyarrow.csv
 import pyarrow.parquet
 import pytest
 
-from pipeline import rows, visualize
+from pipeline import drawing, rows
 from pipeline.dataset import load_split, split_rows
 from pipeline.params import DataParams
 
@@ -47,7 +47,7 @@ def expected_points(test_fraction: float, split_seed: int, max_points: int, seed
 def shown_points(source: str, test_fraction: float, split_seed: int, max_points: int, seed: int):
     data = DataParams(source=source, features=["x"], target="y", missing="error", degree=1, test_fraction=test_fraction,
                       split_seed=split_seed)
-    points = visualize.points_of(load_split(data, fit_intercept=True), max_points, seed)
+    points = drawing.points_of(load_split(data, fit_intercept=True), max_points, seed)
     return {each.name: np.column_stack([each.features[:, 0], each.target]) for each in points}, points
 
 
@@ -60,7 +60,7 @@ def test_the_scatter_shows_the_rows_a_seeded_choice_picks_from_the_whole_table(
     monkeypatch.chdir(tmp_path)
     write_source(source, row_group_size)
     monkeypatch.setattr(rows, "GROUP_ROWS", 4)  # a CSV file is a table in memory, read in groups of GROUP_ROWS
-    monkeypatch.setattr(visualize, "chunks", lambda part: rows.chunks(part, size=chunk_rows))
+    monkeypatch.setattr(drawing, "chunks", lambda part: rows.chunks(part, size=chunk_rows))
     shown, points = shown_points(source, test_fraction, split_seed=3, max_points=max_points, seed=11)
     expected = expected_points(test_fraction, split_seed=3, max_points=max_points, seed=11)
     assert list(shown) == list(expected)

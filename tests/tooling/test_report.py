@@ -1,4 +1,4 @@
-"""`make report`: report.md with the params and metrics that differ from main, and the four plots."""
+"""`make report`: report.md with the params and metrics that differ from main, and the plots beside main's."""
 
 import json
 import re
@@ -8,7 +8,8 @@ import pytest
 from pipeline.params import TrainParams, load_params
 from workspace import dvc, git, make, set_param
 
-PLOTS = ("plots/data.png", "plots/loss.png", "plots/fit.png", "plots/parameters.png")
+PLOTS = ("plots/data.png", "plots/loss.png", "plots/fit.png", "plots/parameters.png", "plots/residuals.png",
+         "plots/coefficients.png")
 
 
 def one_error_line(result) -> str:
@@ -26,9 +27,10 @@ def metrics_row(report: str, name: str) -> list[str]:
     return [cell.strip() for cell in row.strip().strip("|").split("|")][2:]
 
 
-def test_make_report_tables_the_params_and_metrics_that_differ_from_main_and_links_the_four_plots(reproduced):
+def test_make_report_tables_the_params_and_metrics_that_differ_from_main_and_shows_the_plots_beside_main_s(reproduced):
     metrics_file = reproduced / "metrics" / "metrics.json"
     on_main = json.loads(metrics_file.read_text())
+    main_plots = {plot: (reproduced / plot).read_bytes() for plot in PLOTS}
     git(reproduced, "checkout", "--quiet", "-b", "lower-lr")
     default_lr = load_params(TrainParams, reproduced / "params.yaml").lr
     set_param(reproduced, "train.lr", 0.002)
@@ -49,9 +51,13 @@ def test_make_report_tables_the_params_and_metrics_that_differ_from_main_and_lin
     assert (float(old), float(new)) == pytest.approx((on_main["gap"], here["gap"]), rel=0.1)
     assert 0 < float(old) < float(new)
     assert "For local viewing" in report  # the images are git-ignored files: the report says so
+    # Each plot of main, read from DVC's cache, beside the workspace's, in one row of a table.
     for plot in PLOTS:
-        assert f"![{plot}]({plot})" in report
-        assert (reproduced / plot).is_file()
+        row = f"| ![main: {plot}](report/base/{plot}) | ![{plot}]({plot}) |"
+        assert row in report, report
+        assert (reproduced / "report" / "base" / plot).read_bytes() == main_plots[plot]
+    assert main_plots["plots/loss.png"] != (reproduced / "plots/loss.png").read_bytes()  # lr moved the loss
+    assert git(reproduced, "status", "--porcelain", "--", "report") == ""  # git-ignored
     assert git(reproduced, "status", "--porcelain", "--", "report.md") == ""  # git-ignored
 
 
