@@ -158,9 +158,8 @@ class Session:
         if cwd_file.exists():
             self.cwd = Path(cwd_file.read_text().strip())
         output = result.stdout
-        for made in re.findall(r"Ran experiment\(s\): (.+)", output):
-            self.experiments.extend(name.strip() for name in made.split(",") if name.strip() not in self.experiments)
-        for made in re.findall(r"Queued experiment '([^']+)'", output):
-            if made not in self.experiments:
-                self.experiments.append(made)
+        for ran, queued in re.findall(r"Ran experiment\(s\): (.*)|Queued experiment '([^']+)'", output):
+            for name in [*ran.split(","), queued]:
+                if name.strip() and name.strip() not in self.experiments:
+                    self.experiments.append(name.strip())
         return result

@@ -78,3 +78,10 @@ def test_every_command_on_the_page_runs_and_prints_what_the_page_quotes(path: Pa
             missing = missing_lines([session.fill(line) for line in command.expected], result.stdout)
             assert not missing, (f"{where}\nprinted no line like:\n" + "\n".join(missing)
                                  + f"\n--- it printed:\n{result.stdout}")
+
+
+def test_the_readme_is_a_front_door():
+    lines = FRONT_DOOR.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250
+    first = "\n".join(lines[:30])
+    assert "$ make repro" in first and "$ make test" in first
