@@ -17,6 +17,7 @@ def test_quoted_lines_must_appear_in_order_with_ellipsis_and_any_spacing():
     assert missing_lines(["params.yaml train.lr 0.2"], output) == ["params.yaml train.lr 0.2"]
     assert missing_lines(["file:///…", "Path Param HEAD"], output) == ["Path Param HEAD"]  # out of order
     assert missing_lines(["train.lr 0.1"], output) == ["train.lr 0.1"]  # a whole line, not a part of one
+    assert missing_lines(["…", "file:///…/dvc_plots/index.html", "…"], output) == []  # lines left out
 
 
 def test_a_console_block_is_run_unless_marked_and_says_what_it_prints(tmp_path: Path):
