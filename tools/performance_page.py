@@ -19,7 +19,8 @@ HEADER = """# Performance
 
 How fast the pipeline runs and how much memory it takes, as the benchmarks in `bench/` measured it. Each
 section says the machine, the date and the command; figures from a busy or a different machine differ.
-Tests never time anything: these figures come from `make bench` alone.
+Tests never time anything: these figures come from `make bench` alone. Each section ends with the machine's
+load average: above its number of cores, other work shared the machine and the times are longer than its own.
 
 <!-- not run: takes about an hour -->
 
