@@ -21,7 +21,7 @@ import pyarrow.parquet
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
 from pipeline.rows import (
-    WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of,
+    WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of, with_powers,
 )
 
 # |value| above this is refused: squared errors must stay finite in float32 (3.4e38), and every integer
@@ -84,10 +84,12 @@ def split_rows(n_rows: int, test_fraction: float, seed: int) -> np.ndarray:
 
 
 def require_enough_training_rows(path: Path, n_train: int, n_coefficients: int) -> None:
-    """A fit needs more training rows than coefficients."""
+    """A fit needs more training rows than coefficients: with as many, no degree of freedom is left for a
+    standard error."""
     if n_train < n_coefficients + 1:
+        left = " (no degrees of freedom left for a standard error)" if n_train == n_coefficients else ""
         raise PipelineError(
-            f"{_where(Path(path))}: {n_train} training rows: expected at least {n_coefficients + 1} "
+            f"{_where(Path(path))}: {n_train} training rows{left}: expected at least {n_coefficients + 1} "
             f"(one more than the {n_coefficients} coefficients); add rows or lower data.test_fraction"
         )
 
@@ -108,10 +110,10 @@ def load_split(data: DataParams, fit_intercept: bool, check: bool = True) -> Spl
     """Open data.source and split its rows: the same rows in every stage, on every machine. check=False
     skips the pass over a Parquet file's values, for a process whose parent has made it."""
     source = Path(data.source)
-    table = open_table(source, data.features, data.target, check)
+    table = with_powers(open_table(source, data.features, data.target, check), data.degree)
     train = Part(table, False, data.test_fraction, data.split_seed)
     test = Part(table, True, data.test_fraction, data.split_seed)
-    require_enough_training_rows(source, len(train), len(data.features) + int(fit_intercept))
+    require_enough_training_rows(source, len(train), len(data.columns) + int(fit_intercept))
     return Split(source, train, test if len(test) else None)
 
 

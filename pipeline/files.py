@@ -21,6 +21,7 @@ from pipeline.errors import PipelineError
 POINTS = Path("data/points.parquet")
 TRUTH = Path("data/truth.json")
 MODEL = Path("models/model.safetensors")
+OLS = Path("models/ols.safetensors")  # the least-squares fit and what intervals need (evaluate)
 HISTORY = Path("metrics/history.csv")
 METRICS = Path("metrics/metrics.json")
 PLOT_DATA = Path("plots/data.png")

@@ -76,6 +76,37 @@ class Source(Protocol):
         ...
 
 
+def powers(features: np.ndarray, degree: int) -> np.ndarray:
+    """The columns of `features` (n, d), then their squares, … up to the power `degree`: (n, d·degree) float64,
+    in the order of DataParams.columns. Each power is np.power of the raw value, rounded once."""
+    if degree == 1:
+        return features
+    raw = np.asarray(features, dtype=np.float64)
+    return np.concatenate([raw] + [np.power(raw, float(power)) for power in range(2, degree + 1)], axis=1)
+
+
+@dataclass(frozen=True)
+class WithPowers:
+    """A Source whose tables carry the power columns of its features as well (data.degree)."""
+
+    source: Source
+    degree: int
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
+        return self.source.spans(share)
+
+    def read(self, span: tuple[int, int]) -> Table:
+        table = self.source.read(span)
+        return Table(powers(table.features, self.degree), table.target)
+
+
+def with_powers(source: Source, degree: int) -> Source:
+    return source if degree == 1 else WithPowers(source, degree)
+
+
 def groups_of(source: Source, share: Share = WHOLE) -> list[Callable[[], Table]]:
     return [lambda span=span: source.read(span) for span in source.spans(share)]
 

@@ -20,7 +20,9 @@ from pipeline.distributed import SOLO, Team
 from pipeline.errors import PipelineError, run_stage
 from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
 from pipeline.files import HISTORY, MODEL, read_history, write_history
-from pipeline.linear import INTERCEPT, LinearModel, least_squares, load_weights, prediction_gap, save_weights
+from pipeline.linear import (
+    INTERCEPT, LeastSquares, LinearModel, Tolerances, convergence, fit_least_squares, load_weights, prediction_gap, save_weights,
+)
 from pipeline.params import DataParams, TrainParams, load_params
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -189,10 +191,10 @@ def main() -> None:
         return train_as_worker(data, params)
     distributed.require_device(params.device, params.processes)
     split = load_split(data, params.fit_intercept)
-    features = tuple(data.features)
+    features = data.columns
     # Least squares first: features it cannot separate are refused before any training.
-    baseline = least_squares(split.train, features, params.fit_intercept, split.source)
-    require_representable(baseline, params.dtype, split.source)
+    baseline = fit_least_squares(split.train, features, params.fit_intercept, split.source)
+    require_representable(baseline.model, params.dtype, split.source)
     if params.processes == 1:
         distributed.configure_device(params.device)
         learnt, history = fit(split, features, params)
@@ -207,7 +209,7 @@ def train_as_worker(data: DataParams, params: TrainParams) -> None:
     """One of train.processes processes under torchrun: train on its share; the first writes the outputs."""
     with distributed.joined(params.device) as team:
         split = load_split(data, params.fit_intercept, check=False)  # checked by the process that started us
-        learnt, history = fit(split, tuple(data.features), params, team)
+        learnt, history = fit(split, data.columns, params, team)
         team.barrier()
         if team.rank == 0:
             save_outputs(distributed.output_folder(), learnt, history, params)
@@ -218,18 +220,16 @@ def save_outputs(folder: Path, learnt: LinearModel, history: dict[str, np.ndarra
     write_history(folder / HISTORY, history)
 
 
-def report(split: Split, learnt: LinearModel, baseline: LinearModel, params: TrainParams, target: str) -> None:
+def report(split: Split, learnt: LinearModel, baseline: LeastSquares, params: TrainParams, target: str) -> None:
     final_loss = read_history(HISTORY, ["train_loss"])["train_loss"][-1]
-    gap = prediction_gap(learnt, baseline, split.train)
+    gap = prediction_gap(learnt, baseline.model, split.train)
     where = "" if (params.device, params.processes) == ("cpu", 1) else (
         f" on {params.device}" if params.processes == 1 else f" in {params.processes} processes on {params.device}")
     print(f"after {params.epochs} epochs on {len(split.train)} training rows{where}: "
           f"{describe(learnt)}, train loss {final_loss:.6g}")
-    print(f"least squares: {describe(baseline)}")
-    verdict = "converged" if gap < params.tolerance else (
-        "NOT converged: raise train.epochs, change train.lr, or try train.optimizer: lbfgs")
-    print(f"largest prediction gap to least squares: {gap:.3g} × sd({target}) "
-          f"(tolerance {params.tolerance:g}): {verdict}")
+    print(f"least squares: {describe(baseline.model)}")
+    tolerances = Tolerances(params.dtype, params.tolerance, params.coefficient_tolerance)
+    print(convergence(learnt, baseline, gap, tolerances).verdict(target, tolerances))
 
 
 def require_representable(baseline: LinearModel, dtype: str, source) -> None:

@@ -245,7 +245,7 @@ def main() -> None:
     data = load_params(DataParams)
     train = load_params(TrainParams)
     params = load_params(VisualizeParams)
-    features = tuple(data.features)
+    features = data.columns
     split = load_split(data, train.fit_intercept)
     learnt, ols, true_line, mse_ols = read_metrics(METRICS, features)
     losses = ("train_loss", "test_loss") if split.test is not None else ("train_loss",)

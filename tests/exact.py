@@ -57,3 +57,37 @@ def correlated_table(rows: int = 200, seed: int = 1) -> tuple[np.ndarray, np.nda
     coefficients = np.array([1.0, -2.0, 0.3, 0.04, -0.005, 1e-4])
     target = np.round(features @ coefficients + 5.0 + rng.normal(0, 0.5, rows), 3)
     return features, target
+
+
+def exact_inference(features: np.ndarray, target: np.ndarray, fit_intercept: bool = True) -> dict:
+    """The exact least-squares estimates, s² = RSS / (n − p) and diag((XᵀX)⁻¹), as Fractions, in the order
+    [intercept (if fitted), coefficient 1, …]: (XᵀX)⁻¹ by Gauss-Jordan elimination of [XᵀX | I]."""
+    rows = [[Fraction(1)] * fit_intercept + [Fraction(float(value)) for value in row] for row in features]
+    ys = [Fraction(float(value)) for value in target]
+    size = len(rows[0])
+    system = [[sum(row[i] * row[j] for row in rows) for j in range(size)]
+              + [Fraction(int(i == j)) for j in range(size)] for i in range(size)]
+    for column in range(size):
+        pivot = next(row for row in range(column, size) if system[row][column] != 0)
+        system[column], system[pivot] = system[pivot], system[column]
+        divisor = system[column][column]
+        system[column] = [value / divisor for value in system[column]]
+        for row in range(size):
+            if row != column and system[row][column] != 0:
+                factor = system[row][column]
+                system[row] = [a - factor * b for a, b in zip(system[row], system[column])]
+    inverse = [row[size:] for row in system]
+    xty = [sum(row[i] * y for row, y in zip(rows, ys)) for i in range(size)]
+    estimates = [sum(inverse[i][j] * xty[j] for j in range(size)) for i in range(size)]
+    rss = sum((y - sum(b * x for b, x in zip(estimates, row))) ** 2 for row, y in zip(rows, ys))
+    return {"estimates": estimates, "s2": rss / (len(rows) - size), "rss": rss,
+            "inverse_diagonal": [inverse[i][i] for i in range(size)], "inverse": inverse}
+
+
+def polynomial_table(degree: int, x: np.ndarray, coefficients: list[float], noise: float, seed: int = 3
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """x and y = Σ coefficients[k]·x^k + noise, rounded to 6 significant digits as published tables are."""
+    rng = np.random.default_rng(seed)
+    y = sum(c * x ** k for k, c in enumerate(coefficients)) + rng.normal(0, noise, len(x)) if noise else \
+        sum(c * x ** k for k, c in enumerate(coefficients))
+    return x[:, None], np.array([float(f"{value:.6g}") for value in y])

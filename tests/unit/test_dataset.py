@@ -401,8 +401,15 @@ def test_too_few_training_rows_for_the_coefficients_is_an_error(tmp_path):
     path = tmp_path / "table.csv"
     require_enough_training_rows(path, n_train=3, n_coefficients=2)
     with pytest.raises(PipelineError) as raised:
+        require_enough_training_rows(path, n_train=1, n_coefficients=2)
+    assert str(raised.value) == (
+        f"{path}: 1 training rows: expected at least 3 (one more than the 2 coefficients); "
+        "add rows or lower data.test_fraction"
+    )
+    # As many rows as coefficients: the least squares would fit exactly, with nothing left to estimate noise.
+    with pytest.raises(PipelineError) as raised:
         require_enough_training_rows(path, n_train=2, n_coefficients=2)
     assert str(raised.value) == (
-        f"{path}: 2 training rows: expected at least 3 (one more than the 2 coefficients); "
+        f"{path}: 2 training rows (no degrees of freedom left for a standard error): expected at least 3 (one more than the 2 coefficients); "
         "add rows or lower data.test_fraction"
     )

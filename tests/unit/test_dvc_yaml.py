@@ -173,9 +173,10 @@ def test_a_stage_declares_exactly_the_params_keys_it_uses(stage_name):
 
 
 def test_keys_used_tells_a_key_read_by_name_from_a_section_passed_on_whole():
-    """evaluate reads four keys of train by name and passes data on whole."""
-    assert keys_used("evaluate") == keys_of(params.DataParams) | {
-        "train.fit_intercept", "train.tolerance", "train.device", "train.processes"}
+    """evaluate reads six keys of train by name and passes data and evaluate on whole."""
+    assert keys_used("evaluate") == keys_of(params.DataParams) | keys_of(params.EvaluateParams) | {
+        "train.fit_intercept", "train.dtype", "train.tolerance", "train.coefficient_tolerance", "train.device",
+        "train.processes"}
     assert keys_used("train") == keys_of(params.DataParams) | keys_of(params.TrainParams)
 
 

@@ -157,7 +157,7 @@ def parquet_split(tmp_path, features, target, row_group_size: int, test_fraction
     path = Path("table.parquet")  # data.source is relative to the project: tests run it in tmp_path
     columns = {f"x{column}": features[:, column] for column in range(features.shape[1])} | {"y": target}
     pyarrow.parquet.write_table(pyarrow.table(columns), path, row_group_size=row_group_size)
-    data = DataParams(source=str(path), features=list(columns)[:-1], target="y", test_fraction=test_fraction,
+    data = DataParams(source=str(path), features=list(columns)[:-1], target="y", degree=1, test_fraction=test_fraction,
                       split_seed=3)
     return load_split(data, fit_intercept=True), tuple(data.features)
 

@@ -1,0 +1,163 @@
+"""Inference for the least-squares fit, against exact rational answers and closed forms: standard errors
+from R, s², (XᵀX)⁻¹, leverage, t and F tests and intervals, and when training counts as converged."""
+
+import math
+
+import numpy as np
+import pytest
+
+from exact import (
+    correlated_table, exact_inference, polynomial_table, reference_table, through_origin_table,
+)
+from pipeline.dataset import Split
+from pipeline.evaluate import evaluate
+from pipeline.linear import INTERCEPT, LinearModel, Tolerances, convergence, fit_least_squares
+from pipeline.rows import Table, powers
+
+TOLERANCES = Tolerances("float64", 1e-4, 0.01)
+
+
+def lre(found: float, exact) -> float:
+    """The log relative error: −log10 of |found − exact| / |exact|, the digits that agree (16 when equal)."""
+    exact = float(exact)
+    return 16.0 if found == exact else -math.log10(abs(found - exact) / abs(exact))
+
+
+def steep_degree_10() -> tuple[np.ndarray, np.ndarray]:
+    """A steep, badly conditioned degree-10 polynomial on x in [-8.78, -3.13], like the certified table
+    on which many packages fail: the raw power columns are collinear to 1e-15."""
+    x = np.array([float(f"{value:.6g}") for value in np.linspace(-8.78, -3.13, 82)])
+    return polynomial_table(10, x, [-1467.49, -2772.18, -2316.37, -1127.97, -354.48, -75.12, -10.875, -1.062,
+                                    -0.067, -0.00247, -4.03e-5], noise=0.003)
+
+
+TABLES = {  # name: (features and target, degree, fit_intercept, digits of coefficients, se, s)
+    "a line": (reference_table(), 1, True, 9, 9, 9),
+    "a line through the origin": (through_origin_table(), 1, False, 9, 9, 9),
+    "six correlated features": (correlated_table(), 1, True, 8, 8, 9),
+    "degree 5 on x = 0…20": (polynomial_table(5, np.arange(21.0), [1, 1, 1, 1, 1, 1], noise=100.0), 5, True, 9, 9, 9),
+    "steep degree 10": (steep_degree_10(), 10, True, 6.5, 6.5, 7.5),
+}
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_estimates_standard_errors_and_s_match_the_exact_rational_answers(name):
+    (features, target), degree, fit_intercept, coefficient_digits, se_digits, s_digits = TABLES[name]
+    design = powers(features, degree)
+    names = tuple(f"c{k}" for k in range(design.shape[1]))
+    exact = exact_inference(design, target, fit_intercept)
+    fit = fit_least_squares(Table(np.ascontiguousarray(design), target), names, fit_intercept, "t.csv")
+    order = ([INTERCEPT] if fit_intercept else []) + list(names)
+    estimates, errors = fit.model.as_dict(), fit.standard_errors()
+    s = math.sqrt(exact["s2"])
+    assert min(lre(estimates[key], value) for key, value in zip(order, exact["estimates"])) >= coefficient_digits
+    assert lre(fit.residual_sd, s) >= s_digits
+    assert min(lre(errors[key], s * math.sqrt(diagonal))
+               for key, diagonal in zip(order, exact["inverse_diagonal"])) >= se_digits
+    assert fit.df_resid == len(target) - len(order)
+
+
+def test_leverage_is_the_exact_hat_value():
+    features, target = correlated_table(rows=40)
+    exact = exact_inference(features, target)
+    fit = fit_least_squares(Table(features, target), tuple(f"c{k}" for k in range(6)), True, "t.csv")
+    for row in (0, 17, 39):
+        x0 = [1.0, *features[row]]
+        hat = sum(x0[i] * exact["inverse"][i][j] * x0[j] for i in range(7) for j in range(7))
+        assert lre(float(fit.leverage(features[row:row + 1])[0]), hat) >= 8
+    # Hat values of the training rows sum to p, the trace of the hat matrix.
+    assert float(np.sum(fit.leverage(features))) == pytest.approx(7, rel=1e-12)
+
+
+def four_points() -> Split:
+    """n − p = 2 degrees of freedom, where Student's t has a closed form: F(t) = 1/2 + t / (2·sqrt(2 + t²))."""
+    x = np.array([[0.0], [1.0], [2.0], [4.0]])
+    return Split("t.csv", Table(x, np.array([1.0, 2.5, 4.5, 8.0])), None)
+
+
+def test_t_p_and_intervals_follow_students_t_with_n_minus_p_degrees_of_freedom():
+    split = four_points()
+    ols = fit_least_squares(split.train, ("x",), True, "t.csv").model
+    metrics, _ = evaluate(split, ols, None, True, TOLERANCES, 0.9)
+    row = metrics["inference"]["x"]
+    t = row["t"]
+    assert t == pytest.approx(ols.coefficients[0] / row["se"], rel=1e-15)
+    assert row["p"] == pytest.approx(1 - abs(t) / math.sqrt(2 + t * t), rel=1e-12)  # two-sided, df = 2
+    a = 0.9  # the quantile t* of 0.95 solves 2·F(t*) − 1 = 0.9: t*² = 2a² / (1 − a²)
+    quantile = math.sqrt(2 * a * a / (1 - a * a))
+    assert row["ci_low"] == pytest.approx(ols.coefficients[0] - quantile * row["se"], rel=1e-12)
+    assert row["ci_high"] == pytest.approx(ols.coefficients[0] + quantile * row["se"], rel=1e-12)
+    # One feature: the F test is the t test squared, with the same p.
+    assert metrics["f"] == pytest.approx(t * t, rel=1e-12) and metrics["f_p"] == pytest.approx(row["p"], rel=1e-10)
+    assert metrics["df_resid"] == 2
+    r2 = metrics["train"]["r2"]
+    assert metrics["r2_adj"] == pytest.approx(1 - (1 - r2) * 3 / 2, rel=1e-12)
+    assert metrics["residual_sd"] == pytest.approx(math.sqrt(metrics["train"]["mse_ols"] * 4 / 2), rel=1e-12)
+
+
+def test_without_an_intercept_f_and_r2_adj_are_the_uncentred_ones_statistics_packages_use():
+    features, target = through_origin_table()
+    fit = fit_least_squares(Table(features, target), ("x",), False, "t.csv")
+    metrics, _ = evaluate(Split("t.csv", Table(features, target), None), fit.model, None,
+                          False, TOLERANCES, 0.95)
+    total = float(np.sum(target ** 2))  # about zero, not the mean
+    rss = metrics["train"]["mse_ols"] * len(target)
+    n = len(target)
+    assert metrics["f"] == pytest.approx((total - rss) / (rss / (n - 1)), rel=1e-9)
+    assert metrics["r2_adj"] == pytest.approx(1 - rss / total * n / (n - 1), rel=1e-12)
+    assert "intercept" not in metrics["inference"]
+
+
+def test_the_condition_number_is_that_of_the_standardised_design():
+    features, target = correlated_table()
+    fit = fit_least_squares(Table(features, target), tuple(f"c{k}" for k in range(6)), True, "t.csv")
+    centred = features - features.mean(axis=0)
+    standardised = centred / np.sqrt(np.sum(centred ** 2, axis=0))
+    assert fit.condition_number() == pytest.approx(np.linalg.cond(standardised), rel=1e-5)
+
+
+def test_an_exact_fit_has_zero_standard_errors_and_null_tests():
+    x = np.arange(21.0)[:, None]
+    target = sum(x[:, 0] ** k for k in range(6))  # y = 1 + x + … + x⁵, exactly
+    split = Split("t.csv", Table(powers(x, 5), target), None)
+    names = ("x", "x^2", "x^3", "x^4", "x^5")
+    fit = fit_least_squares(split.train, names, True, "t.csv")
+    metrics, _ = evaluate(split, fit.model, None, True, TOLERANCES, 0.95)
+    assert fit.exact and metrics["residual_sd"] == 0.0 and metrics["f"] is None
+    for name in (*names, "intercept"):
+        row = metrics["inference"][name]
+        assert row["se"] == 0.0 and row["t"] is None and row["p"] is None
+        assert row["ci_low"] == row["ci_high"] == metrics["ols"][name]
+        assert metrics["ols"][name] == pytest.approx(1.0, rel=1e-8)
+
+
+def noisy_line(rows: int, seed: int = 0) -> Table:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-5, 5, rows)
+    return Table(x[:, None], 2.5 * x - 1.0 + rng.normal(size=rows))
+
+
+def test_converged_needs_every_coefficient_within_a_hundredth_of_a_standard_error():
+    rows = noisy_line(1000)
+    fit = fit_least_squares(rows, ("x",), True, "t.csv")
+    se = fit.standard_errors()
+    slope, intercept = fit.model.coefficients[0], fit.model.intercept
+    close = LinearModel(("x",), (slope + 0.005 * se["x"],), intercept)
+    far = LinearModel(("x",), (slope,), intercept + 0.05 * se[INTERCEPT])
+    judged = convergence(close, fit, 1e-6, Tolerances("float64", 1e-4, 0.01))
+    assert judged.coefficient_gap == pytest.approx(0.005, rel=1e-6) and judged.converged
+    judged = convergence(far, fit, 1e-6, Tolerances("float64", 1e-4, 0.01))  # predictions close, intercept 0.05 se away
+    assert judged.coefficient_gap == pytest.approx(0.05, rel=1e-6) and not judged.converged
+    assert "NOT converged: raise train.epochs" in judged.verdict("y", TOLERANCES)
+
+
+def test_standard_errors_below_what_float32_resolves_are_not_converged_and_suggest_float64():
+    # 2,000,000 rows with little noise: se of the slope about 3e-7, a float32 step of 2.5 is 2.4e-7.
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-5, 5, 2_000_000)
+    rows = Table(x[:, None], 2.5 * x - 1.0 + rng.normal(0, 0.001, len(x)))
+    fit = fit_least_squares(rows, ("x",), True, "t.csv")
+    judged = convergence(fit.model, fit, 0.0, Tolerances("float32", 1e-4, 0.01))
+    assert judged.float32_resolution > 0.01 and not judged.converged
+    assert "set train.dtype: float64" in judged.verdict("y", TOLERANCES)
+    assert convergence(fit.model, fit, 0.0, TOLERANCES).converged
