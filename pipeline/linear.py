@@ -123,8 +123,9 @@ class LeastSquares:
         state = {"coefficients": np.array(self.model.coefficients), "intercept": np.array([self.model.intercept]),
                  "x_mean": self.x_mean, "x_scale": self.x_scale, "r_inverse": self.r_inverse,
                  "scalars": np.array([self.y_mean, self.y_scale, self.rss])}
-        metadata = {"features": json.dumps(list(self.model.features)), "n": str(self.n),
-                    "fit_intercept": json.dumps(self.fit_intercept)}
+        # One metadata key: safetensors writes several in a random (hash) order, and the file must be the same bytes.
+        metadata = {"fit": json.dumps({"features": list(self.model.features), "n": self.n,
+                                       "fit_intercept": self.fit_intercept})}
         with atomic_output(path) as temporary:
             temporary.write_bytes(save_safetensors({name: np.ascontiguousarray(value, dtype=np.float64)
                                                     for name, value in state.items()}, metadata))
@@ -134,12 +135,12 @@ class LeastSquares:
         content = read_bytes(path)
         try:
             state = load_safetensors(content)
-            metadata = safe_open_metadata(content)
-            features = tuple(json.loads(metadata["features"]))
+            metadata = json.loads(safe_open_metadata(content)["fit"])
+            features = tuple(metadata["features"])
             d = len(features)
             fit = cls(LinearModel(features, tuple(float(v) for v in state["coefficients"]),
                                   float(state["intercept"][0])),
-                      int(metadata["n"]), bool(json.loads(metadata["fit_intercept"])), state["x_mean"],
+                      int(metadata["n"]), bool(metadata["fit_intercept"]), state["x_mean"],
                       state["x_scale"], float(state["scalars"][0]), float(state["scalars"][1]),
                       state["r_inverse"].reshape(d, d), float(state["scalars"][2]))
         except (SafetensorError, ValueError, KeyError, TypeError, OverflowError) as error:
