@@ -3,6 +3,7 @@
 Run from the repository root: `python -m tools.performance_page` (`make bench` runs it last).
 """
 
+import re
 from pathlib import Path
 
 from pipeline.files import atomic_output, read_json
@@ -67,12 +68,21 @@ def section(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(results: Path = RESULTS) -> str:
-    """The whole page, from every result in `results`."""
-    paths = sorted(results.glob("*.json"), key=_order)
-    sections = [section(read_json(path)) for path in paths]
+def bench_commands(makefile: Path = ROOT / "Makefile") -> list[str]:
+    """The benchmark commands `make bench` runs, as its recipe spells them."""
+    return re.findall(r"^\t(python -m bench\.[^\n]*?)\s*$", makefile.read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def render(results: Path = RESULTS, commands: list[str] | None = None) -> str:
+    """The whole page, from every result in `results`; then the commands of `make bench` that left none."""
+    results_read = [read_json(path) for path in sorted(results.glob("*.json"), key=_order)]
+    sections = [section(result) for result in results_read]
     if not sections:
         sections = ["No figures yet: run `make bench`.\n"]
+    recorded = {result["command"] for result in results_read}
+    missing = [command for command in (bench_commands() if commands is None else commands) if command not in recorded]
+    if missing:
+        sections.append("## Not measured here yet\n\n" + "".join(f"- `{command}`\n" for command in missing))
     return "\n".join([HEADER, *sections])
 
 

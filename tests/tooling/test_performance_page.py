@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from bench.common import RESULTS
-from tools.performance_page import PAGE, render
+from tools.performance_page import PAGE, bench_commands, render
 
 
 def test_the_performance_page_is_what_the_recorded_bench_figures_make():
@@ -35,9 +35,19 @@ def test_sections_follow_make_bench_and_sizes_grow(tmp_path: Path):
         (tmp_path / f"{name}.json").write_text(json.dumps({
             "title": name, "about": "", "command": "", "machine": "", "date": "", "table": [["a"]], "notes": [],
         }), encoding="utf-8")
-    titles = [line[3:] for line in render(tmp_path).splitlines() if line.startswith("## ")]
+    titles = [line[3:] for line in render(tmp_path, []).splitlines() if line.startswith("## ")]
     assert titles == ["repro_overhead", "large_dataset-10000000", "large_dataset-100000000", "user_csv", "zeta"]
 
 
 def test_without_results_the_page_says_how_to_make_them(tmp_path: Path):
     assert "No figures yet: run `make bench`." in render(tmp_path)
+
+
+def test_the_commands_of_make_bench_without_figures_are_listed(tmp_path: Path):
+    (tmp_path / "repro_overhead.json").write_text(json.dumps({
+        "title": "t", "about": "", "command": "python -m bench.repro_overhead", "machine": "", "date": "",
+        "table": [["a"]], "notes": [],
+    }), encoding="utf-8")
+    page = render(tmp_path, ["python -m bench.repro_overhead", "python -m bench.large_dataset --points 100000000"])
+    assert page.endswith("## Not measured here yet\n\n- `python -m bench.large_dataset --points 100000000`\n")
+    assert "python -m bench.training_scaling" in bench_commands()  # read from the Makefile's bench recipe
