@@ -27,6 +27,8 @@ TARGET = "price_eur"
 # rows that lack two values. Lines of the file (the header is line 1) and the cells blanked on them.
 GAPS = {3: {"area_m2": ""}, 5: {"rooms": "NA"}, 8: {"age_years": "NA", TARGET: "NA"}, 10: {TARGET: "NaN"},
         21: {"area_m2": "", "rooms": ""}}
+# The rows predict reads must hold the houses' columns (and no gaps: data.missing is about data.source).
+PREDICTED = "examples/houses.csv"
 MISSING_LINE = (
     "5 rows have a missing value (empty, NA, NaN or infinite) in columns 'area_m2' (2), 'rooms' (2), "
     "'age_years' (1), 'price_eur' (2), the first at {first}: expected a number in every used column, or "
@@ -57,7 +59,8 @@ def as_parquet(project: Path, csv: str) -> str:
 
 
 def fit_houses(project: Path, source: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    settings = [f"data.source={source}", f"data.features=[{','.join(FEATURES)}]", f"data.target={TARGET}", *extra]
+    settings = [f"data.source={source}", f"data.features=[{','.join(FEATURES)}]", f"data.target={TARGET}",
+                f"predict.source={PREDICTED}", *extra]
     return dvc(project, "exp", "run", *(part for setting in settings for part in ("--set-param", setting)),
                check=check)
 
@@ -174,7 +177,8 @@ def test_ctrl_c_during_dvc_repro_ends_the_stage_with_one_line_and_the_next_repro
     dvc(reproduced, "add", csv)
     # A training that would take a long time, with a line train prints once it is running (drop's count).
     set_params(reproduced, {"data.source": csv, "data.features": FEATURES, "data.target": TARGET,
-                            "data.missing": "drop", "train.epochs": 1_000_000})
+                            "predict.source": PREDICTED, "data.missing": "drop", "train.epochs": 1_000_000,
+                            "train.stop_when_converged": False})
     commit(reproduced, "a long training")
     dvc_repro = started([sys.executable, "-m", "dvc", "repro"], reproduced)
     output = interrupt_after(dvc_repro, f"{csv}: left out 5 of 60 rows", reproduced)
@@ -194,7 +198,8 @@ def test_ctrl_c_ends_training_in_several_processes_with_one_line_and_nothing_lef
     csv = houses_with_gaps(reproduced)
     dvc(reproduced, "add", csv)
     set_params(reproduced, {"data.source": csv, "data.features": FEATURES, "data.target": TARGET,
-                            "data.missing": "drop", "train.epochs": 1_000_000, "train.processes": 2})
+                            "data.missing": "drop", "train.epochs": 1_000_000, "train.stop_when_converged": False,
+                            "train.processes": 2})
     (reproduced / "models" / "model.safetensors").unlink()
     before = sorted(path.name for path in reproduced.iterdir())
     train = started([sys.executable, "-m", "pipeline.train"], reproduced)
