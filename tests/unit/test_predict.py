@@ -110,10 +110,11 @@ def test_one_new_row_and_a_constant_feature_are_predicted_though_not_fitted(tmp_
 NEW_ROWS = {  # file content: the end of the one line that refuses it
     b"X,y\n1,2\n": "column 'x' is missing (did you mean 'X'?): expected one of the columns X, y",
     b"x\n1\nabc\n": "column 'x' line 3 holds 'abc': expected a number",
-    b"x,y\n1,2\n,3\n": "column 'x' has 1 empty, NaN or infinite value (first at line 3): "
-                       "expected a finite number in every row",
-    b"x,y\n1,\n": "column 'y' has 1 empty, NaN or infinite value (first at line 2): "
-                  "expected a finite number in every row",
+    # Rows to predict are never dropped, whatever data.missing says: each has its row of predictions.
+    b"x,y\n1,2\n,3\n": "1 row has a missing value (empty, NA, NaN or infinite) in column 'x' (1), the first at "
+                       "line 3: expected a number in every used column",
+    b"x,y\n1,\n": "1 row has a missing value (empty, NA, NaN or infinite) in column 'y' (1), the first at line 2: "
+                  "expected a number in every used column",
     b"x,y\n1\x002\n": "holds binary data (a NUL byte at byte 5): expected CSV text",
     b"": "is empty (0 bytes): expected a header row, then rows of numbers",
     b"x,y\n": "has no rows: expected a header row, then at least one row of numbers",
