@@ -78,7 +78,7 @@ def open_new_rows(path: Path, features: Sequence[str], target: str) -> tuple[Sou
     names = _check_request(_where(path), list(features), target)
     if not has_target:
         names = names[:-1]
-    return _open(path, names, True, MISSING_ERROR, has_target=has_target, constant_ok=True)[0], has_target
+    return _open(path, names, True, MISSING_ERROR, has_target=has_target, new_rows=True)[0], has_target
 
 
 def _column_names(path: Path) -> list[str]:
@@ -92,7 +92,7 @@ def _column_names(path: Path) -> list[str]:
 
 
 def _open(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
-          constant_ok: bool = False) -> tuple[Source, int]:
+          new_rows: bool = False) -> tuple[Source, int]:
     where = _where(path)
     suffix = path.suffix.lower()
     if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
@@ -100,8 +100,8 @@ def _open(path: Path, names: list[str], check: bool, missing: str, has_target: b
         raise PipelineError(f"{where}: {found}: expected {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
     _require_file(where, path)
     if suffix in CSV_SUFFIXES:
-        return _read_csv(where, path, names, missing, has_target, constant_ok)
-    return ParquetTable.open(where, path, names, check, missing, has_target, constant_ok)
+        return _read_csv(where, path, names, missing, has_target, new_rows)
+    return ParquetTable.open(where, path, names, check, missing, has_target, new_rows)
 
 
 def read_table(path: Path, features: Sequence[str], target: str, missing: str = MISSING_ERROR) -> Table:
@@ -229,7 +229,7 @@ def _did_you_mean(name: str, header: list[str]) -> str:
 
 
 def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target: bool = True,
-              constant_ok: bool = False) -> tuple[Table, int]:
+              new_rows: bool = False) -> tuple[Table, int]:
     header = _csv_header(where, path, names)
     try:
         table = pyarrow.csv.read_csv(
@@ -251,7 +251,7 @@ def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target
         block = slice(start, start + CHUNK_ROWS)
         mask = values.add(features[block], target[block])
         masks.append(np.ones(len(target[block]), dtype=bool) if mask is None else mask)
-    values.check(where, missing, lambda row: f"line {_csv_line(path, row)}", constant_ok)
+    values.check(where, missing, lambda row: f"line {_csv_line(path, row)}", new_rows)
     if not values.rows_missing:
         return Table(features, target), 0
     complete = np.concatenate(masks)
@@ -443,7 +443,7 @@ class ParquetTable:
 
     @classmethod
     def open(cls, where: str, path: Path, names: list[str], check: bool = True, missing: str = MISSING_ERROR,
-             has_target: bool = True, constant_ok: bool = False) -> tuple["ParquetTable", int]:
+             has_target: bool = True, new_rows: bool = False) -> tuple["ParquetTable", int]:
         """Check the schema, then every value, in one pass over the row groups; the table and how many rows
         missing="drop" left out. check=False skips the pass where nothing needs counting (missing="error")."""
         try:
@@ -476,7 +476,7 @@ class ParquetTable:
                                         "expected a whole file")
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(where, error) from None
-        values.check(where, missing, lambda row: f"row index {row}", constant_ok)
+        values.check(where, missing, lambda row: f"row index {row}", new_rows)
         return cls(where, path, names, complete_rows, missing == MISSING_DROP, has_target), values.rows_missing
 
     def __len__(self) -> int:
@@ -525,10 +525,10 @@ def _unreadable(where: str, error: Exception) -> PipelineError:
 
 def _to_float64(table: pa.Table, names: list[str], has_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN; where
-    the names hold no target, zeros that nothing reads)."""
+    the names hold no target, NaN: unknown)."""
     n_features = len(names) - has_target
     features = np.empty((table.num_rows, n_features), dtype=np.float64)
-    target = np.empty(table.num_rows, dtype=np.float64) if has_target else np.zeros(table.num_rows)
+    target = np.empty(table.num_rows, dtype=np.float64) if has_target else np.full(table.num_rows, np.nan)
     columns = [features[:, j] for j in range(n_features)] + [target] * has_target
     for j, name in enumerate(names):
         row = 0
@@ -542,14 +542,17 @@ def _to_float64(table: pa.Table, names: list[str], has_target: bool = True) -> t
     return features, target
 
 
-def _complete_rows(features: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-    """Mask of the rows whose every value is finite (not empty, NA, NaN or ±inf); None when all of them are."""
+def _complete_rows(features: np.ndarray, target: np.ndarray | None) -> np.ndarray | None:
+    """Mask of the rows whose every value is finite (not empty, NA, NaN or ±inf); None when all of them are.
+    A target of None (rows to predict without one) is not looked at."""
     # A sum is finite when every value is (and, rarely, not when huge values overflow): one fast pass decides
     # for almost every block, at a tenth of the cost of a mask.
     with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN, as it should be here
-        if np.isfinite(features.sum()) and np.isfinite(target.sum()):
+        if np.isfinite(features.sum()) and (target is None or np.isfinite(target.sum())):
             return None
-    complete = np.isfinite(features).all(axis=1) & np.isfinite(target)
+    complete = np.isfinite(features).all(axis=1)
+    if target is not None:
+        complete &= np.isfinite(target)
     return None if complete.all() else complete
 
 
@@ -569,8 +572,9 @@ class _Values:
         """Take in the table's next rows; the mask of the complete ones, None when all of them are."""
         offset = self.n_rows
         self.n_rows += len(target)
-        columns = [features[:, j] for j in range(features.shape[1])] + [target]
-        complete = _complete_rows(features, target)
+        has_target = len(self.names) > features.shape[1]  # rows to predict may have none
+        columns = [features[:, j] for j in range(features.shape[1])] + [target] * has_target
+        complete = _complete_rows(features, target if has_target else None)
         if complete is None:
             for column, values in zip(self.columns, columns):
                 column.add(values, offset)
@@ -584,7 +588,7 @@ class _Values:
             column.add(values[complete], rows)
         return complete
 
-    def check(self, where: str, missing: str, locate: Callable[[int], str], constant_ok: bool = False) -> None:
+    def check(self, where: str, missing: str, locate: Callable[[int], str], new_rows: bool = False) -> None:
         """No missing value (unless missing is "drop", which leaves such rows out), every value within
         ±LARGEST_VALUE, and no feature constant; `locate` names the line of a row."""
         if self.rows_missing:
@@ -593,16 +597,16 @@ class _Values:
                      + ", ".join(f"{_show(name)} ({count})" for name, count in counts))
             if missing == MISSING_ERROR:
                 rows = "1 row has" if self.rows_missing == 1 else f"{self.rows_missing} rows have"
-                # data.missing applies to data.source, not to rows to predict (constant_ok).
-                remedy = "" if constant_ok else f", or data.missing: {MISSING_DROP} to leave such rows out"
+                # Rows to predict are never dropped: each row of the source has its row of predictions.
+                hint = "" if new_rows else f", or data.missing: {MISSING_DROP} to leave such rows out"
                 raise PipelineError(
                     f"{where}: {rows} {found}, the first at {locate(self.first_missing)}: expected a number "
-                    f"in every used column{remedy}"
+                    f"in every used column{hint}"
                 )
             if self.rows_missing == self.n_rows:
                 raise PipelineError(f"{where}: every one of its {_count(self.n_rows, 'row')} has {found}: "
                                     "expected at least one complete row")
-        _check_values(where, self.names, self.columns, locate, constant_ok)
+        _check_values(where, self.names, self.columns, locate, new_rows)
 
 
 @dataclass
@@ -632,8 +636,9 @@ class _Column:
 
 
 def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str],
-                  constant_ok: bool = False) -> None:
-    """Every value within ±LARGEST_VALUE, and no feature constant (unless constant_ok: rows to predict)."""
+                  new_rows: bool = False) -> None:
+    """Every value within ±LARGEST_VALUE, and no feature constant (unless new_rows: rows to predict, one of
+    which may be all there is)."""
     for j, (name, column) in enumerate(zip(names, columns)):
         is_feature = j < len(names) - 1
         if column.too_large:
@@ -642,7 +647,7 @@ def _check_values(where: str, names: list[str], columns: list[_Column], locate: 
                 f"±{LARGEST_VALUE:g} (first at {locate(column.first_too_large)}: {column.first_too_large_value:g}): "
                 f"expected |value| <= {LARGEST_VALUE:g}"
             )
-        if is_feature and not constant_ok and column.lowest == column.highest:
+        if is_feature and not new_rows and column.lowest == column.highest:
             raise PipelineError(
                 f"{where}: feature {_show(name)} is constant (every row is {column.lowest!r}): "
                 "expected at least two distinct values"

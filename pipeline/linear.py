@@ -131,13 +131,22 @@ class LeastSquares:
         return dict(self._standard_errors)
 
     def gap_bound(self, learnt: LinearModel) -> float:
-        """An upper bound of prediction_gap(learnt, self.model, training rows) from the coefficients alone:
-        |Δŷ| ≤ |Δŷ at x_mean| + Σ |Δcoefficient|·max |x − x_mean|, over the target's sd. train stops on it
-        without a pass over the rows, and it never says converged where evaluate's exact gap would not."""
-        differences = np.abs(np.array(learnt.coefficients) - np.array(self.model.coefficients))
-        at_mean = (learnt.intercept - self.model.intercept) + math.fsum(
-            (a - b) * m for a, b, m in zip(learnt.coefficients, self.model.coefficients, self.x_mean))
-        return (abs(at_mean) + math.fsum(differences * self.x_spread)) / (self.y_sd or 1.0)
+        """An upper bound of prediction_gap(learnt, self.model, training rows) from the coefficients alone, so
+        that train can stop on it without a pass over the rows and never where evaluate's exact gap would
+        not say converged. |Δŷ − Δŷ at x_mean| is at most both Σ |Δcoefficient|·max |x − x_mean| (tight for
+        one feature) and the norm of the differences over all rows, ||R·(x_scale ⊙ Δcoefficient)|| (tight
+        for collinear columns, such as powers, whose large coefficients cancel)."""
+        differences = np.array(learnt.coefficients) - np.array(self.model.coefficients)
+        at_mean = (learnt.intercept - self.model.intercept) + math.fsum(differences * self.x_mean)
+        by_column = math.fsum(np.abs(differences) * self.x_spread)
+        scaled = differences * self.x_scale
+        over_rows = math.sqrt(math.fsum((float(np.sum(self._r[k, k:] * scaled[k:]))) ** 2 for k in range(len(scaled))))
+        # × (1 + 1e-9): R comes back from R⁻¹ to a few digits fewer than float64 holds
+        return (abs(at_mean) + min(by_column, over_rows * (1 + 1e-9))) / (self.y_sd or 1.0)
+
+    @functools.cached_property
+    def _r(self) -> np.ndarray:
+        return _inverse_upper(self.r_inverse)
 
     @functools.cached_property
     def _standard_errors(self) -> dict[str, float]:

@@ -81,16 +81,19 @@ def one_thread() -> Iterator[None]:
 def fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team = SOLO,
         baseline: LeastSquares | None = None) -> tuple[LinearModel, dict[str, np.ndarray]]:
     """Train a new model; return it in the data's units and the history: row k holds the coefficients,
-    the intercept and their losses after k epochs (row 0: the initial weights). Given the least-squares
-    `baseline`, stop after the first epoch whose model is converged as evaluate judges it."""
+    the intercept and their losses after k epochs (row 0: the initial weights). The least-squares
+    `baseline` (found here if not given) whitens the features (train.standardize) and says when to stop
+    (train.stop_when_converged: after the first epoch whose model evaluate would call converged)."""
+    if baseline is None:
+        baseline = fit_least_squares(split.train, features, params.fit_intercept, split.source)
     with one_thread():
         return _fit(split, features, params, team, baseline)
 
 
 def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team,
-         baseline: LeastSquares | None) -> tuple[LinearModel, dict[str, np.ndarray]]:
+         baseline: LeastSquares) -> tuple[LinearModel, dict[str, np.ndarray]]:
     device = torch.device(params.device)
-    scaling = Scaling.of(split.train, len(features), params, team)
+    scaling = Scaling.of(split.train, len(features), params, team, baseline.r_inverse)
     dtype = DTYPES[params.dtype]
     n_train = len(split.train)
     # The full batch: each process its share of the rows. Mini-batches: every process shuffles all the
@@ -139,7 +142,8 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Tea
             history[name][epoch] = value
         # The bound of the prediction gap never says converged where evaluate's exact gap would not; every
         # process holds the same weights, so all stop at the same epoch.
-        stop = baseline is not None and convergence(learnt, baseline, baseline.gap_bound(learnt), tolerances).converged
+        stop = params.stop_when_converged and convergence(learnt, baseline, baseline.gap_bound(learnt),
+                                                          tolerances).converged
         if test_feed is not None:
             test_loss = squared_error(model, test_feed.chunks(), len(split.test), team).item()
             history["test_loss"][epoch] = test_loss * loss_unit
@@ -211,7 +215,7 @@ def main() -> None:
     require_representable(baseline.model, params.dtype, split.source)
     if params.processes == 1:
         distributed.configure_device(params.device)
-        learnt, history = fit(split, features, params, baseline=baseline if params.stop_when_converged else None)
+        learnt, history = fit(split, features, params, baseline=baseline)
         save_outputs(Path("."), learnt, history, params, data)
     else:
         distributed.run_processes(params.processes, [MODEL, HISTORY])
@@ -223,10 +227,8 @@ def train_as_worker(data: DataParams, params: TrainParams) -> None:
     """One of train.processes processes under torchrun: train on its share; the first writes the outputs."""
     with distributed.joined(params.device) as team:
         split = load_split(data, params.fit_intercept, check=False)  # checked by the process that started us
-        # Each process finds the same least squares (the same bits) to stop at the same epoch.
-        baseline = fit_least_squares(split.train, data.columns, params.fit_intercept, split.source) \
-            if params.stop_when_converged else None
-        learnt, history = fit(split, data.columns, params, team, baseline)
+        # Each process finds the same least squares (the same bits): the same whitening, the same stop.
+        learnt, history = fit(split, data.columns, params, team)
         team.barrier()
         if team.rank == 0:
             save_outputs(distributed.output_folder(), learnt, history, params, data)
@@ -249,10 +251,11 @@ def report(split: Split, learnt: LinearModel, baseline: LeastSquares, params: Tr
     print(f"least squares: {describe(baseline.model)}")
     tolerances = Tolerances(params.dtype, params.tolerance, params.coefficient_tolerance)
     print(convergence(learnt, baseline, gap, tolerances).verdict(target, tolerances))
+    judged = convergence(learnt, baseline, gap, tolerances)
     if epochs_run < params.epochs:
         print(f"stopped after epoch {epochs_run} of train.epochs = {params.epochs}: converged "
               "(train.stop_when_converged: false runs every epoch)")
-    elif params.stop_when_converged:
+    elif params.stop_when_converged and not judged.converged:
         print(f"ran all train.epochs = {params.epochs} without converging")
 
 

@@ -89,13 +89,13 @@ def test_the_interval_is_wider_far_from_the_training_rows_and_at_a_higher_level(
 # --- The rows to predict --------------------------------------------------------------------------------
 
 
-def test_rows_without_the_target_are_read_with_a_target_of_zeros_never_used(tmp_path):
+def test_rows_without_the_target_are_read_with_a_target_of_nan(tmp_path):
     path = tmp_path / "new.csv"
     path.write_text("x,note\n1.5,a\n-2,b\n")
     rows, has_target = open_new_rows(path, ("x",), "y")
     assert not has_target
     table = rows.read(rows.spans()[0])
-    assert table.features.tolist() == [[1.5], [-2.0]] and table.target.tolist() == [0.0, 0.0]
+    assert table.features.tolist() == [[1.5], [-2.0]] and np.isnan(table.target).all()
 
 
 def test_one_new_row_and_a_constant_feature_are_predicted_though_not_fitted(tmp_path):
@@ -110,6 +110,7 @@ def test_one_new_row_and_a_constant_feature_are_predicted_though_not_fitted(tmp_
 NEW_ROWS = {  # file content: the end of the one line that refuses it
     b"X,y\n1,2\n": "column 'x' is missing (did you mean 'X'?): expected one of the columns X, y",
     b"x\n1\nabc\n": "column 'x' line 3 holds 'abc': expected a number",
+    # Rows to predict are never dropped, whatever data.missing says: each has its row of predictions.
     b"x,y\n1,2\n,3\n": "1 row has a missing value (empty, NA, NaN or infinite) in column 'x' (1), the first at "
                        "line 3: expected a number in every used column",
     b"x,y\n1,\n": "1 row has a missing value (empty, NA, NaN or infinite) in column 'y' (1), the first at line 2: "

@@ -25,7 +25,9 @@ LINE = (np.linspace(-2.0, 2.0, 50)[:, None], 3.0 * np.linspace(-2.0, 2.0, 50) + 
 
 
 def params(**changes) -> TrainParams:
-    return TrainParams(**(DEFAULTS.model_dump() | changes))
+    # Every epoch, unless a test says otherwise: these tests measure how close each optimiser gets, well
+    # below the tolerances at which train stops by default.
+    return TrainParams(**(DEFAULTS.model_dump() | {"stop_when_converged": False} | changes))
 
 
 def train_on(features, target, test=None, **changes):
@@ -232,9 +234,9 @@ def test_given_least_squares_training_stops_at_a_converged_epoch_with_the_histor
     names = ("x0", "x1", "x2")
     split = Split("table.csv", Table(features, target), None)
     baseline = fit_least_squares(split.train, names, True, "table.csv")
-    full_params = params(**changes)
+    full_params = params(stop_when_converged=True, **changes)
     model, history = fit(split, names, full_params, baseline=baseline)
-    _, every_epoch = fit(split, names, full_params)
+    _, every_epoch = fit(split, names, full_params.model_copy(update={"stop_when_converged": False}))
     run = len(history["epoch"]) - 1
     assert 0 < run < full_params.epochs
     # Stopping changes nothing before the stop: the same bits as a run of every epoch, up to it.
@@ -266,3 +268,30 @@ def test_the_gap_bound_is_never_below_the_exact_prediction_gap():
                                  baseline.model.intercept + fit_intercept * rng.normal(0, 1e-3))
             exact = prediction_gap(nudged, baseline.model, Table(features, target))
             assert exact <= baseline.gap_bound(nudged) * (1 + 1e-12)
+
+
+def test_standardize_whitens_correlated_columns_so_that_a_degree_10_curve_reaches_least_squares():
+    from exact import exact_least_squares, polynomial_table
+    from pipeline.feed import Scaling
+    from pipeline.linear import fit_least_squares
+    from pipeline.rows import powers
+
+    rng = np.random.default_rng(0)
+    x = np.round(rng.uniform(-8.78, -3.13, 82), 6)
+    coefficients = [-1467.48961422980, -2772.17959193342, -2316.37108160893, -1127.97394098372, -354.478233703349,
+                    -75.1242017393757, -10.8753180355343, -1.06221498588947, -0.0670191154593408,
+                    -0.00246781078275479, -0.0000402962525080404]  # a published steep degree-10 curve
+    features, target = polynomial_table(10, x, coefficients, noise=0.00335)
+    design = np.ascontiguousarray(powers(features, 10))
+    names = ("x", *(f"x^{k}" for k in range(2, 11)))
+    split = Split("table.csv", Table(design, target), None)
+    baseline = fit_least_squares(split.train, names, True, "table.csv")
+    # The optimiser's columns are uncorrelated with unit variance, though the powers are collinear to 1e-9.
+    scaling = Scaling.of(split.train, 10, params(), whitening=baseline.r_inverse)
+    seen = scaling.features(design)
+    assert np.allclose(seen.T @ seen / len(seen), np.eye(10), atol=1e-5)
+    model, history = fit(split, names, params(optimizer="lbfgs", lr=1.0, dtype="float64", epochs=30))
+    exact = exact_least_squares(design, target)
+    assert max(relative_errors([model.intercept, *model.coefficients], exact)) < 1e-6
+    # One feature has nothing to decorrelate: standardised as the tutorial's, nothing mixed.
+    assert Scaling.of(Table(features, target), 1, params(), whitening=np.array([[2.0]])).mixing is None
