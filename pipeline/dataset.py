@@ -593,9 +593,11 @@ class _Values:
                      + ", ".join(f"{_show(name)} ({count})" for name, count in counts))
             if missing == MISSING_ERROR:
                 rows = "1 row has" if self.rows_missing == 1 else f"{self.rows_missing} rows have"
+                # Rows to predict (constant_ok) have no data.missing: each row needs its prediction.
+                drop = "" if constant_ok else f", or data.missing: {MISSING_DROP} to leave such rows out"
                 raise PipelineError(
                     f"{where}: {rows} {found}, the first at {locate(self.first_missing)}: expected a number "
-                    f"in every used column, or data.missing: {MISSING_DROP} to leave such rows out"
+                    f"in every used column{drop}"
                 )
             if self.rows_missing == self.n_rows:
                 raise PipelineError(f"{where}: every one of its {_count(self.n_rows, 'row')} has {found}: "

@@ -89,13 +89,12 @@ def test_the_interval_is_wider_far_from_the_training_rows_and_at_a_higher_level(
 # --- The rows to predict --------------------------------------------------------------------------------
 
 
-def test_rows_without_the_target_are_read_with_a_target_of_nan(tmp_path):
+def test_rows_without_the_target_are_read(tmp_path):
     path = tmp_path / "new.csv"
     path.write_text("x,note\n1.5,a\n-2,b\n")
     rows, has_target = open_new_rows(path, ("x",), "y")
     assert not has_target
-    table = rows.read(rows.spans()[0])
-    assert table.features.tolist() == [[1.5], [-2.0]] and np.isnan(table.target).all()
+    assert rows.read(rows.spans()[0]).features.tolist() == [[1.5], [-2.0]]
 
 
 def test_one_new_row_and_a_constant_feature_are_predicted_though_not_fitted(tmp_path):
@@ -110,10 +109,11 @@ def test_one_new_row_and_a_constant_feature_are_predicted_though_not_fitted(tmp_
 NEW_ROWS = {  # file content: the end of the one line that refuses it
     b"X,y\n1,2\n": "column 'x' is missing (did you mean 'X'?): expected one of the columns X, y",
     b"x\n1\nabc\n": "column 'x' line 3 holds 'abc': expected a number",
-    b"x,y\n1,2\n,3\n": "column 'x' has 1 empty, NaN or infinite value (first at line 3): "
-                       "expected a finite number in every row",
-    b"x,y\n1,\n": "column 'y' has 1 empty, NaN or infinite value (first at line 2): "
-                  "expected a finite number in every row",
+    # As for data.source, but without its data.missing: drop, which predict does not read.
+    b"x,y\n1,2\n,3\n": "1 row has a missing value (empty, NA, NaN or infinite) in column 'x' (1), the first at "
+                       "line 3: expected a number in every used column",
+    b"x,y\n1,\n": "1 row has a missing value (empty, NA, NaN or infinite) in column 'y' (1), the first at line 2: "
+                  "expected a number in every used column",
     b"x,y\n1\x002\n": "holds binary data (a NUL byte at byte 5): expected CSV text",
     b"": "is empty (0 bytes): expected a header row, then rows of numbers",
     b"x,y\n": "has no rows: expected a header row, then at least one row of numbers",
