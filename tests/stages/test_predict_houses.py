@@ -14,7 +14,7 @@ from safetensors.numpy import load_file
 from scipy.special import stdtr
 
 from exact import exact_inference
-from workspace import ROOT, contents, error_line, isolate, run_in_process, set_params, stage
+from workspace import ROOT, contents, dvc, error_line, isolate, run_in_process, set_params, stage
 
 FEATURES = ["area_m2", "rooms", "age_years"]
 LEVEL = 0.9
@@ -33,6 +33,7 @@ def houses(reproduced_template, tmp_path_factory):
     project = shutil.copytree(reproduced_template, tmp_path_factory.mktemp("houses") / "project", symlinks=True)
     for name in ("houses.csv", "new_houses.csv"):
         shutil.copy2(ROOT / "examples" / name, project / "data" / name)
+    dvc(project, "add", "data/houses.csv", "data/new_houses.csv")  # tracked, as train asks of data.source
     set_params(project, {"data.source": "data/houses.csv", "data.features": FEATURES, "data.target": "price_eur",
                          "data.degree": 2, "data.test_fraction": 0.0, "predict.source": "data/new_houses.csv",
                          "predict.output": "data/new_prices.csv", "predict.level": LEVEL})
@@ -101,7 +102,7 @@ def test_the_same_rows_give_the_same_bytes(houses, tmp_path):
 ROWS = {  # the rows to predict, and the end of the one line that refuses them
     "a misspelt column": (b"area_m2,room,age_years\n54,2,35\n", "column 'rooms' is missing (did you mean 'room'?)"),
     "a word for a number": (b"area_m2,rooms,age_years\n54,two,35\n", "column 'rooms' line 2 holds 'two': expected a number"),
-    "a missing value": (b"area_m2,rooms,age_years\n54,,35\n", "column 'rooms' has 1 empty, NaN or infinite value"),
+    "a missing value": (b"area_m2,rooms,age_years\n54,,35\n", "1 row has a missing value (empty, NA, NaN or infinite) in column 'rooms' (1)"),
     "no rows": (b"area_m2,rooms,age_years\n", "has no rows"),
 }
 
