@@ -1,4 +1,5 @@
-"""What the benchmarks share: a clean clone of the project, its params, its stages, and the machine they ran on."""
+"""What the benchmarks share: a clean clone of the project, its params, its stages, the machine they ran on, and
+the file each writes its figures to (bench/results/, which tools/performance_page.py turns into docs/performance.md)."""
 
 import os
 import platform
@@ -6,14 +7,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+from pipeline.files import write_json
 from tools.commands import environment
 from tools.project import set_params, stage_names
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = stage_names(ROOT)
+RESULTS = ROOT / "bench" / "results"
 
 
 def clone_head() -> Path:
@@ -64,3 +68,25 @@ def run_stage(project: Path, name: str) -> tuple[float, int]:
     if process.returncode != 0:
         raise SystemExit(f"pipeline.{name} exited {process.returncode}")
     return time.perf_counter() - start, usage.ru_maxrss * 1024  # Linux reports ru_maxrss in KiB
+
+
+def record(name: str, title: str, about: str, table: list[list[str]], notes: list[str] = (), *,
+           machine_line: str | None = None) -> Path:
+    """Write one run's figures to bench/results/<name>.json, for tools/performance_page.py.
+
+    table: a header row, then one row per figure, as the page shows them; notes: lines below the table (targets
+    met or not, load averages). The command, the machine and the date are added here.
+    """
+    module = sys.modules["__main__"].__spec__.name
+    path = RESULTS / f"{name}.json"
+    write_json(path, {
+        "title": title,
+        "about": about,
+        "command": " ".join(["python -m", module, *sys.argv[1:]]),
+        "machine": machine_line or machine(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "table": table,
+        "notes": list(notes),
+    })
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path

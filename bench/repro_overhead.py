@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import STAGES, clone_head, load_average, machine, set_points
+from bench.common import STAGES, clone_head, load_average, machine, record, set_points
 from tools.commands import environment
 
 ONE_PROCESS = (
@@ -62,8 +62,9 @@ def main() -> None:
     }
 
     points = f" with n_points = {arguments.points:,}" if arguments.points else ""
+    load_after = load_average()
     print(f"machine: {machine()}")
-    print(f"load average: {load_before} before, {load_average()} after")
+    print(f"load average: {load_before} before, {load_after} after")
     print(f"median of {arguments.repeats} runs, params.yaml of HEAD{points}")
     for name, values in timings.items():
         print(f"  {name:<32} {statistics.median(values):6.2f} s   (min {min(values):.2f}, max {max(values):.2f})")
@@ -71,6 +72,18 @@ def main() -> None:
     print(f"  full repro / one process         {ratio:6.2f} x   (target: at most 1.4 x)")
     for name, value in per_stage.items():
         print(f"  python -m pipeline.{name:<12} {value:6.2f} s")
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    record(f"repro_overhead{'-' + str(arguments.points) if arguments.points else ''}",
+           "Stage overhead",
+           f"`dvc repro -f` of the four stages, one process each, against the same stages in one Python process; "
+           f"median of {arguments.repeats} runs, params.yaml of HEAD{points}.",
+           [["", "time"],
+            ["`dvc repro -f`: the four stages, one process each", f"{medians[FULL]:.2f} s"],
+            ["the same four stages in one Python process", f"{medians[ONE_PROCESS_RUN]:.2f} s"],
+            ["ratio", f"{ratio:.2f}× (target: at most 1.4×)"],
+            ["`dvc repro` with nothing to do", f"{medians[NOTHING]:.2f} s"],
+            *([f"`python -m pipeline.{name}` alone", f"{value:.2f} s"] for name, value in per_stage.items())],
+           [f"Load average {load_before} before, {load_after} after."])
     shutil.rmtree(project.parent)
 
 

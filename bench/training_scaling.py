@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, clone_head, load_average, machine, run_stage, set_points
+from bench.common import ROOT, clone_head, load_average, machine, record, run_stage, set_points
 from pipeline.rows import held_out_count
 from tools.commands import environment
 from tools.project import set_params
@@ -42,10 +42,13 @@ def main() -> None:
     params = set_points(project, arguments.points)
     import torch  # only to tell whether a GPU is here
 
-    print(f"machine: {machine()}")
+    machine_line = machine()
     if torch.cuda.is_available():
-        print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-    print(f"load average before: {load_average()}")
+        machine_line += f"; GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}"
+    load_before = load_average()
+    print(f"machine: {machine_line}")
+    print(f"load average before: {load_before}")
+    rows = [["setting", "an epoch", "points × epochs / s"]]
     elapsed, peak = run_stage(project, "synthesize")
     print(f"synthesize {arguments.points:,} points: {elapsed:.1f} s, peak {peak / 1024**2:.0f} MiB")
     n_train = arguments.points - held_out_count(arguments.points, params["data"]["test_fraction"])
@@ -54,6 +57,7 @@ def main() -> None:
         device, processes = setting.split(":")
         if device == "cuda" and not torch.cuda.is_available():
             print(f"  {setting:<8} skipped: no CUDA device here")
+            rows.append([f"{device}, {processes} process(es)", "not run: no CUDA device here", ""])
             continue
         seconds = []
         for epochs in (1, 1 + arguments.epochs):
@@ -64,7 +68,15 @@ def main() -> None:
         print(f"  {device} × {processes} process(es): {seconds[0]:6.1f} s with 1 epoch, {seconds[1]:6.1f} s with "
               f"{1 + arguments.epochs}: {extra / arguments.epochs:6.2f} s an epoch, "
               f"{n_train * arguments.epochs / extra:,.0f} points × epochs per second")
-    print(f"load average after: {load_average()}")
+        rows.append([f"{device}, {processes} process(es)", f"{extra / arguments.epochs:.2f} s",
+                     f"{n_train * arguments.epochs / extra:.2g}"])
+    load_after = load_average()
+    print(f"load average after: {load_after}")
+    record(f"training_scaling-{arguments.points}", "Processes and devices",
+           f"train on {arguments.points:,} synthetic points ({n_train:,} training rows), full batch, float32, sgd; "
+           f"an epoch is the difference between runs of 1 and {1 + arguments.epochs} epochs, over "
+           f"{arguments.epochs}, so that the passes every run makes cancel out.",
+           rows, [f"Load average {load_before} before, {load_after} after."], machine_line=machine_line)
     shutil.rmtree(project.parent)
 
 

@@ -1,1 +1,10 @@
 """Fit a straight line to 2D data: the synthesize → train → evaluate → visualize stages."""
+
+import sys
+
+# `python -m pipeline.<stage>` loads this package first, with sys.argv[0] "-m" until the stage's module is found
+# (the documented behaviour of -m): from here on, Ctrl-C ends the stage with one line rather than a traceback.
+if sys.argv[:1] == ["-m"]:
+    from pipeline.errors import exit_on_interrupt
+
+    exit_on_interrupt()

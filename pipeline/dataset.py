@@ -21,7 +21,8 @@ import pyarrow.parquet
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
 from pipeline.rows import (
-    WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of, with_powers,
+    CHUNK_ROWS, WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of,
+    with_powers,
 )
 
 # |value| above this is refused: squared errors must stay finite in float32 (3.4e38), and every integer
@@ -42,30 +43,70 @@ _LISTED_CHARS = 100  # of a list of column names
 _ARROW_CHARS = 120  # of a message from pyarrow
 
 
-def open_table(path: Path, features: Sequence[str], target: str, check: bool = True) -> Source:
+# data.missing: what to do with a row that has a missing (empty, NA, NaN or infinite) value in a used column.
+MISSING_ERROR = "error"  # refuse the table, naming every column with one
+MISSING_DROP = "drop"  # leave the row out: the table is its complete rows, in every stage
+
+
+def open_table(path: Path, features: Sequence[str], target: str, check: bool = True,
+               missing: str = MISSING_ERROR) -> Source:
     """The named numeric columns of a CSV (header row) or Parquet file, told apart by extension, checked.
 
     A Parquet file is checked in one pass, one row group at a time, and read again group by group as the
     stages need it; a CSV file is read whole.
     """
+    return open_rows(path, features, target, check, missing)[0]
+
+
+def open_rows(path: Path, features: Sequence[str], target: str, check: bool = True,
+              missing: str = MISSING_ERROR) -> tuple[Source, int]:
+    """open_table, and how many rows missing="drop" left out (0 with "error", which refuses such rows)."""
+    if missing not in (MISSING_ERROR, MISSING_DROP):
+        raise ValueError(f"missing={missing!r}: expected {MISSING_ERROR!r} or {MISSING_DROP!r}")
     if isinstance(features, str):
         raise TypeError(f"features: expected a sequence of column names, not the string {features!r}")
     path = Path(path)
+    return _open(path, _check_request(_where(path), list(features), target), check, missing)
+
+
+def open_new_rows(path: Path, features: Sequence[str], target: str) -> tuple[Source, bool]:
+    """Rows to predict, and whether they hold the target: open_table's checks, but the target is read only
+    if the header has it (else each Table's target is zeros, never read) and a feature may be constant (one
+    row is)."""
+    path = Path(path)
+    has_target = target in _column_names(path)
+    names = _check_request(_where(path), list(features), target)
+    if not has_target:
+        names = names[:-1]
+    return _open(path, names, True, MISSING_ERROR, has_target=has_target, new_rows=True)[0], has_target
+
+
+def _column_names(path: Path) -> list[str]:
+    """The header of a table, or [] if it cannot be read: reading it again then says what is wrong."""
+    try:
+        if path.suffix.lower() in CSV_SUFFIXES:
+            return _header_names(_where(path), path)
+        return pyarrow.parquet.read_schema(path).names
+    except (pa.ArrowException, OSError, PipelineError):
+        return []
+
+
+def _open(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
+          new_rows: bool = False) -> tuple[Source, int]:
     where = _where(path)
-    names = _check_request(where, list(features), target)
     suffix = path.suffix.lower()
     if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
         found = f"extension {_show(path.suffix)}" if path.suffix else "no extension"
         raise PipelineError(f"{where}: {found}: expected {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
     _require_file(where, path)
     if suffix in CSV_SUFFIXES:
-        return _read_csv(where, path, names)
-    return ParquetTable.open(where, path, names, check)
+        return _read_csv(where, path, names, missing, has_target, new_rows)
+    return ParquetTable.open(where, path, names, check, missing, has_target, new_rows)
 
 
-def read_table(path: Path, features: Sequence[str], target: str) -> Table:
+def read_table(path: Path, features: Sequence[str], target: str, missing: str = MISSING_ERROR) -> Table:
     """The whole table in memory: open_table for tables that fit."""
-    return gather(open_table(path, features, target))
+    return gather(open_table(path, features, target, missing=missing))
 
 
 def gather(rows) -> Table:
@@ -104,17 +145,20 @@ class Split:
     source: Path
     train: Rows
     test: Rows | None  # None when data.test_fraction is 0
+    rows_dropped: int = 0  # rows of data.source left out by data.missing: drop
 
 
 def load_split(data: DataParams, fit_intercept: bool, check: bool = True) -> Split:
-    """Open data.source and split its rows: the same rows in every stage, on every machine. check=False
-    skips the pass over a Parquet file's values, for a process whose parent has made it."""
+    """Open data.source and split its rows (with data.missing: drop, its complete rows): the same rows in every
+    stage, on every machine. check=False skips the pass over a Parquet file's values, for a process whose
+    parent has made it."""
     source = Path(data.source)
-    table = with_powers(open_table(source, data.features, data.target, check), data.degree)
+    table, rows_dropped = open_rows(source, data.features, data.target, check, data.missing)
+    table = with_powers(table, data.degree)
     train = Part(table, False, data.test_fraction, data.split_seed)
     test = Part(table, True, data.test_fraction, data.split_seed)
     require_enough_training_rows(source, len(train), len(data.columns) + int(fit_intercept))
-    return Split(source, train, test if len(test) else None)
+    return Split(source, train, test if len(test) else None, rows_dropped)
 
 
 def _check_request(where: str, features: list[str], target: str) -> list[str]:
@@ -161,14 +205,9 @@ def _check_header(where: str, header: list[str], names: list[str]) -> None:
     missing = [name for name in names if name not in header]
     if missing:
         if len(missing) == 1:
-            # A misspelling, or a name the header spells out longer ('age' for 'age_years').
-            close = get_close_matches(missing[0], header, n=1) or [
-                name for name in header if name.lower().startswith(missing[0].lower())][:1]
-            hint = f" (did you mean {_show(close[0])}?)" if close else ""
-            found = f"column {_show(missing[0])} is missing{hint}"
+            found = f"column {_show(missing[0])} is missing{_did_you_mean(missing[0], header)}"
         else:
-            more = f" and {len(missing) - 2} more" if len(missing) > 2 else ""
-            found = f"columns {_show(missing[0])}, {_show(missing[1])}{more} are missing"
+            found = f"columns {', '.join(_show(name) + _did_you_mean(name, header) for name in missing)} are missing"
         raise PipelineError(f"{where}: {found}: expected one of the columns {_list(header)}")
     for name in names:
         if header.count(name) > 1:
@@ -178,10 +217,19 @@ def _check_header(where: str, header: list[str], names: list[str]) -> None:
             )
 
 
+def _did_you_mean(name: str, header: list[str]) -> str:
+    """A header name close to a missing column's: a misspelling, or one that spells it out longer ('age' for
+    'age_years')."""
+    close = get_close_matches(name, header, n=1) or [
+        column for column in header if column.lower().startswith(name.lower())][:1]
+    return f" (did you mean {_show(close[0])}?)" if close else ""
+
+
 # --- CSV -----------------------------------------------------------------------------------------------
 
 
-def _read_csv(where: str, path: Path, names: list[str]) -> Table:
+def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target: bool = True,
+              new_rows: bool = False) -> tuple[Table, int]:
     header = _csv_header(where, path, names)
     try:
         table = pyarrow.csv.read_csv(
@@ -195,10 +243,19 @@ def _read_csv(where: str, path: Path, names: list[str]) -> Table:
         raise _csv_problem(where, path, header, names, error) from None
     if table.num_rows == 0:
         raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers")
-    features, target = _to_float64(table, names)
-    columns = [features[:, j] for j in range(len(names) - 1)] + [target]
-    _check_values(where, names, [_Column.of(column) for column in columns], lambda row: f"line {_csv_line(path, row)}")
-    return Table(features, target)
+    features, target = _to_float64(table, names, has_target)
+    values = _Values(names)
+    # Block by block, so that the temporaries of the checks stay small beside the table.
+    masks = []
+    for start in range(0, len(target), CHUNK_ROWS):
+        block = slice(start, start + CHUNK_ROWS)
+        mask = values.add(features[block], target[block])
+        masks.append(np.ones(len(target[block]), dtype=bool) if mask is None else mask)
+    values.check(where, missing, lambda row: f"line {_csv_line(path, row)}", new_rows)
+    if not values.rows_missing:
+        return Table(features, target), 0
+    complete = np.concatenate(masks)
+    return Table(features[complete], target[complete]), values.rows_missing
 
 
 def _csv_header(where: str, path: Path, names: list[str]) -> list[str]:
@@ -376,14 +433,19 @@ def _csv_line(path: Path, row: int) -> int:
 class ParquetTable:
     """A checked Parquet file, read one row group at a time: memory for a row group, whatever the file's size."""
 
-    def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int]):
-        self.where, self.path, self.names = where, path, names
+    def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int], drop: bool = False,
+                 has_target: bool = True):
+        """group_rows: the rows of each row group the table holds; with drop, only the complete ones, and
+        each read leaves out the others again. Without has_target, names are the features alone."""
+        self.where, self.path, self.names, self.drop, self.has_target = where, path, names, drop, has_target
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
         self._file: pyarrow.parquet.ParquetFile | None = None  # opened at the first read, kept for the rest
 
     @classmethod
-    def open(cls, where: str, path: Path, names: list[str], check: bool = True) -> "ParquetTable":
-        """Check the schema, then every value (unless check is False), in one pass over the row groups."""
+    def open(cls, where: str, path: Path, names: list[str], check: bool = True, missing: str = MISSING_ERROR,
+             has_target: bool = True, new_rows: bool = False) -> tuple["ParquetTable", int]:
+        """Check the schema, then every value, in one pass over the row groups; the table and how many rows
+        missing="drop" left out. check=False skips the pass where nothing needs counting (missing="error")."""
         try:
             with pyarrow.parquet.ParquetFile(path) as file:
                 schema = file.schema_arrow
@@ -399,25 +461,23 @@ class ParquetTable:
                 if n_rows == 0:
                     raise PipelineError(f"{where}: has no rows: expected at least one row")
                 group_rows = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
-                table = cls(where, path, names, group_rows)
-                if not check:
-                    return table
-                columns = [_Column() for _ in names]
-                read = 0
+                if not check and missing == MISSING_ERROR:
+                    return cls(where, path, names, group_rows, has_target=has_target), 0
+                values = _Values(names)
+                complete_rows = []
                 for i in range(file.num_row_groups):
-                    features, target = _to_float64(file.read_row_group(i, columns=names), names)
+                    features, target = _to_float64(file.read_row_group(i, columns=names), names, has_target)
                     if len(target) != group_rows[i]:
                         break
-                    for j, column in enumerate(columns):
-                        column.add(features[:, j] if j < len(names) - 1 else target, read)
-                    read += len(target)
-                if read != n_rows or sum(group_rows) != n_rows:
+                    complete = values.add(features, target)
+                    complete_rows.append(len(target) if complete is None else int(np.count_nonzero(complete)))
+                if values.n_rows != n_rows or sum(group_rows) != n_rows:
                     raise PipelineError(f"{where}: its row groups do not hold the {n_rows} rows its footer says: "
                                         "expected a whole file")
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(where, error) from None
-        _check_values(where, names, columns, lambda row: f"row index {row}")
-        return table
+        values.check(where, missing, lambda row: f"row index {row}", new_rows)
+        return cls(where, path, names, complete_rows, missing == MISSING_DROP, has_target), values.rows_missing
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -438,7 +498,11 @@ class ParquetTable:
             self._file = self._file or pyarrow.parquet.ParquetFile(self.path)
             group = first
             while self._starts[group] < stop:
-                features, target = _to_float64(self._file.read_row_group(group, columns=self.names), self.names)
+                features, target = _to_float64(self._file.read_row_group(group, columns=self.names), self.names,
+                                               self.has_target)
+                complete = _complete_rows(features, target) if self.drop else None
+                if complete is not None:
+                    features, target = features[complete], target[complete]
                 low = max(start, self._starts[group]) - self._starts[group]
                 high = min(stop, self._starts[group + 1]) - self._starts[group]
                 pieces.append(Table(features[low:high], target[low:high]))
@@ -459,11 +523,13 @@ def _unreadable(where: str, error: Exception) -> PipelineError:
 # --- Shared by both formats ----------------------------------------------------------------------------
 
 
-def _to_float64(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN)."""
-    features = np.empty((table.num_rows, len(names) - 1), dtype=np.float64)
-    target = np.empty(table.num_rows, dtype=np.float64)
-    columns = [features[:, j] for j in range(len(names) - 1)] + [target]
+def _to_float64(table: pa.Table, names: list[str], has_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN; where
+    the names hold no target, NaN: unknown)."""
+    n_features = len(names) - has_target
+    features = np.empty((table.num_rows, n_features), dtype=np.float64)
+    target = np.empty(table.num_rows, dtype=np.float64) if has_target else np.full(table.num_rows, np.nan)
+    columns = [features[:, j] for j in range(n_features)] + [target] * has_target
     for j, name in enumerate(names):
         row = 0
         for chunk in table.column(name).chunks:
@@ -476,65 +542,116 @@ def _to_float64(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarr
     return features, target
 
 
+def _complete_rows(features: np.ndarray, target: np.ndarray | None) -> np.ndarray | None:
+    """Mask of the rows whose every value is finite (not empty, NA, NaN or ±inf); None when all of them are.
+    A target of None (rows to predict without one) is not looked at."""
+    # A sum is finite when every value is (and, rarely, not when huge values overflow): one fast pass decides
+    # for almost every block, at a tenth of the cost of a mask.
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN, as it should be here
+        if np.isfinite(features.sum()) and (target is None or np.isfinite(target.sum())):
+            return None
+    complete = np.isfinite(features).all(axis=1)
+    if target is not None:
+        complete &= np.isfinite(target)
+    return None if complete.all() else complete
+
+
+class _Values:
+    """What the checks need to know of a table's values, gathered block by block: the rows with a missing
+    value and in which columns, and the range of each column over the complete rows."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self.columns = [_Column() for _ in names]
+        self.missing_by_column = np.zeros(len(names), dtype=np.int64)
+        self.n_rows = 0
+        self.rows_missing = 0
+        self.first_missing = 0  # row index, from 0
+
+    def add(self, features: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        """Take in the table's next rows; the mask of the complete ones, None when all of them are."""
+        offset = self.n_rows
+        self.n_rows += len(target)
+        has_target = len(self.names) > features.shape[1]  # rows to predict may have none
+        columns = [features[:, j] for j in range(features.shape[1])] + [target] * has_target
+        complete = _complete_rows(features, target if has_target else None)
+        if complete is None:
+            for column, values in zip(self.columns, columns):
+                column.add(values, offset)
+            return None
+        if not self.rows_missing:
+            self.first_missing = offset + int(np.argmin(complete))
+        self.rows_missing += len(complete) - int(np.count_nonzero(complete))
+        rows = offset + np.flatnonzero(complete)
+        for j, (column, values) in enumerate(zip(self.columns, columns)):
+            self.missing_by_column[j] += len(values) - int(np.count_nonzero(np.isfinite(values)))
+            column.add(values[complete], rows)
+        return complete
+
+    def check(self, where: str, missing: str, locate: Callable[[int], str], new_rows: bool = False) -> None:
+        """No missing value (unless missing is "drop", which leaves such rows out), every value within
+        ±LARGEST_VALUE, and no feature constant; `locate` names the line of a row."""
+        if self.rows_missing:
+            counts = [(name, count) for name, count in zip(self.names, self.missing_by_column) if count]
+            found = (f"a missing value (empty, NA, NaN or infinite) in {'column' if len(counts) == 1 else 'columns'} "
+                     + ", ".join(f"{_show(name)} ({count})" for name, count in counts))
+            if missing == MISSING_ERROR:
+                rows = "1 row has" if self.rows_missing == 1 else f"{self.rows_missing} rows have"
+                # Rows to predict are never dropped: each row of the source has its row of predictions.
+                hint = "" if new_rows else f", or data.missing: {MISSING_DROP} to leave such rows out"
+                raise PipelineError(
+                    f"{where}: {rows} {found}, the first at {locate(self.first_missing)}: expected a number "
+                    f"in every used column{hint}"
+                )
+            if self.rows_missing == self.n_rows:
+                raise PipelineError(f"{where}: every one of its {_count(self.n_rows, 'row')} has {found}: "
+                                    "expected at least one complete row")
+        _check_values(where, self.names, self.columns, locate, new_rows)
+
+
 @dataclass
 class _Column:
-    """What the checks need to know of one column, gathered block by block."""
+    """The range of one column's values, gathered block by block."""
 
-    lowest: float = math.inf  # NaN once any value is NaN: numpy's min and max propagate it
+    lowest: float = math.inf
     highest: float = -math.inf
-    not_finite: int = 0
-    first_not_finite: int = 0
     too_large: int = 0
-    first_too_large: int = 0
+    first_too_large: int = 0  # row index, from 0
     first_too_large_value: float = 0.0
 
-    @classmethod
-    def of(cls, values: np.ndarray) -> "_Column":
-        column = cls()
-        column.add(values, 0)
-        return column
-
-    def add(self, values: np.ndarray, offset: int) -> None:
-        """Take in the values of rows offset, offset + 1, …; a count of bad values only where there are some."""
+    def add(self, values: np.ndarray, rows: int | np.ndarray) -> None:
+        """Take in finite values: of rows `rows`, rows + 1, … (an int), or of the row indices `rows`."""
         if not len(values):
             return
         low, high = values.min(), values.max()
-        self.lowest, self.highest = float(np.minimum(self.lowest, low)), float(np.maximum(self.highest, high))
+        self.lowest, self.highest = min(self.lowest, float(low)), max(self.highest, float(high))
         if -LARGEST_VALUE <= low and high <= LARGEST_VALUE:
             return
-        not_finite = ~np.isfinite(values)
-        if not_finite.any() and not self.not_finite:
-            self.first_not_finite = offset + int(np.argmax(not_finite))
-        self.not_finite += int(np.count_nonzero(not_finite))
         too_large = np.abs(values) > LARGEST_VALUE
-        if too_large.any() and not self.too_large:
-            self.first_too_large = offset + int(np.argmax(too_large))
-            self.first_too_large_value = float(values[self.first_too_large - offset])
+        if not self.too_large:
+            first = int(np.argmax(too_large))
+            self.first_too_large = rows + first if isinstance(rows, int) else int(rows[first])
+            self.first_too_large_value = float(values[first])
         self.too_large += int(np.count_nonzero(too_large))
 
 
-def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str]) -> None:
-    """Every value finite and within ±LARGEST_VALUE, and no feature constant."""
+def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str],
+                  new_rows: bool = False) -> None:
+    """Every value within ±LARGEST_VALUE, and no feature constant (unless new_rows: rows to predict, one of
+    which may be all there is)."""
     for j, (name, column) in enumerate(zip(names, columns)):
         is_feature = j < len(names) - 1
-        if -LARGEST_VALUE <= column.lowest and column.highest <= LARGEST_VALUE:
-            if is_feature and column.lowest == column.highest:
-                raise PipelineError(
-                    f"{where}: feature {_show(name)} is constant (every row is {column.lowest!r}): "
-                    "expected at least two distinct values"
-                )
-            continue
-        if column.not_finite:
-            found = _count(column.not_finite, "empty, NaN or infinite value")
+        if column.too_large:
             raise PipelineError(
-                f"{where}: column {_show(name)} has {found} (first at {locate(column.first_not_finite)}): "
-                "expected a finite number in every row"
+                f"{where}: column {_show(name)} has {_count(column.too_large, 'value')} beyond "
+                f"±{LARGEST_VALUE:g} (first at {locate(column.first_too_large)}: {column.first_too_large_value:g}): "
+                f"expected |value| <= {LARGEST_VALUE:g}"
             )
-        raise PipelineError(
-            f"{where}: column {_show(name)} has {_count(column.too_large, 'value')} beyond "
-            f"±{LARGEST_VALUE:g} (first at {locate(column.first_too_large)}: {column.first_too_large_value:g}): "
-            f"expected |value| <= {LARGEST_VALUE:g}"
-        )
+        if is_feature and not new_rows and column.lowest == column.highest:
+            raise PipelineError(
+                f"{where}: feature {_show(name)} is constant (every row is {column.lowest!r}): "
+                "expected at least two distinct values"
+            )
 
 
 def _hint(text: str) -> str:

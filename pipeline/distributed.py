@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, outputs_written
 from pipeline.rows import share_of
 
 OUTPUTS_FLAG = "--outputs"  # the folder the first process writes into; absent, the working directory
+# What torch's elastic launcher handles while its processes run (its TORCHELASTIC_SIGNALS_TO_HANDLE default).
+LAUNCHER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def joined(device: str) -> Iterator[Team]:
 def run_processes(processes: int, outputs: list[Path]) -> None:
     """Run `python -m pipeline.train` as `processes` processes on this machine, then move their outputs
     into place; one line, and nothing written, when any of them fails."""
-    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, SignalException, Std
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -134,24 +137,51 @@ def run_processes(processes: int, outputs: list[Path]) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     logs = staging / "logs"
     logs.mkdir(parents=True)
-    # The launcher's own log lines would bury the one line that matters.
-    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    # The launcher's own log lines would bury the one line that matters. Its modules give each of their loggers a
+    # level of its own (LOGLEVEL, or WARNING), so each is quietened, not only their parent.
+    for name in [*logging.root.manager.loggerDict]:
+        if name == "torch.distributed" or name.startswith("torch.distributed."):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=uuid.uuid4().hex,
         rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
         logs_specs=DefaultLogsSpecs(log_dir=str(logs), redirects=Std.ERR),
     )
+    # The launcher turns these signals into a SignalException, and passes each on to the processes (which end
+    # as any stage does on Ctrl-C); this process's own handlers come back when it returns.
+    handlers = {number: signal.getsignal(number) for number in LAUNCHER_SIGNALS}
     try:
         try:
             elastic_launch(config, sys.executable)("-m", "pipeline.train", OUTPUTS_FLAG, str(staging))
         except ChildFailedError as error:
             rank, failure = error.get_first_failure()
             raise PipelineError(failed(rank, failure.exitcode, processes, logs)) from None
+        except SignalException as error:
+            if error.sigval != signal.SIGINT:
+                raise
+            raise KeyboardInterrupt from None
+        finally:
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+            end_leftover_processes()
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / path, path)
+            outputs_written.append(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def end_leftover_processes() -> None:
+    """Kill any process the launcher left running. A signal that comes while it starts them ends the launcher
+    before it holds them all (torch 2.13 then stops none), and each would train on alone."""
+    leftovers = psutil.Process().children(recursive=True)
+    for process in leftovers:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(leftovers)
 
 
 def failed(rank: int, exitcode: int, processes: int, logs: Path) -> str:

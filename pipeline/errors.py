@@ -1,7 +1,16 @@
 """The one exception type for mistakes a user can fix, and the one place it becomes a message."""
 
+import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+# The exit code of a process that Ctrl-C ended, as shells report it (128 + SIGINT).
+INTERRUPTED = 128 + signal.SIGINT
+
+# The outputs this process has moved into place (pipeline.files.atomic_output adds each): an interrupted
+# stage says which, if any.
+outputs_written: list[Path] = []
 
 
 class PipelineError(Exception):
@@ -9,9 +18,34 @@ class PipelineError(Exception):
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main(); a PipelineError exits 1 with one line on stderr, no traceback."""
+    """Run a stage's main(); a PipelineError exits 1 with one line on stderr, Ctrl-C exits 130 with one line,
+    neither with a traceback."""
+    if signal.getsignal(signal.SIGINT) is _exit_interrupted:
+        # From here Ctrl-C raises KeyboardInterrupt, so that main()'s temporary files are removed as it unwinds.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         main()
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print(f"error: {interrupted()}", file=sys.stderr)
+        raise SystemExit(INTERRUPTED) from None
+
+
+def interrupted() -> str:
+    """What an interrupted stage tells: that it was, and what it wrote (nothing half-written, ever)."""
+    if not outputs_written:
+        return "interrupted (Ctrl-C): nothing written"
+    written = ", ".join(str(path) for path in outputs_written)
+    return f"interrupted (Ctrl-C) after writing {written}: `dvc repro` runs the stage again"
+
+
+def exit_on_interrupt() -> None:
+    """Ctrl-C while a stage's modules load (torch takes seconds) ends it as run_stage does: one line, exit 130."""
+    signal.signal(signal.SIGINT, _exit_interrupted)
+
+
+def _exit_interrupted(signum, frame) -> None:
+    print(f"error: {interrupted()}", file=sys.stderr)
+    raise SystemExit(INTERRUPTED)

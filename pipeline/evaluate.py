@@ -11,7 +11,7 @@ from scipy.special import fdtrc, stdtr, stdtrit
 
 from pipeline.dataset import Split, load_split
 from pipeline.errors import run_stage
-from pipeline.files import METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_json, write_json
+from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json
 from pipeline.linear import (
     INTERCEPT, LeastSquares, LinearModel, Scores, Tolerances, convergence, fit_least_squares, load_weights, scores,
 )
@@ -137,13 +137,16 @@ def main() -> None:
     learnt = load_weights(MODEL, data.columns, train.fit_intercept)
     tolerances = Tolerances(train.dtype, train.tolerance, train.coefficient_tolerance)
     metrics, fit = evaluate(split, learnt, true_line_of(data), train.fit_intercept, tolerances, level)
-    # Where the model was trained: the same answer to the last few bits, but a run's record says which.
-    metrics |= {"device": train.device, "processes": train.processes}
+    # How and where the model was trained: the same answer to the last few bits, but a run's record says which.
+    metrics |= {"dtype": train.dtype, "device": train.device, "processes": train.processes,
+                # train stops at the first converged epoch (train.stop_when_converged): the history says when.
+                "epochs_run": len(read_history(HISTORY, ["epoch"])["epoch"]) - 1,
+                "rows_dropped": split.rows_dropped}  # by data.missing: drop
     write_json(METRICS, metrics)
     fit.save(OLS)
     print(summary(metrics, data.target, level))
     print(convergence(learnt, fit, metrics["gap"], tolerances).verdict(data.target, tolerances))
-    for name in ("learnt", "ols", "true", "train", "test", "device", "processes"):
+    for name in ("learnt", "ols", "true", "train", "test", "dtype", "device", "processes", "epochs_run"):
         if name in metrics:
             print(f"{name}: {shown(metrics[name])}")
 

@@ -27,11 +27,19 @@ class Scaling:
     x_scale: np.ndarray
     y_shift: float
     y_scale: float
+    # (d, d) upper triangular, or None: the standardised columns times it are uncorrelated (whitened)
+    mixing: np.ndarray | None = None
 
     @classmethod
-    def of(cls, rows: Rows, d: int, params: TrainParams, team: Team = SOLO) -> "Scaling":
+    def of(cls, rows: Rows, d: int, params: TrainParams, team: Team = SOLO,
+           whitening: np.ndarray | None = None) -> "Scaling":
         """Mean 0 and sd 1 from the training rows; without an intercept nothing can be shifted, so the
-        scale is the root mean square; standardize: false keeps the data as it is (the tutorial)."""
+        scale is the root mean square; standardize: false keeps the data as it is (the tutorial).
+
+        With `whitening`, R⁻¹ of the least-squares QR of the standardised columns, more than one feature are
+        also decorrelated: the optimiser then sees columns with an identity covariance, on which gradient
+        steps reach least squares however correlated the features (a degree-10 polynomial's powers are
+        collinear to 1e-9), while one feature is trained exactly as the tutorial does."""
         if not params.standardize:
             return cls(np.zeros(d), np.ones(d), 0.0, 1.0)
         n = len(rows)
@@ -43,16 +51,27 @@ class Scaling:
                                                                      (chunk.target - y_shift) ** 2)))
         x_scale, y_scale = np.sqrt(squares[:d] / n), math.sqrt(float(squares[d]) / n)
         # A constant target (or an all-zero one) has nothing to scale.
-        return cls(x_shift, np.where(x_scale > 0, x_scale, 1.0), y_shift, y_scale or 1.0)
+        mixing = whitening if whitening is not None and d > 1 else None
+        return cls(x_shift, np.where(x_scale > 0, x_scale, 1.0), y_shift, y_scale or 1.0, mixing)
 
     def features(self, features: np.ndarray) -> np.ndarray:
-        return (features - self.x_shift) / self.x_scale
+        standard = (features - self.x_shift) / self.x_scale
+        if self.mixing is None:
+            return standard
+        # standard · mixing, row by row with elementwise sums (not BLAS): each row's bits depend on that row
+        # alone, however the rows are grouped.
+        mixed = np.zeros_like(standard)
+        for j in range(standard.shape[1]):
+            mixed[:, j:] += standard[:, j:j + 1] * self.mixing[j, j:]
+        return mixed
 
     def target(self, target: np.ndarray) -> np.ndarray:
         return (target - self.y_shift) / self.y_scale
 
     def to_data_units(self, weight: np.ndarray, bias: float) -> tuple[np.ndarray, float]:
         """Coefficients and intercept in the data's units of a model with `weight`, `bias` in scaled units."""
+        if self.mixing is not None:  # the weights of the whitened columns, on the standardised ones
+            weight = np.array([float(np.sum(self.mixing[j, j:] * weight[j:])) for j in range(len(weight))])
         coefficients = self.y_scale * weight / self.x_scale
         intercept = self.y_shift + self.y_scale * bias - float(np.sum(coefficients * self.x_shift))
         return coefficients, intercept

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, outputs_written
 
 # Paths are relative to the repository root, where DVC runs every stage. dvc.yaml spells out the same
 # paths as deps and outs; tests/unit/test_dvc_yaml.py checks that the two agree. The table a model is fitted
@@ -52,6 +52,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
     try:
         yield temporary
         os.replace(temporary, path)
+        outputs_written.append(path)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -155,6 +156,40 @@ class TableWriter:
         table = pa.table([pa.array(group[:self._filled]) for group in self._group], schema=self._schema)
         self._writer.write_table(table, row_group_size=self.group_rows)
         self._filled = 0
+
+
+class CsvWriter:
+    """Write float64 columns as a CSV file with a header row, piece by piece, as TableWriter writes Parquet:
+    the same bytes whatever the pieces, and the file under `path` only when the `with` block succeeds."""
+
+    def __init__(self, path: Path, names: Sequence[str]) -> None:
+        self.path = path
+        self.names = tuple(names)
+        self._schema = pa.schema([(name, pa.float64()) for name in self.names])
+        self._exits = ExitStack()
+
+    def __enter__(self) -> "CsvWriter":
+        with ExitStack() as exits:
+            temporary = exits.enter_context(atomic_output(self.path))
+            options = pyarrow.csv.WriteOptions(quoting_header="none")
+            self._writer = exits.enter_context(pyarrow.csv.CSVWriter(temporary, self._schema, write_options=options))
+            self._exits = exits.pop_all()
+        return self
+
+    def write(self, columns: Mapping[str, np.ndarray]) -> None:
+        """Append rows: one array of equal length for each name, in any order."""
+        if sorted(columns) != sorted(self.names):
+            raise ValueError(f"columns {list(columns)}: expected {list(self.names)}")
+        self._writer.write_table(pa.table([np.asarray(columns[name], dtype=np.float64) for name in self.names],
+                                          schema=self._schema))
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self._exits.__exit__(kind, error, traceback)
+
+
+def table_writer(path: Path, names: Sequence[str]) -> "TableWriter | CsvWriter":
+    """A writer of float64 columns in the format the path's extension names: .csv, or else Parquet."""
+    return CsvWriter(path, names) if path.suffix.lower() == ".csv" else TableWriter(path, names)
 
 
 def write_history(path: Path, history: Mapping[str, np.ndarray]) -> None:

@@ -1,8 +1,10 @@
 """A fitted linear model y = X·coefficients + intercept, its least-squares baseline, and its weights file.
 
-No torch here: evaluate and visualize read the weights with safetensors.numpy and compute in float64.
+No torch here: evaluate, visualize and predict read the weights with safetensors.numpy and compute in float64,
+and so can a notebook: `LinearModel.load("models/model.safetensors").predict(table)`.
 """
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -10,30 +12,70 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_output, read_bytes
-from pipeline.rows import Rows, Table, chunks
+from pipeline.rows import Rows, Table, chunks, powers
 
 INTERCEPT = "intercept"
 
 
 @dataclass(frozen=True)
 class LinearModel:
-    """Coefficients by feature name and an intercept (0 for a model fitted through the origin)."""
+    """Coefficients by column name and an intercept (0 for a model fitted through the origin).
+
+    The columns are the raw features, then their powers up to `degree` (data.columns): with degree 1 they
+    are taken as given, so a model of power columns built elsewhere predicts from all of them.
+    """
 
     features: tuple[str, ...]
     coefficients: tuple[float, ...]
     intercept: float
+    degree: int = 1
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """float64 predictions for the rows of `features`, (n, d); elementwise, so the same bits on every CPU."""
+    @property
+    def raw_features(self) -> tuple[str, ...]:
+        """The columns a table must hold: the features whose powers make the others."""
+        return self.features[:len(self.features) // self.degree]
+
+    def predict(self, features: "np.ndarray | pa.Table") -> np.ndarray:
+        """float64 predictions for rows of every column (n, p), of the raw features (n, d) whose powers it
+        builds, or of a pyarrow Table holding the raw features by name; elementwise, so the same bits on every
+        CPU."""
+        features = self.columns_of(features)
         predictions = np.full(len(features), self.intercept, dtype=np.float64)
         for column, coefficient in enumerate(self.coefficients):
             predictions += coefficient * features[:, column]
         return predictions
+
+    def columns_of(self, features: "np.ndarray | pa.Table") -> np.ndarray:
+        """Every column of the model, (n, p) float64, from what `predict` accepts."""
+        if isinstance(features, (pa.Table, pa.RecordBatch)):
+            missing = [name for name in self.raw_features if name not in features.column_names]
+            if missing:
+                raise ValueError(f"the table has no column {missing[0]!r}: expected {list(self.raw_features)}")
+            features = np.column_stack([features.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+                                        for name in self.raw_features])
+        features = np.asarray(features)
+        if features.ndim != 2 or features.shape[1] not in (len(self.features), len(self.raw_features)):
+            raise ValueError(f"features of shape {features.shape}: expected (n, {len(self.raw_features)}) for "
+                             f"{list(self.raw_features)}" + (f" or (n, {len(self.features)})" if self.degree > 1 else ""))
+        if features.shape[1] == len(self.features):
+            return features
+        return powers(features.astype(np.float64), self.degree)
+
+    @classmethod
+    def load(cls, path: "Path | str") -> "LinearModel":
+        """The model a weights file holds, its columns and degree read from the file itself: no params.yaml,
+        no torch."""
+        path = Path(path)
+        state, metadata = _read_weights(path)
+        described = Description.of(path, metadata)
+        model = _model_of(path, state, described.features, described.fit_intercept)
+        return cls(model.features, model.coefficients, model.intercept, described.degree)
 
     def as_dict(self) -> dict[str, float]:
         """{feature: coefficient, …, "intercept": intercept}: the schema of truth.json and of the metrics."""
@@ -61,6 +103,8 @@ class LeastSquares:
     y_scale: float  # sqrt(Σ(y − y_mean)²)
     r_inverse: np.ndarray  # (d, d) upper triangular: R⁻¹ of the centred, scaled design
     rss: float  # the residual sum of squares
+    x_spread: np.ndarray  # (d,) max |x − x_mean| of each column: bounds a prediction gap from coefficients
+    y_sd: float  # the target's sd about its mean, with or without an intercept: the prediction gap's unit
 
     @property
     def p(self) -> int:
@@ -84,6 +128,28 @@ class LeastSquares:
     def standard_errors(self) -> dict[str, float]:
         """s·sqrt(diag((XᵀX)⁻¹)) by coefficient name, the intercept's last, from R⁻¹ alone:
         (XᵀX)⁻¹ of the coefficients is R⁻¹R⁻ᵀ scaled back; the intercept's is 1/n + x̄ᵀ(XcᵀXc)⁻¹x̄."""
+        return dict(self._standard_errors)
+
+    def gap_bound(self, learnt: LinearModel) -> float:
+        """An upper bound of prediction_gap(learnt, self.model, training rows) from the coefficients alone, so
+        that train can stop on it without a pass over the rows and never where evaluate's exact gap would
+        not say converged. |Δŷ − Δŷ at x_mean| is at most both Σ |Δcoefficient|·max |x − x_mean| (tight for
+        one feature) and the norm of the differences over all rows, ||R·(x_scale ⊙ Δcoefficient)|| (tight
+        for collinear columns, such as powers, whose large coefficients cancel)."""
+        differences = np.array(learnt.coefficients) - np.array(self.model.coefficients)
+        at_mean = (learnt.intercept - self.model.intercept) + math.fsum(differences * self.x_mean)
+        by_column = math.fsum(np.abs(differences) * self.x_spread)
+        scaled = differences * self.x_scale
+        over_rows = math.sqrt(math.fsum((float(np.sum(self._r[k, k:] * scaled[k:]))) ** 2 for k in range(len(scaled))))
+        # × (1 + 1e-9): R comes back from R⁻¹ to a few digits fewer than float64 holds
+        return (abs(at_mean) + min(by_column, over_rows * (1 + 1e-9))) / (self.y_sd or 1.0)
+
+    @functools.cached_property
+    def _r(self) -> np.ndarray:
+        return _inverse_upper(self.r_inverse)
+
+    @functools.cached_property
+    def _standard_errors(self) -> dict[str, float]:
         s = self.residual_sd
         rows = self.r_inverse * self.r_inverse
         diagonal = np.array([_sum(rows[k]) for k in range(len(self.x_scale))])
@@ -122,9 +188,10 @@ class LeastSquares:
     def save(self, path: Path) -> None:
         state = {"coefficients": np.array(self.model.coefficients), "intercept": np.array([self.model.intercept]),
                  "x_mean": self.x_mean, "x_scale": self.x_scale, "r_inverse": self.r_inverse,
-                 "scalars": np.array([self.y_mean, self.y_scale, self.rss])}
-        metadata = {"features": json.dumps(list(self.model.features)), "n": str(self.n),
-                    "fit_intercept": json.dumps(self.fit_intercept)}
+                 "x_spread": self.x_spread, "scalars": np.array([self.y_mean, self.y_scale, self.rss, self.y_sd])}
+        # One key: safetensors writes several in hash order, which differs from one process to the next.
+        metadata = {"least_squares": json.dumps({"features": list(self.model.features), "n": self.n,
+                                                 "fit_intercept": self.fit_intercept}, sort_keys=True)}
         with atomic_output(path) as temporary:
             temporary.write_bytes(save_safetensors({name: np.ascontiguousarray(value, dtype=np.float64)
                                                     for name, value in state.items()}, metadata))
@@ -134,14 +201,15 @@ class LeastSquares:
         content = read_bytes(path)
         try:
             state = load_safetensors(content)
-            metadata = safe_open_metadata(content)
-            features = tuple(json.loads(metadata["features"]))
+            metadata = json.loads(safe_open_metadata(content)["least_squares"])
+            features = tuple(metadata["features"])
             d = len(features)
             fit = cls(LinearModel(features, tuple(float(v) for v in state["coefficients"]),
                                   float(state["intercept"][0])),
-                      int(metadata["n"]), bool(json.loads(metadata["fit_intercept"])), state["x_mean"],
+                      int(metadata["n"]), bool(metadata["fit_intercept"]), state["x_mean"],
                       state["x_scale"], float(state["scalars"][0]), float(state["scalars"][1]),
-                      state["r_inverse"].reshape(d, d), float(state["scalars"][2]))
+                      state["r_inverse"].reshape(d, d), float(state["scalars"][2]), state["x_spread"],
+                      float(state["scalars"][3]))
         except (SafetensorError, ValueError, KeyError, TypeError, OverflowError) as error:
             raise PipelineError(f"{path}: not the least-squares file evaluate writes ({type(error).__name__}: "
                                 f"{str(error)[:100]}): run `dvc repro`") from None
@@ -241,20 +309,22 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     Dot products are plain NumPy sums rather than BLAS, so the result is the same bits on every CPU.
     """
     n_rows, n_features = len(rows), len(names)
-    x_means, y_mean = [0.0] * n_features, 0.0
-    if fit_intercept:
-        x_sums, y_sum = [0.0] * n_features, 0.0
-        for chunk in chunks(rows):
-            for k in range(n_features):
-                x_sums[k] += _sum(chunk.features[:, k].astype(np.float64))
-            y_sum += _sum(chunk.target)
-        x_means, y_mean = [total / n_rows for total in x_sums], y_sum / n_rows
-    squares = [0.0] * n_features
-    y_squares = 0.0
+    x_sums, y_sum = [0.0] * n_features, 0.0
+    for chunk in chunks(rows):
+        for k in range(n_features):
+            x_sums[k] += _sum(chunk.features[:, k].astype(np.float64)) if fit_intercept else 0.0
+        y_sum += _sum(chunk.target)
+    x_means = [total / n_rows for total in x_sums]  # zeros without an intercept: nothing is centred
+    target_mean = y_sum / n_rows
+    y_mean = target_mean if fit_intercept else 0.0
+    squares, spreads = [0.0] * n_features, [0.0] * n_features
+    y_squares = about_mean = 0.0
     for chunk in chunks(rows):
         for k, column in enumerate(_centred(chunk, x_means)):
             squares[k] += _sum(column * column)
+            spreads[k] = max(spreads[k], float(np.max(np.abs(column))))
         y_squares += _sum((chunk.target - y_mean) ** 2)
+        about_mean += _sum((chunk.target - target_mean) ** 2)
     scales = [math.sqrt(total) for total in squares]
     r = np.zeros((n_features + 1, n_features + 1))
     for number, chunk in enumerate(chunks(rows)):
@@ -281,7 +351,8 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     coefficients = tuple(float(value / scale) for value, scale in zip(scaled, scales))
     intercept = y_mean - math.fsum(c * m for c, m in zip(coefficients, x_means)) if fit_intercept else 0.0
     return LeastSquares(LinearModel(names, coefficients, intercept), n_rows, fit_intercept, np.array(x_means),
-                        np.array(scales), y_mean, math.sqrt(y_squares), _inverse_upper(r[:n_features, :n_features]), float(r[n_features, n_features]) ** 2)
+                        np.array(scales), y_mean, math.sqrt(y_squares), _inverse_upper(r[:n_features, :n_features]),
+                        float(r[n_features, n_features]) ** 2, np.array(spreads), math.sqrt(about_mean / n_rows))
 
 
 def _inverse_upper(r: np.ndarray) -> np.ndarray:
@@ -382,26 +453,101 @@ def prediction_gap(learnt: LinearModel, baseline: LinearModel, rows: Rows) -> fl
     return scores(learnt, baseline, rows, True).gap
 
 
-# Weights: the state_dict of torch.nn.Linear(d, 1), as safetensors, a format that cannot carry code.
+# Weights: the state_dict of torch.nn.Linear(d, 1), as safetensors, a format that cannot carry code. Its
+# metadata (strings, as safetensors allows) says what the weights mean, so that the file explains itself.
 
-def save_weights(path: Path, model: LinearModel, dtype: str, fit_intercept: bool) -> None:
+@dataclass(frozen=True)
+class Description:
+    """What a weights file's metadata says: the model's columns, the features they are made of, the degree,
+    the target, whether there is an intercept, and the dtype of the weights."""
+
+    features: tuple[str, ...]  # the model's columns, powers included: x, x^2, …
+    raw_features: tuple[str, ...]
+    degree: int
+    target: str | None
+    fit_intercept: bool
+    dtype: str
+
+    @classmethod
+    def load(cls, path: "Path | str") -> "Description":
+        """What the weights file at `path` says of itself."""
+        return cls.of(Path(path), _read_weights(Path(path))[1])
+
+    @classmethod
+    def of(cls, path: Path, metadata: dict[str, str]) -> "Description":
+        """What a weights file's metadata says; anything else gets one line."""
+        if METADATA_KEY not in metadata:
+            raise PipelineError(f"{path}: holds no {METADATA_KEY!r} metadata: expected weights written by train, "
+                                "which say what they mean (run `dvc repro`)")
+        try:
+            values = json.loads(metadata[METADATA_KEY])
+            found = cls(tuple(values["features"]), tuple(values["raw_features"]), values["degree"],
+                        values["target"], values["fit_intercept"], values["dtype"])
+            valid = (all(isinstance(name, str) for name in (*found.features, *found.raw_features))
+                     and type(found.degree) is int and found.degree >= 1
+                     and isinstance(found.target, (str, type(None))) and isinstance(found.fit_intercept, bool)
+                     and found.dtype in ("float32", "float64")
+                     and found.features[:len(found.raw_features)] == found.raw_features
+                     and len(found.features) == len(found.raw_features) * found.degree)
+        except (KeyError, ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise PipelineError(f"{path}: metadata {metadata[METADATA_KEY][:150]!r}: expected a JSON object of "
+                                f"{', '.join(FIELDS)} as train writes it (run `dvc repro`)")
+        return found
+
+    def as_metadata(self) -> dict[str, str]:
+        # One key: safetensors writes the keys of its metadata in no fixed order, and the same params must
+        # give the same bytes.
+        values = {name: getattr(self, name) for name in FIELDS}
+        return {METADATA_KEY: json.dumps(values | {"features": list(self.features),
+                                                   "raw_features": list(self.raw_features)})}
+
+
+# safetensors.safe_open(path, "numpy").metadata()["linear_model"] is a JSON object of the FIELDS.
+METADATA_KEY = "linear_model"
+FIELDS = ("features", "raw_features", "degree", "target", "fit_intercept", "dtype")
+
+
+def save_weights(path: Path, model: LinearModel, dtype: str, fit_intercept: bool, target: str | None = None,
+                 degree: int = 1) -> None:
+    """The weights as safetensors, with metadata that says what they mean (Description)."""
     state = {"weight": np.array([model.coefficients], dtype=dtype)}
     if fit_intercept:
         state["bias"] = np.array([model.intercept], dtype=dtype)
+    raw_features = model.features[:len(model.features) // degree]
+    metadata = Description(model.features, raw_features, degree, target, fit_intercept, dtype).as_metadata()
     with atomic_output(path) as temporary:
-        temporary.write_bytes(save_safetensors(state))
+        temporary.write_bytes(save_safetensors(state, metadata=metadata))
 
 
 def load_weights(path: Path, features: tuple[str, ...], fit_intercept: bool) -> LinearModel:
-    """Read the weights of a Linear(len(features), 1) model; anything else gets one line."""
+    """Read the weights of a Linear(len(features), 1) model, the columns that params.yaml names; anything
+    else, or metadata that names other columns, gets one line."""
+    state, metadata = _read_weights(path)
+    if METADATA_KEY in metadata:  # weights written before they described themselves are read as they were
+        described = Description.of(path, metadata)
+        if described.features != tuple(features):
+            raise PipelineError(f"{path}: holds the weights of columns {list(described.features)}: expected "
+                                f"{list(features)}, as data.features and data.degree say (run `dvc repro`)")
+    return _model_of(path, state, features, fit_intercept)
+
+
+def _read_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors and the metadata of a safetensors file; a file that is none gets one line."""
     content = read_bytes(path)
     if content[:2] in (b"PK", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
         raise PipelineError(f"{path}: is a pickle (a torch.save file?), which can run code when loaded: "
                             "expected safetensors weights (run `dvc repro`)")
     try:
         state = load_safetensors(content)
+        metadata = safe_open_metadata(content)
     except (SafetensorError, ValueError, OverflowError) as error:
         raise PipelineError(f"{path}: not a readable safetensors file ({str(error).splitlines()[0][:150]})") from None
+    return state, metadata
+
+
+def _model_of(path: Path, state: dict[str, np.ndarray], features: tuple[str, ...], fit_intercept: bool) -> LinearModel:
     expected_shapes = {"weight": (1, len(features))} | ({"bias": (1,)} if fit_intercept else {})
     if set(state) != set(expected_shapes):
         raise PipelineError(f"{path}: holds {sorted(state)}: expected {sorted(expected_shapes)} "
@@ -414,4 +560,4 @@ def load_weights(path: Path, features: tuple[str, ...], fit_intercept: bool) -> 
         if not np.isfinite(tensor).all():
             raise PipelineError(f"{path}: {name} is {tensor.tolist()}: expected finite numbers")
     intercept = float(state["bias"][0]) if fit_intercept else 0.0
-    return LinearModel(features, tuple(float(value) for value in state["weight"][0]), intercept)
+    return LinearModel(tuple(features), tuple(float(value) for value in state["weight"][0]), intercept)

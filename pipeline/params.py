@@ -71,18 +71,15 @@ class DataParams(_Section):
         min_length=1, description="a path inside the repository to a .csv or .parquet file")]
     features: Annotated[list[ColumnName], Field(min_length=1, max_length=100)]
     target: ColumnName
-    degree: Annotated[int, Field(ge=1, le=10, description="(each feature x also enters as x^2 … x^degree)")]
+    missing: Annotated[Literal["error", "drop"], Field(
+        description="(drop: leave out every row with an empty, NA, NaN or infinite value in a used column)")]
+    degree: Annotated[int, Field(ge=1, le=10, description="(each feature also enters raised to every power up to it)")]
     test_fraction: Annotated[float, Field(ge=0, le=0.9)]
     split_seed: Seed
 
     @model_validator(mode="after")
     def _check(self) -> "DataParams":
-        path = PurePosixPath(self.source)
-        if path.is_absolute() or ".." in path.parts or "\\" in self.source:
-            raise ValueError(
-                f"data.source = {self.source!r}: expected a relative path inside the repository, "
-                "without '..' (DVC tracks only files in the repository)"
-            )
+        _require_inside_repository("data.source", self.source)
         repeated = sorted({name for name in self.features if self.features.count(name) > 1})
         if repeated:
             raise ValueError(f"data.features = {_show(self.features)}: names {repeated[0]!r} twice: "
@@ -121,6 +118,7 @@ class TrainParams(_Section):
     fit_intercept: bool
     tolerance: Annotated[float, Field(gt=0, le=1)]
     coefficient_tolerance: Annotated[float, Field(gt=0, le=1e6, description="(in standard errors)")]
+    stop_when_converged: bool
     seed: Seed
     device: Literal["cpu", "cuda"]
     processes: Annotated[int, Field(ge=1, le=64, description="more run under torchrun")]
@@ -143,6 +141,39 @@ class EvaluateParams(_Section):
     level: Annotated[float, Field(gt=0, lt=1, description="(of the confidence intervals)")]
 
 
+class PredictParams(_Section):
+    """Which rows the trained model predicts, where the predictions go, and the level of their intervals."""
+
+    section = "predict"
+    source: Annotated[str, Field(
+        min_length=1, description="a path inside the repository to a .csv or .parquet file")]
+    output: Annotated[str, Field(
+        min_length=1, description="a path inside the repository ending in .csv or .parquet")]
+    level: Annotated[float, Field(gt=0, lt=1, description="(of the prediction intervals)")]
+
+    @model_validator(mode="after")
+    def _check(self) -> "PredictParams":
+        _require_inside_repository("predict.source", self.source)
+        _require_inside_repository("predict.output", self.output)
+        if PurePosixPath(self.output).suffix not in OUTPUT_SUFFIXES:
+            raise ValueError(f"predict.output = {self.output!r}: expected a path ending in "
+                             f"{' or '.join(OUTPUT_SUFFIXES)} (the extension chooses the format)")
+        if PurePosixPath(self.output) == PurePosixPath(self.source):
+            raise ValueError(f"predict.output = {self.output!r} is also predict.source: "
+                             "expected another file, so that the rows are not overwritten")
+        return self
+
+
+OUTPUT_SUFFIXES = (".csv", ".parquet")
+
+
+def _require_inside_repository(key: str, value: str) -> None:
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise ValueError(f"{key} = {value!r}: expected a relative path inside the repository, "
+                         "without '..' (DVC tracks only files in the repository)")
+
+
 class VisualizeParams(_Section):
     """What only drawing needs."""
 
@@ -152,7 +183,7 @@ class VisualizeParams(_Section):
     seed: Seed
 
 
-SECTIONS = (SynthesizeParams, DataParams, TrainParams, EvaluateParams, VisualizeParams)
+SECTIONS = (SynthesizeParams, DataParams, TrainParams, EvaluateParams, VisualizeParams, PredictParams)
 Params = TypeVar("Params", bound=_Section)
 
 
@@ -185,33 +216,40 @@ def _read_document(path: Path) -> dict:
 
 
 def _explain(error: ValidationError, model: type[_Section], values: Any) -> str:
-    """The first problem of a ValidationError as "key = value: expected …"."""
-    # An unknown key first: a misspelled key is also reported missing under its right name.
-    problems = sorted(error.errors(include_url=False), key=lambda problem: problem["type"] != "extra_forbidden")
+    """Every problem of a ValidationError, one per key, as "key = value: expected …", joined by "; "."""
+    by_key: dict[tuple, list[dict]] = {}
+    for problem in error.errors(include_url=False):
+        # A union (synthesize.m) has a problem per choice: one key, one problem to tell.
+        by_key.setdefault(problem["loc"][:1], []).append(problem)
+    # Unknown keys first: a misspelled key is also reported missing under its right name.
+    groups = sorted(by_key.values(), key=lambda problems: problems[0]["type"] != "extra_forbidden")
+    return "; ".join(_explain_key(problems, model, values) for problems in groups)
+
+
+def _explain_key(problems: list[dict], model: type[_Section], values: Any) -> str:
+    """The problems pydantic found with one key (or with the section as a whole) as one clause."""
     first = problems[0]
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
     section = model.section
     if not first["loc"]:
         if first["type"] == "value_error":  # a rule across keys, already phrased for the user
-            return f"{first['ctx']['error']}{more}"
-        return f"{section} = {_show(first['input'])}: expected a mapping of its keys{more}"
+            return str(first["ctx"]["error"])
+        return f"{section} = {_show(first['input'])}: expected a mapping of its keys"
     key = str(first["loc"][0])
     if first["type"] == "extra_forbidden":
         return f"{section}.{key} = {_show(first['input'])}: unknown key{_did_you_mean(key, model.model_fields)}, " \
-               f"expected only {', '.join(model.model_fields)}{more}"
+               f"expected only {', '.join(model.model_fields)}"
     field = model.model_fields[key]
     expected = _expected(field)
     if first["type"] == "missing":
-        return f"{section}.{key} is missing: expected {expected}{more}"
+        return f"{section}.{key} is missing: expected {expected}"
     # The whole value as written: for a list, pydantic's input is only the item it refused.
     value = values[key] if isinstance(values, dict) and key in values else first["input"]
-    # A union (synthesize.m) has a problem per choice: the one not about the value's type says what is wrong.
-    first = min((problem for problem in problems if problem["loc"][:1] == first["loc"][:1]),
-                key=lambda problem: problem["type"].endswith("_type"))
+    # Of a union's problems, the one not about the value's type says what is wrong.
+    first = min(problems, key=lambda problem: problem["type"].endswith("_type"))
     hint = ""
     if first["type"] == "literal_error" and isinstance(value, str):
         hint = _did_you_mean(value, get_args(field.annotation))
-    return f"{section}.{key} = {_show(value)}{hint}: expected {expected} ({_reason(first)}){more}"
+    return f"{section}.{key} = {_show(value)}{hint}: expected {expected} ({_reason(first)})"
 
 
 def _expected(field: FieldInfo) -> str:

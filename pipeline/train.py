@@ -6,6 +6,8 @@ the rows of every step.
 """
 
 import math
+import shlex
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,18 +78,22 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def fit(split: Split, features: tuple[str, ...], params: TrainParams,
-        team: Team = SOLO) -> tuple[LinearModel, dict[str, np.ndarray]]:
+def fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team = SOLO,
+        baseline: LeastSquares | None = None) -> tuple[LinearModel, dict[str, np.ndarray]]:
     """Train a new model; return it in the data's units and the history: row k holds the coefficients,
-    the intercept and their losses after k epochs (row 0: the initial weights)."""
+    the intercept and their losses after k epochs (row 0: the initial weights). The least-squares
+    `baseline` (found here if not given) whitens the features (train.standardize) and says when to stop
+    (train.stop_when_converged: after the first epoch whose model evaluate would call converged)."""
+    if baseline is None:
+        baseline = fit_least_squares(split.train, features, params.fit_intercept, split.source)
     with one_thread():
-        return _fit(split, features, params, team)
+        return _fit(split, features, params, team, baseline)
 
 
-def _fit(split: Split, features: tuple[str, ...], params: TrainParams,
-         team: Team) -> tuple[LinearModel, dict[str, np.ndarray]]:
+def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team,
+         baseline: LeastSquares) -> tuple[LinearModel, dict[str, np.ndarray]]:
     device = torch.device(params.device)
-    scaling = Scaling.of(split.train, len(features), params, team)
+    scaling = Scaling.of(split.train, len(features), params, team, baseline.r_inverse)
     dtype = DTYPES[params.dtype]
     n_train = len(split.train)
     # The full batch: each process its share of the rows. Mini-batches: every process shuffles all the
@@ -127,25 +133,32 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams,
     for name in (*features, INTERCEPT):
         history[name] = np.empty(rows, dtype=value_type)
     loss_unit = scaling.y_scale**2  # losses are recorded in the data's units, as evaluate measures them
+    tolerances = Tolerances(params.dtype, params.tolerance, params.coefficient_tolerance)
 
     # disable=None: a progress bar only when stderr is a terminal, never in logs; on the first process only.
     for epoch in tqdm(range(rows), desc="train", unit="epoch", disable=None if team.rank == 0 else True):
         learnt = current_model(model, scaling, features, value_type)
         for name, value in learnt.as_dict().items():
             history[name][epoch] = value
+        # The bound of the prediction gap never says converged where evaluate's exact gap would not; every
+        # process holds the same weights, so all stop at the same epoch.
+        stop = params.stop_when_converged and convergence(learnt, baseline, baseline.gap_bound(learnt),
+                                                          tolerances).converged
         if test_feed is not None:
             test_loss = squared_error(model, test_feed.chunks(), len(split.test), team).item()
             history["test_loss"][epoch] = test_loss * loss_unit
-        if epoch < params.epochs and not mini_batches:
+        if epoch < params.epochs and not mini_batches and not stop:
             train_loss = step_on(train_chunks, n_train)
         else:
             train_loss = squared_error(model, train_chunks(), n_train, team).item()
-            if epoch < params.epochs:
+            if epoch < params.epochs and not stop:
                 for batch in shuffled_batches(train_feed, params.batch_size, shuffling, params.seed, epoch):
                     step_on(lambda batch=batch: [batch.slice(*team.share_of(len(batch)))], len(batch))
         history["train_loss"][epoch] = train_loss * loss_unit
         if not math.isfinite(train_loss):
             raise PipelineError(diverged(train_loss, epoch, params))
+        if stop:
+            return learnt, {name: column[:epoch + 1] for name, column in history.items()}
     return learnt, history
 
 
@@ -191,14 +204,19 @@ def main() -> None:
         return train_as_worker(data, params)
     distributed.require_device(params.device, params.processes)
     split = load_split(data, params.fit_intercept)
+    warn_if_untracked(split.source)
+    if data.missing == "drop":
+        n_rows = split.rows_dropped + len(split.train) + (len(split.test) if split.test is not None else 0)
+        print(f"{split.source}: left out {split.rows_dropped} of {n_rows} rows, each with a missing value in a used "
+              "column (data.missing: drop)")
     features = data.columns
     # Least squares first: features it cannot separate are refused before any training.
     baseline = fit_least_squares(split.train, features, params.fit_intercept, split.source)
     require_representable(baseline.model, params.dtype, split.source)
     if params.processes == 1:
         distributed.configure_device(params.device)
-        learnt, history = fit(split, features, params)
-        save_outputs(Path("."), learnt, history, params)
+        learnt, history = fit(split, features, params, baseline=baseline)
+        save_outputs(Path("."), learnt, history, params, data)
     else:
         distributed.run_processes(params.processes, [MODEL, HISTORY])
         learnt = load_weights(MODEL, features, params.fit_intercept)
@@ -209,27 +227,56 @@ def train_as_worker(data: DataParams, params: TrainParams) -> None:
     """One of train.processes processes under torchrun: train on its share; the first writes the outputs."""
     with distributed.joined(params.device) as team:
         split = load_split(data, params.fit_intercept, check=False)  # checked by the process that started us
+        # Each process finds the same least squares (the same bits): the same whitening, the same stop.
         learnt, history = fit(split, data.columns, params, team)
         team.barrier()
         if team.rank == 0:
-            save_outputs(distributed.output_folder(), learnt, history, params)
+            save_outputs(distributed.output_folder(), learnt, history, params, data)
 
 
-def save_outputs(folder: Path, learnt: LinearModel, history: dict[str, np.ndarray], params: TrainParams) -> None:
-    save_weights(folder / MODEL, learnt, params.dtype, params.fit_intercept)
+def save_outputs(folder: Path, learnt: LinearModel, history: dict[str, np.ndarray], params: TrainParams,
+                 data: DataParams) -> None:
+    save_weights(folder / MODEL, learnt, params.dtype, params.fit_intercept, data.target, data.degree)
     write_history(folder / HISTORY, history)
 
 
 def report(split: Split, learnt: LinearModel, baseline: LeastSquares, params: TrainParams, target: str) -> None:
     final_loss = read_history(HISTORY, ["train_loss"])["train_loss"][-1]
+    epochs_run = len(read_history(HISTORY, ["epoch"])["epoch"]) - 1
     gap = prediction_gap(learnt, baseline.model, split.train)
     where = "" if (params.device, params.processes) == ("cpu", 1) else (
         f" on {params.device}" if params.processes == 1 else f" in {params.processes} processes on {params.device}")
-    print(f"after {params.epochs} epochs on {len(split.train)} training rows{where}: "
+    print(f"after {epochs_run} epochs on {len(split.train)} training rows{where}: "
           f"{describe(learnt)}, train loss {final_loss:.6g}")
     print(f"least squares: {describe(baseline.model)}")
     tolerances = Tolerances(params.dtype, params.tolerance, params.coefficient_tolerance)
     print(convergence(learnt, baseline, gap, tolerances).verdict(target, tolerances))
+    judged = convergence(learnt, baseline, gap, tolerances)
+    if epochs_run < params.epochs:
+        print(f"stopped after epoch {epochs_run} of train.epochs = {params.epochs}: converged "
+              "(train.stop_when_converged: false runs every epoch)")
+    elif params.stop_when_converged and not judged.converged:
+        print(f"ran all train.epochs = {params.epochs} without converging")
+
+
+def warn_if_untracked(source: Path) -> None:
+    """A table neither DVC nor git tracks never reaches the cache, a remote or a clone: say so, and how to fix it.
+    Outside a DVC repository (a stage run by hand in a bare folder) there is nothing to say."""
+    from dvc.exceptions import DvcException, OutputNotFoundError  # DVC's own answer; only train needs it
+    from dvc.repo import Repo
+
+    try:
+        with Repo(".") as repo:
+            try:
+                repo.find_outs_by_path(str(source), strict=False)  # a .dvc file's, or a stage's in dvc.yaml
+                return
+            except OutputNotFoundError:
+                if repo.scm.is_tracked(str(source)):
+                    return
+    except DvcException:
+        return
+    print(f"warning: {source} is tracked by neither DVC nor git, so a clone cannot reproduce this run: "
+          f"run `dvc add {shlex.quote(str(source))}`", file=sys.stderr)
 
 
 def require_representable(baseline: LinearModel, dtype: str, source) -> None:

@@ -57,7 +57,9 @@ def test_exp_run_with_a_new_lr_is_listed_by_exp_show_with_its_params_and_metrics
     # The experiment's results are applied to the workspace: exp show lists the metrics evaluate wrote.
     assert listed["faster"]["metrics"] == json.loads((reproduced / "metrics" / "metrics.json").read_text())
     metrics = listed["faster"]["metrics"]
-    assert set(metrics) == {"learnt", "ols", "true", "gap", "converged", "train", "test", "device", "processes"}
+    assert set(metrics) == {"learnt", "ols", "true", "gap", "converged", "train", "test", "device", "processes",
+                            "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number",
+                            "inference", "dtype", "rows_dropped"}
     assert set(metrics["learnt"]) == set(metrics["ols"]) == {"x", "intercept"}
     # Nested metrics are columns with dotted names.
     table = dvc(reproduced, "exp", "show", "--md", "--drop", ".*", "--keep", "Experiment|learnt.x|train.lr").stdout

@@ -18,9 +18,11 @@ from workspace import commit, dvc, git, ran, read_outs, restored, set_params
 HOUSES = "data/raw/houses.csv"
 FEATURES = ["area_m2", "rooms", "age_years"]
 TARGET = "price_eur"
-# What the worked example sets, as `dvc exp run -S` sets it: a list in the syntax of Hydra's overrides.
-SET_PARAMS = (f"data.source={HOUSES}", f"data.features=[{','.join(FEATURES)}]", f"data.target={TARGET}")
-TRAINING_AND_AFTER = {"train", "evaluate", "visualize"}
+# What the worked example sets, as `dvc exp run -S` sets it: a list in the syntax of Hydra's overrides. The
+# rows predict reads must hold the model's columns: here the houses themselves, each with its residual.
+SET_PARAMS = (f"data.source={HOUSES}", f"data.features=[{','.join(FEATURES)}]", f"data.target={TARGET}",
+              f"predict.source={HOUSES}")
+TRAINING_AND_AFTER = {"train", "evaluate", "visualize", "predict"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def houses_md5(project: Path) -> str:
     return out["md5"]
 
 
-def test_the_worked_example_runs_train_evaluate_and_visualize_and_not_synthesize(worked_example):
+def test_the_worked_example_runs_train_evaluate_visualize_and_predict_and_not_synthesize(worked_example):
     assert ran(worked_example.output) == TRAINING_AND_AFTER
     assert "Stage 'synthesize' didn't change, skipping" in worked_example.output
     # -S took the list: params.yaml holds the three columns, in order.
@@ -72,7 +74,9 @@ def test_the_worked_example_runs_train_evaluate_and_visualize_and_not_synthesize
 
 def test_the_metrics_name_the_houses_columns_have_no_true_line_and_training_converged(worked_example):
     metrics = metrics_of(worked_example.project)
-    assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "test", "device", "processes"}  # no "true": not synthetic
+    assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "test", "device", "processes",
+                            "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number",
+                            "inference", "dtype", "rows_dropped"}  # no "true": not synthetic
     assert list(metrics["learnt"]) == list(metrics["ols"]) == [*FEATURES, "intercept"]
     # x in the hundreds, y in the hundreds of thousands: the committed train section still reaches least squares.
     assert metrics["converged"] is True
@@ -103,7 +107,7 @@ def test_the_learnt_model_is_the_exact_least_squares_fit_of_the_training_rows(wo
     assert learnt == pytest.approx(exact, rel=2e-5)
 
 
-def test_dvc_lock_records_the_md5_of_the_houses_as_a_dep_of_train_evaluate_and_visualize(worked_example):
+def test_dvc_lock_records_the_md5_of_the_houses_as_a_dep_of_every_stage_after_synthesize(worked_example):
     project = worked_example.project
     md5 = houses_md5(project)
     assert md5 == hashlib.md5((project / HOUSES).read_bytes()).hexdigest()
@@ -120,10 +124,11 @@ def test_dvc_params_diff_shows_the_switch_to_the_houses(worked_example):
     assert changes["data.source"] == {"old": "data/points.parquet", "new": HOUSES}
     assert changes["data.features"] == {"old": "['x']", "new": str(FEATURES)}  # a list, as Python writes it
     assert changes["data.target"] == {"old": "y", "new": TARGET}
-    assert set(changes) == {"data.source", "data.features", "data.target"}
+    assert changes["predict.source"] == {"old": "data/points.parquet", "new": HOUSES}
+    assert set(changes) == {"data.source", "data.features", "data.target", "predict.source"}
 
 
-def test_a_new_version_of_the_houses_reruns_train_evaluate_and_visualize_and_nothing_upstream(fitted):
+def test_a_new_version_of_the_houses_reruns_every_stage_that_reads_them_and_nothing_upstream(fitted):
     before, old_md5 = metrics_of(fitted), houses_md5(fitted)
     houses = fitted / HOUSES
     lines = houses.read_text().splitlines()
@@ -147,7 +152,7 @@ DATA_CHANGES = {
 
 
 @pytest.mark.parametrize("change", DATA_CHANGES)
-def test_changing_the_columns_or_the_split_reruns_train_evaluate_and_visualize(fitted, change):
+def test_changing_the_columns_or_the_split_reruns_train_evaluate_visualize_and_predict(fitted, change):
     set_params(fitted, DATA_CHANGES[change])
     assert ran(dvc(fitted, "repro").stdout) == TRAINING_AND_AFTER
 
@@ -160,7 +165,8 @@ def test_switching_data_source_back_and_forth_restores_every_output_from_the_run
     assert read_outs(fitted) == worked_example.default_outs
     assert (fitted / "dvc.lock").read_text() == git(fitted, "show", "HEAD:dvc.lock")
 
-    set_params(fitted, {"data.source": HOUSES, "data.features": FEATURES, "data.target": TARGET})
+    set_params(fitted, {"data.source": HOUSES, "data.features": FEATURES, "data.target": TARGET,
+                        "predict.source": HOUSES})
     output = dvc(fitted, "repro").stdout
     assert ran(output) == set()
     assert restored(output) == TRAINING_AND_AFTER

@@ -30,7 +30,9 @@ def test_every_dvc_output_is_git_ignored_and_a_repro_leaves_nothing_to_commit(re
 def test_dvc_metrics_show_lists_the_learnt_true_and_least_squares_line(reproduced):
     shown = json.loads(dvc(reproduced, "metrics", "show", "--json").stdout)
     metrics = shown[""]["data"]["metrics/metrics.json"]["data"]  # "" is the workspace
-    assert set(metrics) == {"learnt", "ols", "true", "gap", "converged", "train", "test", "device", "processes"}
+    assert set(metrics) == {"learnt", "ols", "true", "gap", "converged", "train", "test", "device", "processes",
+                            "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number",
+                            "inference", "dtype", "rows_dropped"}
     for model in ("learnt", "ols", "true"):
         assert set(metrics[model]) == {"x", "intercept"}
     assert set(metrics["train"]) == set(metrics["test"]) == {"mse", "mse_ols", "r2", "n"}

@@ -1,5 +1,7 @@
 """`dvc repro` does exactly the work a change calls for: tested with the real dvc CLI."""
 
+import json
+
 import pytest
 
 from pipeline.files import HISTORY, read_history
@@ -23,7 +25,7 @@ SYNTHESIZE_CHANGES = [("synthesize.m", -1.5, set()),
 
 
 @pytest.mark.parametrize("key, value, may_stay", SYNTHESIZE_CHANGES)
-def test_changing_the_true_line_or_noise_reruns_all_four_stages_and_changes_what_depends_on_it(
+def test_changing_the_true_line_or_noise_reruns_every_stage_and_changes_what_depends_on_it(
         reproduced, key, value, may_stay):
     before, losses_before = read_outs(reproduced), losses(reproduced)
     set_param(reproduced, key, value)
@@ -41,21 +43,29 @@ def losses(project) -> list[float]:
 
 # Values that stop training short of least squares, so that the model moves.
 @pytest.mark.parametrize("key, value", [("train.lr", 0.002), ("train.epochs", 20)])
-def test_changing_lr_or_epochs_reruns_train_evaluate_and_visualize(reproduced, key, value):
+def test_changing_lr_or_epochs_reruns_train_evaluate_visualize_and_predict(reproduced, key, value):
     set_param(reproduced, key, value)
-    assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize"}
+    assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize", "predict"}
 
 
-def test_fewer_epochs_past_convergence_rerun_train_and_visualize_but_not_evaluate_as_the_model_is_the_same(
-        reproduced):
-    # With the committed lr, SGD reaches its float32 fixed point well within half the epochs: the model is the
-    # same bytes, so DVC skips evaluate, whose deps and params are all unchanged; the history is shorter.
+def test_fewer_epochs_past_the_converged_one_rerun_train_alone_as_what_it_writes_is_the_same(reproduced):
+    # train stops at the first converged epoch, well within half the committed epochs: the same model and
+    # history, byte for byte, so DVC runs nothing after train.
     before = read_outs(reproduced)
     set_param(reproduced, "train.epochs", load_params(TrainParams, reproduced / "params.yaml").epochs // 2)
-    assert ran(dvc(reproduced, "repro").stdout) == {"train", "visualize"}
+    assert ran(dvc(reproduced, "repro").stdout) == {"train"}
+    assert read_outs(reproduced) == before
+
+
+def test_running_every_epoch_trains_further_and_reruns_what_follows(reproduced):
+    before = read_outs(reproduced)
+    set_param(reproduced, "train.stop_when_converged", False)
+    assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize", "predict"}
     after = read_outs(reproduced)
-    assert {path for path in ALL_OUTS if before[path] != after[path]} == {
-        HISTORY.as_posix(), "plots/loss.png", "plots/parameters.png", "plots/coefficients.csv", "plots/intercept.csv"}
+    epochs = load_params(TrainParams, reproduced / "params.yaml").epochs
+    assert len(after[HISTORY.as_posix()].decode().splitlines()) == epochs + 2  # a header, then every epoch
+    assert len(before[HISTORY.as_posix()].decode().splitlines()) < epochs // 10
+    assert json.loads(after["metrics/metrics.json"])["epochs_run"] == epochs
 
 
 @pytest.mark.parametrize("key, value", [("visualize.dpi", 72), ("visualize.max_points", 100), ("visualize.seed", 7)])
@@ -80,5 +90,5 @@ def test_changing_lr_and_back_restores_every_output_from_the_run_cache(reproduce
     git(reproduced, "checkout", "--", "params.yaml")
     output = dvc(reproduced, "repro").stdout
     assert ran(output) == set()
-    assert restored(output) == {"train", "evaluate", "visualize"}
+    assert restored(output) == {"train", "evaluate", "visualize", "predict"}
     assert read_outs(reproduced) == before

@@ -22,7 +22,7 @@ from ruamel.yaml import YAML, YAMLError
 from pipeline import files
 from pipeline.dataset import read_table
 from pipeline.linear import INTERCEPT, load_weights
-from pipeline.params import DataParams, SynthesizeParams, TrainParams, load_params
+from pipeline.params import DataParams, PredictParams, SynthesizeParams, TrainParams, load_params
 from workspace import (
     STAGES, contents, declared, error_line, files_in, isolate, run_in_process, set_params,
 )
@@ -81,13 +81,22 @@ def readable(folder: Path, stage_name: str) -> None:
         files.numbers(files.TRUTH, truth, (*features, INTERCEPT))
     elif stage_name == "train":
         data, train = load_params(DataParams, params), load_params(TrainParams, params)
-        features = tuple(data.features)
+        features = data.columns
         load_weights(folder / files.MODEL, features, train.fit_intercept)  # finite, of the right shape
         history = files.read_history(folder / files.HISTORY, ("epoch", "train_loss", *features, INTERCEPT))
-        assert all(len(column) == train.epochs + 1 and np.isfinite(column).all() for column in history.values())
+        # Every epoch, or fewer where training stopped once converged.
+        rows = len(history["epoch"])
+        assert rows == train.epochs + 1 or (train.stop_when_converged and rows < train.epochs + 1)
+        assert all(len(column) == rows and np.isfinite(column).all() for column in history.values())
     elif stage_name == "evaluate":
         metrics = files.read_json(folder / files.METRICS)
         assert {"learnt", "ols", "gap", "converged", "train"} <= set(metrics)
+    elif stage_name == "predict":
+        predict = load_params(PredictParams, params)
+        table = pyarrow.parquet.read_table(folder / predict.output)
+        names = table.column_names
+        assert names[names.index("prediction"):][:3] == ["prediction", "lower", "upper"]
+        assert all(np.isfinite(column.to_numpy()).all() for column in table.columns)
     else:
         assert all((folder / path).read_bytes().startswith(b"\x89PNG") for path in declared(stage_name)["outs"])
 
@@ -123,8 +132,9 @@ values = st.one_of(
 )
 keys = st.sampled_from(["m", "c", "noise", "n_points", "x_min", "x_max", "seed", "source", "features", "target",
                         "test_fraction", "split_seed", "optimizer", "lr", "momentum", "epochs", "batch_size", "dtype",
-                        "standardize", "fit_intercept", "tolerance", "dpi", "max_points", "unknown", "M", "lr "])
-sections = st.sampled_from(["synthesize", "data", "train", "visualize", "evaluate", "extra"])
+                        "standardize", "fit_intercept", "tolerance", "dpi", "max_points", "output", "level",
+                        "unknown", "M", "lr "])
+sections = st.sampled_from(["synthesize", "data", "train", "visualize", "evaluate", "predict", "extra"])
 mutations = st.one_of(
     st.tuples(st.just("set"), sections, keys, values),
     st.tuples(st.just("delete key"), sections, keys),

@@ -82,12 +82,22 @@ MODEL_FILES = {
 }
 
 
+@pytest.mark.parametrize("stage_name", ["evaluate", "predict"])
 @pytest.mark.parametrize("case", MODEL_FILES)
-def test_evaluate_refuses_a_model_file_that_is_not_the_weights_of_the_model_in_one_line(reproduced_template,
-                                                                                        tmp_path, case):
-    folder = isolate(reproduced_template, tmp_path, "evaluate")
+def test_a_model_file_that_is_not_the_weights_of_the_model_is_refused_in_one_line(reproduced_template, tmp_path,
+                                                                                  stage_name, case):
+    folder = isolate(reproduced_template, tmp_path, stage_name)
     MODEL_FILES[case](folder / MODEL)
-    assert refused(folder, "evaluate").startswith(f"error: {MODEL}: ")
+    assert refused(folder, stage_name).startswith(f"error: {MODEL}: ")
+
+
+def test_predict_refuses_weights_that_do_not_say_what_they_mean(reproduced_template, tmp_path):
+    """predict takes the columns from the weights file: weights without its metadata are refused."""
+    folder = isolate(reproduced_template, tmp_path, "predict")
+    (folder / MODEL).write_bytes(weights())
+    assert refused(folder, "predict") == (
+        f"error: {MODEL}: holds no 'linear_model' metadata: expected weights written by train, which say what "
+        "they mean (run `dvc repro`)")
 
 
 def test_undamaged_weights_written_the_same_way_are_read(reproduced_template, tmp_path):
@@ -134,17 +144,39 @@ POINTS_FILES = {
     "no rows": edit_table(lambda columns: pa.table({name: values[:0] for name, values in columns.items()})),
 }
 READERS = [stage_name for stage_name in STAGES if POINTS in declared(stage_name)["deps"]]
+# predict reads the points as new rows, not to fit: it needs no target and no second row, and x may take one value.
+PREDICTING = [stage_name for stage_name in READERS if "predict" in declared(stage_name)["params"]]
+FITTING = [stage_name for stage_name in READERS if stage_name not in PREDICTING]
+PREDICTABLE = {"missing column y", "one row"}
 
 
-@pytest.mark.parametrize("stage_name", READERS)
-@pytest.mark.parametrize("case", POINTS_FILES)
+@pytest.mark.parametrize("stage_name, case", [
+    (stage_name, case) for stage_name in READERS for case in POINTS_FILES
+    if not (stage_name in PREDICTING and case in PREDICTABLE)
+])
 def test_a_broken_points_file_is_refused_in_one_line_naming_it(reproduced_template, tmp_path, stage_name, case):
     folder = isolate(reproduced_template, tmp_path, stage_name)
     POINTS_FILES[case](folder / POINTS)
     assert refused(folder, stage_name).startswith(f"error: {POINTS}: ")
 
 
-@pytest.mark.parametrize("stage_name", READERS)
+@pytest.mark.parametrize("stage_name", PREDICTING)
+@pytest.mark.parametrize("case", sorted(PREDICTABLE) + ["same x"])
+def test_points_without_y_one_row_or_one_x_are_predicted(reproduced_template, tmp_path, stage_name, case):
+    folder = isolate(reproduced_template, tmp_path, stage_name)
+    edit = POINTS_FILES.get(case) or edit_table(lambda columns: pa.table({"x": np.full(len(columns["x"]), 2.0),
+                                                                          "y": columns["y"]}))
+    edit(folder / POINTS)
+    result = run_in_process(folder, stage_name)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    (output,) = declared(stage_name)["outs"]
+    names = pyarrow.parquet.read_schema(folder / output).names
+    expected = ["x", "prediction", "lower", "upper"] if case == "missing column y" else \
+        ["x", "y", "prediction", "lower", "upper", "residual"]
+    assert names == expected
+
+
+@pytest.mark.parametrize("stage_name", FITTING)
 def test_points_that_all_share_one_x_are_refused_in_one_line(reproduced_template, tmp_path, stage_name):
     folder = isolate(reproduced_template, tmp_path, stage_name)
     edit_table(lambda columns: pa.table({"x": np.full(len(columns["x"]), 2.0), "y": columns["y"]}))(folder / POINTS)

@@ -61,6 +61,8 @@ CASES = [
     ("evaluate", "data", {"source": "../points.csv"}, ["data.source = '../points.csv'", "without '..'"]),
     ("visualize", "data", {"target": ""}, ["data.target = ''", "expected a column name"]),
     ("train", "data", {"features": []}, ["data.features = a list []", "expected a list of 1 to 100 column names"]),
+    ("train", "data", {"missing": "skip"}, ["data.missing = 'skip'", "expected one of error, drop"]),
+    ("evaluate", "data", {"missing": DELETE}, ["data.missing is missing: expected one of error, drop"]),
     ("train", "data", {"features": "x"}, ["data.features = 'x'", "expected a list of 1 to 100 column names"]),
     ("train", "data", {"features": ["x", "epoch"]},
      ["data.features = a list ['x', 'epoch']: 'epoch' is a name the history and metrics use for themselves"]),
@@ -105,6 +107,26 @@ def test_a_bad_param_is_one_line_from_the_real_stage_process_too(reproduced_temp
     before = contents(folder)
     assert error_line(stage(folder, stage_name, PYTHONDONTWRITEBYTECODE="1")).startswith(fragment)
     assert contents(folder) == before
+
+
+def test_every_problem_is_listed_each_once_an_unknown_key_first(tmp_path):
+    message = message_for(tmp_path, TrainParams, {"lr": DELETE, "lrr": 0.05, "epochs": 0, "dtype": "float16"})
+    assert message.split("; ") == [
+        "train.lrr = 0.05: unknown key (did you mean lr?), expected only " + ", ".join(TrainParams.model_fields),
+        "train.lr is missing: expected a number > 0 and at most 1e6",
+        "train.epochs = 0: expected an integer from 1 to 1000000 (input should be greater than or equal to 1)",
+        "train.dtype = 'float16' (did you mean float64?): expected one of float32, float64 (input should be 'float32' "
+        "or 'float64')",
+    ]
+    assert "more problem" not in message
+
+
+@pytest.mark.parametrize("value", ["error", "drop"])
+def test_data_missing_is_error_or_drop_and_the_committed_one_is_error(tmp_path, value):
+    assert load_params(DataParams, ROOT / "params.yaml").missing == "error"
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    edit_params(tmp_path, "data", {"missing": value})
+    assert load_params(DataParams, tmp_path / "params.yaml").missing == value
 
 
 def test_the_committed_params_are_valid():
@@ -179,7 +201,7 @@ def message_for(tmp_path: Path, model, changes: dict) -> str:
      "synthesize.c = '1': expected a number from -1e6 to 1e6, or null to draw it (input should be a valid number)"),
     (SynthesizeParams, {"m": []}, "synthesize.m = a list []: expected a number from -1e6 to 1e6, null to draw it, or a "
                                   "list of 1 to 100 numbers from -1e6 to 1e6 (list should have at least 1 item after "
-                                  "validation, not 0) (and 1 more problem(s))"),
+                                  "validation, not 0)"),
     (SynthesizeParams, {"n_points": 2_000_000_001}, "synthesize.n_points = 2000000001: expected an integer from 2 to "
                                                     "2000000000 (input should be less than or equal to 2000000000)"),
     (SynthesizeParams, {"seed": 2**32}, "synthesize.seed = 4294967296: expected an integer from 0 to 4294967295 "

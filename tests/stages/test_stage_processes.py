@@ -30,10 +30,14 @@ def test_synthesize_and_visualize_never_import_torch(reproduced, name):
 
 def test_train_prints_the_learnt_model_least_squares_and_the_gap_between_them(reproduced):
     output = stage(reproduced, "train", check=True).stdout.splitlines()
-    assert len(output) == 3, output
+    assert len(output) == 6, output
     epochs = load_params(TrainParams, reproduced / "params.yaml").epochs
+    run = len(read_history(reproduced / HISTORY, ("epoch",))["epoch"]) - 1
+    assert 0 < run < epochs  # the committed params converge long before train.epochs
+    assert output[5] == (f"stopped after epoch {run} of train.epochs = {epochs}: converged "
+                         "(train.stop_when_converged: false runs every epoch)")
     learnt = re.fullmatch(
-        rf"after {epochs} epochs on 800 training rows: x = (\S+), intercept = (\S+), train loss (\S+)", output[0])
+        rf"after {run} epochs on 800 training rows: x = (\S+), intercept = (\S+), train loss (\S+)", output[0])
     assert learnt, output[0]
     history = read_history(reproduced / HISTORY, ("x", "intercept", "train_loss"))
     # Six significant digits of the last row of the history: the model train saved.
@@ -47,11 +51,15 @@ def test_train_prints_the_learnt_model_least_squares_and_the_gap_between_them(re
     ols = re.fullmatch(r"least squares: x = (\S+), intercept = (\S+)", output[1])
     assert ols, output[1]
     assert [float(value) for value in ols.groups()] == pytest.approx([slope, intercept], rel=5e-6)
-    verdict = re.fullmatch(
-        r"largest prediction gap to least squares: (\S+) × sd\(y\) \(tolerance 0\.0001\): converged", output[2])
-    assert verdict, output[2]
+    gap = re.fullmatch(r"largest prediction gap to least squares: (\S+) × sd\(y\) \(tolerance 0\.0001\)", output[2])
+    assert gap, output[2]
+    coefficients = re.fullmatch(
+        r"largest coefficient gap to least squares: (\S+) standard errors \(tolerance 0\.01\)", output[3])
+    assert coefficients, output[3]
+    assert output[4] == "converged"
     metrics = json.loads((reproduced / "metrics" / "metrics.json").read_text())
-    assert float(verdict[1]) == pytest.approx(metrics["gap"], rel=5e-3)  # three digits of evaluate's gap
+    assert float(gap[1]) == pytest.approx(metrics["gap"], rel=5e-3)  # three digits of evaluate's gaps
+    assert float(coefficients[1]) == pytest.approx(metrics["coefficient_gap"], rel=5e-3)
 
 
 def train_stderr(project, on_a_terminal: bool) -> str:
@@ -78,5 +86,6 @@ def train_stderr(project, on_a_terminal: bool) -> str:
 
 def test_a_progress_bar_shows_the_epochs_only_when_stderr_is_a_terminal(reproduced):
     rows = load_params(TrainParams, reproduced / "params.yaml").epochs + 1  # the initial weights, then each epoch
-    assert f"{rows}/{rows}" in train_stderr(reproduced, on_a_terminal=True)
+    run = len(read_history(reproduced / HISTORY, ("epoch",))["epoch"])  # fewer: it stopped once converged
+    assert f"{run}/{rows}" in train_stderr(reproduced, on_a_terminal=True)
     assert "epoch" not in train_stderr(reproduced, on_a_terminal=False)

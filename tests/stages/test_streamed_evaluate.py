@@ -64,4 +64,6 @@ def test_the_metrics_are_the_same_bits_whatever_the_row_groups(project):
 def test_the_metrics_record_the_device_and_processes_train_ran_on(project):
     metrics = evaluate_in(project, 7, device="cuda", processes=4)
     assert (metrics["device"], metrics["processes"]) == ("cuda", 4)
-    assert list(metrics) == ["learnt", "ols", "gap", "converged", "train", "test", "device", "processes"]
+    assert list(metrics) == ["learnt", "ols", "gap", "coefficient_gap", "converged", "train", "test", "residual_sd",
+                             "df_resid", "r2_adj", "f", "f_p", "condition_number", "inference", "dtype", "device",
+                             "processes", "rows_dropped"]

@@ -80,7 +80,7 @@ def test_an_oscillating_lr_finishes_and_the_metrics_show_the_gap_to_least_square
     # side of the least-squares slope to the other, shrinking by only 0.4% an epoch, to a third in 300 epochs.
     lr = 0.998 * stability_limit(reproduced)
     set_params(reproduced, {"train.standardize": False, "train.lr": lr, "train.epochs": 300})
-    assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize"}
+    assert ran(dvc(reproduced, "repro").stdout) == {"train", "evaluate", "visualize", "predict"}
     metrics = json.loads(dvc(reproduced, "metrics", "show", "--json").stdout)
     metrics = metrics[""]["data"]["metrics/metrics.json"]["data"]
     assert metrics["converged"] is False

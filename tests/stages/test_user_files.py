@@ -69,8 +69,8 @@ CASES = {
         "data/mine.parquet: column 'x' holds string: expected numbers (an integer or floating-point column)"),
     "empty, NaN and infinite cells": (
         MINE, b"x,y\n1,2\n2,\n3,nan\n4,inf\n5,6\n", {},
-        f"{MINE}: column 'y' has 3 empty, NaN or infinite values (first at line 3): expected a finite number in "
-        "every row"),
+        f"{MINE}: 3 rows have a missing value (empty, NA, NaN or infinite) in column 'y' (3), the first at line 3: "
+        "expected a number in every used column, or data.missing: drop to leave such rows out"),
     "a constant feature": (
         MINE, b"x,y\n2,1\n2,3\n2,4\n2,6\n", {},
         f"{MINE}: feature 'x' is constant (every row is 2.0): expected at least two distinct values"),
@@ -89,7 +89,8 @@ CASES = {
         f"{MINE}: column 'x' appears 2 times in the header: expected one column of that name"),
     "fewer training rows than coefficients + 1": (
         MINE, b"x,y\n1,2\n2,3\n3,5\n", {"test_fraction": 0.2},  # 1 row held out, 2 coefficients
-        f"{MINE}: 2 training rows: expected at least 3 (one more than the 2 coefficients); add rows or lower "
+        f"{MINE}: 2 training rows (no degrees of freedom left for a standard error): expected at least 3 (one more "
+        "than the 2 coefficients); add rows or lower "
         "data.test_fraction"),
     "an empty file": (
         MINE, b"", {},
@@ -180,7 +181,8 @@ def test_a_table_of_integers_is_fitted_and_every_stage_writes_its_outputs(reprod
 
     assert load_weights(project / "models/model.safetensors", tuple(features), True).features == tuple(features)
     metrics = json.loads((project / "metrics/metrics.json").read_text())
-    assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "device", "processes"}  # no true line, no test rows
+    assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number", "inference", "dtype", "device", "processes",
+                            "rows_dropped"}  # no true line, no test rows
     assert metrics["train"]["n"] == len(values)
     exact = exact_least_squares(values[:, :-1], values[:, -1])
     ols = [metrics["ols"]["intercept"]] + [metrics["ols"][name] for name in features]

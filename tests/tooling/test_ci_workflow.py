@@ -1,5 +1,6 @@
 """The GitHub Actions workflow users can copy: valid for GitHub, and it runs what the README says."""
 
+import re
 import sys
 
 from ruamel.yaml import YAML
@@ -32,7 +33,14 @@ def test_on_every_push_and_pull_request_it_runs_make_test_then_make_repro_check_
     workflow = YAML(typ="safe").load(WORKFLOW)  # YAML 1.2: `on` is a key, not true
     assert set(workflow["on"]) == {"push", "pull_request"}
     (job,) = workflow["jobs"].values()
-    (setup,) = [step for step in job["steps"] if step.get("uses", "").startswith("actions/setup-python@")]
-    assert setup["with"]["python-version"] == "3.11"
+    assert job["container"] == "python:3.11-bookworm"  # Debian 12, with Python 3.11 as `python`
     commands = [step["run"].split()[:2] for step in job["steps"] if "run" in step]
-    assert commands == [["make", "test"], ["make", "repro-check"]]
+    assert commands[-2:] == [["make", "test"], ["make", "repro-check"]]
+
+
+def test_before_the_tests_apt_installs_chromium_and_sshd_so_that_no_test_skips():
+    # tests/e2e/test_plots_offline.py skips without Debian's `chromium` on PATH, tests/e2e/test_ssh_remote.py
+    # without /usr/sbin/sshd (and /run/sshd, which it creates when it runs as root, as a container's steps do).
+    (job,) = YAML(typ="safe").load(WORKFLOW)["jobs"].values()
+    (install, *_) = [step["run"] for step in job["steps"] if "run" in step]
+    assert re.search(r"(?m)^DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium openssh-server$", install)

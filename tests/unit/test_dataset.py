@@ -8,10 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv
 import pyarrow.parquet
 import pytest
 
-from pipeline.dataset import LARGEST_VALUE, Table, read_table, require_enough_training_rows, split_rows
+from pipeline.dataset import (
+    LARGEST_VALUE, Table, gather, load_split, open_rows, read_table, require_enough_training_rows, split_rows,
+)
+from pipeline.params import DataParams
 from pipeline.errors import PipelineError
 
 
@@ -225,14 +229,22 @@ def test_a_missing_column_lists_those_there_and_suggests_a_close_name(tmp_path):
     assert message == "column 'prise' is missing (did you mean 'price'?): expected one of the columns x, price, area"
 
 
-def test_missing_columns_are_counted_and_a_long_header_is_cut_short(tmp_path):
+def test_every_missing_column_is_named_and_a_long_header_is_cut_short(tmp_path):
     header = ",".join(f"measurement_{i}" for i in range(500))
     path = write_csv(tmp_path, header + "\n" + ",".join(["1"] * 500) + "\n")
     message = error_of(path, ["a", "b", "c"], "d")
     assert re.fullmatch(
-        r"columns 'a', 'b' and 2 more are missing: expected one of the columns "
+        r"columns 'a', 'b', 'c', 'd' are missing: expected one of the columns "
         r"measurement_0, measurement_1, .*, \.\.\. \(\d+ more\)",
         message,
+    )
+
+
+def test_each_missing_column_gets_its_own_did_you_mean(tmp_path):
+    path = write_csv(tmp_path, "area_m2,rooms,price\n1,2,3\n")
+    assert error_of(path, ["aera_m2", "room", "floors"], "prise") == (
+        "columns 'aera_m2' (did you mean 'area_m2'?), 'room' (did you mean 'rooms'?), 'floors', "
+        "'prise' (did you mean 'price'?) are missing: expected one of the columns area_m2, rooms, price"
     )
 
 
@@ -313,14 +325,16 @@ def test_the_first_cell_that_is_not_a_number_is_named_after_empty_ones(tmp_path)
 def test_empty_nan_and_infinite_cells_are_counted_from_their_first_line(tmp_path):
     path = write_csv(tmp_path, "x,y\n1,2\n2,3\n3,\n4,NaN\n5,inf\n6,-Infinity\n7,NA\n8,1e400\n")
     assert error_of(path) == (
-        "column 'y' has 6 empty, NaN or infinite values (first at line 4): expected a finite number in every row"
+        "6 rows have a missing value (empty, NA, NaN or infinite) in column 'y' (6), the first at line 4: "
+        "expected a number in every used column, or data.missing: drop to leave such rows out"
     )
 
 
 def test_empty_parquet_cells_are_counted_from_their_row_index(tmp_path):
     path = write_parquet(tmp_path, {"x": pa.array([1, None, 3], pa.int32()), "y": [1.0, 2.0, 3.0]})
     assert error_of(path) == (
-        "column 'x' has 1 empty, NaN or infinite value (first at row index 1): expected a finite number in every row"
+        "1 row has a missing value (empty, NA, NaN or infinite) in column 'x' (1), the first at row index 1: "
+        "expected a number in every used column, or data.missing: drop to leave such rows out"
     )
 
 
@@ -329,7 +343,8 @@ def test_empty_parquet_cells_are_counted_across_row_groups(tmp_path):
     x = pa.array([float(i) if i != 7 else None for i in range(10)])
     pyarrow.parquet.write_table(pa.table({"x": x, "y": np.arange(10.0)}), path, row_group_size=3)
     assert error_of(path) == (
-        "column 'x' has 1 empty, NaN or infinite value (first at row index 7): expected a finite number in every row"
+        "1 row has a missing value (empty, NA, NaN or infinite) in column 'x' (1), the first at row index 7: "
+        "expected a number in every used column, or data.missing: drop to leave such rows out"
     )
 
 
@@ -339,7 +354,8 @@ def test_bad_parquet_values_in_several_row_groups_are_all_counted_from_the_first
     x[4], x[11], x[17] = 2e15, float("nan"), float("inf")
     pyarrow.parquet.write_table(pa.table({"x": x, "y": np.arange(20.0)}), path, row_group_size=3)
     assert error_of(path) == (
-        "column 'x' has 2 empty, NaN or infinite values (first at row index 11): expected a finite number in every row"
+        "2 rows have a missing value (empty, NA, NaN or infinite) in column 'x' (2), the first at row index 11: "
+        "expected a number in every used column, or data.missing: drop to leave such rows out"
     )
     x[11] = x[17] = -3e15
     pyarrow.parquet.write_table(pa.table({"x": x, "y": np.arange(20.0)}), path, row_group_size=3)
@@ -413,3 +429,105 @@ def test_too_few_training_rows_for_the_coefficients_is_an_error(tmp_path):
         f"{path}: 2 training rows (no degrees of freedom left for a standard error): expected at least 3 (one more than the 2 coefficients); "
         "add rows or lower data.test_fraction"
     )
+
+
+# --- Missing values: data.missing: error names them all, drop leaves their rows out ------------------------
+
+# A table as a spreadsheet exports it: NA, empty and NaN cells in several columns, a text column nobody asked
+# for with gaps of its own, and a row whose every used cell is there but whose note is empty.
+HOUSES = """area_m2,rooms,year,note,price
+52,2,1990,flat,101000
+,3,1985,no area,150000
+71,NA,2001,,180000
+88,4,NA,NA,NA
+93,4,2010,garden,240000
+60,2,1999,,130000
+120,5,NaN,villa,410000
+75,3,2005,corner,200000
+"""
+USED = ["area_m2", "rooms", "year"]
+# Lines 3, 4, 5 and 8 of the file (data rows 1, 2, 3 and 6) lack a used value; these are the others.
+COMPLETE = [[52, 2, 1990, 101000], [93, 4, 2010, 240000], [60, 2, 1999, 130000], [75, 3, 2005, 200000]]
+MISSING_MESSAGE = (
+    "4 rows have a missing value (empty, NA, NaN or infinite) in columns 'area_m2' (1), 'rooms' (1), 'year' (2), "
+    "'price' (1), the first at {first}: expected a number in every used column, or data.missing: drop to leave such "
+    "rows out"
+)
+
+
+def houses_parquet(tmp_path: Path, row_group_size: int) -> Path:
+    path = tmp_path / "houses.parquet"
+    pyarrow.parquet.write_table(pyarrow.csv.read_csv(write_csv(tmp_path, HOUSES, "houses.csv")), path,
+                                row_group_size=row_group_size)
+    return path
+
+
+def test_missing_values_name_every_used_column_the_rows_and_the_first_line(tmp_path):
+    assert error_of(write_csv(tmp_path, HOUSES), USED, "price") == MISSING_MESSAGE.format(first="line 3")
+
+
+def test_missing_parquet_values_name_every_used_column_the_rows_and_the_first_row_index(tmp_path):
+    assert error_of(houses_parquet(tmp_path, 3), USED, "price") == MISSING_MESSAGE.format(first="row index 1")
+
+
+@pytest.mark.parametrize("format_, row_group_size", [("csv", None), ("parquet", 1), ("parquet", 3), ("parquet", 100)])
+def test_drop_leaves_out_exactly_the_rows_with_a_missing_used_value(tmp_path, format_, row_group_size):
+    path = write_csv(tmp_path, HOUSES) if format_ == "csv" else houses_parquet(tmp_path, row_group_size)
+    table, rows_dropped = open_rows(path, USED, "price", missing="drop")
+    assert rows_dropped == 4 and len(table) == 4
+    whole = gather(table)
+    assert np.hstack([whole.features, whole.target[:, None]]).tolist() == COMPLETE
+
+
+def test_drop_splits_the_complete_rows_the_same_way_for_csv_and_streamed_parquet(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    x, z = rng.normal(size=500), rng.normal(size=500)
+    x[rng.choice(500, 40, replace=False)] = np.nan
+    z[rng.choice(500, 30, replace=False)] = np.inf
+    y = np.arange(500.0)  # each row's own number: which rows a part holds is read off y
+    y[rng.choice(500, 20, replace=False)] = np.nan
+    pyarrow.parquet.write_table(pa.table({"x": x, "z": z, "y": y}), "t.parquet", row_group_size=37)
+    rows = zip(x.tolist(), z.tolist(), y.tolist())  # repr: nan and inf, which pyarrow reads as missing
+    write_csv(tmp_path, "x,z,y\n" + "".join(f"{a!r},{b!r},{c!r}\n" for a, b, c in rows), "t.csv")
+    complete = y[np.isfinite(x) & np.isfinite(z) & np.isfinite(y)]
+    parts = {}
+    for source in ("t.csv", "t.parquet"):
+        data = DataParams(source=source, features=["x", "z"], target="y", missing="drop", degree=1,
+                          test_fraction=0.25, split_seed=3)
+        split = load_split(data, fit_intercept=True)
+        assert split.rows_dropped == 500 - len(complete)
+        parts[source] = gather(split.train).target.tolist(), gather(split.test).target.tolist()
+    train, test = parts["t.csv"]
+    assert parts["t.parquet"] == (train, test)
+    assert sorted(train + test) == complete.tolist()  # every complete row, in one part only
+    assert len(test) == round(len(complete) * 0.25)
+
+
+def test_with_drop_a_value_beyond_the_largest_still_names_its_own_line(tmp_path):
+    path = write_csv(tmp_path, "x,y\n1,2\nNA,3\n\n2,4\n3,2e15\n")
+    with pytest.raises(PipelineError, match=r"column 'y' has 1 value beyond ±1e\+15 \(first at line 6: 2e\+15\)"):
+        open_rows(path, ["x"], "y", missing="drop")
+
+
+def test_with_drop_a_feature_constant_over_the_complete_rows_is_refused(tmp_path):
+    path = write_csv(tmp_path, "x,y\n1,2\n5,\n1,4\n")
+    with pytest.raises(PipelineError, match=r"feature 'x' is constant \(every row is 1.0\)"):
+        open_rows(path, ["x"], "y", missing="drop")
+
+
+def test_with_drop_a_table_without_a_complete_row_is_refused(tmp_path):
+    path = houses_parquet(tmp_path, 2)
+    with pytest.raises(PipelineError) as raised:
+        open_rows(path, ["area_m2", "year"], "note", missing="drop")  # note: text, refused before any value
+    assert "column 'note' holds string" in str(raised.value)
+    write_csv(tmp_path, "x,y\n1,\nNA,2\n")
+    with pytest.raises(PipelineError) as raised:
+        open_rows(tmp_path / "table.csv", ["x"], "y", missing="drop")
+    assert str(raised.value) == (f"{tmp_path / 'table.csv'}: every one of its 2 rows has a missing value (empty, NA, "
+                                 "NaN or infinite) in columns 'x' (1), 'y' (1): expected at least one complete row")
+
+
+def test_huge_values_whose_sum_overflows_are_too_large_not_missing(tmp_path):
+    path = write_csv(tmp_path, "x,y\n1e308,1\n1e308,2\n3,3\n")
+    assert error_of(path) == "column 'x' has 2 values beyond ±1e+15 (first at line 2: 1e+308): expected |value| <= 1e+15"

@@ -172,7 +172,7 @@ def test_a_problem_is_found_at_the_line_of_the_file_where_it_is(folder, case, sc
     message = str(raised.value)
     expected = {
         "oops": f"column 'x' line {bad_line} holds 'oops'",
-        "nan": rf"column 'x' has 1 empty, NaN or infinite value \(first at line {bad_line}\)",
+        "nan": rf"1 row has a missing value \(empty, NA, NaN or infinite\) in column 'x' \(1\), the first at line {bad_line}:",
         "ragged": f"line {bad_line} has 2 fields: expected 3",
     }[problem]
     assert re.match(re.escape(f"{path}: ") + expected, message), (message, data)

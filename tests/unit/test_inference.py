@@ -10,6 +10,7 @@ from exact import (
     correlated_table, exact_inference, polynomial_table, reference_table, through_origin_table,
 )
 from pipeline.dataset import Split
+from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate
 from pipeline.linear import INTERCEPT, LinearModel, Tolerances, convergence, fit_least_squares
 from pipeline.rows import Table, powers
@@ -161,3 +162,30 @@ def test_standard_errors_below_what_float32_resolves_are_not_converged_and_sugge
     assert judged.float32_resolution > 0.01 and not judged.converged
     assert "set train.dtype: float64" in judged.verdict("y", TOLERANCES)
     assert convergence(fit.model, fit, 0.0, TOLERANCES).converged
+
+
+def test_the_least_squares_file_round_trips_and_a_bad_one_gets_one_line(tmp_path):
+    fit = fit_least_squares(noisy_line(50), ("x",), True, "t.csv")
+    fit.save(tmp_path / "ols.safetensors")
+    again = type(fit).load(tmp_path / "ols.safetensors")
+    assert again.model == fit.model and again.n == 50 and again.rss == fit.rss and again.fit_intercept
+    assert again.standard_errors() == fit.standard_errors()
+    (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    with pytest.raises(PipelineError, match=r"bad\.safetensors: not the least-squares file evaluate writes .*"
+                                            r"run `dvc repro`"):
+        type(fit).load(tmp_path / "bad.safetensors")
+
+
+def test_prediction_intervals_widen_with_leverage_and_match_the_closed_form():
+    split = four_points()
+    fit = fit_least_squares(split.train, ("x",), True, "t.csv")
+    x0 = np.array([[1.0], [10.0]])
+    quantile = math.sqrt(2 * 0.9 ** 2 / (1 - 0.9 ** 2))  # t with 2 df at 0.95, as above
+    x = split.train.features[:, 0]
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    for row, value in enumerate(x0[:, 0]):
+        leverage = 1 / 4 + (value - x.mean()) ** 2 / sxx  # a line's hat value, in closed form
+        expected = quantile * fit.residual_sd * math.sqrt(1 + leverage)
+        assert fit.interval_half_width(x0, 0.9, True)[row] == pytest.approx(expected, rel=1e-12)
+        assert fit.interval_half_width(x0, 0.9, False)[row] == pytest.approx(expected / math.sqrt(1 + leverage)
+                                                                             * math.sqrt(leverage), rel=1e-12)

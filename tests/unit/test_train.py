@@ -25,7 +25,9 @@ LINE = (np.linspace(-2.0, 2.0, 50)[:, None], 3.0 * np.linspace(-2.0, 2.0, 50) + 
 
 
 def params(**changes) -> TrainParams:
-    return TrainParams(**(DEFAULTS.model_dump() | changes))
+    # Every epoch, unless a test says otherwise: these tests measure how close each optimiser gets, well
+    # below the tolerances at which train stops by default.
+    return TrainParams(**(DEFAULTS.model_dump() | {"stop_when_converged": False} | changes))
 
 
 def train_on(features, target, test=None, **changes):
@@ -157,8 +159,8 @@ def parquet_split(tmp_path, features, target, row_group_size: int, test_fraction
     path = Path("table.parquet")  # data.source is relative to the project: tests run it in tmp_path
     columns = {f"x{column}": features[:, column] for column in range(features.shape[1])} | {"y": target}
     pyarrow.parquet.write_table(pyarrow.table(columns), path, row_group_size=row_group_size)
-    data = DataParams(source=str(path), features=list(columns)[:-1], target="y", degree=1, test_fraction=test_fraction,
-                      split_seed=3)
+    data = DataParams(source=str(path), features=list(columns)[:-1], target="y", missing="error", degree=1,
+                      test_fraction=test_fraction, split_seed=3)
     return load_split(data, fit_intercept=True), tuple(data.features)
 
 
@@ -217,3 +219,79 @@ def test_a_window_shuffles_whole_groups_in_a_seeded_order_and_every_row_comes_on
     order = np.random.default_rng([1, 0]).permutation(12)
     first_window = {row for group in order[:3] for row in range(9 * group, min(9 * group + 9, 103))}
     assert set(epochs[0][0].tolist()) <= first_window
+
+
+@pytest.mark.parametrize("changes", [dict(), dict(batch_size=40, lr=0.01),
+                                     dict(optimizer="lbfgs", lr=1.0, dtype="float64", epochs=100),
+                                     dict(optimizer="adam", lr=0.01, batch_size=120)],
+                         ids=["full batch", "mini-batches", "lbfgs", "adam"])
+def test_given_least_squares_training_stops_at_a_converged_epoch_with_the_history_of_a_full_run(changes):
+    from pipeline.linear import Tolerances, convergence, fit_least_squares, prediction_gap
+
+    rng = np.random.default_rng(4)
+    features = rng.normal(size=(120, 3)) * [1.0, 10.0, 0.1]
+    target = features @ [2.0, -0.3, 5.0] + 1.0 + rng.normal(size=120)
+    names = ("x0", "x1", "x2")
+    split = Split("table.csv", Table(features, target), None)
+    baseline = fit_least_squares(split.train, names, True, "table.csv")
+    full_params = params(stop_when_converged=True, **changes)
+    model, history = fit(split, names, full_params, baseline=baseline)
+    _, every_epoch = fit(split, names, full_params.model_copy(update={"stop_when_converged": False}))
+    run = len(history["epoch"]) - 1
+    assert 0 < run < full_params.epochs
+    # Stopping changes nothing before the stop: the same bits as a run of every epoch, up to it.
+    for name, column in history.items():
+        assert np.array_equal(column, every_epoch[name][:run + 1]), name
+    # The model it stopped on is converged by evaluate's own test, with the exact gap over the rows.
+    tolerances = Tolerances(full_params.dtype, full_params.tolerance, full_params.coefficient_tolerance)
+    judged = convergence(model, baseline, prediction_gap(model, baseline.model, split.train), tolerances)
+    assert judged.converged
+    # The epoch before was not converged by the bound train uses, or it would have stopped there.
+    previous = type(model)(names, tuple(float(history[name][run - 1]) for name in names),
+                           float(history["intercept"][run - 1]))
+    assert not convergence(previous, baseline, baseline.gap_bound(previous), tolerances).converged
+    # Reruns give the same bits.
+    again_model, again = fit(split, names, full_params, baseline=baseline)
+    assert again_model == model and all(np.array_equal(again[name], history[name]) for name in history)
+
+
+def test_the_gap_bound_is_never_below_the_exact_prediction_gap():
+    from pipeline.linear import LinearModel, fit_least_squares, prediction_gap
+
+    rng = np.random.default_rng(5)
+    features, target = correlated_table(rows=300)
+    for fit_intercept in (True, False):
+        baseline = fit_least_squares(Table(features, target), tuple(f"c{k}" for k in range(6)), fit_intercept, "t")
+        for _ in range(50):
+            nudged = LinearModel(baseline.model.features,
+                                 tuple(c * (1 + rng.normal(0, 1e-4)) for c in baseline.model.coefficients),
+                                 baseline.model.intercept + fit_intercept * rng.normal(0, 1e-3))
+            exact = prediction_gap(nudged, baseline.model, Table(features, target))
+            assert exact <= baseline.gap_bound(nudged) * (1 + 1e-12)
+
+
+def test_standardize_whitens_correlated_columns_so_that_a_degree_10_curve_reaches_least_squares():
+    from exact import exact_least_squares, polynomial_table
+    from pipeline.feed import Scaling
+    from pipeline.linear import fit_least_squares
+    from pipeline.rows import powers
+
+    rng = np.random.default_rng(0)
+    x = np.round(rng.uniform(-8.78, -3.13, 82), 6)
+    coefficients = [-1467.48961422980, -2772.17959193342, -2316.37108160893, -1127.97394098372, -354.478233703349,
+                    -75.1242017393757, -10.8753180355343, -1.06221498588947, -0.0670191154593408,
+                    -0.00246781078275479, -0.0000402962525080404]  # a published steep degree-10 curve
+    features, target = polynomial_table(10, x, coefficients, noise=0.00335)
+    design = np.ascontiguousarray(powers(features, 10))
+    names = ("x", *(f"x^{k}" for k in range(2, 11)))
+    split = Split("table.csv", Table(design, target), None)
+    baseline = fit_least_squares(split.train, names, True, "table.csv")
+    # The optimiser's columns are uncorrelated with unit variance, though the powers are collinear to 1e-9.
+    scaling = Scaling.of(split.train, 10, params(), whitening=baseline.r_inverse)
+    seen = scaling.features(design)
+    assert np.allclose(seen.T @ seen / len(seen), np.eye(10), atol=1e-5)
+    model, history = fit(split, names, params(optimizer="lbfgs", lr=1.0, dtype="float64", epochs=30))
+    exact = exact_least_squares(design, target)
+    assert max(relative_errors([model.intercept, *model.coefficients], exact)) < 1e-6
+    # One feature has nothing to decorrelate: standardised as the tutorial's, nothing mixed.
+    assert Scaling.of(Table(features, target), 1, params(), whitening=np.array([[2.0]])).mixing is None
