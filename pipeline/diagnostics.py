@@ -79,14 +79,14 @@ def plot_residuals(points: list[Points], fit: LeastSquares, target: str) -> Figu
     by_fitted.set(title="Residuals against fitted", xlabel=wrap(f"fitted {target}", 40),
                   ylabel=wrap(f"residual ({target} − fitted)", 40))
     reach = max(3.0, *(np.abs(each.standardised).max(initial=0) for each in shown))
-    qq.plot([-reach, reach], [-reach, reach], color="black", linewidth=1, zorder=1, label="normal")
+    qq.plot([-reach, reach], [-reach, reach], color="black", linewidth=1, zorder=1)
     qq.set(title="Normal Q–Q", xlabel="normal quantile", ylabel="standardised residual")
     scale_location.set(title="Scale–location", xlabel=wrap(f"fitted {target}", 40),
                        ylabel="√|standardised residual|")
     by_leverage.axhline(0, color="black", linewidth=1, zorder=1)
-    top = max(each.leverage.max(initial=0) for each in shown)
+    top = max(1e-9, *(each.leverage.max(initial=0) for each in shown))
+    grid = np.linspace(top / 200, min(top * 1.05, 0.999), 200)  # leverage is below 1: D grows without bound
     low, high = by_leverage.get_ylim()
-    grid = np.linspace(top / 200, top * 1.05, 200)
     low, high = min(low, -1), max(high, 1)
     for distance in (0.5, 1.0):
         contour = cooks_contour(grid, distance, fit.p)

@@ -183,7 +183,8 @@ def test_the_coefficient_charts_draw_standardised_lines_beside_least_squares_on_
     assert {value["coefficient"] for value in values} == {"x"}
     # The tutorial's standardised slope: 2.5 · sd(x) / sd(y), about 0.99 (R² 0.98), least squares beneath.
     assert 0.95 < float(values[-1]["least_squares"]) < 1
-    assert float(values[-1]["standardised"]) == pytest.approx(float(values[-1]["least_squares"]), rel=1e-5)
+    # Training stops once converged: near least squares, not on it.
+    assert float(values[-1]["standardised"]) == pytest.approx(float(values[-1]["least_squares"]), rel=1e-3)
 
 
 # Appended to a page that `dvc plots diff` wrote: once every image has loaded, the window's width and where

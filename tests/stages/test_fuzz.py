@@ -97,8 +97,10 @@ def readable(folder: Path, stage_name: str) -> None:
         names = table.column_names
         assert names[names.index("prediction"):][:3] == ["prediction", "lower", "upper"]
         assert all(np.isfinite(column.to_numpy()).all() for column in table.columns)
-    else:
-        assert all((folder / path).read_bytes().startswith(b"\x89PNG") for path in declared(stage_name)["outs"])
+    else:  # the pictures, and the tables of the interactive charts
+        outs = declared(stage_name)["outs"]
+        assert all((folder / path).read_bytes().startswith(b"\x89PNG") for path in outs if path.endswith(".png"))
+        assert all((folder / path).read_bytes().startswith(b"epoch,") for path in outs if path.endswith(".csv"))
 
 
 def affordable(text: str | bytes) -> bool:
