@@ -136,13 +136,16 @@ class LeastSquares:
         not say converged. |Δŷ − Δŷ at x_mean| is at most both Σ |Δcoefficient|·max |x − x_mean| (tight for
         one feature) and the norm of the differences over all rows, ||R·(x_scale ⊙ Δcoefficient)|| (tight
         for collinear columns, such as powers, whose large coefficients cancel)."""
-        differences = np.array(learnt.coefficients) - np.array(self.model.coefficients)
-        at_mean = (learnt.intercept - self.model.intercept) + math.fsum(differences * self.x_mean)
-        by_column = math.fsum(np.abs(differences) * self.x_spread)
-        scaled = differences * self.x_scale
-        over_rows = math.sqrt(math.fsum((float(np.sum(self._r[k, k:] * scaled[k:]))) ** 2 for k in range(len(scaled))))
-        # × (1 + 1e-9): R comes back from R⁻¹ to a few digits fewer than float64 holds
-        return (abs(at_mean) + min(by_column, over_rows * (1 + 1e-9))) / (self.y_sd or 1.0)
+        # NumPy floats: a model that diverged gives inf or nan (never converged), not an OverflowError.
+        with np.errstate(over="ignore", invalid="ignore"):
+            differences = np.array(learnt.coefficients) - np.array(self.model.coefficients)
+            at_mean = (learnt.intercept - self.model.intercept) + np.sum(differences * self.x_mean)
+            by_column = np.sum(np.abs(differences) * self.x_spread)
+            scaled = differences * self.x_scale
+            rows = np.array([np.sum(self._r[k, k:] * scaled[k:]) for k in range(len(scaled))])
+            over_rows = np.sqrt(np.sum(rows * rows))
+            # × (1 + 1e-9): R comes back from R⁻¹ to a few digits fewer than float64 holds
+            return float((abs(at_mean) + min(by_column, over_rows * (1 + 1e-9))) / (self.y_sd or 1.0))
 
     @functools.cached_property
     def _r(self) -> np.ndarray:

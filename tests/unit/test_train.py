@@ -295,3 +295,10 @@ def test_standardize_whitens_correlated_columns_so_that_a_degree_10_curve_reache
     assert max(relative_errors([model.intercept, *model.coefficients], exact)) < 1e-6
     # One feature has nothing to decorrelate: standardised as the tutorial's, nothing mixed.
     assert Scaling.of(Table(features, target), 1, params(), whitening=np.array([[2.0]])).mixing is None
+
+
+def test_a_diverging_run_that_would_stop_when_converged_ends_with_the_divergence_line():
+    # The stopping bound of a model with enormous coefficients is inf, not an OverflowError.
+    features, target = reference_table()
+    with pytest.raises(PipelineError, match="training diverged"):
+        train_on(features, target, standardize=False, lr=0.5, stop_when_converged=True)
