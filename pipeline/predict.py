@@ -2,6 +2,7 @@
 new observation from the least-squares fit to the training rows. The weights file says which columns it
 needs, so predict reads no other params than its own. No torch."""
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,7 +66,13 @@ def main() -> None:
     fit = LeastSquares.load(OLS)
     require_same_columns(model, described.fit_intercept, fit)
     source, output = Path(params.source), Path(params.output)
-    rows, has_target = open_new_rows(source, model.raw_features, described.target)
+    try:
+        rows, has_target = open_new_rows(source, model.raw_features, described.target)
+    except PipelineError as error:
+        if re.search(r"columns? .* (is|are) missing", str(error)):  # most often: data.source changed, not predict.source
+            raise PipelineError(f"{error} (predict.source = {params.source!r}: the rows to predict need the "
+                                f"model's feature columns {', '.join(model.raw_features)})") from None
+        raise
     target = described.target if has_target else None
     require_distinct_names(source, model, target)
     with table_writer(output, output_names(model, target)) as writer:

@@ -7,7 +7,9 @@ import shutil
 from fractions import Fraction
 
 import numpy as np
+import pyarrow
 import pyarrow.csv
+import pyarrow.parquet
 import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file
@@ -119,3 +121,16 @@ def test_rows_it_cannot_predict_are_refused_in_one_line_and_nothing_is_written(h
     assert line.startswith(f"error: data/new_houses.csv: {message}")
     assert contents(folder) == before
 
+
+
+def test_rows_without_the_models_columns_name_predict_source_in_the_line(houses, tmp_path):
+    # The usual cause: data.source changed to the houses, predict.source left at synthesize's points.
+    project, _ = houses
+    folder = isolate(project, tmp_path, "predict")
+    set_params(folder, {"predict.source": "data/points.parquet"})
+    (folder / "data").mkdir(exist_ok=True)
+    pyarrow.parquet.write_table(pyarrow.table({"x": [1.0, 2.0], "y": [3.0, 4.0]}), folder / "data/points.parquet")
+    line = error_line(stage(folder, "predict"))
+    assert line.startswith("error: data/points.parquet: columns 'area_m2', 'rooms', 'age_years' are missing")
+    assert line.endswith("(predict.source = 'data/points.parquet': the rows to predict need the model's feature "
+                         "columns area_m2, rooms, age_years)")
