@@ -85,7 +85,9 @@ def plot_residuals(points: list[Points], fit: LeastSquares, target: str) -> Figu
                        ylabel="√|standardised residual|")
     by_leverage.axhline(0, color="black", linewidth=1, zorder=1)
     top = max(1e-9, *(each.leverage.max(initial=0) for each in shown))
-    grid = np.linspace(top / 200, min(top * 1.05, 0.999), 200)  # leverage is below 1: D grows without bound
+    # A training row's leverage is below 1 (D grows without bound there); a test row's may be far above.
+    stop = min(top * 1.05, 0.999)
+    grid = np.linspace(stop / 200, stop, 200)
     low, high = by_leverage.get_ylim()
     low, high = min(low, -1), max(high, 1)
     for distance in (0.5, 1.0):

@@ -28,8 +28,9 @@ def test_the_default_params_learn_the_least_squares_line(reproduced_template):
     exact_predictions = intercept + slope * train.features[:, 0]
     learnt = metrics["learnt"]
     learnt_predictions = learnt["intercept"] + learnt["x"] * train.features[:, 0]
-    assert np.max(np.abs(learnt_predictions - exact_predictions)) < 1e-5 * train.target.std()
-    assert metrics["converged"] is True and metrics["gap"] < 1e-5
+    # train stops once within train.tolerance (1e-4 sd of the target) of least squares
+    assert np.max(np.abs(learnt_predictions - exact_predictions)) < 1e-4 * train.target.std()
+    assert metrics["converged"] is True and metrics["gap"] < 1e-4 and metrics["coefficient_gap"] < 0.01
 
 
 @pytest.mark.parametrize("setting", [{"OPENBLAS_CORETYPE": "Nehalem"}, {"ATEN_CPU_CAPABILITY": "default"}])

@@ -59,7 +59,7 @@ def test_exp_run_with_a_new_lr_is_listed_by_exp_show_with_its_params_and_metrics
     metrics = listed["faster"]["metrics"]
     assert set(metrics) == {"learnt", "ols", "true", "gap", "converged", "train", "test", "device", "processes",
                             "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number",
-                            "inference", "dtype", "rows_dropped"}
+                            "inference", "dtype", "epochs_run", "rows_dropped"}
     assert set(metrics["learnt"]) == set(metrics["ols"]) == {"x", "intercept"}
     # Nested metrics are columns with dotted names.
     table = dvc(reproduced, "exp", "show", "--md", "--drop", ".*", "--keep", "Experiment|learnt.x|train.lr").stdout
@@ -161,14 +161,14 @@ def test_plots_diff_draws_the_losses_coefficients_and_intercept_of_both_runs_in_
     for rev, side in ((old, "old"), (new, "new")):
         for chart, name in (("loss", "train_loss"), ("test_loss", "test_loss")):  # one line per loss and run
             series = [float(point[name]) for point in charts[chart]["content"]["data"]["values"] if point["rev"] == rev]
-            assert len(series) == DEFAULTS.epochs + 1
+            assert len(series) == learnt["metrics/metrics.json"]["epochs_run"][side] + 1  # where training stopped
             losses[rev, name] = series
         values = learnt["metrics/metrics.json"]
         for plot, name, field in ((charts["coefficients"], "x", "standardised"), (charts["intercept"], "intercept", "intercept")):
             rows = [point for point in plot["content"]["data"]["values"] if point["rev"] == rev]
             assert {point["coefficient"] for point in rows} == {name}
             series = [float(point[field]) for point in rows]
-            assert len(series) == DEFAULTS.epochs + 1
+            assert len(series) == values["epochs_run"][side] + 1
             # Each run's history ends where its training ended: on that run's learnt model (float32), beside
             # least squares; the coefficient on a standardised axis, so as a ratio to least squares.
             least_squares = float(rows[-1]["least_squares"])

@@ -76,7 +76,7 @@ def test_the_metrics_name_the_houses_columns_have_no_true_line_and_training_conv
     metrics = metrics_of(worked_example.project)
     assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "test", "device", "processes",
                             "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number",
-                            "inference", "dtype", "rows_dropped"}  # no "true": not synthetic
+                            "inference", "dtype", "epochs_run", "rows_dropped"}  # no "true": not synthetic
     assert list(metrics["learnt"]) == list(metrics["ols"]) == [*FEATURES, "intercept"]
     # x in the hundreds, y in the hundreds of thousands: the committed train section still reaches least squares.
     assert metrics["converged"] is True
@@ -103,7 +103,8 @@ def test_the_learnt_model_is_the_exact_least_squares_fit_of_the_training_rows(wo
     learnt = metrics["learnt"]
     predictions = {name: learnt["intercept"] + features @ [learnt[feature] for feature in FEATURES]
                    for name, learnt in (("learnt", learnt), ("exact", exact))}
-    assert np.max(np.abs(predictions["learnt"] - predictions["exact"])) < 1e-5 * target.std()
+    # train stops once within train.tolerance (1e-4 sd of the target) of least squares
+    assert np.max(np.abs(predictions["learnt"] - predictions["exact"])) < 1e-4 * target.std()
     assert learnt == pytest.approx(exact, rel=2e-5)
 
 

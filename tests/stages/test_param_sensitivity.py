@@ -24,6 +24,7 @@ CHANGES = {
     "data.source": TABLE,
     "data.features": ["z"],
     "data.target": "w",
+    "data.missing": "drop",
     "data.degree": 2,
     "data.test_fraction": 0.5,
     "data.split_seed": 1,

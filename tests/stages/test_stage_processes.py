@@ -86,6 +86,6 @@ def train_stderr(project, on_a_terminal: bool) -> str:
 
 def test_a_progress_bar_shows_the_epochs_only_when_stderr_is_a_terminal(reproduced):
     rows = load_params(TrainParams, reproduced / "params.yaml").epochs + 1  # the initial weights, then each epoch
-    run = len(read_history(reproduced / HISTORY, ("epoch",))["epoch"])  # fewer: it stopped once converged
+    run = len(read_history(reproduced / HISTORY, ("epoch",))["epoch"]) - 1  # fewer: it stopped once converged
     assert f"{run}/{rows}" in train_stderr(reproduced, on_a_terminal=True)
     assert "epoch" not in train_stderr(reproduced, on_a_terminal=False)

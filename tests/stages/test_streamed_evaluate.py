@@ -13,7 +13,7 @@ import pytest
 import pipeline.rows
 from exact import correlated_table, exact_least_squares, relative_errors
 from pipeline import evaluate
-from pipeline.files import METRICS, MODEL
+from pipeline.files import HISTORY, METRICS, MODEL, write_history
 from pipeline.linear import LinearModel, save_weights
 from tools.project import set_params
 from workspace import ROOT
@@ -42,6 +42,7 @@ def project(tmp_path, monkeypatch):
         (tmp_path / folder).mkdir()
     learnt = LinearModel(FEATURES, (1.0, -2.0, 0.3, 0.04, -0.005, 1e-4), 5.0)
     save_weights(tmp_path / MODEL, learnt, "float64", True)
+    write_history(tmp_path / HISTORY, {"epoch": np.arange(3), "train_loss": np.ones(3)})  # read for epochs_run
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", 16)
     monkeypatch.setattr(pipeline.rows, "GROUP_ROWS", 10)
@@ -66,4 +67,4 @@ def test_the_metrics_record_the_device_and_processes_train_ran_on(project):
     assert (metrics["device"], metrics["processes"]) == ("cuda", 4)
     assert list(metrics) == ["learnt", "ols", "gap", "coefficient_gap", "converged", "train", "test", "residual_sd",
                              "df_resid", "r2_adj", "f", "f_p", "condition_number", "inference", "dtype", "device",
-                             "processes", "rows_dropped"]
+                             "processes", "epochs_run", "rows_dropped"]
