@@ -53,6 +53,7 @@ CHANGES = {
 # What a key needs set first to matter: the sample's seed only counts when there are more points than the
 # scatter shows (the default data has 1000); synthesize's points have no other columns to choose.
 SETTING_FIRST = {
+    "data.missing": {"data.source": "data/with_gap.csv"},
     "visualize.seed": {"visualize.max_points": 100},
     "data.features": {"data.source": TABLE},
     "data.target": {"data.source": TABLE},
@@ -85,6 +86,9 @@ def write_tables(folder) -> None:
     (folder / TABLE).parent.mkdir(exist_ok=True)
     (folder / TABLE).write_text(",".join(columns) + "\n" + rows)
     (folder / "data/two_rows.csv").write_text("x,y\n1,3\n2,5\n")
+    # The points with one row's x missing: refused with data.missing: error, fitted without it with drop.
+    with_gap = "x,y\n" + "".join(f"{'' if k == 5 else k % 17},{2.0 * (k % 17) + (k % 3)}\n" for k in range(200))
+    (folder / "data/with_gap.csv").write_text(with_gap)
 
 
 def outcome(folder, stage_name: str) -> dict[str, bytes] | str:
