@@ -19,7 +19,7 @@ from tools.project import set_params
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="no CUDA device here: run where a GPU is lent (see README, GPU)")
+                                reason="no CUDA device here: run where a GPU is lent (see docs/scale.md, A GPU)")
 SETTINGS = {  # name: train settings
     "full batch float32": {"dtype": "float32", "epochs": 200},
     "mini-batches float32": {"dtype": "float32", "epochs": 5, "batch_size": 4096},
