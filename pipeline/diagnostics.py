@@ -11,7 +11,8 @@ from pipeline.drawing import (
     LEARNT, LEAST_SQUARES, ROWS, Points, Ticks, legend_below, marker_style, number, panels, tidy, wrap,
 )
 from pipeline.files import numbers, read_json
-from pipeline.linear import LeastSquares, LinearModel
+from pipeline.linear import LinearModel
+from pipeline.least_squares import LeastSquares
 
 
 @dataclass(frozen=True)

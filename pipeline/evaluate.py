@@ -12,9 +12,8 @@ from scipy.special import fdtrc, stdtr, stdtrit
 from pipeline.dataset import Split, load_split
 from pipeline.errors import run_stage
 from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json
-from pipeline.linear import (
-    INTERCEPT, LeastSquares, LinearModel, Scores, Tolerances, convergence, fit_least_squares, load_weights, scores,
-)
+from pipeline.linear import INTERCEPT, LinearModel, Scores, load_weights, scores
+from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 
 SUMMARY_ROWS = 20  # coefficients the printed summary shows at most: those of the largest |t|

@@ -11,7 +11,8 @@ import numpy as np
 from pipeline.dataset import open_new_rows
 from pipeline.errors import PipelineError, run_stage
 from pipeline.files import MODEL, OLS, table_writer
-from pipeline.linear import Description, LeastSquares, LinearModel
+from pipeline.linear import Description, LinearModel
+from pipeline.least_squares import LeastSquares
 from pipeline.params import PredictParams, load_params
 from pipeline.rows import Rows, chunks
 

@@ -22,9 +22,8 @@ from pipeline.distributed import SOLO, Team
 from pipeline.errors import PipelineError, run_stage
 from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
 from pipeline.files import HISTORY, MODEL, read_history, write_history
-from pipeline.linear import (
-    INTERCEPT, LeastSquares, LinearModel, Tolerances, convergence, fit_least_squares, load_weights, prediction_gap, save_weights,
-)
+from pipeline.linear import INTERCEPT, LinearModel, load_weights, prediction_gap, save_weights
+from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, TrainParams, load_params
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -27,7 +27,8 @@ from pipeline.files import (
     CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT, PLOT_LOSS,
     PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, read_history, read_json,
 )
-from pipeline.linear import INTERCEPT, LeastSquares, LinearModel
+from pipeline.linear import INTERCEPT, LinearModel
+from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, VisualizeParams, load_params
 from pipeline.rows import powers
 

@@ -13,7 +13,8 @@ import pipeline.rows
 from exact import correlated_table, exact_least_squares, reference_table, relative_errors, through_origin_table
 from pipeline.dataset import open_table
 from pipeline.errors import PipelineError
-from pipeline.linear import LinearModel, least_squares, load_weights, mse, prediction_gap, r2, save_weights, scores
+from pipeline.linear import LinearModel, load_weights, mse, prediction_gap, r2, save_weights, scores
+from pipeline.least_squares import least_squares
 from pipeline.rows import Part, Table
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.linear import LeastSquares, fit_least_squares
+from pipeline.least_squares import LeastSquares, fit_least_squares
 from pipeline.rows import Table
 
 

@@ -14,7 +14,8 @@ from exact import exact_inference
 from pipeline.dataset import open_new_rows
 from pipeline.errors import PipelineError
 from pipeline.files import table_writer
-from pipeline.linear import LinearModel, fit_least_squares
+from pipeline.linear import LinearModel
+from pipeline.least_squares import fit_least_squares
 from pipeline.predict import output_names, predict
 from pipeline.rows import Table, powers
 

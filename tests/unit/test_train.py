@@ -15,7 +15,7 @@ import pipeline.rows as rows
 import pipeline.feed as feed
 from pipeline.dataset import Split, Table, gather, load_split
 from pipeline.errors import PipelineError
-from pipeline.linear import least_squares
+from pipeline.least_squares import least_squares
 from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.train import fit
 from workspace import ROOT
@@ -226,7 +226,8 @@ def test_a_window_shuffles_whole_groups_in_a_seeded_order_and_every_row_comes_on
                                      dict(optimizer="adam", lr=0.01, batch_size=120)],
                          ids=["full batch", "mini-batches", "lbfgs", "adam"])
 def test_given_least_squares_training_stops_at_a_converged_epoch_with_the_history_of_a_full_run(changes):
-    from pipeline.linear import Tolerances, convergence, fit_least_squares, prediction_gap
+    from pipeline.linear import prediction_gap
+    from pipeline.least_squares import Tolerances, convergence, fit_least_squares
 
     rng = np.random.default_rng(4)
     features = rng.normal(size=(120, 3)) * [1.0, 10.0, 0.1]
@@ -256,7 +257,8 @@ def test_given_least_squares_training_stops_at_a_converged_epoch_with_the_histor
 
 
 def test_the_gap_bound_is_never_below_the_exact_prediction_gap():
-    from pipeline.linear import LinearModel, fit_least_squares, prediction_gap
+    from pipeline.linear import LinearModel, prediction_gap
+    from pipeline.least_squares import fit_least_squares
 
     rng = np.random.default_rng(5)
     features, target = correlated_table(rows=300)
@@ -273,7 +275,7 @@ def test_the_gap_bound_is_never_below_the_exact_prediction_gap():
 def test_standardize_whitens_correlated_columns_so_that_a_degree_10_curve_reaches_least_squares():
     from exact import exact_least_squares, polynomial_table
     from pipeline.feed import Scaling
-    from pipeline.linear import fit_least_squares
+    from pipeline.least_squares import fit_least_squares
     from pipeline.rows import powers
 
     rng = np.random.default_rng(0)
