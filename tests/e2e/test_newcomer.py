@@ -3,6 +3,7 @@ Ctrl-C in the middle of `dvc repro`, and `dvc exp run -S` writing params.yaml ba
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -184,7 +185,9 @@ def test_ctrl_c_during_dvc_repro_ends_the_stage_with_one_line_and_the_next_repro
     output = interrupt_after(dvc_repro, f"{csv}: left out 5 of 60 rows", reproduced)
     assert dvc_repro.returncode != 0
     assert "error: interrupted (Ctrl-C): nothing written\n" in output
-    assert "python -m pipeline.train, exited with 130" in output
+    # DVC runs the command through $SHELL: bash hands on the stage's 130; dash (Debian's /bin/sh, what DVC
+    # uses where SHELL is unset, as in CI) waits for the stage and then ends itself on the same SIGINT: -2.
+    assert re.search(r"python -m pipeline\.train, exited with (130|-2)\n", output), output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output
     assert not (reproduced / "models" / "model.safetensors").exists()  # DVC removed it; train wrote none
 
