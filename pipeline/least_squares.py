@@ -1,7 +1,8 @@
 """The least-squares fit (a QR factorisation of the centred, scaled columns) and what is derived from its R:
 standard errors, leverage, intervals, and whether training has converged to it. NumPy only, no torch.
 
-Dot products are plain NumPy sums (ordered_sum) rather than BLAS, so the results are the same bits on every CPU.
+Up to WIDE columns, dot products are plain NumPy sums (ordered_sum) rather than BLAS, so the results are the
+same bits on every CPU; wider tables use LAPACK and BLAS on one thread, the same bits on a given machine.
 """
 
 import functools
@@ -17,7 +18,7 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_output, read_bytes
 from pipeline.linear import INTERCEPT, LinearModel, ordered_sum, safe_open_metadata
-from pipeline.rows import Rows, Table, chunks
+from pipeline.rows import Rows, chunks
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,9 @@ class LeastSquares:
 
     def leverage(self, features: np.ndarray) -> np.ndarray:
         """x0ᵀ(XᵀX)⁻¹x0 for each row of `features` (n, d), the intercept's 1/n included: the hat values of
-        training rows. Elementwise sums, not BLAS, so the same bits on every CPU."""
-        scaled = (np.asarray(features, dtype=np.float64) - self.x_mean) / self.x_scale
-        projected = np.zeros_like(scaled)  # scaled · R⁻¹, column by column
-        for k in range(scaled.shape[1]):
-            projected[:, k:] += scaled[:, k:k + 1] * self.r_inverse[k, k:]
+        training rows."""
+        projected = times_upper((np.asarray(features, dtype=np.float64) - self.x_mean) / self.x_scale,
+                                self.r_inverse)
         hat = np.sum(projected * projected, axis=1)
         return hat + 1.0 / self.n if self.fit_intercept else hat
 
@@ -235,84 +234,119 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     """The float64 least-squares fit, by a QR factorisation of [X | y] (orthogonal, never the normal
     equations, so it stays accurate on ill-conditioned, strongly correlated columns).
 
-    Three passes over the rows, with memory for one chunk whatever their number: the means, then each
-    column's norm about its mean, then the QR of the centred columns scaled to unit norm, chunk by chunk.
-    Dot products are plain NumPy sums rather than BLAS, so the result is the same bits on every CPU.
+    One pass over the rows, with memory for one chunk whatever their number. With an intercept the columns
+    are centred: each chunk about its own means, and the factor so far is merged with it through the row
+    that carries the difference of their means (the QR form of Chan's update of a variance), so R is that
+    of the columns centred about the means of every row. The columns' scales are the norms of R's columns.
     """
-    n_rows, n_features = len(rows), len(names)
-    x_sums, y_sum = [0.0] * n_features, 0.0
+    n_features = len(names)
+    width = n_features + 1
+    factorise = _householder if width > WIDE else _gram_schmidt
+    r = np.zeros((0, width))
+    n = 0
+    means = np.zeros(width)
+    lows, highs = np.full(width, np.inf), np.full(width, -np.inf)
+    target_squares = 0.0  # Σ (y − mean y)², whether or not the fit centres: the prediction gap's unit
     for chunk in chunks(rows):
-        for k in range(n_features):
-            x_sums[k] += ordered_sum(chunk.features[:, k].astype(np.float64)) if fit_intercept else 0.0
-        y_sum += ordered_sum(chunk.target)
-    x_means = [total / n_rows for total in x_sums]  # zeros without an intercept: nothing is centred
-    target_mean = y_sum / n_rows
-    y_mean = target_mean if fit_intercept else 0.0
-    squares, spreads = [0.0] * n_features, [0.0] * n_features
-    y_squares = about_mean = 0.0
-    for chunk in chunks(rows):
-        for k, column in enumerate(_centred(chunk, x_means)):
-            squares[k] += ordered_sum(column * column)
-            spreads[k] = max(spreads[k], float(np.max(np.abs(column))))
-        y_squares += ordered_sum((chunk.target - y_mean) ** 2)
-        about_mean += ordered_sum((chunk.target - target_mean) ** 2)
-    scales = [math.sqrt(total) for total in squares]
-    r = np.zeros((n_features + 1, n_features + 1))
-    for number, chunk in enumerate(chunks(rows)):
-        # A constant column is left out of the basis (zeros): the checks below name it.
-        columns = [column / scale if scale else np.zeros_like(column)
-                   for column, scale in zip(_centred(chunk, x_means), scales)]
-        columns.append(chunk.target.astype(np.float64) - y_mean)
-        if number > 0:  # [X | y] of every earlier chunk has the same R as the rows of r: factorise r over this chunk
-            columns = [np.concatenate([r[:, k], column]) for k, column in enumerate(columns)]
-        r = _factorise(columns)
+        size = len(chunk)
+        block = np.empty((size, width), order="F")  # columns contiguous: each sum adds pairwise
+        block[:, :n_features] = chunk.features
+        block[:, n_features] = chunk.target
+        lows, highs = np.minimum(lows, block.min(axis=0)), np.maximum(highs, block.max(axis=0))
+        chunk_means = np.array([ordered_sum(block[:, k]) for k in range(width)]) / size
+        shift = (chunk_means - means) * math.sqrt(n * size / (n + size))  # zeros for the first chunk
+        target_squares += ordered_sum((block[:, n_features] - chunk_means[n_features]) ** 2) + shift[-1] ** 2
+        if fit_intercept:
+            block -= chunk_means
+            r = factorise(np.concatenate([r, block, shift[np.newaxis]]))
+        else:
+            r = factorise(np.concatenate([r, block]))
+        means += (chunk_means - means) * (size / (n + size))
+        n += size
+    r = r[:width]
+    scales = np.array([math.sqrt(ordered_sum(r[:k + 1, k] ** 2)) for k in range(n_features)])
     for k in range(n_features):  # only the whole R says whether the features are independent
-        if scales[k] == 0:
+        if lows[k] == highs[k]:
             raise PipelineError(f"{source}: feature {names[k]!r} is constant: expected at least two distinct values")
-        if r[k, k] < 1e-10:
+        if r[k, k] < 1e-10 * scales[k]:
             others = ", ".join(repr(name) for name in names[:k])
             raise PipelineError(
                 f"{source}: feature {names[k]!r} is a linear combination of {others}"
                 f"{' and the intercept' if fit_intercept else ''}: expected linearly independent features"
             )
-    qty = r[:, n_features]  # Q^T y
+    r_scaled = r[:n_features, :n_features] / scales  # the R of the columns scaled to unit norm
+    qty = r[:n_features, n_features]  # Q^T y
     scaled = np.zeros(n_features)
     for k in reversed(range(n_features)):  # back substitution, R · scaled = Q^T y
-        scaled[k] = (qty[k] - sum(r[k, j] * scaled[j] for j in range(k + 1, n_features))) / r[k, k]
+        scaled[k] = (qty[k] - ordered_sum(r_scaled[k, k + 1:] * scaled[k + 1:])) / r_scaled[k, k]
     coefficients = tuple(float(value / scale) for value, scale in zip(scaled, scales))
+    x_means = means[:n_features] if fit_intercept else np.zeros(n_features)
+    y_mean = float(means[n_features]) if fit_intercept else 0.0
     intercept = y_mean - math.fsum(c * m for c, m in zip(coefficients, x_means)) if fit_intercept else 0.0
-    return LeastSquares(LinearModel(names, coefficients, intercept), n_rows, fit_intercept, np.array(x_means),
-                        np.array(scales), y_mean, math.sqrt(y_squares), _inverse_upper(r[:n_features, :n_features]),
-                        float(r[n_features, n_features]) ** 2, np.array(spreads), math.sqrt(about_mean / n_rows))
+    spreads = np.maximum(highs - np.append(x_means, y_mean), np.append(x_means, y_mean) - lows)[:n_features]
+    return LeastSquares(LinearModel(names, coefficients, intercept), n, fit_intercept, x_means, scales, y_mean,
+                        math.sqrt(ordered_sum(r[:, n_features] ** 2)), _inverse_upper(r_scaled),
+                        float(r[n_features, n_features]) ** 2, spreads, math.sqrt(target_squares / n))
+
+
+# From this many columns (features and target) on, the QR is LAPACK's Householder (blocked, BLAS) rather
+# than Gram-Schmidt in NumPy sums: its bits are fixed on a given machine, not on every CPU (docs/scale.md).
+WIDE = 32
+
+
+def times_upper(rows: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """rows (n, d) · upper (d, d, upper triangular). Up to WIDE columns, elementwise sums added in column
+    order, so each row's bits depend on that row alone, on every CPU; wider, BLAS on one thread."""
+    if rows.shape[1] + 1 > WIDE:
+        from threadpoolctl import threadpool_limits  # here: narrow tables never need it
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return rows @ upper
+    product = np.zeros_like(rows)
+    for k in range(rows.shape[1]):
+        product[:, k:] += rows[:, k:k + 1] * upper[k, k:]
+    return product
 
 
 def _inverse_upper(r: np.ndarray) -> np.ndarray:
-    """R⁻¹ of an upper-triangular R by back substitution, one row at a time, with plain NumPy sums."""
+    """R⁻¹ of an upper-triangular R by back substitution, a row at a time; each sum adds in index order
+    (elementwise NumPy, not BLAS), so the bits do not depend on the CPU."""
     size = len(r)
     inverse = np.zeros_like(r)
     for k in reversed(range(size)):
         inverse[k, k] = 1.0 / r[k, k]
-        for j in range(k + 1, size):
-            inverse[k, j] = -ordered_sum(r[k, k + 1:j + 1] * inverse[k + 1:j + 1, j]) / r[k, k]
+        # Row k of R⁻¹ from the rows below it: R[k, k+1:] · R⁻¹[k+1:, j] for every j at once.
+        inverse[k, k + 1:] = -np.sum(r[k, k + 1:, np.newaxis] * inverse[k + 1:, k + 1:], axis=0) / r[k, k]
     return inverse
 
 
-def _factorise(columns: list[np.ndarray]) -> np.ndarray:
-    """R of the columns [x1 … xd | y] by modified Gram-Schmidt: the x columns become an orthonormal basis,
-    y is projected on it (r[:d, d] is Q^T y) and r[d, d] is the norm of what is left of y."""
-    r = np.zeros((len(columns), len(columns)))
+def _gram_schmidt(matrix: np.ndarray) -> np.ndarray:
+    """R of the columns [x1 … xd | y] of `matrix` by modified Gram-Schmidt: the x columns become an orthonormal
+    basis, y is projected on it (r[:d, d] is Q^T y) and r[d, d] is the norm of what is left of y. Plain NumPy
+    sums (ordered_sum), so the bits are the same on every CPU."""
+    width = matrix.shape[1]
+    r = np.zeros((width, width))
     basis: list[np.ndarray] = []
-    for k, vector in enumerate(columns):
+    for k in range(width):
+        vector = matrix[:, k]
         for j, q in enumerate(basis):  # remove what earlier columns explain (modified Gram-Schmidt)
             r[j, k] = ordered_sum(q * vector)
             vector = vector - r[j, k] * q
         r[k, k] = math.sqrt(ordered_sum(vector * vector))
-        if k < len(columns) - 1:
+        if k < width - 1:
             # Within one chunk a column may depend on the others: the basis vector is then zeros, and
-            # least_squares judges the features on the R of every row.
+            # fit_least_squares judges the features on the R of every row.
             basis.append(vector / r[k, k] if r[k, k] else np.zeros_like(vector))
     return r
 
 
-def _centred(chunk: Table, means: list[float]) -> list[np.ndarray]:
-    return [chunk.features[:, k].astype(np.float64) - mean for k, mean in enumerate(means)]
+def _householder(matrix: np.ndarray) -> np.ndarray:
+    """R of `matrix` by LAPACK's blocked Householder QR (a few BLAS calls rather than d² NumPy ones), on one
+    thread, since OpenBLAS's bits depend on its thread count; rows of R signed so its diagonal is ≥ 0."""
+    from threadpoolctl import threadpool_limits  # here: narrow tables never need it
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        r = np.linalg.qr(matrix, mode="r")
+    if len(r) < matrix.shape[1]:  # fewer rows than columns so far: R's missing rows are zeros
+        r = np.concatenate([r, np.zeros((matrix.shape[1] - len(r), matrix.shape[1]))])
+    return r * np.where(np.diagonal(r) < 0, -1.0, 1.0)[:, np.newaxis]

@@ -2,11 +2,13 @@
 
 A table is a sequence of groups: a Parquet file's row groups, read one at a time, or slices of a table
 held in memory (a CSV file, a test's arrays). A split selects the training or the held-out rows of each
-group. Every sum runs over chunks of exactly CHUNK_ROWS rows, cut from the groups in order, so its bits
-depend on the rows alone: not on how the file was written, how it is read, or the machine.
+group. Every sum runs over chunks of exactly CHUNK_ROWS rows (fewer for a wide table: chunk_rows), cut
+from the groups in order, so its bits depend on the rows alone: not on how the file was written, how it is
+read, or the machine.
 """
 
 import functools
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -16,6 +18,7 @@ import numpy as np
 from pipeline.files import GROUP_ROWS  # a table held in memory is cut into groups of this many rows too
 
 CHUNK_ROWS = 1 << 18  # rows per chunk: small enough for its temporaries to stay in cache
+CHUNK_CELLS = 1 << 22  # values per chunk at most (32 MiB of float64): wide tables take fewer rows at a time
 SPLIT_BLOCK = 1 << 20  # rows that share one seeded draw of held-out rows
 
 Block = TypeVar("Block")  # a Table, or train's tensors of rows
@@ -118,9 +121,21 @@ def share_of(n_rows: int, share: Share) -> tuple[int, int]:
 
 
 def chunks(rows: Rows, size: int | None = None, share: Share = WHOLE) -> Iterator[Table]:
-    """The rows in order, `size` (CHUNK_ROWS) at a time, the last chunk maybe shorter; a chunk that is a
-    whole group is that group, not a copy."""
-    yield from rechunk((read() for read in rows.groups(share)), size or CHUNK_ROWS)
+    """The rows in order, `size` (chunk_rows of their width) at a time, the last chunk maybe shorter; a
+    chunk that is a whole group is that group, not a copy."""
+    tables = (read() for read in rows.groups(share))
+    first = next(tables, None)
+    if first is not None:
+        yield from rechunk(itertools.chain([first], tables), size or chunk_rows(first.features.shape[1]))
+
+
+def chunk_rows(width: int) -> int:
+    """CHUNK_ROWS, halved until a chunk of `width` features and the target holds at most CHUNK_CELLS values,
+    so that a wide table's chunk stays about 32 MiB however many columns it has."""
+    rows = CHUNK_ROWS
+    while rows > 1024 and rows * (width + 1) > CHUNK_CELLS:
+        rows //= 2
+    return rows
 
 
 def rechunk(blocks: Iterable[Block], size: int, join: Callable[[list[Block]], Block] | None = None) -> Iterator[Block]:

@@ -6,6 +6,9 @@ import math
 import numpy as np
 import pytest
 
+import pipeline.least_squares
+import pipeline.rows
+
 from exact import (
     correlated_table, exact_inference, polynomial_table, reference_table, through_origin_table,
 )
@@ -42,8 +45,16 @@ TABLES = {  # name: (features and target, degree, fit_intercept, digits of coeff
 }
 
 
+@pytest.mark.parametrize("qr", ["Gram-Schmidt", "Householder"])
+@pytest.mark.parametrize("chunk", ["one chunk", "chunks of 16 rows"])
 @pytest.mark.parametrize("name", TABLES)
-def test_estimates_standard_errors_and_s_match_the_exact_rational_answers(name):
+def test_estimates_standard_errors_and_s_match_the_exact_rational_answers(name, chunk, qr, monkeypatch):
+    # Both QRs (a wide table's LAPACK Householder, a narrow one's NumPy Gram-Schmidt), and factors merged
+    # from chunk to chunk about each chunk's own means.
+    if qr == "Householder":
+        monkeypatch.setattr(pipeline.least_squares, "WIDE", 1)
+    if chunk == "chunks of 16 rows":
+        monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", 16)
     (features, target), degree, fit_intercept, coefficient_digits, se_digits, s_digits = TABLES[name]
     design = powers(features, degree)
     names = tuple(f"c{k}" for k in range(design.shape[1]))
