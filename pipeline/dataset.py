@@ -40,6 +40,7 @@ _SNIFF_BYTES = 1 << 16  # read to tell binary data from text
 _SCAN_BYTES = 1 << 24  # block of the file scanned at a time to number its lines
 _SHOWN_CHARS = 32  # of one name or value in a message
 _LISTED_CHARS = 100  # of a list of column names
+_LISTED_MISSING = 5  # missing columns named in a message; the rest are counted
 _ARROW_CHARS = 120  # of a message from pyarrow
 
 
@@ -207,7 +208,9 @@ def _check_header(where: str, header: list[str], names: list[str]) -> None:
         if len(missing) == 1:
             found = f"column {_show(missing[0])} is missing{_did_you_mean(missing[0], header)}"
         else:
-            found = f"columns {', '.join(_show(name) + _did_you_mean(name, header) for name in missing)} are missing"
+            named = ", ".join(_show(name) + _did_you_mean(name, header) for name in missing[:_LISTED_MISSING])
+            more = f" and {len(missing) - _LISTED_MISSING} more" if len(missing) > _LISTED_MISSING else ""
+            found = f"columns {named}{more} are missing"
         raise PipelineError(f"{where}: {found}: expected one of the columns {_list(header)}")
     for name in names:
         if header.count(name) > 1:

@@ -12,7 +12,7 @@ from scipy.special import fdtrc, stdtr, stdtrit
 from pipeline.dataset import Split, load_split
 from pipeline.errors import run_stage
 from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json
-from pipeline.linear import INTERCEPT, LinearModel, Scores, load_weights, scores
+from pipeline.linear import INTERCEPT, LinearModel, Scores, listed, load_weights, scores
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 
@@ -23,8 +23,8 @@ def evaluate(split: Split, learnt: LinearModel, true_line: LinearModel | None, f
              tolerances: Tolerances, level: float) -> tuple[dict[str, Any], LeastSquares]:
     """metrics.json: the models by name (learnt, ols, true), how each does on the rows, whether training
     reached least squares, and the inference for least squares; and the least-squares fit itself.
-    Streams the rows: three passes over the training rows for least squares, then two over each part
-    for the scores."""
+    Streams the rows: one pass over the training rows for least squares, then one over each part for the
+    scores."""
     fit = fit_least_squares(split.train, learnt.features, fit_intercept, split.source)
     on_train = scores(learnt, fit.model, split.train, fit_intercept)
     metrics: dict[str, Any] = {"learnt": learnt.as_dict(), "ols": fit.model.as_dict()}
@@ -153,7 +153,7 @@ def main() -> None:
 def shown(value: Any) -> str:
     """A metric as train's log shows numbers: 6 significant digits, a group of them as key = value."""
     if isinstance(value, dict):
-        return ", ".join(f"{key} = {shown(item)}" for key, item in value.items())
+        return listed([f"{key} = {shown(item)}" for key, item in value.items()])
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

@@ -6,7 +6,6 @@ and so can a notebook: `LinearModel.load("models/model.safetensors").predict(tab
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_output, read_bytes
-from pipeline.rows import Rows, Table, chunks, powers
+from pipeline.rows import Rows, chunks, powers
 
 INTERCEPT = "intercept"
 
@@ -86,18 +85,16 @@ class LinearModel:
 
 
 
+def listed(items: "list[str] | tuple[str, ...]", at_most: int = 10) -> str:
+    """Items joined by commas, the first `at_most` of them and how many more: a wide table's 500 names would
+    bury the line."""
+    more = f", … and {len(items) - at_most} more" if len(items) > at_most else ""
+    return ", ".join(items[:at_most]) + more
+
+
 def ordered_sum(values: np.ndarray) -> float:
     # np.sum adds pairwise in a fixed order (no BLAS), so the bits do not depend on the CPU's kernels.
     return float(np.sum(values))
-
-
-def _total(rows: Rows, term: Callable[[Table], np.ndarray]) -> float:
-    """The sum of term(chunk) over the rows: a sum per chunk, added in the chunks' order, so that the bits
-    depend on the rows alone, not on how they are grouped or read."""
-    total = 0.0
-    for chunk in chunks(rows):
-        total += ordered_sum(term(chunk))
-    return total
 
 
 @dataclass(frozen=True)
@@ -112,11 +109,10 @@ class Scores:
 
 
 def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept: bool) -> Scores:
-    """mse, r2 and the gap of `model` and the mse of `baseline` on the rows, in two passes over them."""
-    n_rows = len(rows)
-    target_mean = _total(rows, lambda chunk: chunk.target) / n_rows
-    centre = target_mean if fit_intercept else 0.0
-    errors = baseline_errors = about_centre = about_mean = 0.0
+    """mse, r2 and the gap of `model` and the mse of `baseline` on the rows, in one pass over them."""
+    n_rows = 0
+    target_mean = about_mean = 0.0  # of the rows so far: Σ (y − mean)² merged chunk by chunk (Chan's update)
+    errors = baseline_errors = squares = 0.0
     largest = 0.0
     for chunk in chunks(rows):
         predictions, baseline_predictions = model.predict(chunk.features), baseline.predict(chunk.features)
@@ -124,12 +120,18 @@ def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept:
         baseline_residuals = chunk.target - baseline_predictions
         errors += ordered_sum(residuals * residuals)
         baseline_errors += ordered_sum(baseline_residuals * baseline_residuals)
-        about_centre += ordered_sum((chunk.target - centre) ** 2)
-        about_mean += ordered_sum((chunk.target - target_mean) ** 2)
+        squares += ordered_sum(chunk.target * chunk.target)
+        size = len(chunk)
+        chunk_mean = ordered_sum(chunk.target) / size
+        difference = chunk_mean - target_mean
+        about_mean += ordered_sum((chunk.target - chunk_mean) ** 2) + difference ** 2 * n_rows * size / (n_rows + size)
+        target_mean += difference * size / (n_rows + size)
+        n_rows += size
         largest = max(largest, float(np.max(np.abs(predictions - baseline_predictions))))
     error = errors / n_rows * n_rows  # n × mse, to the bit, as r2 always computed it
     # SST about the mean, or about zero for a model without an intercept, as statistics packages measure a
     # model without a constant.
+    about_centre = about_mean if fit_intercept else squares
     r2_value = 1.0 - error / about_centre if about_centre > 0 else float(error == 0)
     # The gap: the largest difference of prediction, divided by the target's standard deviation.
     spread = math.sqrt(about_mean / n_rows) or 1.0

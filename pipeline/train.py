@@ -22,7 +22,7 @@ from pipeline.distributed import SOLO, Team
 from pipeline.errors import PipelineError, run_stage
 from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
 from pipeline.files import HISTORY, MODEL, read_history, write_history
-from pipeline.linear import INTERCEPT, LinearModel, load_weights, prediction_gap, save_weights
+from pipeline.linear import INTERCEPT, LinearModel, listed, load_weights, prediction_gap, save_weights
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, TrainParams, load_params
 
@@ -289,7 +289,7 @@ def require_representable(baseline: LinearModel, dtype: str, source) -> None:
 
 
 def describe(model: LinearModel) -> str:
-    return ", ".join(f"{name} = {value:.6g}" for name, value in model.as_dict().items())
+    return listed([f"{name} = {value:.6g}" for name, value in model.as_dict().items()])
 
 
 if __name__ == "__main__":
