@@ -443,6 +443,9 @@ class ParquetTable:
         self.where, self.path, self.names, self.drop, self.has_target = where, path, names, drop, has_target
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
         self._file: pyarrow.parquet.ParquetFile | None = None  # opened at the first read, kept for the rest
+        # The last span read, and its rows: the passes of a stage over a file of one row group (a wide table's,
+        # often) then decode it once, not once per pass; memory for one row group, as each pass takes anyway.
+        self._last: tuple[tuple[int, int], Table] | None = None
 
     @classmethod
     def open(cls, where: str, path: Path, names: list[str], check: bool = True, missing: str = MISSING_ERROR,
@@ -468,19 +471,25 @@ class ParquetTable:
                     return cls(where, path, names, group_rows, has_target=has_target), 0
                 values = _Values(names)
                 complete_rows = []
+                whole = None  # a file of one complete row group: its rows, kept for the stage's first pass
                 for i in range(file.num_row_groups):
                     features, target = _to_float64(file.read_row_group(i, columns=names), names, has_target)
                     if len(target) != group_rows[i]:
                         break
                     complete = values.add(features, target)
                     complete_rows.append(len(target) if complete is None else int(np.count_nonzero(complete)))
+                    if file.num_row_groups == 1 and complete is None:
+                        whole = Table(features, target)
                 if values.n_rows != n_rows or sum(group_rows) != n_rows:
                     raise PipelineError(f"{where}: its row groups do not hold the {n_rows} rows its footer says: "
                                         "expected a whole file")
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(where, error) from None
         values.check(where, missing, lambda row: f"row index {row}", new_rows)
-        return cls(where, path, names, complete_rows, missing == MISSING_DROP, has_target), values.rows_missing
+        table = cls(where, path, names, complete_rows, missing == MISSING_DROP, has_target)
+        if whole is not None:
+            table.keep((0, len(whole)), whole)
+        return table, values.rows_missing
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -492,6 +501,8 @@ class ParquetTable:
                 if max(a, start) < min(b, stop)]
 
     def read(self, span: tuple[int, int]) -> Table:
+        if self._last is not None and self._last[0] == span:
+            return self._last[1]
         start, stop = span
         first = int(np.searchsorted(self._starts, start, side="right")) - 1
         pieces = []
@@ -512,7 +523,13 @@ class ParquetTable:
                 group += 1
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(self.where, error) from None
-        return concatenate(pieces)
+        return self.keep(span, concatenate(pieces))
+
+    def keep(self, span: tuple[int, int], table: Table) -> Table:
+        """Remember the rows of `span` for the next read of it; read-only, since every pass shares them."""
+        table.features.flags.writeable = table.target.flags.writeable = False
+        self._last = (span, table)
+        return table
 
     def groups(self, share: Share = WHOLE) -> list[Callable[[], Table]]:
         return groups_of(self, share)

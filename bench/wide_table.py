@@ -1,0 +1,118 @@
+"""A wide Parquet table (50,000 rows × 500 correlated features) through the whole pipeline, against LAPACK.
+
+The floor is `numpy.linalg.lstsq` on the same matrix (the features and a column of ones), on every core, in
+the same run: `dvc repro` of every stage should take at most 15 times as long. Then each stage runs again as
+its own process for its peak memory (target: 1.5 GB), and the least-squares coefficients evaluate wrote
+(models/ols.safetensors) are compared with lstsq's (target: within 1e-9, relative to the largest).
+
+Run from the repository root: `python -m bench.wide_table [--rows N] [--features D]` (or `make bench`).
+"""
+
+import argparse
+import multiprocessing
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import STAGES, clone_head, load_average, machine, record, run_stage, set_params
+from tools.commands import environment
+
+LIMIT_BYTES = 1.5 * 1024**3
+TIMES_LSTSQ = 15
+AGREEMENT = 1e-9
+SOLVES = 3
+
+
+def write_table(path: Path, n_rows: int, n_features: int, solution: Path, seconds: Path) -> None:
+    """Correlated features (each a mix of all, with its own offset) and a noisy linear target, as Parquet;
+    lstsq's coefficients (the intercept last) and its least wall time of SOLVES solves, as .npy files."""
+    import pyarrow as pa
+    import pyarrow.parquet
+
+    generator = np.random.default_rng(0)
+    mixing = np.eye(n_features) + 0.3 * generator.standard_normal((n_features, n_features)) / np.sqrt(n_features)
+    features = generator.standard_normal((n_rows, n_features)) @ mixing + generator.uniform(-3, 3, n_features)
+    target = features @ generator.standard_normal(n_features) + 3.0 + generator.standard_normal(n_rows)
+    columns = {f"f{k}": features[:, k] for k in range(n_features)} | {"target": target}
+    pyarrow.parquet.write_table(pa.table(columns), path)
+    design = np.column_stack([features, np.ones(n_rows)])
+    times = []
+    for _ in range(SOLVES):
+        start = time.perf_counter()
+        coefficients = np.linalg.lstsq(design, target, rcond=None)[0]
+        times.append(time.perf_counter() - start)
+    np.save(solution, coefficients)
+    np.save(seconds, np.array(min(times)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--features", type=int, default=500)
+    arguments = parser.parse_args()
+    n_rows, n_features = arguments.rows, arguments.features
+    load_before = load_average()
+    project = clone_head()
+    table, solution, seconds = project / "data" / "wide.parquet", project / "lstsq.npy", project / "lstsq-seconds.npy"
+    # In a process of its own, so that this one stays small (a stage's peak is at least its parent's: vfork).
+    writer = multiprocessing.get_context("spawn").Process(
+        target=write_table, args=(table, n_rows, n_features, solution, seconds))
+    writer.start()
+    writer.join()
+    if writer.exitcode != 0:
+        raise SystemExit(f"writing the table exited {writer.exitcode}")
+    floor = float(np.load(seconds))
+    set_params(project, {"data.source": "data/wide.parquet", "data.features": "all", "data.target": "target",
+                         "predict.source": "data/wide.parquet"})
+    subprocess.run([sys.executable, "-m", "dvc", "add", "--quiet", "data/wide.parquet"], cwd=project,
+                   env=environment(), check=True)
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dvc", "repro", "--quiet"], cwd=project, env=environment(), check=True,
+                   stdout=subprocess.DEVNULL)
+    repro = time.perf_counter() - start
+    load_repro = load_average()
+    stages = {name: run_stage(project, name) for name in STAGES if name != "synthesize"}
+
+    sys.path.insert(0, str(project))
+    from safetensors.numpy import load_file
+
+    ols = load_file(project / "models" / "ols.safetensors")
+    found = np.concatenate([ols["coefficients"], ols["intercept"]])
+    expected = np.load(solution)
+    agreement = float(np.max(np.abs(found - expected)) / np.max(np.abs(expected)))
+
+    print(f"machine: {machine()}")
+    print(f"load average: {load_before} before, {load_repro} after dvc repro, {load_average()} after the stages")
+    print(f"{n_rows:,} rows × {n_features} features (Parquet), data.features: all")
+    print(f"  numpy.linalg.lstsq (the floor, least of {SOLVES}) {floor:8.2f} s")
+    verdict = "met" if repro <= TIMES_LSTSQ * floor else "NOT met"
+    print(f"  dvc repro, every stage             {repro:8.2f} s  {repro / floor:6.1f}× lstsq  "
+          f"(target {TIMES_LSTSQ}×: {verdict})")
+    for name, (elapsed, peak) in stages.items():
+        within = "within 1.5 GB" if peak <= LIMIT_BYTES else "OVER 1.5 GB"
+        print(f"  {name:<11} {elapsed:7.2f} s   peak {peak / 1024**2:7.0f} MiB   {within}")
+    print(f"  least squares against lstsq: {agreement:.2g} of the largest coefficient "
+          f"(target {AGREEMENT:g}: {'met' if agreement <= AGREEMENT else 'NOT met'})")
+    rows = [["what", "time", "× lstsq", "peak memory"],
+            ["numpy.linalg.lstsq (floor)", f"{floor:.2f} s", "1", ""],
+            ["dvc repro, every stage", f"{repro:.1f} s", f"{repro / floor:.1f}", ""],
+            *([f"{name} alone", f"{elapsed:.1f} s", f"{elapsed / floor:.1f}", f"{peak / 1024**2:,.0f} MiB"]
+              for name, (elapsed, peak) in stages.items())]
+    record(f"wide_table-{n_features}", f"A wide table: {n_rows:,} rows × {n_features} features",
+           f"A Parquet file of {n_rows:,} rows and {n_features} correlated features, data.features: all; the "
+           f"floor is numpy.linalg.lstsq on the same matrix (every core, least of {SOLVES}). Targets: dvc repro "
+           f"within {TIMES_LSTSQ}× lstsq, every stage within 1.5 GB, least squares within {AGREEMENT:g} of lstsq.",
+           rows, [f"dvc repro took {repro / floor:.1f}× lstsq: target {verdict}.",
+                  f"Least squares (models/ols.safetensors) against lstsq: {agreement:.2g} of the largest "
+                  "coefficient.",
+                  f"Load average {load_before} before, {load_repro} after dvc repro."])
+    shutil.rmtree(project.parent)
+
+
+if __name__ == "__main__":
+    main()
