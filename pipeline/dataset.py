@@ -41,6 +41,7 @@ _SCAN_BYTES = 1 << 24  # block of the file scanned at a time to number its lines
 _SHOWN_CHARS = 32  # of one name or value in a message
 _LISTED_CHARS = 100  # of a list of column names
 _LISTED_MISSING = 5  # missing columns named in a message; the rest are counted
+_COLUMNS_PER_READ = 64  # of a Parquet row group decoded at once
 _ARROW_CHARS = 120  # of a message from pyarrow
 
 
@@ -473,7 +474,7 @@ class ParquetTable:
                 complete_rows = []
                 whole = None  # a file of one complete row group: its rows, kept for the stage's first pass
                 for i in range(file.num_row_groups):
-                    features, target = _to_float64(file.read_row_group(i, columns=names), names, has_target)
+                    features, target = _read_group(file, i, names, has_target)
                     if len(target) != group_rows[i]:
                         break
                     complete = values.add(features, target)
@@ -512,8 +513,7 @@ class ParquetTable:
             self._file = self._file or pyarrow.parquet.ParquetFile(self.path)
             group = first
             while self._starts[group] < stop:
-                features, target = _to_float64(self._file.read_row_group(group, columns=self.names), self.names,
-                                               self.has_target)
+                features, target = _read_group(self._file, group, self.names, self.has_target)
                 complete = _complete_rows(features, target) if self.drop else None
                 if complete is not None:
                     features, target = features[complete], target[complete]
@@ -535,6 +535,25 @@ class ParquetTable:
         return groups_of(self, share)
 
 
+def _read_group(file: pyarrow.parquet.ParquetFile, group: int, names: list[str],
+                has_target: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Row group `group` as _to_float64 gives it, decoded _COLUMNS_PER_READ columns at a time: Arrow then holds
+    a slice of a wide group beside the float64 copy, not all of it (fewer rows than the footer says, if the
+    file is cut short)."""
+    first = file.read_row_group(group, columns=names[:_COLUMNS_PER_READ])
+    if len(names) <= _COLUMNS_PER_READ:
+        return _to_float64(first, names, has_target)
+    features, target = _float64_arrays(first.num_rows, len(names) - has_target, has_target)
+    columns = [features[:, j] for j in range(features.shape[1])] + [target] * has_target
+    for start in range(0, len(names), _COLUMNS_PER_READ):
+        batch = names[start:start + _COLUMNS_PER_READ]
+        table = first if start == 0 else file.read_row_group(group, columns=batch)
+        if table.num_rows != first.num_rows:  # cut short: the caller's count of rows says so
+            return features[:0], target[:0]
+        _fill(table, batch, columns[start:start + len(batch)])
+    return features, target
+
+
 def _unreadable(where: str, error: Exception) -> PipelineError:
     return PipelineError(
         f"{where}: not a readable Parquet file ({_arrow_message(error)}): expected a complete Parquet file")
@@ -546,10 +565,18 @@ def _unreadable(where: str, error: Exception) -> PipelineError:
 def _to_float64(table: pa.Table, names: list[str], has_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN; where
     the names hold no target, NaN: unknown)."""
-    n_features = len(names) - has_target
-    features = np.empty((table.num_rows, n_features), dtype=np.float64)
-    target = np.empty(table.num_rows, dtype=np.float64) if has_target else np.full(table.num_rows, np.nan)
-    columns = [features[:, j] for j in range(n_features)] + [target] * has_target
+    features, target = _float64_arrays(table.num_rows, len(names) - has_target, has_target)
+    _fill(table, names, [features[:, j] for j in range(features.shape[1])] + [target] * has_target)
+    return features, target
+
+
+def _float64_arrays(n_rows: int, n_features: int, has_target: bool) -> tuple[np.ndarray, np.ndarray]:
+    target = np.empty(n_rows, dtype=np.float64) if has_target else np.full(n_rows, np.nan)
+    return np.empty((n_rows, n_features), dtype=np.float64), target
+
+
+def _fill(table: pa.Table, names: list[str], columns: list[np.ndarray]) -> None:
+    """Each named column of `table` into its float64 array."""
     for j, name in enumerate(names):
         row = 0
         for chunk in table.column(name).chunks:
@@ -559,7 +586,6 @@ def _to_float64(table: pa.Table, names: list[str], has_target: bool = True) -> t
             numbers = chunk.to_numpy(zero_copy_only=False)
             columns[j][row : row + len(numbers)] = numbers
             row += len(numbers)
-    return features, target
 
 
 def _complete_rows(features: np.ndarray, target: np.ndarray | None) -> np.ndarray | None:

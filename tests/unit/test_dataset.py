@@ -13,7 +13,7 @@ import pyarrow.parquet
 import pytest
 
 from pipeline.dataset import (
-    LARGEST_VALUE, Table, gather, load_split, open_rows, read_table, require_enough_training_rows, split_rows,
+    LARGEST_VALUE, Table, gather, load_split, open_new_rows, open_rows, read_table, require_enough_training_rows, split_rows,
 )
 from pipeline.params import DataParams
 from pipeline.errors import PipelineError
@@ -90,6 +90,26 @@ def test_parquet_integer_and_floating_columns_are_converted_to_float64_exactly(t
     table = read_table(path, ["x"], "y")
     assert table.features.dtype == np.float64
     assert table.features[:, 0].tolist() == column.to_numpy().astype(np.float64).tolist()
+
+
+@pytest.mark.parametrize("has_target", [True, False])
+def test_a_wide_parquet_file_is_read_a_few_columns_at_a_time_into_the_requested_order(tmp_path, has_target):
+    # 150 features (more than one read's worth of columns), integers and floats, in two row groups, requested
+    # in an order other than the file's.
+    generator = np.random.default_rng(0)
+    columns = {f"c{k}": (generator.integers(-50, 50, 7) if k % 3 == 0 else generator.standard_normal(7))
+               for k in range(150)} | {"y": generator.standard_normal(7)}
+    path = tmp_path / "wide.parquet"
+    pyarrow.parquet.write_table(pa.table(columns), path, row_group_size=4)
+    names = [f"c{k}" for k in reversed(range(150))]
+    if has_target:
+        rows, _ = open_rows(path, names, "y")
+    else:
+        rows, _ = open_new_rows(path, names, "y_not_in_the_file")
+    table = gather(rows)
+    assert table.features.tolist() == [[float(columns[name][row]) for name in names] for row in range(7)]
+    if has_target:
+        assert table.target.tolist() == columns["y"].tolist()
 
 
 def test_parquet_decimals_are_read_as_the_nearest_float64(tmp_path):
