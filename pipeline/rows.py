@@ -10,7 +10,7 @@ read, or the machine.
 import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -223,6 +223,7 @@ class Part:
     is_held_out: bool
     test_fraction: float
     seed: int
+    _last: list = field(default_factory=list, compare=False, repr=False)  # [span, its rows] last selected
 
     def __len__(self) -> int:
         n_test = held_out_count(len(self.table), self.test_fraction)
@@ -234,5 +235,11 @@ class Part:
         return [lambda span=span: self._select(span) for span in self.table.spans(share)]
 
     def _select(self, span: tuple[int, int]) -> Table:
+        if self._last and self._last[0] == span:
+            return self._last[1]
         mask = held_out(len(self.table), self.test_fraction, self.seed, *span)
-        return self.table.read(span).select(mask if self.is_held_out else ~mask)
+        selected = self.table.read(span).select(mask if self.is_held_out else ~mask)
+        # Kept, read-only, for the next pass over a table of one group: selected once per stage, not per pass.
+        selected.features.flags.writeable = selected.target.flags.writeable = False
+        self._last[:] = [span, selected]
+        return selected
