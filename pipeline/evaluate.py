@@ -15,6 +15,7 @@ from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers,
 from pipeline.linear import INTERCEPT, LinearModel, Scores, load_weights, scores
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
+from pipeline.schema import resolve_features
 
 SUMMARY_ROWS = 20  # coefficients the printed summary shows at most: those of the largest |t|
 
@@ -129,7 +130,7 @@ def probability(p: float | None) -> str:
 
 
 def main() -> None:
-    data = load_params(DataParams)
+    data = resolve_features(load_params(DataParams)).data
     train = load_params(TrainParams)
     level = load_params(EvaluateParams).level
     split = load_split(data, train.fit_intercept)
