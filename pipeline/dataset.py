@@ -249,7 +249,8 @@ def _first_ragged_row(path: Path, keep: list[str]) -> tuple[int, int, int] | Non
     convert = pyarrow.csv.ConvertOptions(include_columns=keep, column_types=dict.fromkeys(keep, pa.binary()))
     try:
         pyarrow.csv.read_csv(
-            path, read_options=pyarrow.csv.ReadOptions(use_threads=False), parse_options=CSV_PARSE, convert_options=convert
+            path, read_options=pyarrow.csv.ReadOptions(use_threads=False), parse_options=CSV_PARSE,
+            convert_options=convert,
         )
     except (pa.ArrowException, OSError) as error:
         found = re.search(r"Row #(\d+): Expected (\d+) columns, got (\d+)", str(error))

@@ -5,6 +5,7 @@ Also the words every message about a table uses (where, a name shown short, a li
 readers in dataset.py and this module say things the same way.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -51,7 +52,7 @@ def resolve_features(data: DataParams) -> Resolved:
     names, types = column_types(path)
     check_header(where, names, [data.target])
     features = [name for name, kind in zip(names, types) if is_numeric(kind) and name != data.target]
-    others = {name: kind for name, kind in zip(names, types) if not is_numeric(kind) and name != data.target}
+    others = [(name, kind) for name, kind in zip(names, types) if not is_numeric(kind) and name != data.target]
     said = f"{where}: data.features = {ALL_FEATURES}"
     if not features:
         found = f" ({skipped(others)})" if others else ""
@@ -60,9 +61,9 @@ def resolve_features(data: DataParams) -> Resolved:
     if len(features) > MAX_FEATURES:
         raise PipelineError(f"{said}: {len(features)} numeric columns besides the target {show(data.target)}: "
                             f"expected at most {MAX_FEATURES} (list the ones to fit in data.features)")
-    for name in features:
-        if features.count(name) > 1:
-            raise PipelineError(f"{where}: column {show(name)} appears {features.count(name)} times in the header: "
+    for name, times in Counter(features).items():
+        if times > 1:
+            raise PipelineError(f"{where}: column {show(name)} appears {times} times in the header: "
                                 "expected one column of that name")
         if name in RESERVED_NAMES:
             raise PipelineError(f"{said}: column {show(name)} has a name the history and metrics use for themselves: "
@@ -71,14 +72,15 @@ def resolve_features(data: DataParams) -> Resolved:
     return Resolved(resolved, f"{said}: skipped {skipped(others)}" if others else "")
 
 
-def skipped(others: dict[str, pa.DataType]) -> str:
-    """The columns `all` leaves out, as "2 text columns: 'city', 'street'", or with each one's type where
-    some are not text: "2 columns that are not numbers: 'city' (text), 'sold' (bool)"."""
-    kinds = {name: _kind(kind) for name, kind in others.items()}
-    if set(kinds.values()) == {"text"}:
-        return f"{counted(len(others), 'text column')}: {_first_names(list(map(show, others)))}"
-    described = [f"{show(name)} ({kind})" for name, kind in kinds.items()]
-    return f"{counted(len(others), 'column')} that {'is' if len(others) == 1 else 'are'} not numbers: {_first_names(described)}"
+def skipped(others: list[tuple[str, pa.DataType]]) -> str:
+    """The columns `all` leaves out, as "2 text columns: 'city', 'street'", or with each one's kind where
+    some are not text: "2 columns that are not numbers: 'city' (text), 'sold' (true/false)"."""
+    kinds = [(name, _kind(kind)) for name, kind in others]
+    if all(kind == "text" for _, kind in kinds):
+        return f"{counted(len(kinds), 'text column')}: {_first_names([show(name) for name, _ in kinds])}"
+    verb = "is" if len(kinds) == 1 else "are"
+    return (f"{counted(len(kinds), 'column')} that {verb} not numbers: "
+            f"{_first_names([f'{show(name)} ({kind})' for name, kind in kinds])}")
 
 
 def _kind(kind: pa.DataType) -> str:
@@ -109,9 +111,12 @@ def column_types(path: Path) -> tuple[list[str], list[pa.DataType]]:
         else:
             schema = pyarrow.parquet.read_schema(path)
             names, types = schema.names, schema.types
-    except (pa.ArrowException, OSError) as error:
-        expected = "a header row, then rows of numbers" if path.suffix.lower() in CSV_SUFFIXES else "a Parquet file"
-        raise PipelineError(f"{where}: its header cannot be read ({arrow_message(error)}): expected {expected}") from None
+    except (pa.ArrowException, OSError) as error:  # worded as the readers in dataset.py word it
+        if path.suffix.lower() in CSV_SUFFIXES:
+            raise PipelineError(f"{where}: not readable as CSV ({arrow_message(error)}): "
+                                "expected a header row, then rows of numbers") from None
+        raise PipelineError(f"{where}: not a readable Parquet file ({arrow_message(error)}): "
+                            "expected a complete Parquet file") from None
     return names, types
 
 

@@ -161,9 +161,10 @@ def test_a_numeric_column_twice_in_the_header_is_refused(tmp_path):
         f"{source}: column 'x' appears 2 times in the header: expected one column of that name")
 
 
-def test_a_missing_file_is_the_readers_line(tmp_path):
-    source = Path("nowhere.csv")
-    assert refused(data_params(source)).startswith(f"{source}: not found: expected a CSV or Parquet file")
+def test_a_missing_or_broken_file_is_the_readers_line(tmp_path):
+    assert refused(data_params(Path("nowhere.csv"))).startswith("nowhere.csv: not found: expected a CSV or Parquet file")
+    Path("broken.parquet").write_bytes(b"PAR1 and then nothing")
+    assert refused(data_params(Path("broken.parquet"))).startswith("broken.parquet: not a readable Parquet file (")
 
 
 def test_columns_of_an_unresolved_all_says_to_resolve_it_first(tmp_path):
