@@ -222,3 +222,18 @@ def test_a_parquet_file_named_pq_is_accepted_as_the_readme_says(reproduced_templ
     result = run_in_process(folder, "train")
     assert result.returncode == 0, result.stderr
     assert set(declared("train")["outs"]) <= files_in(folder)
+
+
+def test_all_on_a_parquet_file_trains_on_its_numeric_columns_and_train_names_the_others(reproduced_template,
+                                                                                      tmp_path):
+    rng = np.random.default_rng(5)
+    x1, x2 = np.round(rng.uniform(0, 10, 30), 2), rng.integers(0, 50, 30)
+    table = parquet_bytes({"city": pa.array(["Paris", "Lyon", "Nice"] * 10), "x1": x1,
+                           "sold": pa.array([True, False] * 15), "x2": pa.array(x2, pa.int32()),
+                           "y": np.round(2 * x1 - 0.5 * x2 + 1 + rng.normal(0, 0.1, 30), 3)})
+    folder = with_users_file(reproduced_template, tmp_path, "train", "data/mine.parquet", table, {"features": "all"})
+    result = run_in_process(folder, "train")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == ("data/mine.parquet: data.features = all: skipped 2 columns that are not "
+                                             "numbers: 'city' (text), 'sold' (true/false)")
+    assert load_weights(folder / "models/model.safetensors", ("x1", "x2"), True).features == ("x1", "x2")
