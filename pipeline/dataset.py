@@ -9,7 +9,6 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from difflib import get_close_matches
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,10 @@ import pyarrow.parquet
 
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
+from pipeline.schema import (
+    CSV_PARSE, CSV_SUFFIXES, SNIFF_BYTES, arrow_message, check_header, column_names, counted, header_names,
+    is_numeric, require_file, show, show_type, where_of,
+)
 from pipeline.rows import (
     CHUNK_ROWS, WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of,
     with_powers,
@@ -29,20 +32,8 @@ from pipeline.rows import (
 # up to it is exact in float64 (2**53 is about 9.0e15).
 LARGEST_VALUE = 1e15
 
-CSV_SUFFIXES = (".csv",)
-PARQUET_SUFFIXES = (".parquet", ".pq")
-
-# Blank lines are skipped, a quoted value may hold a newline (a text column the request does not name
-# may hold anything), and pyarrow's usual spellings of a missing value ("", NA, null, NaN, N/A...) are
-# read as empty, so they are counted with NaN and ±inf rather than reported as text.
-_PARSE = pyarrow.csv.ParseOptions(newlines_in_values=True)
-_SNIFF_BYTES = 1 << 16  # read to tell binary data from text
 _SCAN_BYTES = 1 << 24  # block of the file scanned at a time to number its lines
-_SHOWN_CHARS = 32  # of one name or value in a message
-_LISTED_CHARS = 100  # of a list of column names
-_LISTED_MISSING = 5  # missing columns named in a message; the rest are counted
 _COLUMNS_PER_READ = 64  # of a Parquet row group decoded at once
-_ARROW_CHARS = 120  # of a message from pyarrow
 
 
 # data.missing: what to do with a row that has a missing (empty, NA, NaN or infinite) value in a used column.
@@ -68,7 +59,7 @@ def open_rows(path: Path, features: Sequence[str], target: str, check: bool = Tr
     if isinstance(features, str):
         raise TypeError(f"features: expected a sequence of column names, not the string {features!r}")
     path = Path(path)
-    return _open(path, _check_request(_where(path), list(features), target), check, missing)
+    return _open(path, _check_request(where_of(path), list(features), target), check, missing)
 
 
 def open_new_rows(path: Path, features: Sequence[str], target: str) -> tuple[Source, bool]:
@@ -76,32 +67,18 @@ def open_new_rows(path: Path, features: Sequence[str], target: str) -> tuple[Sou
     if the header has it (else each Table's target is zeros, never read) and a feature may be constant (one
     row is)."""
     path = Path(path)
-    has_target = target in _column_names(path)
-    names = _check_request(_where(path), list(features), target)
+    has_target = target in column_names(path)
+    names = _check_request(where_of(path), list(features), target)
     if not has_target:
         names = names[:-1]
     return _open(path, names, True, MISSING_ERROR, has_target=has_target, new_rows=True)[0], has_target
 
 
-def _column_names(path: Path) -> list[str]:
-    """The header of a table, or [] if it cannot be read: reading it again then says what is wrong."""
-    try:
-        if path.suffix.lower() in CSV_SUFFIXES:
-            return _header_names(_where(path), path)
-        return pyarrow.parquet.read_schema(path).names
-    except (pa.ArrowException, OSError, PipelineError):
-        return []
-
-
 def _open(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
           new_rows: bool = False) -> tuple[Source, int]:
-    where = _where(path)
-    suffix = path.suffix.lower()
-    if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
-        found = f"extension {_show(path.suffix)}" if path.suffix else "no extension"
-        raise PipelineError(f"{where}: {found}: expected {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
-    _require_file(where, path)
-    if suffix in CSV_SUFFIXES:
+    where = where_of(path)
+    require_file(where, path)
+    if path.suffix.lower() in CSV_SUFFIXES:
         return _read_csv(where, path, names, missing, has_target, new_rows)
     return ParquetTable.open(where, path, names, check, missing, has_target, new_rows)
 
@@ -132,7 +109,7 @@ def require_enough_training_rows(path: Path, n_train: int, n_coefficients: int) 
     if n_train < n_coefficients + 1:
         left = " (no degrees of freedom left for a standard error)" if n_train == n_coefficients else ""
         raise PipelineError(
-            f"{_where(Path(path))}: {n_train} training rows{left}: expected at least {n_coefficients + 1} "
+            f"{where_of(Path(path))}: {n_train} training rows{left}: expected at least {n_coefficients + 1} "
             f"(one more than the {n_coefficients} coefficients); add rows or lower data.test_fraction"
         )
 
@@ -170,63 +147,13 @@ def _check_request(where: str, features: list[str], target: str) -> list[str]:
     for name in features:
         if features.count(name) > 1:
             raise PipelineError(
-                f"{where}: feature {_show(name)} is listed {features.count(name)} times: expected each feature once"
+                f"{where}: feature {show(name)} is listed {features.count(name)} times: expected each feature once"
             )
     if target in features:
         raise PipelineError(
-            f"{where}: target {_show(target)} is also a feature: expected a target apart from the features"
+            f"{where}: target {show(target)} is also a feature: expected a target apart from the features"
         )
     return [*features, target]
-
-
-def _require_file(where: str, path: Path) -> None:
-    if not path.exists():
-        raise PipelineError(
-            f"{where}: not found: expected a CSV or Parquet file "
-            "(run `dvc repro` if a stage writes it, `dvc pull` if DVC tracks it)"
-        )
-    if not path.is_file():
-        raise PipelineError(f"{where}: is not a file: expected a CSV or Parquet file")
-    try:
-        with path.open("rb") as file:
-            head = file.read(_SNIFF_BYTES)
-    except OSError as error:
-        raise PipelineError(f"{where}: cannot read it ({error.strerror}): expected a readable file") from None
-    if not head:
-        raise PipelineError(f"{where}: is empty (0 bytes): expected a header row, then rows of numbers")
-    if path.suffix.lower() in CSV_SUFFIXES:
-        if head.startswith(b"PAR1"):
-            raise PipelineError(f"{where}: holds Parquet data: expected CSV text (name a Parquet file *.parquet)")
-        nul = head.find(b"\0")
-        if nul >= 0:
-            raise PipelineError(f"{where}: holds binary data (a NUL byte at byte {nul}): expected CSV text")
-
-
-def _check_header(where: str, header: list[str], names: list[str]) -> None:
-    """Each requested column is in the header exactly once."""
-    missing = [name for name in names if name not in header]
-    if missing:
-        if len(missing) == 1:
-            found = f"column {_show(missing[0])} is missing{_did_you_mean(missing[0], header)}"
-        else:
-            named = ", ".join(_show(name) + _did_you_mean(name, header) for name in missing[:_LISTED_MISSING])
-            more = f" and {len(missing) - _LISTED_MISSING} more" if len(missing) > _LISTED_MISSING else ""
-            found = f"columns {named}{more} are missing"
-        raise PipelineError(f"{where}: {found}: expected one of the columns {_list(header)}")
-    for name in names:
-        if header.count(name) > 1:
-            raise PipelineError(
-                f"{where}: column {_show(name)} appears {header.count(name)} times in the header: "
-                "expected one column of that name"
-            )
-
-
-def _did_you_mean(name: str, header: list[str]) -> str:
-    """A header name close to a missing column's: a misspelling, or one that spells it out longer ('age' for
-    'age_years')."""
-    close = get_close_matches(name, header, n=1) or [
-        column for column in header if column.lower().startswith(name.lower())][:1]
-    return f" (did you mean {_show(close[0])}?)" if close else ""
 
 
 # --- CSV -----------------------------------------------------------------------------------------------
@@ -238,7 +165,7 @@ def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target
     try:
         table = pyarrow.csv.read_csv(
             path,
-            parse_options=_PARSE,
+            parse_options=CSV_PARSE,
             convert_options=pyarrow.csv.ConvertOptions(
                 include_columns=names, column_types=dict.fromkeys(names, pa.float64())
             ),
@@ -265,37 +192,27 @@ def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target
 def _csv_header(where: str, path: Path, names: list[str]) -> list[str]:
     """The column names, from the first block of the file only; each requested one must be there once."""
     try:
-        header = _header_names(where, path)
+        header = header_names(where, path)
     except (pa.ArrowException, OSError) as error:
         if "Empty CSV file" not in str(error):
             raise _csv_problem(where, path, [], [], error) from None
         # pyarrow says the same of blank lines and of a header with no line break after it.
         with path.open("rb") as file:
-            head = file.read(_SNIFF_BYTES)
+            head = file.read(SNIFF_BYTES)
         if not head.strip(b"\r\n"):
             raise PipelineError(
                 f"{where}: holds only blank lines: expected a header row, then rows of numbers"
             ) from None
         try:
-            header = _header_names(where, pa.BufferReader(head + b"\n"))
+            header = header_names(where, pa.BufferReader(head + b"\n"))
         except (pa.ArrowException, OSError):
             raise PipelineError(
                 f"{where}: no complete header row (a quote left open?): expected a header row, then rows of numbers"
             ) from None
-        _check_header(where, header, names)
+        check_header(where, header, names)
         raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers") from None
-    _check_header(where, header, names)
+    check_header(where, header, names)
     return header
-
-
-def _header_names(where: str, source: Path | pa.BufferReader) -> list[str]:
-    with pyarrow.csv.open_csv(
-        source, read_options=pyarrow.csv.ReadOptions(use_threads=False), parse_options=_PARSE
-    ) as reader:
-        try:
-            return reader.schema.names
-        except UnicodeDecodeError:
-            raise PipelineError(f"{where}: the header row is not UTF-8 text: expected column names in UTF-8") from None
 
 
 def _csv_problem(where: str, path: Path, header: list[str], names: list[str], error: Exception) -> PipelineError:
@@ -308,18 +225,18 @@ def _csv_problem(where: str, path: Path, header: list[str], names: list[str], er
     if bad is not None:
         name, row, text = bad
         return PipelineError(
-            f"{where}: column {_show(name)} line {_csv_line(path, row)} holds {_show(text)}: "
+            f"{where}: column {show(name)} line {_csv_line(path, row)} holds {show(text)}: "
             f"expected a number{_hint(text)}"
         )
     ragged = _first_ragged_row(path, header[:1])
     if ragged is not None:
         row, n_fields, n_expected = ragged
         return PipelineError(
-            f"{where}: line {_csv_line(path, row)} has {_count(n_fields, 'field')}: "
+            f"{where}: line {_csv_line(path, row)} has {counted(n_fields, 'field')}: "
             f"expected {n_expected}, as in the header"
         )
     return PipelineError(
-        f"{where}: not readable as CSV ({_arrow_message(error)}): expected a header row, then rows of numbers"
+        f"{where}: not readable as CSV ({arrow_message(error)}): expected a header row, then rows of numbers"
     )
 
 
@@ -333,7 +250,8 @@ def _first_ragged_row(path: Path, keep: list[str]) -> tuple[int, int, int] | Non
     convert = pyarrow.csv.ConvertOptions(include_columns=keep, column_types=dict.fromkeys(keep, pa.binary()))
     try:
         pyarrow.csv.read_csv(
-            path, read_options=pyarrow.csv.ReadOptions(use_threads=False), parse_options=_PARSE, convert_options=convert
+            path, read_options=pyarrow.csv.ReadOptions(use_threads=False), parse_options=CSV_PARSE,
+            convert_options=convert,
         )
     except (pa.ArrowException, OSError) as error:
         found = re.search(r"Row #(\d+): Expected (\d+) columns, got (\d+)", str(error))
@@ -350,7 +268,7 @@ def _first_non_number(path: Path, names: list[str]) -> tuple[str, int, str] | No
         try:
             cells = pyarrow.csv.read_csv(
                 path,
-                parse_options=_PARSE,
+                parse_options=CSV_PARSE,
                 # The same cells as the float64 read counts as empty are empty here too.
                 convert_options=pyarrow.csv.ConvertOptions(
                     include_columns=[name], column_types={name: pa.binary()}, strings_can_be_null=True
@@ -456,12 +374,12 @@ class ParquetTable:
         try:
             with pyarrow.parquet.ParquetFile(path) as file:
                 schema = file.schema_arrow
-                _check_header(where, schema.names, names)
+                check_header(where, schema.names, names)
                 for name in names:
                     kind = schema.field(name).type
-                    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
+                    if not is_numeric(kind):
                         raise PipelineError(
-                            f"{where}: column {_show(name)} holds {_show_type(kind)}: "
+                            f"{where}: column {show(name)} holds {show_type(kind)}: "
                             "expected numbers (an integer or floating-point column)"
                         )
                 n_rows = file.metadata.num_rows
@@ -556,7 +474,7 @@ def _read_group(file: pyarrow.parquet.ParquetFile, group: int, names: list[str],
 
 def _unreadable(where: str, error: Exception) -> PipelineError:
     return PipelineError(
-        f"{where}: not a readable Parquet file ({_arrow_message(error)}): expected a complete Parquet file")
+        f"{where}: not a readable Parquet file ({arrow_message(error)}): expected a complete Parquet file")
 
 
 # --- Shared by both formats ----------------------------------------------------------------------------
@@ -640,7 +558,7 @@ class _Values:
         if self.rows_missing:
             counts = [(name, count) for name, count in zip(self.names, self.missing_by_column) if count]
             found = (f"a missing value (empty, NA, NaN or infinite) in {'column' if len(counts) == 1 else 'columns'} "
-                     + ", ".join(f"{_show(name)} ({count})" for name, count in counts))
+                     + ", ".join(f"{show(name)} ({count})" for name, count in counts))
             if missing == MISSING_ERROR:
                 rows = "1 row has" if self.rows_missing == 1 else f"{self.rows_missing} rows have"
                 # Rows to predict are never dropped: each row of the source has its row of predictions.
@@ -650,7 +568,7 @@ class _Values:
                     f"in every used column{hint}"
                 )
             if self.rows_missing == self.n_rows:
-                raise PipelineError(f"{where}: every one of its {_count(self.n_rows, 'row')} has {found}: "
+                raise PipelineError(f"{where}: every one of its {counted(self.n_rows, 'row')} has {found}: "
                                     "expected at least one complete row")
         _check_values(where, self.names, self.columns, locate, new_rows)
 
@@ -689,13 +607,13 @@ def _check_values(where: str, names: list[str], columns: list[_Column], locate: 
         is_feature = j < len(names) - 1
         if column.too_large:
             raise PipelineError(
-                f"{where}: column {_show(name)} has {_count(column.too_large, 'value')} beyond "
+                f"{where}: column {show(name)} has {counted(column.too_large, 'value')} beyond "
                 f"±{LARGEST_VALUE:g} (first at {locate(column.first_too_large)}: {column.first_too_large_value:g}): "
                 f"expected |value| <= {LARGEST_VALUE:g}"
             )
         if is_feature and not new_rows and column.lowest == column.highest:
             raise PipelineError(
-                f"{where}: feature {_show(name)} is constant (every row is {column.lowest!r}): "
+                f"{where}: feature {show(name)} is constant (every row is {column.lowest!r}): "
                 "expected at least two distinct values"
             )
 
@@ -706,41 +624,3 @@ def _hint(text: str) -> str:
     return ""
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _where(path: Path) -> str:
-    """The path as the message's first word; escaped if it holds a line break or other control."""
-    text = str(path)
-    return text if text.isprintable() else repr(text)
-
-
-def _show(text: str) -> str:
-    """A name or value in quotes, escaped and cut short so that the message stays one short line."""
-    return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "...")
-
-
-def _list(header: list[str]) -> str:
-    """Column names as the user wrote them (quoted only where needed), cut short after _LISTED_CHARS."""
-    shown = []
-    length = 0
-    for name in header:
-        plain = name.isprintable() and name == name.strip() and "," not in name and 0 < len(name) <= _SHOWN_CHARS
-        shown.append(name if plain else _show(name))
-        length += len(shown[-1]) + 2
-        if length > _LISTED_CHARS and len(shown) < len(header):
-            return f"{', '.join(shown)}, ... ({len(header) - len(shown)} more)"
-    return ", ".join(shown) or "(none)"
-
-
-def _show_type(kind: pa.DataType) -> str:
-    text = str(kind)
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
-
-
-def _arrow_message(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    text = lines[0] if lines else type(error).__name__
-    text = text if text.isprintable() else repr(text)[1:-1]
-    return text if len(text) <= _ARROW_CHARS else text[:_ARROW_CHARS] + "..."

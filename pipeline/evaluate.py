@@ -12,9 +12,10 @@ from scipy.special import fdtrc, stdtr, stdtrit
 from pipeline.dataset import Split, load_split
 from pipeline.errors import run_stage
 from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json
-from pipeline.linear import INTERCEPT, LinearModel, Scores, listed, load_weights, scores
+from pipeline.linear import INTERCEPT, LinearModel, Scores, shortened, load_weights, scores
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
+from pipeline.schema import resolve_features
 
 SUMMARY_ROWS = 20  # coefficients the printed summary shows at most: those of the largest |t|
 
@@ -129,7 +130,7 @@ def probability(p: float | None) -> str:
 
 
 def main() -> None:
-    data = load_params(DataParams)
+    data = resolve_features(load_params(DataParams)).data
     train = load_params(TrainParams)
     level = load_params(EvaluateParams).level
     split = load_split(data, train.fit_intercept)
@@ -153,7 +154,7 @@ def main() -> None:
 def shown(value: Any) -> str:
     """A metric as train's log shows numbers: 6 significant digits, a group of them as key = value."""
     if isinstance(value, dict):
-        return listed([f"{key} = {shown(item)}" for key, item in value.items()])
+        return shortened([f"{key} = {shown(item)}" for key, item in value.items()])
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

@@ -85,7 +85,7 @@ class LinearModel:
 
 
 
-def listed(items: "list[str] | tuple[str, ...]", at_most: int = 10) -> str:
+def shortened(items: "list[str] | tuple[str, ...]", at_most: int = 10) -> str:
     """Items joined by commas, the first `at_most` of them and how many more: a wide table's 500 names would
     bury the line."""
     more = f", … and {len(items) - at_most} more" if len(items) > at_most else ""

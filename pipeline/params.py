@@ -20,6 +20,11 @@ PARAMS_FILE = Path("params.yaml")
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 Coordinate = Annotated[float, Field(ge=-1e6, le=1e6)]
 
+# data.features: every numeric column of data.source but the target, in file order (pipeline/schema.py).
+ALL_FEATURES = "all"
+# The most features a model has, listed or found by `all`; and the most slopes synthesize draws.
+MAX_FEATURES = 1000
+
 # Names the history and the metrics give to something other than a feature's coefficient.
 RESERVED_NAMES = ("intercept", "epoch", "train_loss", "test_loss")
 
@@ -35,7 +40,7 @@ class SynthesizeParams(_Section):
     """How the synthetic points y = m·x + c + noise are drawn: one feature x, or x1 … xd for a list m."""
 
     section = "synthesize"
-    m: Annotated[Coordinate | None | Annotated[list[Coordinate], Field(min_length=1, max_length=100)],
+    m: Annotated[Coordinate | None | Annotated[list[Coordinate], Field(min_length=1, max_length=MAX_FEATURES)],
                  Field(description="null to draw it")]
     c: Annotated[Coordinate | None, Field(description="null to draw it")]
     noise: Annotated[float, Field(ge=0, le=1e6)]
@@ -69,7 +74,7 @@ class DataParams(_Section):
     section = "data"
     source: Annotated[str, Field(
         min_length=1, description="a path inside the repository to a .csv or .parquet file")]
-    features: Annotated[list[ColumnName], Field(min_length=1, max_length=100)]
+    features: Literal[ALL_FEATURES] | Annotated[list[ColumnName], Field(min_length=1, max_length=MAX_FEATURES)]
     target: ColumnName
     missing: Annotated[Literal["error", "drop"], Field(
         description="(drop: leave out every row with an empty, NA, NaN or infinite value in a used column)")]
@@ -80,6 +85,8 @@ class DataParams(_Section):
     @model_validator(mode="after")
     def _check(self) -> "DataParams":
         _require_inside_repository("data.source", self.source)
+        if self.features == ALL_FEATURES:  # the names are known once the file's header is read
+            return self
         repeated = sorted({name for name in self.features if self.features.count(name) > 1})
         if repeated:
             raise ValueError(f"data.features = {_show(self.features)}: names {repeated[0]!r} twice: "
@@ -98,7 +105,10 @@ class DataParams(_Section):
     @property
     def columns(self) -> tuple[str, ...]:
         """The model's columns: the features, then their powers by degree ("x", "x^2", …, as the
-        metrics, the history and the weights name them)."""
+        metrics, the history and the weights name them). Of `features: all`, once resolved
+        (pipeline.schema.resolve_features)."""
+        if self.features == ALL_FEATURES:
+            raise ValueError("data.features = 'all': resolve it first (pipeline.schema.resolve_features)")
         return tuple(self.features) + tuple(f"{name}^{power}" for power in range(2, self.degree + 1)
                                             for name in self.features)
 
@@ -245,10 +255,12 @@ def _explain_key(problems: list[dict], model: type[_Section], values: Any) -> st
     # The whole value as written: for a list, pydantic's input is only the item it refused.
     value = values[key] if isinstance(values, dict) and key in values else first["input"]
     # Of a union's problems, the one not about the value's type says what is wrong.
-    first = min(problems, key=lambda problem: problem["type"].endswith("_type"))
+    # Of a list against a word (data.features), the list's problem, not that it is not the word.
+    first = min(problems, key=lambda problem: (problem["type"].endswith("_type"),
+                                               problem["type"] == "literal_error" and not isinstance(value, str)))
     hint = ""
     if first["type"] == "literal_error" and isinstance(value, str):
-        hint = _did_you_mean(value, get_args(field.annotation))
+        hint = _did_you_mean(value, _literals(field.annotation))
     return f"{section}.{key} = {_show(value)}{hint}: expected {expected} ({_reason(first)})"
 
 
@@ -263,7 +275,7 @@ def _expected(field: FieldInfo) -> str:
     if kind is str:
         return note
     if get_origin(kind) is Literal:
-        text = f"one of {', '.join(get_args(kind))}"
+        text = f"one of {', '.join(get_args(kind))}" if len(get_args(kind)) > 1 else get_args(kind)[0]
     elif kind is bool:
         text = "true or false"
     elif kind is int:
@@ -309,6 +321,15 @@ def _number(value: int | float) -> str:
 def _reason(problem: dict) -> str:
     message = problem["msg"]
     return message[0].lower() + message[1:]
+
+
+def _literals(kind: Any) -> list[str]:
+    """The words a Literal accepts, or the Literals of a union (data.features: all, or a list)."""
+    if get_origin(kind) is Literal:
+        return list(get_args(kind))
+    if get_origin(kind) in (Union, UnionType):
+        return [word for choice in get_args(kind) for word in _literals(choice)]
+    return []
 
 
 def _did_you_mean(word: str, choices) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from pipeline.dataset import open_new_rows
 from pipeline.errors import PipelineError, run_stage
 from pipeline.files import MODEL, OLS, table_writer
-from pipeline.linear import Description, LinearModel, listed
+from pipeline.linear import Description, LinearModel, shortened
 from pipeline.least_squares import LeastSquares
 from pipeline.params import PredictParams, load_params
 from pipeline.rows import Rows, chunks
@@ -72,7 +72,7 @@ def main() -> None:
     except PipelineError as error:
         if re.search(r"columns? .* (is|are) missing", str(error)):  # most often: data.source changed, not predict.source
             raise PipelineError(f"{error} (predict.source = {params.source!r}: the rows to predict need the "
-                                f"model's feature columns {listed(model.raw_features)})") from None
+                                f"model's feature columns {shortened(model.raw_features)})") from None
         raise
     target = described.target if has_target else None
     require_distinct_names(source, model, target)

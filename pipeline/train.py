@@ -22,9 +22,10 @@ from pipeline.distributed import SOLO, Team
 from pipeline.errors import PipelineError, run_stage
 from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
 from pipeline.files import HISTORY, MODEL, read_history, write_history
-from pipeline.linear import INTERCEPT, LinearModel, listed, load_weights, prediction_gap, save_weights
+from pipeline.linear import INTERCEPT, LinearModel, shortened, load_weights, prediction_gap, save_weights
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, TrainParams, load_params
+from pipeline.schema import resolve_features
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 LBFGS_OBJECTIVE_SCALE = 1e6
@@ -197,11 +198,14 @@ def diverged(loss: float, epoch: int, params: TrainParams) -> str:
 
 
 def main() -> None:
-    data = load_params(DataParams)
+    resolved = resolve_features(load_params(DataParams))
+    data = resolved.data
     params = load_params(TrainParams)
     if distributed.is_worker():
         return train_as_worker(data, params)
     distributed.require_device(params.device, params.processes)
+    if resolved.note:  # train is the stage a user watches: the others resolve `all` the same way, silently
+        print(resolved.note)
     split = load_split(data, params.fit_intercept)
     warn_if_untracked(split.source)
     if data.missing == "drop":
@@ -289,7 +293,7 @@ def require_representable(baseline: LinearModel, dtype: str, source) -> None:
 
 
 def describe(model: LinearModel) -> str:
-    return listed([f"{name} = {value:.6g}" for name, value in model.as_dict().items()])
+    return shortened([f"{name} = {value:.6g}" for name, value in model.as_dict().items()])
 
 
 if __name__ == "__main__":

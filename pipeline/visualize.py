@@ -30,6 +30,7 @@ from pipeline.files import (
 from pipeline.linear import INTERCEPT, LinearModel
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, VisualizeParams, load_params
+from pipeline.schema import resolve_features
 from pipeline.rows import powers
 
 
@@ -259,7 +260,7 @@ def write_chart(path: Path, table: pa.Table) -> None:
 
 
 def main() -> None:
-    data = load_params(DataParams)
+    data = resolve_features(load_params(DataParams)).data
     train = load_params(TrainParams)
     level = load_params(EvaluateParams).level
     params = load_params(VisualizeParams)

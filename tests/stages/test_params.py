@@ -60,10 +60,11 @@ CASES = [
      ["data.source = '/tmp/points.csv'", "expected a relative path inside the repository"]),
     ("evaluate", "data", {"source": "../points.csv"}, ["data.source = '../points.csv'", "without '..'"]),
     ("visualize", "data", {"target": ""}, ["data.target = ''", "expected a column name"]),
-    ("train", "data", {"features": []}, ["data.features = a list []", "expected a list of 1 to 100 column names"]),
+    ("train", "data", {"features": []}, ["data.features = a list []", "expected all, or a list of 1 to 1000 column names"]),
     ("train", "data", {"missing": "skip"}, ["data.missing = 'skip'", "expected one of error, drop"]),
     ("evaluate", "data", {"missing": DELETE}, ["data.missing is missing: expected one of error, drop"]),
-    ("train", "data", {"features": "x"}, ["data.features = 'x'", "expected a list of 1 to 100 column names"]),
+    ("train", "data", {"features": "x"}, ["data.features = 'x'", "expected all, or a list of 1 to 1000 column names"]),
+    ("train", "data", {"features": "al"}, ["data.features = 'al' (did you mean all?)", "expected all, or a list"]),
     ("train", "data", {"features": ["x", "epoch"]},
      ["data.features = a list ['x', 'epoch']: 'epoch' is a name the history and metrics use for themselves"]),
     ("evaluate", "data", {"test_fraction": 1.0}, ["data.test_fraction = 1.0", "expected a number from 0 to 0.9"]),
@@ -72,9 +73,9 @@ CASES = [
     ("synthesize", "synthesize", {"noise": -0.5}, ["synthesize.noise = -0.5", "expected a number from 0"]),
     ("synthesize", "synthesize", {"x_min": 5.0, "x_max": 5.0},
      ["synthesize.x_min = 5.0", "synthesize.x_max = 5.0", "expected x_min < x_max"]),
-    ("synthesize", "synthesize", {"m": "2.5"}, ["synthesize.m = '2.5'", "null to draw it, or a list of 1 to 100"]),
+    ("synthesize", "synthesize", {"m": "2.5"}, ["synthesize.m = '2.5'", "null to draw it, or a list of 1 to 1000"]),
     ("synthesize", "synthesize", {"m": []},
-     ["synthesize.m = a list []", "or a list of 1 to 100 numbers from -1e6 to 1e6", "(list should have at least 1"]),
+     ["synthesize.m = a list []", "or a list of 1 to 1000 numbers from -1e6 to 1e6", "(list should have at least 1"]),
     ("synthesize", "synthesize", {"m": [1.0, "2"]}, ["synthesize.m = a list [1.0, '2']", "from -1e6 to 1e6"]),
     ("synthesize", "synthesize", {"c": 1e9}, ["synthesize.c = 1000000000.0", "from -1e6 to 1e6"]),
     ("visualize", "visualize", {"dpi": 0}, ["visualize.dpi = 0", "expected an integer from 10"]),
@@ -200,7 +201,7 @@ def message_for(tmp_path: Path, model, changes: dict) -> str:
     (SynthesizeParams, {"c": "1"},
      "synthesize.c = '1': expected a number from -1e6 to 1e6, or null to draw it (input should be a valid number)"),
     (SynthesizeParams, {"m": []}, "synthesize.m = a list []: expected a number from -1e6 to 1e6, null to draw it, or a "
-                                  "list of 1 to 100 numbers from -1e6 to 1e6 (list should have at least 1 item after "
+                                  "list of 1 to 1000 numbers from -1e6 to 1e6 (list should have at least 1 item after "
                                   "validation, not 0)"),
     (SynthesizeParams, {"n_points": 2_000_000_001}, "synthesize.n_points = 2000000001: expected an integer from 2 to "
                                                     "2000000000 (input should be less than or equal to 2000000000)"),
@@ -208,7 +209,7 @@ def message_for(tmp_path: Path, model, changes: dict) -> str:
                                         "(input should be less than or equal to 4294967295)"),
     (DataParams, {"test_fraction": 0.95},
      "data.test_fraction = 0.95: expected a number from 0 to 0.9 (input should be less than or equal to 0.9)"),
-    (DataParams, {"features": []}, "data.features = a list []: expected a list of 1 to 100 column names "
+    (DataParams, {"features": []}, "data.features = a list []: expected all, or a list of 1 to 1000 column names "
                                    "(list should have at least 1 item after validation, not 0)"),
 ])
 def test_the_message_says_the_type_and_bounds_of_the_field(tmp_path, model, changes, message):

@@ -33,6 +33,10 @@ def parquet_bytes(columns: dict) -> bytes:
 
 TRUNCATED_PARQUET = parquet_bytes({"x": np.arange(100.0), "y": np.arange(100.0)})[:700]
 
+# 1,001 numeric columns and the target, two rows.
+WIDE_CSV = (",".join([*(f"x{i}" for i in range(1001)), "y"]) + "\n" + "\n".join(",".join([str(row)] * 1002)
+                                                                              for row in (1, 2)) + "\n").encode()
+
 # case: (file name, its bytes (None: no file), data params, the line it gets after "error: ")
 CASES = {
     "the file is missing": (
@@ -98,6 +102,17 @@ CASES = {
     "a header only": (
         MINE, b"x,y\n", {},
         f"{MINE}: has no rows: expected a header row, then at least one row of numbers"),
+    "data.features: all finds no numeric column but the target": (
+        MINE, b"city,y,street\nParis,1,Rue A\nLyon,2,Rue B\n", {"features": "all"},
+        f"{MINE}: data.features = all: no numeric column besides the target 'y' (2 text columns: 'city', 'street'): "
+        "expected at least one integer or floating-point column"),
+    "data.features: all finds more than 1,000 numeric columns": (
+        MINE, WIDE_CSV, {"features": "all"},
+        f"{MINE}: data.features = all: 1001 numeric columns besides the target 'y': expected at most 1000 "
+        "(list the ones to fit in data.features)"),
+    "data.features: all and the target absent": (
+        MINE, b"x,prices\n1,2\n2,3\n3,5\n", {"features": "all", "target": "price"},
+        f"{MINE}: column 'price' is missing (did you mean 'prices'?): expected one of the columns x, prices"),
 }
 # Only train fits a model to the rows: evaluate and visualize, given a model of one feature, stop at that.
 ONLY_TRAIN = {"a feature that is a linear combination of another"}
@@ -207,3 +222,18 @@ def test_a_parquet_file_named_pq_is_accepted_as_the_readme_says(reproduced_templ
     result = run_in_process(folder, "train")
     assert result.returncode == 0, result.stderr
     assert set(declared("train")["outs"]) <= files_in(folder)
+
+
+def test_all_on_a_parquet_file_trains_on_its_numeric_columns_and_train_names_the_others(reproduced_template,
+                                                                                      tmp_path):
+    rng = np.random.default_rng(5)
+    x1, x2 = np.round(rng.uniform(0, 10, 30), 2), rng.integers(0, 50, 30)
+    table = parquet_bytes({"city": pa.array(["Paris", "Lyon", "Nice"] * 10), "x1": x1,
+                           "sold": pa.array([True, False] * 15), "x2": pa.array(x2, pa.int32()),
+                           "y": np.round(2 * x1 - 0.5 * x2 + 1 + rng.normal(0, 0.1, 30), 3)})
+    folder = with_users_file(reproduced_template, tmp_path, "train", "data/mine.parquet", table, {"features": "all"})
+    result = run_in_process(folder, "train")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == ("data/mine.parquet: data.features = all: skipped 2 columns that are not "
+                                             "numbers: 'city' (text), 'sold' (true/false)")
+    assert load_weights(folder / "models/model.safetensors", ("x1", "x2"), True).features == ("x1", "x2")

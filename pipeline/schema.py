@@ -1,0 +1,253 @@
+"""A table's columns from its header alone (a Parquet file's schema; a CSV file's header and the types
+pyarrow infers from its first block), and `data.features: all` resolved into their names.
+
+Also the words every message about a table uses (where, a name shown short, a list of names), so that the
+readers in dataset.py and this module say things the same way.
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv
+import pyarrow.parquet
+
+from pipeline.errors import PipelineError
+from pipeline.params import ALL_FEATURES, MAX_FEATURES, RESERVED_NAMES, DataParams
+
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+# Blank lines are skipped, a quoted value may hold a newline (a text column the request does not name
+# may hold anything), and pyarrow's usual spellings of a missing value ("", NA, null, NaN, N/A...) are
+# read as empty, so they are counted with NaN and ±inf rather than reported as text.
+CSV_PARSE = pyarrow.csv.ParseOptions(newlines_in_values=True)
+SNIFF_BYTES = 1 << 16  # read to tell binary data from text
+_SHOWN_CHARS = 32  # of one name or value in a message
+_LISTED_CHARS = 100  # of a list of column names
+_LISTED_MISSING = 5  # missing columns named in a message; the rest are counted
+_ARROW_CHARS = 120  # of a message from pyarrow
+_NAMED = 10  # columns named in the line that says which ones `all` skipped
+
+
+# --- data.features: all --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """data.features as names, and the line that says what `all` left out ("" for a list, or nothing left out)."""
+
+    data: DataParams
+    note: str = ""
+
+
+def resolve_features(data: DataParams) -> Resolved:
+    """data with `features: all` replaced by every numeric column of data.source but the target, in file
+    order; a list is returned as it is. Reads the header alone, never the rows."""
+    if data.features != ALL_FEATURES:
+        return Resolved(data)
+    path = Path(data.source)
+    where = where_of(path)
+    names, types = column_types(path)
+    check_header(where, names, [data.target])
+    features = [name for name, kind in zip(names, types) if is_numeric(kind) and name != data.target]
+    others = [(name, kind) for name, kind in zip(names, types) if not is_numeric(kind) and name != data.target]
+    said = f"{where}: data.features = {ALL_FEATURES}"
+    if not features:
+        found = f" ({skipped(others)})" if others else ""
+        raise PipelineError(f"{said}: no numeric column besides the target {show(data.target)}{found}: "
+                            "expected at least one integer or floating-point column")
+    if len(features) > MAX_FEATURES:
+        raise PipelineError(f"{said}: {len(features)} numeric columns besides the target {show(data.target)}: "
+                            f"expected at most {MAX_FEATURES} (list the ones to fit in data.features)")
+    for name, times in Counter(features).items():
+        if times > 1:
+            raise PipelineError(f"{where}: column {show(name)} appears {times} times in the header: "
+                                "expected one column of that name")
+        if name in RESERVED_NAMES:
+            raise PipelineError(f"{said}: column {show(name)} has a name the history and metrics use for themselves: "
+                                f"expected none of {', '.join(RESERVED_NAMES)} (rename it, or list data.features)")
+    resolved = DataParams.model_validate({**data.model_dump(), "features": features})
+    return Resolved(resolved, f"{said}: skipped {skipped(others)}" if others else "")
+
+
+def skipped(others: list[tuple[str, pa.DataType]]) -> str:
+    """The columns `all` leaves out, as "2 text columns: 'city', 'street'", or with each one's kind where
+    some are not text: "2 columns that are not numbers: 'city' (text), 'sold' (true/false)"."""
+    kinds = [(name, _kind(kind)) for name, kind in others]
+    if all(kind == "text" for _, kind in kinds):
+        return f"{counted(len(kinds), 'text column')}: {_first_names([show(name) for name, _ in kinds])}"
+    verb = "is" if len(kinds) == 1 else "are"
+    return (f"{counted(len(kinds), 'column')} that {verb} not numbers: "
+            f"{_first_names([f'{show(name)} ({kind})' for name, kind in kinds])}")
+
+
+def _kind(kind: pa.DataType) -> str:
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "text"
+    if pa.types.is_boolean(kind):
+        return "true/false"
+    if pa.types.is_null(kind):
+        return "empty"
+    return show_type(kind)
+
+
+def _first_names(shown: list[str]) -> str:
+    """The first _NAMED of them, and how many more: the line stays one line, however wide the table."""
+    if len(shown) <= _NAMED:
+        return ", ".join(shown)
+    return f"{', '.join(shown[:_NAMED])} and {len(shown) - _NAMED} more"
+
+
+def column_types(path: Path) -> tuple[list[str], list[pa.DataType]]:
+    """Every column's name, in file order, and its type: Parquet's schema, or what pyarrow infers from a CSV
+    file's first block (int64 or double for a column of numbers and empty cells; null for one of empty cells)."""
+    where = where_of(path)
+    require_file(where, path)
+    try:
+        if path.suffix.lower() in CSV_SUFFIXES:
+            names, types = header_types(where, path)
+        else:
+            schema = pyarrow.parquet.read_schema(path)
+            names, types = schema.names, schema.types
+    except (pa.ArrowException, OSError) as error:  # worded as the readers in dataset.py word it
+        if path.suffix.lower() in CSV_SUFFIXES:
+            raise PipelineError(f"{where}: not readable as CSV ({arrow_message(error)}): "
+                                "expected a header row, then rows of numbers") from None
+        raise PipelineError(f"{where}: not a readable Parquet file ({arrow_message(error)}): "
+                            "expected a complete Parquet file") from None
+    return names, types
+
+
+def is_numeric(kind: pa.DataType) -> bool:
+    """A type the readers turn into float64: integers, floating point and decimals. Text, dates, times,
+    true/false and a column with no value are not numbers."""
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+
+
+# --- The header ----------------------------------------------------------------------------------------
+
+
+def column_names(path: Path) -> list[str]:
+    """The header of a table, or [] if it cannot be read: reading it again then says what is wrong."""
+    try:
+        if path.suffix.lower() in CSV_SUFFIXES:
+            return header_names(where_of(path), path)
+        return pyarrow.parquet.read_schema(path).names
+    except (pa.ArrowException, OSError, PipelineError):
+        return []
+
+
+def header_names(where: str, source: Path | pa.BufferReader) -> list[str]:
+    return header_types(where, source)[0]
+
+
+def header_types(where: str, source: Path | pa.BufferReader) -> tuple[list[str], list[pa.DataType]]:
+    """A CSV file's column names, and the types pyarrow infers from its first block."""
+    with pyarrow.csv.open_csv(
+        source, read_options=pyarrow.csv.ReadOptions(use_threads=False), parse_options=CSV_PARSE
+    ) as reader:
+        try:
+            return reader.schema.names, reader.schema.types
+        except UnicodeDecodeError:
+            raise PipelineError(f"{where}: the header row is not UTF-8 text: expected column names in UTF-8") from None
+
+
+def require_file(where: str, path: Path) -> None:
+    """A CSV or Parquet file by its extension, there, readable, and not empty; a CSV file that holds text."""
+    if path.suffix.lower() not in CSV_SUFFIXES + PARQUET_SUFFIXES:
+        found = f"extension {show(path.suffix)}" if path.suffix else "no extension"
+        raise PipelineError(f"{where}: {found}: expected {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
+    if not path.exists():
+        raise PipelineError(
+            f"{where}: not found: expected a CSV or Parquet file "
+            "(run `dvc repro` if a stage writes it, `dvc pull` if DVC tracks it)"
+        )
+    if not path.is_file():
+        raise PipelineError(f"{where}: is not a file: expected a CSV or Parquet file")
+    try:
+        with path.open("rb") as file:
+            head = file.read(SNIFF_BYTES)
+    except OSError as error:
+        raise PipelineError(f"{where}: cannot read it ({error.strerror}): expected a readable file") from None
+    if not head:
+        raise PipelineError(f"{where}: is empty (0 bytes): expected a header row, then rows of numbers")
+    if path.suffix.lower() in CSV_SUFFIXES:
+        if head.startswith(b"PAR1"):
+            raise PipelineError(f"{where}: holds Parquet data: expected CSV text (name a Parquet file *.parquet)")
+        nul = head.find(b"\0")
+        if nul >= 0:
+            raise PipelineError(f"{where}: holds binary data (a NUL byte at byte {nul}): expected CSV text")
+
+
+def check_header(where: str, header: list[str], names: list[str]) -> None:
+    """Each requested column is in the header exactly once."""
+    missing = [name for name in names if name not in header]
+    if missing:
+        if len(missing) == 1:
+            found = f"column {show(missing[0])} is missing{did_you_mean(missing[0], header)}"
+        else:
+            named = ", ".join(show(name) + did_you_mean(name, header) for name in missing[:_LISTED_MISSING])
+            more = f" and {len(missing) - _LISTED_MISSING} more" if len(missing) > _LISTED_MISSING else ""
+            found = f"columns {named}{more} are missing"
+        raise PipelineError(f"{where}: {found}: expected one of the columns {listed(header)}")
+    for name in names:
+        if header.count(name) > 1:
+            raise PipelineError(
+                f"{where}: column {show(name)} appears {header.count(name)} times in the header: "
+                "expected one column of that name"
+            )
+
+
+def did_you_mean(name: str, header: list[str]) -> str:
+    """A header name close to a missing column's: a misspelling, or one that spells it out longer ('age' for
+    'age_years')."""
+    close = get_close_matches(name, header, n=1) or [
+        column for column in header if column.lower().startswith(name.lower())][:1]
+    return f" (did you mean {show(close[0])}?)" if close else ""
+
+
+# --- Words of messages ---------------------------------------------------------------------------------
+
+
+
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def where_of(path: Path) -> str:
+    """The path as the message's first word; escaped if it holds a line break or other control."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def show(text: str) -> str:
+    """A name or value in quotes, escaped and cut short so that the message stays one short line."""
+    return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "...")
+
+
+def listed(header: list[str]) -> str:
+    """Column names as the user wrote them (quoted only where needed), cut short after _LISTED_CHARS."""
+    shown = []
+    length = 0
+    for name in header:
+        plain = name.isprintable() and name == name.strip() and "," not in name and 0 < len(name) <= _SHOWN_CHARS
+        shown.append(name if plain else show(name))
+        length += len(shown[-1]) + 2
+        if length > _LISTED_CHARS and len(shown) < len(header):
+            return f"{', '.join(shown)}, ... ({len(header) - len(shown)} more)"
+    return ", ".join(shown) or "(none)"
+
+
+def show_type(kind: pa.DataType) -> str:
+    text = str(kind)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
+
+
+def arrow_message(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    text = text if text.isprintable() else repr(text)[1:-1]
+    return text if len(text) <= _ARROW_CHARS else text[:_ARROW_CHARS] + "..."

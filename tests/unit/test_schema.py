@@ -1,0 +1,172 @@
+"""`data.features: all` is every numeric column of data.source but the target, in file order, read from the
+header alone: Parquet's schema, or a CSV file's header and the types pyarrow infers from its first block."""
+
+import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.params import MAX_FEATURES, DataParams
+from pipeline.schema import resolve_features
+
+# Text, a date, true/false and an empty column among numbers, the target in the middle.
+MIXED_CSV = (
+    "city,area,built,rooms,price,sold,street,notes,tax\n"
+    "Paris,50.5,2001-02-03,2,100,true,Rue A,,1.5\n"
+    "Lyon,70,2002-03-04,,150,false,Rue B,,2\n"
+    "Nice,90.25,2003-04-05,3,170,true,Rue C,,NA\n"
+)
+MIXED_SKIPPED = ("skipped 5 columns that are not numbers: 'city' (text), 'built' (date32[day]), "
+                 "'sold' (true/false), 'street' (text), 'notes' (empty)")
+
+
+@pytest.fixture(autouse=True)
+def in_a_folder(tmp_path, monkeypatch):
+    """data.source is a path inside the repository: here, the test's own folder."""
+    monkeypatch.chdir(tmp_path)
+
+
+def data_params(source: Path, features="all", target: str = "price", degree: int = 1) -> DataParams:
+    return DataParams(source=str(source), features=features, target=target, missing="error", degree=degree,
+                      test_fraction=0.0, split_seed=0)
+
+
+def write_parquet(path: Path, columns: dict[str, pa.Array]) -> Path:
+    pyarrow.parquet.write_table(pa.table(columns), path)
+    return path
+
+
+def refused(data: DataParams) -> str:
+    with pytest.raises(PipelineError) as caught:
+        resolve_features(data)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_all_in_a_csv_is_its_numeric_columns_in_file_order_without_the_target(tmp_path):
+    source = Path("houses.csv")
+    source.write_text(MIXED_CSV)
+    resolved = resolve_features(data_params(source, degree=2))
+    assert resolved.data.features == ["area", "rooms", "tax"]
+    assert resolved.data.columns == ("area", "rooms", "tax", "area^2", "rooms^2", "tax^2")
+    assert resolved.note == f"{source}: data.features = all: {MIXED_SKIPPED}"
+    # Everything else is as written.
+    assert resolved.data.model_dump(exclude={"features"}) == data_params(source, degree=2).model_dump(
+        exclude={"features"})
+
+
+def test_all_in_a_parquet_file_follows_its_schema(tmp_path):
+    source = write_parquet(Path("houses.parquet"), {
+        "id": pa.array([1, 2, 3], pa.int32()),
+        "city": pa.array(["Paris", "Lyon", "Nice"]),
+        "price": pa.array([100.0, 150.0, 170.0]),
+        "sold": pa.array([True, False, True]),
+        "when": pa.array([datetime.datetime(2024, 1, day) for day in (1, 2, 3)], pa.timestamp("ms")),
+        "area": pa.array([50.5, 70.0, 90.25], pa.float32()),
+        "tax": pa.array([Decimal("1.50"), Decimal("2.00"), Decimal("2.25")], pa.decimal128(5, 2)),
+        "small": pa.array([1, 0, 1], pa.uint8()),
+    })
+    resolved = resolve_features(data_params(source))
+    assert resolved.data.features == ["id", "area", "tax", "small"]
+    assert resolved.note == (f"{source}: data.features = all: skipped 3 columns that are not numbers: "
+                             "'city' (text), 'sold' (true/false), 'when' (timestamp[ms])")
+
+
+def test_text_columns_alone_are_named_as_text_columns(tmp_path):
+    source = Path("houses.csv")
+    source.write_text("city,area,street,price\nParis,50,Rue A,100\nLyon,70,Rue B,150\n")
+    resolved = resolve_features(data_params(source))
+    assert resolved.data.features == ["area"]
+    assert resolved.note == f"{source}: data.features = all: skipped 2 text columns: 'city', 'street'"
+
+
+def test_nothing_skipped_says_nothing_and_a_list_is_left_as_it_is(tmp_path):
+    source = Path("points.csv")
+    source.write_text("x1,x2,price\n1,2,3\n4,5,7\n")
+    assert resolve_features(data_params(source)).note == ""
+    assert resolve_features(data_params(source)).data.features == ["x1", "x2"]
+    listed = data_params(source, features=["x2"])
+    assert resolve_features(listed).data is listed
+
+
+def test_a_list_of_all_is_a_column_named_all(tmp_path):
+    source = Path("points.csv")
+    source.write_text("all,x,price\n1,2,3\n4,5,7\n")
+    data = data_params(source, features=["all"])
+    assert resolve_features(data).data.features == ["all"]
+    assert data.columns == ("all",)
+
+
+def test_the_many_skipped_columns_of_a_wide_table_stay_one_short_line(tmp_path):
+    source = Path("wide.csv")
+    names = [f"text{i}" for i in range(30)]
+    source.write_text(",".join([*names, "x", "price"]) + "\n" + ",".join(["a"] * 30 + ["1", "2"]) + "\n")
+    note = resolve_features(data_params(source)).note
+    assert note.endswith("skipped 30 text columns: " + ", ".join(repr(name) for name in names[:10]) + " and 20 more")
+
+
+def test_exactly_the_most_features_are_accepted(tmp_path):
+    source = Path("wide.csv")
+    names = [f"x{i}" for i in range(MAX_FEATURES)]
+    source.write_text(",".join([*names, "price"]) + "\n" + ",".join(["1"] * (MAX_FEATURES + 1)) + "\n")
+    assert MAX_FEATURES == 1000
+    assert resolve_features(data_params(source)).data.features == names
+
+
+def test_more_numeric_columns_than_the_most_features_is_one_line_naming_data_features_and_the_file(tmp_path):
+    source = Path("wide.csv")
+    names = [f"x{i}" for i in range(MAX_FEATURES + 1)]
+    source.write_text(",".join(["city", *names, "price"]) + "\n" + ",".join(["a"] + ["1"] * (MAX_FEATURES + 2)) + "\n")
+    assert refused(data_params(source)) == (
+        f"{source}: data.features = all: 1001 numeric columns besides the target 'price': expected at most 1000 "
+        "(list the ones to fit in data.features)")
+
+
+def test_no_numeric_column_but_the_target_is_one_line_naming_what_was_found(tmp_path):
+    source = Path("names.csv")
+    source.write_text("city,price,street\nParis,100,Rue A\nLyon,150,Rue B\n")
+    assert refused(data_params(source)) == (
+        f"{source}: data.features = all: no numeric column besides the target 'price' (2 text columns: 'city', "
+        "'street'): expected at least one integer or floating-point column")
+    only_target = write_parquet(Path("only.parquet"), {"price": pa.array([1.0, 2.0])})
+    assert refused(data_params(only_target)) == (
+        f"{only_target}: data.features = all: no numeric column besides the target 'price': "
+        "expected at least one integer or floating-point column")
+
+
+def test_the_target_missing_is_todays_line_with_did_you_mean(tmp_path):
+    source = Path("houses.csv")
+    source.write_text("area,prices\n1,2\n3,4\n")
+    assert refused(data_params(source)) == (
+        f"{source}: column 'price' is missing (did you mean 'prices'?): expected one of the columns area, prices")
+
+
+def test_a_numeric_column_with_a_name_the_metrics_use_is_refused(tmp_path):
+    source = Path("log.csv")
+    source.write_text("epoch,x,price\n1,2,3\n2,5,7\n")
+    assert refused(data_params(source)) == (
+        f"{source}: data.features = all: column 'epoch' has a name the history and metrics use for themselves: "
+        "expected none of intercept, epoch, train_loss, test_loss (rename it, or list data.features)")
+
+
+def test_a_numeric_column_twice_in_the_header_is_refused(tmp_path):
+    source = Path("twice.csv")
+    source.write_text("x,x,price\n1,2,3\n2,5,7\n")
+    assert refused(data_params(source)) == (
+        f"{source}: column 'x' appears 2 times in the header: expected one column of that name")
+
+
+def test_a_missing_or_broken_file_is_the_readers_line(tmp_path):
+    assert refused(data_params(Path("nowhere.csv"))).startswith("nowhere.csv: not found: expected a CSV or Parquet file")
+    Path("broken.parquet").write_bytes(b"PAR1 and then nothing")
+    assert refused(data_params(Path("broken.parquet"))).startswith("broken.parquet: not a readable Parquet file (")
+
+
+def test_columns_of_an_unresolved_all_says_to_resolve_it_first(tmp_path):
+    with pytest.raises(ValueError, match="resolve it first"):
+        data_params(Path("points.csv")).columns
