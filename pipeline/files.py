@@ -38,6 +38,16 @@ CHART_INTERCEPT = Path("plots/intercept.csv")
 # Rows per Parquet row group that synthesize writes; streaming readers take a table one row group at a time.
 # It is also pyarrow's own default, so a table of any size is written as pyarrow.parquet.write_table would.
 GROUP_ROWS = 1 << 20
+GROUP_CELLS = 1 << 23  # values per group at most (64 MiB of float64): a wide table's groups hold fewer rows
+
+
+def rows_per_group(width: int) -> int:
+    """GROUP_ROWS, halved until a group of `width` columns holds at most GROUP_CELLS values: up to 8 columns
+    (the tutorial's points, a few features) every group is GROUP_ROWS rows."""
+    rows = GROUP_ROWS
+    while rows > 1 and rows * width > GROUP_CELLS:
+        rows //= 2
+    return rows
 
 
 @contextmanager
@@ -96,14 +106,16 @@ def write_table(path: Path, columns: Mapping[str, np.ndarray]) -> None:
 
 
 class TableWriter:
-    """Write float64 columns as a Parquet file, piece by piece, in row groups of exactly `group_rows` rows.
+    """Write float64 columns as a Parquet file, piece by piece, in row groups of exactly `group_rows` rows
+    (by default rows_per_group of their number).
 
     Rows are buffered until a whole group is ready (every ParquetWriter.write_table call starts a new
     group), so pieces of any lengths give the same bytes, and memory holds one group at most. The file
     appears under `path` only when the `with` block succeeds.
     """
 
-    def __init__(self, path: Path, names: Sequence[str], group_rows: int = GROUP_ROWS) -> None:
+    def __init__(self, path: Path, names: Sequence[str], group_rows: int | None = None) -> None:
+        group_rows = group_rows or rows_per_group(len(names))
         if group_rows < 1:
             raise ValueError(f"group_rows = {group_rows}: expected at least 1")
         self.path = path

@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from pipeline.files import GROUP_ROWS  # a table held in memory is cut into groups of this many rows too
+from pipeline.files import rows_per_group  # a table held in memory is cut into groups as synthesize writes them
 
 CHUNK_ROWS = 1 << 18  # rows per chunk: small enough for its temporaries to stay in cache
 CHUNK_CELLS = 1 << 22  # values per chunk at most (32 MiB of float64): wide tables take fewer rows at a time
@@ -38,7 +38,8 @@ class Table:
 
     def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
         start, stop = share_of(len(self), share)
-        return [(a, min(a + GROUP_ROWS, stop)) for a in range(start, stop, GROUP_ROWS)]
+        size = rows_per_group(self.features.shape[1] + 1)
+        return [(a, min(a + size, stop)) for a in range(start, stop, size)]
 
     def read(self, span: tuple[int, int]) -> "Table":
         return self.slice(*span)
@@ -133,7 +134,7 @@ def chunk_rows(width: int) -> int:
     """CHUNK_ROWS, halved until a chunk of `width` features and the target holds at most CHUNK_CELLS values,
     so that a wide table's chunk stays about 32 MiB however many columns it has."""
     rows = CHUNK_ROWS
-    while rows > 1024 and rows * (width + 1) > CHUNK_CELLS:
+    while rows > 1 and rows * (width + 1) > CHUNK_CELLS:
         rows //= 2
     return rows
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import run_stage
-from pipeline.files import GROUP_ROWS, POINTS, TRUTH, TableWriter, write_json
+from pipeline.files import POINTS, TRUTH, TableWriter, write_json
 from pipeline.linear import LinearModel
 from pipeline.params import SynthesizeParams, load_params
 
@@ -46,7 +46,7 @@ def draw_points(params: SynthesizeParams, chunk_rows: int = CHUNK_ROWS) -> Itera
 
 
 def write_points(path: Path, params: SynthesizeParams, chunk_rows: int = CHUNK_ROWS,
-                 group_rows: int = GROUP_ROWS) -> None:
+                 group_rows: int | None = None) -> None:
     """Stream the points to a Parquet file: memory holds one chunk and one row group, whatever n_points."""
     with TableWriter(path, (*params.feature_names, "y"), group_rows) as points:
         for columns in draw_points(params, chunk_rows):

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import pipeline.files
 import pipeline.rows
 from exact import correlated_table, exact_least_squares, relative_errors
 from pipeline import evaluate
@@ -45,7 +46,7 @@ def project(tmp_path, monkeypatch):
     write_history(tmp_path / HISTORY, {"epoch": np.arange(3), "train_loss": np.ones(3)})  # read for epochs_run
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", 16)
-    monkeypatch.setattr(pipeline.rows, "GROUP_ROWS", 10)
+    monkeypatch.setattr(pipeline.files, "GROUP_ROWS", 10)
     monkeypatch.setattr(pipeline.rows, "SPLIT_BLOCK", 64)
     return tmp_path
 

@@ -8,6 +8,7 @@ import pyarrow.csv
 import pyarrow.parquet
 import pytest
 
+import pipeline.files
 from pipeline import drawing, rows
 from pipeline.dataset import load_split, split_rows
 from pipeline.params import DataParams
@@ -59,7 +60,7 @@ def test_the_scatter_shows_the_rows_a_seeded_choice_picks_from_the_whole_table(
         tmp_path, monkeypatch, source, row_group_size, chunk_rows, test_fraction, max_points):
     monkeypatch.chdir(tmp_path)
     write_source(source, row_group_size)
-    monkeypatch.setattr(rows, "GROUP_ROWS", 4)  # a CSV file is a table in memory, read in groups of GROUP_ROWS
+    monkeypatch.setattr(pipeline.files, "GROUP_ROWS", 4)  # a CSV file is a table in memory, read in groups of GROUP_ROWS
     monkeypatch.setattr(drawing, "chunks", lambda part: rows.chunks(part, size=chunk_rows))
     shown, points = shown_points(source, test_fraction, split_seed=3, max_points=max_points, seed=11)
     expected = expected_points(test_fraction, split_seed=3, max_points=max_points, seed=11)

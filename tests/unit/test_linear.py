@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from safetensors.numpy import save
 
+import pipeline.files
 import pipeline.rows
 from exact import correlated_table, exact_least_squares, reference_table, relative_errors, through_origin_table
 from pipeline.dataset import open_table
@@ -79,7 +80,7 @@ def tiny_chunks(monkeypatch):
     """Chunks, in-memory groups and split blocks of a few rows, so that a small table streams as a large one would."""
     def shrink(chunk_rows: int, group_rows: int = 5, split_block: int = 11):
         monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", chunk_rows)
-        monkeypatch.setattr(pipeline.rows, "GROUP_ROWS", group_rows)
+        monkeypatch.setattr(pipeline.files, "GROUP_ROWS", group_rows)
         monkeypatch.setattr(pipeline.rows, "SPLIT_BLOCK", split_block)
     return shrink
 

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.parquet
 import pytest
 
+import pipeline.files
 from pipeline.files import TableWriter
 from pipeline.params import SynthesizeParams
 from pipeline.synthesize import CHUNK_ROWS, DRAWN_RANGE, draw_points, true_line, write_points
@@ -119,6 +120,19 @@ def test_a_draw_of_two_billion_points_starts_at_once_with_the_first_rows_of_a_sm
     first = next(draw_points(params(n_points=2_000_000_000), chunk_rows=10))
     few = all_at_once(params(n_points=100))
     assert all(np.array_equal(first[name], few[name][:10]) for name in few)
+
+
+def test_a_wide_table_is_written_in_groups_of_fewer_rows_so_that_a_group_holds_at_most_group_cells_values(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline.files, "GROUP_ROWS", 64)
+    monkeypatch.setattr(pipeline.files, "GROUP_CELLS", 100)
+    path = tmp_path / "points.parquet"
+    write_points(path, params(n_points=10, m=[1.0] * 12))  # 13 columns: 64 → 32 → 16 → 8 → 4 rows a group
+    file = pyarrow.parquet.ParquetFile(path)
+    assert [file.metadata.row_group(index).num_rows for index in range(file.num_row_groups)] == [4, 4, 2]
+    write_points(path, params(n_points=100))  # x and y: 64 rows hold 128 values, over 100: halved once
+    file = pyarrow.parquet.ParquetFile(path)
+    assert file.metadata.row_group(0).num_rows == 32
 
 
 @pytest.mark.parametrize("changes", SHAPES.values(), ids=SHAPES.keys())
