@@ -152,7 +152,8 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Tea
         else:
             train_loss = squared_error(model, train_chunks(), n_train, team, chunk_workers).item()
             if epoch < params.epochs and not stop:
-                for batch in shuffled_batches(train_feed, params.batch_size, shuffling, params.seed, epoch):
+                for batch in shuffled_batches(train_feed, params.batch_size, shuffling, params.seed, epoch,
+                                               chunk_workers):
                     step_on(lambda batch=batch: [batch.slice(*team.share_of(len(batch)))], len(batch))
         history["train_loss"][epoch] = train_loss * loss_unit
         if not math.isfinite(train_loss):
