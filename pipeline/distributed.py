@@ -143,6 +143,9 @@ def run_processes(processes: int, outputs: list[Path]) -> None:
     # The launcher turns these signals into a SignalException, and passes each on to the processes (which end
     # as any stage does on Ctrl-C); this process's own handlers come back when it returns.
     handlers = {number: signal.getsignal(number) for number in LAUNCHER_SIGNALS}
+    # The cores shared out between the processes, each training on as many threads (the torchrun command
+    # would give each 1); the bits do not depend on it. A thread count set by the user stands.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, torch.get_num_threads() // processes)))
     try:
         try:
             elastic_launch(config, sys.executable)("-m", "pipeline.train", OUTPUTS_FLAG, str(staging))
