@@ -173,15 +173,15 @@ class Workers:
 
     def in_order(self, work: Callable[[Block], Result], blocks: Iterable[Block]) -> Iterator[Result]:
         """work(block) for each block, yielded in the blocks' order, so that whatever is added up from them is
-        added in that order however many threads did the work. The blocks are read here, one after another,
-        at most two per thread ahead of the one yielded."""
+        added in that order however many threads did the work. The blocks are read here, one after another:
+        one per thread ahead of the one yielded, so that no thread waits and no more blocks are held than that."""
         if self.pool is None:
             yield from map(work, blocks)
             return
         pending: deque[Future[Result]] = deque()
         for block in blocks:
             pending.append(self.pool.submit(work, block))
-            if len(pending) > 2 * self.threads:
+            if len(pending) > self.threads:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
