@@ -1,9 +1,10 @@
 """Where train runs: the device, and with train.processes > 1 a team of processes under torchrun.
 
 The stage starts its processes as `torchrun --standalone --nproc-per-node N -m pipeline.train` would
-(torch.distributed's elastic launcher, which torchrun is a command line for), each with DDP over gloo on
-CPU or nccl on CUDA. They write into a folder of their own; the outputs move into place only when every
-process has finished, so a process that dies leaves nothing behind.
+(torch.distributed's elastic launcher, which torchrun is a command line for), over gloo on CPU or nccl on
+CUDA: each process sums the loss and gradient over its share of the rows, and all_reduce adds up the sums.
+They write into a folder of their own; the outputs move into place only when every process has finished,
+so a process that dies leaves nothing behind.
 """
 
 import logging
@@ -13,7 +14,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,6 @@ import numpy as np
 import psutil
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 
 from pipeline.errors import PipelineError, outputs_written
 from pipeline.rows import share_of
@@ -56,19 +56,12 @@ class Team:
         return tensor.cpu().numpy()
 
     def total_tensor(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum of `tensor` over the team, on its device."""
         if self.size == 1:
             return tensor
         tensor = tensor.clone()
         dist.all_reduce(tensor)
         return tensor
-
-    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The model the team trains: DDP sums its gradients over the processes in each backward pass."""
-        return model if self.size == 1 else DistributedDataParallel(model)
-
-    def accumulating(self, model: torch.nn.Module, accumulate: bool):
-        """A backward pass that only adds to this process's gradients, without summing over the team yet."""
-        return model.no_sync() if accumulate and isinstance(model, DistributedDataParallel) else nullcontext()
 
     def barrier(self) -> None:
         if self.size > 1:
@@ -94,7 +87,7 @@ def require_device(device: str, processes: int) -> None:
 
 def configure_device(device: str) -> None:
     """The same bits from the same run: on CUDA, deterministic kernels and a fixed cuBLAS workspace (set
-    before cuBLAS starts). CPU kernels are deterministic already; fit runs them on one thread."""
+    before cuBLAS starts). CPU kernels are deterministic already; fit runs each on one thread."""
     if device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -150,6 +143,9 @@ def run_processes(processes: int, outputs: list[Path]) -> None:
     # The launcher turns these signals into a SignalException, and passes each on to the processes (which end
     # as any stage does on Ctrl-C); this process's own handlers come back when it returns.
     handlers = {number: signal.getsignal(number) for number in LAUNCHER_SIGNALS}
+    # The cores shared out between the processes, each training on as many threads (the torchrun command
+    # would give each 1); the bits do not depend on it. A thread count set by the user stands.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, torch.get_num_threads() // processes)))
     try:
         try:
             elastic_launch(config, sys.executable)("-m", "pipeline.train", OUTPUTS_FLAG, str(staging))

@@ -13,7 +13,7 @@ import torch
 
 from pipeline.distributed import SOLO, Team
 from pipeline.params import TrainParams
-from pipeline.rows import CHUNK_ROWS, WHOLE, Rows, Share, Table, chunks, rechunk
+from pipeline.rows import CHUNK_ROWS, SERIAL, WHOLE, Rows, Share, Table, Workers, chunks, rechunk
 
 CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
 WINDOW_ROWS = 1 << 22  # a mini-batch epoch shuffles the rows of this many at a time (whole groups, seeded order)
@@ -160,29 +160,34 @@ def chunk_of(pieces: list[Batch]) -> Batch:
     return Batch.join(pieces).contiguous()
 
 
-def shuffled_batches(feed: Feed, batch_size: int, shuffling: torch.Generator, seed: int,
-                     epoch: int) -> Iterator[Batch]:
+def shuffled_batches(feed: Feed, batch_size: int, shuffling: torch.Generator, seed: int, epoch: int,
+                     chunk_workers: Workers = SERIAL) -> Iterator[Batch]:
     """One epoch of mini-batches: the groups in a seeded order, WINDOW_ROWS of their rows at a time shuffled
     together; rows short of a whole batch wait for the next window. Rows that fit one window are shuffled
-    all together, as torch.randperm over the whole table."""
+    all together, as torch.randperm over the whole table. The workers gather the rows of the batches ahead
+    while the caller steps on this one (a copy: the same bits on any number of threads)."""
     order = np.random.default_rng([seed, epoch]).permutation(len(feed.readers)).tolist()
     window: list[Batch] = []
     count = 0
 
-    def shuffled(window: list[Batch]) -> Batch:
+    def shuffled(window: list[Batch], stop: int) -> Iterator[Batch]:
+        """The window's rows shuffled, a batch at a time up to row `stop`, then the rest in one."""
         rows = Batch.join(window)
-        return rows.take(torch.randperm(len(rows), generator=shuffling).to(rows.columns.device))
+        shuffle = torch.randperm(len(rows), generator=shuffling).to(rows.columns.device)
+        spans = [(start, min(start + batch_size, stop)) for start in range(0, stop, batch_size)]
+        if stop < len(rows):
+            spans.append((stop, len(rows)))
+        return chunk_workers.in_order(lambda span: rows.take(shuffle[span[0]:span[1]]), spans)
 
     for group in feed.groups(order):
         window.append(group)
         count += len(group)
         if count >= WINDOW_ROWS:
-            rows = shuffled(window)
-            whole = len(rows) - len(rows) % batch_size
-            for start in range(0, whole, batch_size):
-                yield rows.slice(start, start + batch_size)
-            window, count = [rows.slice(whole, len(rows))], len(rows) - whole
+            whole = count - count % batch_size
+            batches = shuffled(window, whole)
+            for _ in range(whole // batch_size):
+                yield next(batches)
+            window = list(batches)  # the rows short of a whole batch, if any
+            count -= whole
     if count:
-        rows = shuffled(window)
-        for start in range(0, len(rows), batch_size):
-            yield rows.slice(start, min(start + batch_size, len(rows)))
+        yield from shuffled(window, count)

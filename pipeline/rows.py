@@ -4,12 +4,16 @@ A table is a sequence of groups: a Parquet file's row groups, read one at a time
 held in memory (a CSV file, a test's arrays). A split selects the training or the held-out rows of each
 group. Every sum runs over chunks of exactly CHUNK_ROWS rows (fewer for a wide table: chunk_rows), cut
 from the groups in order, so its bits depend on the rows alone: not on how the file was written, how it is
-read, or the machine.
+read, or the machine. The chunks may be worked on by several threads at once (`Workers`), but their results
+are added up in chunk order.
 """
 
 import functools
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -22,6 +26,7 @@ CHUNK_CELLS = 1 << 22  # values per chunk at most (32 MiB of float64): wide tabl
 SPLIT_BLOCK = 1 << 20  # rows that share one seeded draw of held-out rows
 
 Block = TypeVar("Block")  # a Table, or train's tensors of rows
+Result = TypeVar("Result")
 Share = tuple[int, int]  # (rank, processes): this process's part of a table's rows
 WHOLE: Share = (0, 1)
 
@@ -157,6 +162,41 @@ def rechunk(blocks: Iterable[Block], size: int, join: Callable[[list[Block]], Bl
                 pending, count = [], 0
     if count:
         yield join(pending)
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Threads that work on blocks at once: a pool of `threads`, or none, each block then worked on by the caller."""
+
+    pool: Executor | None = None
+    threads: int = 1
+
+    def in_order(self, work: Callable[[Block], Result], blocks: Iterable[Block]) -> Iterator[Result]:
+        """work(block) for each block, yielded in the blocks' order, so that whatever is added up from them is
+        added in that order however many threads did the work. The blocks are read here, one after another:
+        one per thread ahead of the one yielded, so that no thread waits and no more blocks are held than that."""
+        if self.pool is None:
+            yield from map(work, blocks)
+            return
+        pending: deque[Future[Result]] = deque()
+        for block in blocks:
+            pending.append(self.pool.submit(work, block))
+            if len(pending) > self.threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+SERIAL = Workers()
+
+
+@contextmanager
+def workers(threads: int) -> Iterator[Workers]:
+    if threads == 1:
+        yield SERIAL
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="chunks") as pool:
+        yield Workers(pool, threads)
 
 
 def concatenate(tables: list[Table]) -> Table:

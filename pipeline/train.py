@@ -1,8 +1,9 @@
 """Stage train: fit torch.nn.Linear(d, 1) to the training rows with the MSE loss and a torch.optim optimiser.
 
 The rows stream from data.source a chunk at a time (pipeline/feed.py). With train.processes > 1 the stage
-runs itself under torchrun (pipeline/distributed.py): DistributedDataParallel, each process a share of
-the rows of every step.
+runs itself under torchrun (pipeline/distributed.py), each process a share of the rows of every step, their
+sums added up with all_reduce. Within a process, chunks of rows are worked on by as many threads as torch is
+given, with the same bits whatever their number.
 """
 
 import math
@@ -25,55 +26,55 @@ from pipeline.files import HISTORY, MODEL, read_history, write_history
 from pipeline.linear import INTERCEPT, LinearModel, shortened, load_weights, prediction_gap, save_weights
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, TrainParams, load_params
+from pipeline.rows import SERIAL, Workers, workers
 from pipeline.schema import resolve_features
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 LBFGS_OBJECTIVE_SCALE = 1e6
 
 
-def squared_error(model: torch.nn.Module, batches: Iterable[Batch], n: int, team: Team,
-                  gradient_scale: float | None = None) -> torch.Tensor:
-    """The MSE of `model` over all processes' `batches` (n rows in all); with gradient_scale, also add
-    gradient_scale × its gradient to the weights' .grad, summed over the processes.
+def squared_error(model: torch.nn.Linear, batches: Iterable[Batch], n: int, team: Team,
+                  chunk_workers: Workers = SERIAL, gradient_scale: float | None = None) -> torch.Tensor:
+    """The MSE of `model` over all processes' `batches` (n rows in all); with gradient_scale, also set the
+    weights' .grad to gradient_scale × its gradient, summed over the processes.
 
     Chunks keep every temporary small enough to stay in cache (one pass over 10⁷ rows at once spends most
-    of its time in page faults), and their fixed size keeps the bits independent of n. Under DDP each
-    process adds up its own gradients until its last chunk, whose backward pass sums them over all.
+    of its time in page faults), and their fixed size keeps the bits independent of n. The workers' threads
+    take a chunk each; every chunk's loss and gradient are kept apart and added up in chunk order, so the
+    bits do not depend on the number of threads either.
     """
+    parameters = list(model.parameters())
     weight = 1.0 / n
-    parts = []
-    with torch.set_grad_enabled(gradient_scale is not None):
-        for batch, last in with_last(batches):
-            with team.accumulating(model, gradient_scale is not None and not last):
-                loss = torch.nn.functional.mse_loss(model(batch.columns.T), batch.target, reduction="sum")
-                if gradient_scale is not None:
-                    # × processes: DDP averages the processes' gradients, and their sum is wanted.
-                    loss.backward(torch.tensor(gradient_scale * weight * team.size, dtype=loss.dtype,
-                                               device=loss.device))
-            # A float, not a tensor: thousands of small tensors kept through a pass over a large table
-            # scatter glibc's heap so that it only grows (888 MiB against 489 MiB at 10^8 points).
-            parts.append(loss.item())
-    return team.total_tensor(torch.tensor(parts, dtype=loss.dtype, device=loss.device).sum()) * weight
 
+    def chunk_sums(batch: Batch) -> tuple[float, tuple[torch.Tensor, ...]]:
+        with torch.set_grad_enabled(gradient_scale is not None):  # grad mode belongs to each thread
+            loss = torch.nn.functional.mse_loss(model(batch.columns.T), batch.target, reduction="sum")
+            gradient = () if gradient_scale is None else torch.autograd.grad(
+                loss, parameters, torch.tensor(gradient_scale * weight, dtype=loss.dtype, device=loss.device))
+        # A float, not a tensor: thousands of small tensors kept through a pass over a large table
+        # scatter glibc's heap so that it only grows (888 MiB against 489 MiB at 10^8 points).
+        return loss.item(), gradient
 
-def with_last(items: Iterable[Batch]) -> Iterator[tuple[Batch, bool]]:
-    """Each item, and whether it is the last, reading one item ahead."""
-    iterator = iter(items)
-    previous = next(iterator)
-    for item in iterator:
-        yield previous, False
-        previous = item
-    yield previous, True
+    parts, gradient = [], ()
+    for loss, chunk_gradient in chunk_workers.in_order(chunk_sums, batches):
+        parts.append(loss)
+        gradient = tuple(map(torch.add, gradient, chunk_gradient)) if gradient else chunk_gradient
+    for parameter, total in zip(parameters, gradient):
+        parameter.grad = team.total_tensor(total)
+    value = parameters[0]
+    return team.total_tensor(torch.tensor(parts, dtype=value.dtype, device=value.device).sum()) * weight
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
-    """Above 32768 rows torch splits a sum between threads, so its bits would depend on the machine's
-    cores; on one thread they are the same everywhere (make bench records what that costs)."""
+def chunk_threads(device: torch.device) -> Iterator[Workers]:
+    """Workers with as many threads as torch is given (OMP_NUM_THREADS), each running its kernels on one:
+    torch's own threads would split a chunk's sums where their number says. On CUDA one thread drives the
+    device, its kernels deterministic (distributed.configure_device)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # for this thread, and for every thread that starts from now on
     try:
-        yield
+        with workers(threads if device.type == "cpu" else 1) as chunk_workers:
+            yield chunk_workers
     finally:
         torch.set_num_threads(threads)
 
@@ -86,13 +87,13 @@ def fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team
     (train.stop_when_converged: after the first epoch whose model evaluate would call converged)."""
     if baseline is None:
         baseline = fit_least_squares(split.train, features, params.fit_intercept, split.source)
-    with one_thread():
-        return _fit(split, features, params, team, baseline)
-
-
-def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team,
-         baseline: LeastSquares) -> tuple[LinearModel, dict[str, np.ndarray]]:
     device = torch.device(params.device)
+    with chunk_threads(device) as chunk_workers:
+        return _fit(split, features, params, team, baseline, device, chunk_workers)
+
+
+def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team, baseline: LeastSquares,
+         device: torch.device, chunk_workers: Workers) -> tuple[LinearModel, dict[str, np.ndarray]]:
     scaling = Scaling.of(split.train, len(features), params, team, baseline.r_inverse)
     dtype = DTYPES[params.dtype]
     n_train = len(split.train)
@@ -103,7 +104,6 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Tea
     test_feed = Feed(split.test, scaling, dtype, device, team.share) if split.test is not None else None
     torch.manual_seed(params.seed)
     model = torch.nn.Linear(len(features), 1, bias=params.fit_intercept, dtype=dtype, device=device)
-    trained = team.wrap(model)
     optimizer = make_optimizer(model, params)
     shuffling = torch.Generator().manual_seed(params.seed)
     # torch's L-BFGS keeps a curvature pair only when sᵀy > 1e-10, an absolute threshold: near the optimum
@@ -119,7 +119,7 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Tea
         """One optimiser step on the rows of `batches` (n rows over all processes); the loss before it."""
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            return squared_error(trained, batches(), n, team, gradient_scale=objective_scale) * objective_scale
+            return squared_error(model, batches(), n, team, chunk_workers, objective_scale) * objective_scale
 
         return optimizer.step(closure).item() / objective_scale
 
@@ -145,14 +145,15 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Tea
         stop = params.stop_when_converged and convergence(learnt, baseline, baseline.gap_bound(learnt),
                                                           tolerances).converged
         if test_feed is not None:
-            test_loss = squared_error(model, test_feed.chunks(), len(split.test), team).item()
+            test_loss = squared_error(model, test_feed.chunks(), len(split.test), team, chunk_workers).item()
             history["test_loss"][epoch] = test_loss * loss_unit
         if epoch < params.epochs and not mini_batches and not stop:
             train_loss = step_on(train_chunks, n_train)
         else:
-            train_loss = squared_error(model, train_chunks(), n_train, team).item()
+            train_loss = squared_error(model, train_chunks(), n_train, team, chunk_workers).item()
             if epoch < params.epochs and not stop:
-                for batch in shuffled_batches(train_feed, params.batch_size, shuffling, params.seed, epoch):
+                for batch in shuffled_batches(train_feed, params.batch_size, shuffling, params.seed, epoch,
+                                               chunk_workers):
                     step_on(lambda batch=batch: [batch.slice(*team.share_of(len(batch)))], len(batch))
         history["train_loss"][epoch] = train_loss * loss_unit
         if not math.isfinite(train_loss):

@@ -1,4 +1,4 @@
-"""train.processes > 1: the stage runs itself under torchrun with DistributedDataParallel (gloo on CPU), and
+"""train.processes > 1: the stage runs itself under torchrun (all_reduce over gloo on CPU), and
 gives one process's answer; a process that dies fails the stage with one line and writes nothing."""
 
 import os

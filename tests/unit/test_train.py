@@ -1,6 +1,7 @@
 """train fits torch.nn.Linear(d, 1) with torch.optim and reaches the least-squares answer on real tables,
 checked against exact rational solutions."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -104,23 +105,31 @@ def test_other_optimisers_and_mini_batches_approach_least_squares(changes):
     assert np.max(np.abs(model.predict(features) - baseline.predict(features))) < 1e-2 * target.std()
 
 
-@pytest.mark.parametrize("changes", [
-    dict(), dict(dtype="float64"), dict(optimizer="adam"), dict(optimizer="lbfgs", lr=1.0),
-    dict(batch_size=40_000), dict(optimizer="sgd", momentum=0.5, batch_size=50_000, dtype="float64"),
-])
-def test_every_optimiser_batch_size_and_dtype_gives_the_same_bits_with_1_or_2_threads(changes):
-    # More rows than torch's 32768-element grain, beyond which its sums split between threads.
-    features, target = reference_table(rows=300_000)
+# Every optimiser, the full batch and mini-batches (L-BFGS takes only the full batch), float32 and float64.
+EVERY_WAY = [dict(optimizer=optimizer, batch_size=batch_size, dtype=dtype, lr=1.0 if optimizer == "lbfgs" else 0.1)
+             for optimizer in ("sgd", "adam", "lbfgs") for batch_size in (None, 50_000) for dtype in ("float32", "float64")
+             if not (optimizer == "lbfgs" and batch_size)]
+
+
+@pytest.mark.parametrize("changes", EVERY_WAY, ids=lambda changes: "-".join(map(str, changes.values())))
+def test_every_optimiser_batch_size_and_dtype_gives_the_same_bits_on_1_2_3_or_more_threads_than_cores(changes):
+    # Three chunks of training rows and one of held-out rows, each above torch's 32768-element grain,
+    # beyond which its own threads would split a sum.
+    features, target = reference_table(rows=2 * rows.CHUNK_ROWS + 40_000)
+    test = reference_table(rows=40_000, seed=5)
     before = torch.get_num_threads()
+    runs = []
     try:
-        torch.set_num_threads(1)
-        first = train_on(features, target, test=reference_table(rows=40_000, seed=5), epochs=3, **changes)
-        torch.set_num_threads(2)
-        again = train_on(features, target, test=reference_table(rows=40_000, seed=5), epochs=3, **changes)
+        for threads in (1, 2, 3, max(4, (os.cpu_count() or 1) + 1)):
+            torch.set_num_threads(threads)
+            runs.append(train_on(features, target, test=test, epochs=3, **changes))
+            assert torch.get_num_threads() == threads  # fit gives torch its threads back
     finally:
         torch.set_num_threads(before)
-    assert first[0] == again[0]
-    assert all(np.array_equal(first[1][name], again[1][name]) for name in first[1])
+    first = runs[0]
+    for again in runs[1:]:
+        assert first[0] == again[0]
+        assert all(np.array_equal(first[1][name], again[1][name]) for name in first[1])
 
 
 def test_mini_batches_are_shuffled_by_the_seed():
