@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import dataset
+from pipeline import cell_checks, dataset
 from pipeline.dataset import read_table
 from pipeline.errors import PipelineError
 
@@ -167,7 +167,7 @@ def test_a_problem_is_found_at_the_line_of_the_file_where_it_is(folder, case, sc
     path = folder / "lines.csv"
     path.write_bytes(data)
     # Small blocks put the line breaks, \r\n pairs and quotes across the scan's block boundaries.
-    with mock.patch.object(dataset, "_SCAN_BYTES", scan_bytes), pytest.raises(PipelineError) as raised:
+    with mock.patch.object(cell_checks, "_SCAN_BYTES", scan_bytes), pytest.raises(PipelineError) as raised:
         read_table(path, ["x"], "y")
     message = str(raised.value)
     expected = {
