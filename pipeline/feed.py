@@ -5,15 +5,15 @@ epochs when they fit in CACHE_BYTES: the same bits either way.
 """
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from pipeline.distributed import SOLO, Team
 from pipeline.params import TrainParams
-from pipeline.rows import CHUNK_ROWS, SERIAL, WHOLE, Rows, Share, Table, Workers, chunks, rechunk
+from pipeline.least_squares import LeastSquares, times_upper
+from pipeline.rows import SERIAL, WHOLE, Rows, Share, Table, Workers, chunk_rows, rechunk
 
 CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
 WINDOW_ROWS = 1 << 22  # a mini-batch epoch shuffles the rows of this many at a time (whole groups, seeded order)
@@ -31,39 +31,28 @@ class Scaling:
     mixing: np.ndarray | None = None
 
     @classmethod
-    def of(cls, rows: Rows, d: int, params: TrainParams, team: Team = SOLO,
-           whitening: np.ndarray | None = None) -> "Scaling":
-        """Mean 0 and sd 1 from the training rows; without an intercept nothing can be shifted, so the
-        scale is the root mean square; standardize: false keeps the data as it is (the tutorial).
+    def of(cls, fit: LeastSquares, params: TrainParams) -> "Scaling":
+        """Mean 0 and sd 1 of the training rows, from their least-squares fit (no pass over the rows of its
+        own); without an intercept nothing can be shifted, so the scale is the root mean square;
+        standardize: false keeps the data as it is (the tutorial).
 
-        With `whitening`, R⁻¹ of the least-squares QR of the standardised columns, more than one feature are
-        also decorrelated: the optimiser then sees columns with an identity covariance, on which gradient
-        steps reach least squares however correlated the features (a degree-10 polynomial's powers are
-        collinear to 1e-9), while one feature is trained exactly as the tutorial does."""
+        More than one feature are also whitened by the fit's R⁻¹: the optimiser then sees columns with an
+        identity covariance, on which gradient steps reach least squares however correlated the features (a
+        degree-10 polynomial's powers are collinear to 1e-9), while one feature is trained exactly as the
+        tutorial does."""
+        d = len(fit.x_scale)
         if not params.standardize:
             return cls(np.zeros(d), np.ones(d), 0.0, 1.0)
-        n = len(rows)
-        shift = np.zeros(d + 1)
-        if params.fit_intercept:
-            shift = team.total(column_sums(rows, team, lambda chunk: (chunk.features, chunk.target))) / n
-        x_shift, y_shift = shift[:d], float(shift[d])
-        squares = team.total(column_sums(rows, team, lambda chunk: ((chunk.features - x_shift) ** 2,
-                                                                     (chunk.target - y_shift) ** 2)))
-        x_scale, y_scale = np.sqrt(squares[:d] / n), math.sqrt(float(squares[d]) / n)
+        # The fit's scales are the norms of the columns about their means (about zero without an intercept).
+        x_scale, y_scale = fit.x_scale / math.sqrt(fit.n), fit.y_scale / math.sqrt(fit.n)
         # A constant target (or an all-zero one) has nothing to scale.
-        mixing = whitening if whitening is not None and d > 1 else None
-        return cls(x_shift, np.where(x_scale > 0, x_scale, 1.0), y_shift, y_scale or 1.0, mixing)
+        return cls(fit.x_mean, np.where(x_scale > 0, x_scale, 1.0), fit.y_mean, y_scale or 1.0,
+                   fit.r_inverse if d > 1 else None)
 
     def features(self, features: np.ndarray) -> np.ndarray:
         standard = (features - self.x_shift) / self.x_scale
-        if self.mixing is None:
-            return standard
-        # standard · mixing, row by row with elementwise sums (not BLAS): each row's bits depend on that row
-        # alone, however the rows are grouped.
-        mixed = np.zeros_like(standard)
-        for j in range(standard.shape[1]):
-            mixed[:, j:] += standard[:, j:j + 1] * self.mixing[j, j:]
-        return mixed
+        # Each row's bits depend on that row alone, however the rows are grouped.
+        return standard if self.mixing is None else times_upper(standard, self.mixing)
 
     def target(self, target: np.ndarray) -> np.ndarray:
         return (target - self.y_shift) / self.y_scale
@@ -75,16 +64,6 @@ class Scaling:
         coefficients = self.y_scale * weight / self.x_scale
         intercept = self.y_shift + self.y_scale * bias - float(np.sum(coefficients * self.x_shift))
         return coefficients, intercept
-
-
-def column_sums(rows: Rows, team: Team, columns: Callable[[Table], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Σ over this process's rows of each feature's and the target's `columns`, chunk by chunk in order."""
-    total = None
-    for chunk in chunks(rows, share=team.share):
-        features, target = columns(chunk)
-        sums = np.concatenate([features.sum(axis=0), [target.sum()]])
-        total = sums if total is None else total + sums
-    return np.zeros(0) if total is None else total
 
 
 @dataclass(frozen=True)
@@ -131,20 +110,26 @@ class Feed:
         self.cached = [self._batch(read()) for read in self.readers] if expected_bytes <= budget else None
 
     def _batch(self, table: Table) -> Batch:
-        columns = torch.from_numpy(np.ascontiguousarray(self.scaling.features(table.features).T))
-        target = torch.from_numpy(self.scaling.target(table.target)).unsqueeze(1)
-        return Batch(columns.to(self.device, self.dtype), target.to(self.device, self.dtype))
+        """The group's rows scaled, a chunk's worth at a time: a wide group's float64 temporaries stay small."""
+        n, d = table.features.shape
+        columns, target = torch.empty((d, n), dtype=self.dtype), torch.empty((n, 1), dtype=self.dtype)
+        step = chunk_rows(d)
+        for start in range(0, n, step):
+            piece = table.slice(start, min(n, start + step))
+            columns[:, start:start + len(piece)] = torch.from_numpy(self.scaling.features(piece.features).T)
+            target[start:start + len(piece), 0] = torch.from_numpy(self.scaling.target(piece.target))
+        return Batch(columns.to(self.device), target.to(self.device))
 
     def groups(self, order: Iterable[int] | None = None) -> Iterator[Batch]:
         for index in range(len(self.readers)) if order is None else order:
             yield self.cached[index] if self.cached is not None else self._batch(self.readers[index]())
 
     def chunks(self, every: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
-        """The rows in order, CHUNK_ROWS at a time: the chunks every sum runs over; with every = (k, m),
+        """The rows in order, chunk_rows(d) at a time: the chunks every sum runs over; with every = (k, m),
         chunks k, k + m, k + 2m, …. At least one, empty where there is none, so that every process takes
         part in each sum."""
         empty = True
-        for index, chunk in enumerate(rechunk(self.groups(), CHUNK_ROWS, chunk_of)):
+        for index, chunk in enumerate(rechunk(self.groups(), chunk_rows(len(self.scaling.x_shift)), chunk_of)):
             if index % every[1] == every[0]:
                 empty = False
                 yield chunk

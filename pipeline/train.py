@@ -94,7 +94,7 @@ def fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team
 
 def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team, baseline: LeastSquares,
          device: torch.device, chunk_workers: Workers) -> tuple[LinearModel, dict[str, np.ndarray]]:
-    scaling = Scaling.of(split.train, len(features), params, team, baseline.r_inverse)
+    scaling = Scaling.of(baseline, params)
     dtype = DTYPES[params.dtype]
     n_train = len(split.train)
     # The full batch: each process its share of the rows. Mini-batches: every process shuffles all the

@@ -182,7 +182,6 @@ def test_rows_streamed_from_a_file_of_tiny_row_groups_train_as_the_same_rows_hel
     monkeypatch.chdir(tmp_path)
     split, names = parquet_split(tmp_path, features, target, row_group_size=7)
     monkeypatch.setattr(rows, "CHUNK_ROWS", 16)
-    monkeypatch.setattr(feed, "CHUNK_ROWS", 16)
     monkeypatch.setattr(feed, "WINDOW_ROWS", 40)
     held = fit(split, names, params(epochs=5, **changes))
     monkeypatch.setattr(feed, "CACHE_BYTES", 0)  # nothing kept between epochs: read from the file every pass
@@ -298,14 +297,14 @@ def test_standardize_whitens_correlated_columns_so_that_a_degree_10_curve_reache
     split = Split("table.csv", Table(design, target), None)
     baseline = fit_least_squares(split.train, names, True, "table.csv")
     # The optimiser's columns are uncorrelated with unit variance, though the powers are collinear to 1e-9.
-    scaling = Scaling.of(split.train, 10, params(), whitening=baseline.r_inverse)
+    scaling = Scaling.of(baseline, params())
     seen = scaling.features(design)
     assert np.allclose(seen.T @ seen / len(seen), np.eye(10), atol=1e-5)
     model, history = fit(split, names, params(optimizer="lbfgs", lr=1.0, dtype="float64", epochs=30))
     exact = exact_least_squares(design, target)
     assert max(relative_errors([model.intercept, *model.coefficients], exact)) < 1e-6
     # One feature has nothing to decorrelate: standardised as the tutorial's, nothing mixed.
-    assert Scaling.of(Table(features, target), 1, params(), whitening=np.array([[2.0]])).mixing is None
+    assert Scaling.of(fit_least_squares(Table(features, target), ("x",), True, "table.csv"), params()).mixing is None
 
 
 def test_a_diverging_run_that_would_stop_when_converged_ends_with_the_divergence_line():
