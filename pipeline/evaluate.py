@@ -53,8 +53,9 @@ def inference(fit: LeastSquares, level: float) -> dict[str, dict[str, float | No
     and the confidence interval at `level`. An exact fit has se 0, and t and p null (JSON has no infinity)."""
     quantile = float(stdtrit(fit.df_resid, 1 - (1 - level) / 2))
     table = {}
+    estimates = fit.model.as_dict()
     for name, se in fit.standard_errors().items():
-        estimate = fit.model.as_dict()[name]
+        estimate = estimates[name]
         t = estimate / se if se > 0 else None
         table[name] = {"se": float(se), "t": t, "p": None if t is None else float(2 * stdtr(fit.df_resid, -abs(t))),
                        "ci_low": estimate - quantile * se, "ci_high": estimate + quantile * se}

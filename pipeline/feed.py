@@ -108,6 +108,7 @@ class Feed:
         # A GPU keeps what fits in half its free memory; the bits are the same either way.
         budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else CACHE_BYTES
         self.cached = [self._batch(read()) for read in self.readers] if expected_bytes <= budget else None
+        self._cached_chunks: list[Batch] | None = None
 
     def _batch(self, table: Table) -> Batch:
         """The group's rows scaled, a chunk's worth at a time: a wide group's float64 temporaries stay small."""
@@ -129,7 +130,7 @@ class Feed:
         chunks k, k + m, k + 2m, …. At least one, empty where there is none, so that every process takes
         part in each sum."""
         empty = True
-        for index, chunk in enumerate(rechunk(self.groups(), chunk_rows(len(self.scaling.x_shift)), chunk_of)):
+        for index, chunk in enumerate(self._chunks()):
             if index % every[1] == every[0]:
                 empty = False
                 yield chunk
@@ -137,6 +138,16 @@ class Feed:
             d = len(self.scaling.x_shift)
             yield Batch(torch.empty((d, 0), dtype=self.dtype, device=self.device),
                         torch.empty((0, 1), dtype=self.dtype, device=self.device))
+
+
+    def _chunks(self) -> Iterable[Batch]:
+        """The chunks; of rows kept between passes, cut (and, where cut from a group, copied) once."""
+        cut = rechunk(self.groups(), chunk_rows(len(self.scaling.x_shift)), chunk_of)
+        if self.cached is None:
+            return cut
+        if self._cached_chunks is None:
+            self._cached_chunks = list(cut)
+        return self._cached_chunks
 
 
 def chunk_of(pieces: list[Batch]) -> Batch:

@@ -198,10 +198,11 @@ def coefficient_gap(learnt: LinearModel, fit: LeastSquares) -> float:
     spread = fit.y_scale or 1.0
     units = dict(zip(fit.model.features, fit.x_scale / spread)) | {INTERCEPT: math.sqrt(fit.n) / spread}
     largest = 0.0
+    learnt_values = learnt.as_dict()
     for name, ols in fit.model.as_dict().items():
         if name == INTERCEPT and not fit.fit_intercept:
             continue
-        difference = abs(learnt.as_dict()[name] - ols)
+        difference = abs(learnt_values[name] - ols)
         largest = max(largest, difference / errors[name] if errors[name] > 0 else difference * units[name])
     return float(largest)
 
