@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PAGE = ROOT / "docs" / "performance.md"
 # The page's sections by the result's name up to its first "-", sizes growing; others follow by name.
-ORDER = ("repro_overhead", "large_dataset", "training_throughput", "training_scaling", "user_csv")  # as make bench runs them
+ORDER = ("repro_overhead", "large_dataset", "training_throughput", "training_scaling", "user_csv",
+         "wide_table")  # as make bench runs them
 
 HEADER = """# Performance
 
