@@ -551,3 +551,20 @@ def test_with_drop_a_table_without_a_complete_row_is_refused(tmp_path):
 def test_huge_values_whose_sum_overflows_are_too_large_not_missing(tmp_path):
     path = write_csv(tmp_path, "x,y\n1e308,1\n1e308,2\n3,3\n")
     assert error_of(path) == "column 'x' has 2 values beyond ±1e+15 (first at line 2: 1e+308): expected |value| <= 1e+15"
+
+
+def test_the_passes_over_a_parquet_file_of_one_row_group_share_one_read_only_read(tmp_path, monkeypatch):
+    # A stage passes over its rows several times (least squares, scores, ...): a file of one row group, a wide
+    # table's usual shape, is decoded and split once, and no pass can change what the next one sees.
+    monkeypatch.chdir(tmp_path)
+    x = np.arange(40.0)
+    pyarrow.parquet.write_table(pa.table({"x": x, "y": 2 * x + 1}), "t.parquet")
+    data = DataParams(source="t.parquet", features=["x"], target="y", missing="error", degree=1,
+                      test_fraction=0.25, split_seed=3)
+    split = load_split(data, fit_intercept=True)
+    train = split.train.groups()[0]()
+    assert split.train.groups()[0]() is train
+    assert not train.features.flags.writeable and not train.target.flags.writeable
+    test = split.test.groups()[0]()
+    assert sorted([*train.features[:, 0], *test.features[:, 0]]) == x.tolist()
+    assert split.test.groups()[0]() is test
