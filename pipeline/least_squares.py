@@ -1,8 +1,9 @@
 """The least-squares fit (a QR factorisation of the centred, scaled columns) and what is derived from its R:
 standard errors, leverage, intervals, and whether training has converged to it. NumPy only, no torch.
 
-Up to WIDE columns, dot products are plain NumPy sums (ordered_sum) rather than BLAS, so the results are the
-same bits on every CPU; wider tables use LAPACK and BLAS on one thread, the same bits on a given machine.
+Up to WIDE columns (31 features and the target), dot products are plain NumPy sums (ordered_sum) rather than
+BLAS, so the results are the same bits on every CPU; wider tables use LAPACK and BLAS on one thread, the same
+bits on a given machine.
 """
 
 import functools
@@ -291,13 +292,14 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
                         float(r[n_features, n_features]) ** 2, spreads, math.sqrt(target_squares / n))
 
 
-# From this many columns (features and target) on, the QR is LAPACK's Householder (blocked, BLAS) rather
-# than Gram-Schmidt in NumPy sums: its bits are fixed on a given machine, not on every CPU (docs/scale.md).
+# Above this many columns (the features and the target), that is from 32 features on, the QR is LAPACK's
+# Householder (blocked, BLAS) rather than Gram-Schmidt in NumPy sums: its bits are fixed on a given machine,
+# not on every CPU (docs/reproducibility.md).
 WIDE = 32
 
 
 def times_upper(rows: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """rows (n, d) · upper (d, d, upper triangular). Up to WIDE columns, elementwise sums added in column
+    """rows (n, d) · upper (d, d, upper triangular). Up to d = WIDE − 1, elementwise sums added in column
     order, so each row's bits depend on that row alone, on every CPU; wider, BLAS on one thread."""
     if rows.shape[1] + 1 > WIDE:
         with one_blas_thread():
