@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file
 
 from bench.common import STAGES, clone_head, load_average, machine, record, run_stage, set_params
 from tools.commands import environment
@@ -78,9 +79,6 @@ def main() -> None:
     repro = time.perf_counter() - start
     load_repro = load_average()
     stages = {name: run_stage(project, name) for name in STAGES if name != "synthesize"}
-
-    sys.path.insert(0, str(project))
-    from safetensors.numpy import load_file
 
     ols = load_file(project / "models" / "ols.safetensors")
     found = np.concatenate([ols["coefficients"], ols["intercept"]])

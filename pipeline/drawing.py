@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, NullFormatter
 
 from pipeline.dataset import Split
+from pipeline.errors import first_few
 from pipeline.files import atomic_output
 from pipeline.rows import Rows, Table, chunks, concatenate
 
@@ -218,8 +219,7 @@ def left_out(shown: tuple[str, ...], names: tuple[str, ...], what: str, limit: i
     hidden = [name for name in names if name not in set(shown)]
     if not hidden:
         return ""
-    named = ", ".join(hidden[:limit]) + (f" and {len(hidden) - limit:,} more" if len(hidden) > limit else "")
-    return f"Not shown: {len(hidden):,} {what}: {named}"
+    return f"Not shown: {len(hidden):,} {what}: {first_few(hidden, limit)}"
 
 
 def save(path: Path, figure: Figure, dpi: int) -> None:

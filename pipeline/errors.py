@@ -33,6 +33,12 @@ def run_stage(main: Callable[[], None]) -> None:
         raise SystemExit(INTERRUPTED) from None
 
 
+def first_few(items: "list[str] | tuple[str, ...]", at_most: int) -> str:
+    """The first `at_most` items joined by commas, and how many more: a line stays one line however many."""
+    more = f" and {len(items) - at_most:,} more" if len(items) > at_most else ""
+    return ", ".join(items[:at_most]) + more
+
+
 def interrupted() -> str:
     """What an interrupted stage tells: that it was, and what it wrote (nothing half-written, ever)."""
     if not outputs_written:

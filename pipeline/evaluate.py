@@ -3,16 +3,15 @@ for synthetic data, the true line; and the classical inference for the least-squ
 errors, t tests, intervals, the F test). Reads the weights with safetensors and computes in float64:
 no torch."""
 
-import math
 from pathlib import Path
 from typing import Any
 
 from scipy.special import fdtrc, stdtr, stdtrit
 
 from pipeline.dataset import Split, load_split
-from pipeline.errors import run_stage
+from pipeline.errors import first_few, run_stage
 from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json
-from pipeline.linear import INTERCEPT, LinearModel, Scores, shortened, load_weights, scores
+from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 from pipeline.schema import resolve_features
@@ -155,7 +154,7 @@ def main() -> None:
 def shown(value: Any) -> str:
     """A metric as train's log shows numbers: 6 significant digits, a group of them as key = value."""
     if isinstance(value, dict):
-        return shortened([f"{key} = {shown(item)}" for key, item in value.items()])
+        return first_few([f"{key} = {shown(item)}" for key, item in value.items()], SHOWN_COEFFICIENTS)
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

@@ -85,11 +85,7 @@ class LinearModel:
 
 
 
-def shortened(items: "list[str] | tuple[str, ...]", at_most: int = 10) -> str:
-    """Items joined by commas, the first `at_most` of them and how many more: a wide table's 500 names would
-    bury the line."""
-    more = f", … and {len(items) - at_most} more" if len(items) > at_most else ""
-    return ", ".join(items[:at_most]) + more
+SHOWN_COEFFICIENTS = 10  # a wide model's lines name this many coefficients and count the rest
 
 
 def ordered_sum(values: np.ndarray) -> float:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.dataset import open_new_rows
-from pipeline.errors import PipelineError, run_stage
+from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.files import MODEL, OLS, table_writer
-from pipeline.linear import Description, LinearModel, shortened
+from pipeline.linear import SHOWN_COEFFICIENTS, Description, LinearModel
 from pipeline.least_squares import LeastSquares
 from pipeline.params import PredictParams, load_params
 from pipeline.rows import Rows, chunks
@@ -72,7 +72,7 @@ def main() -> None:
     except PipelineError as error:
         if re.search(r"columns? .* (is|are) missing", str(error)):  # most often: data.source changed, not predict.source
             raise PipelineError(f"{error} (predict.source = {params.source!r}: the rows to predict need the "
-                                f"model's feature columns {shortened(model.raw_features)})") from None
+                                f"model's feature columns {first_few(model.raw_features, SHOWN_COEFFICIENTS)})") from None
         raise
     target = described.target if has_target else None
     require_distinct_names(source, model, target)

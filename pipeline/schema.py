@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, first_few
 from pipeline.params import ALL_FEATURES, MAX_FEATURES, RESERVED_NAMES, DataParams
 
 CSV_SUFFIXES = (".csv",)
@@ -78,10 +78,10 @@ def skipped(others: list[tuple[str, pa.DataType]]) -> str:
     some are not text: "2 columns that are not numbers: 'city' (text), 'sold' (true/false)"."""
     kinds = [(name, _kind(kind)) for name, kind in others]
     if all(kind == "text" for _, kind in kinds):
-        return f"{counted(len(kinds), 'text column')}: {_first_names([show(name) for name, _ in kinds])}"
+        return f"{counted(len(kinds), 'text column')}: {first_few([show(name) for name, _ in kinds], _NAMED)}"
     verb = "is" if len(kinds) == 1 else "are"
     return (f"{counted(len(kinds), 'column')} that {verb} not numbers: "
-            f"{_first_names([f'{show(name)} ({kind})' for name, kind in kinds])}")
+            f"{first_few([f'{show(name)} ({kind})' for name, kind in kinds], _NAMED)}")
 
 
 def _kind(kind: pa.DataType) -> str:
@@ -92,13 +92,6 @@ def _kind(kind: pa.DataType) -> str:
     if pa.types.is_null(kind):
         return "empty"
     return show_type(kind)
-
-
-def _first_names(shown: list[str]) -> str:
-    """The first _NAMED of them, and how many more: the line stays one line, however wide the table."""
-    if len(shown) <= _NAMED:
-        return ", ".join(shown)
-    return f"{', '.join(shown[:_NAMED])} and {len(shown) - _NAMED} more"
 
 
 def column_types(path: Path) -> tuple[list[str], list[pa.DataType]]:
@@ -189,9 +182,8 @@ def check_header(where: str, header: list[str], names: list[str]) -> None:
         if len(missing) == 1:
             found = f"column {show(missing[0])} is missing{did_you_mean(missing[0], header)}"
         else:
-            named = ", ".join(show(name) + did_you_mean(name, header) for name in missing[:_LISTED_MISSING])
-            more = f" and {len(missing) - _LISTED_MISSING} more" if len(missing) > _LISTED_MISSING else ""
-            found = f"columns {named}{more} are missing"
+            named = first_few([show(name) + did_you_mean(name, header) for name in missing], _LISTED_MISSING)
+            found = f"columns {named} are missing"
         raise PipelineError(f"{where}: {found}: expected one of the columns {listed(header)}")
     for name in names:
         if header.count(name) > 1:

@@ -20,10 +20,10 @@ from tqdm import tqdm
 from pipeline import distributed
 from pipeline.dataset import Split, load_split
 from pipeline.distributed import SOLO, Team
-from pipeline.errors import PipelineError, run_stage
+from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
 from pipeline.files import HISTORY, MODEL, read_history, write_history
-from pipeline.linear import INTERCEPT, LinearModel, shortened, load_weights, prediction_gap, save_weights
+from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, load_weights, prediction_gap, save_weights
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.rows import SERIAL, Workers, workers
@@ -254,8 +254,8 @@ def report(split: Split, learnt: LinearModel, baseline: LeastSquares, params: Tr
           f"{describe(learnt)}, train loss {final_loss:.6g}")
     print(f"least squares: {describe(baseline.model)}")
     tolerances = Tolerances(params.dtype, params.tolerance, params.coefficient_tolerance)
-    print(convergence(learnt, baseline, gap, tolerances).verdict(target, tolerances))
     judged = convergence(learnt, baseline, gap, tolerances)
+    print(judged.verdict(target, tolerances))
     if epochs_run < params.epochs:
         print(f"stopped after epoch {epochs_run} of train.epochs = {params.epochs}: converged "
               "(train.stop_when_converged: false runs every epoch)")
@@ -296,7 +296,7 @@ def require_representable(baseline: LinearModel, dtype: str, source) -> None:
 
 
 def describe(model: LinearModel) -> str:
-    return shortened([f"{name} = {value:.6g}" for name, value in model.as_dict().items()])
+    return first_few([f"{name} = {value:.6g}" for name, value in model.as_dict().items()], SHOWN_COEFFICIENTS)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ import getpass
 import hashlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
