@@ -1,13 +1,14 @@
 """Stage evaluate: measure the learnt model on training and held-out rows, beside least squares and,
-for synthetic data, the true line; and the classical inference for the least-squares fit (standard
-errors, t tests, intervals, the F test). Reads the weights with safetensors and computes in float64:
-no torch."""
+for synthetic data, the true line; the inference for the least-squares fit (standard errors, classical or
+heteroskedasticity-robust, t tests, intervals, the F test); and what ranks models across experiments
+(R², log-likelihood, AIC, BIC). Reads the weights with safetensors and computes in float64: no torch."""
 
 from pathlib import Path
 from typing import Any
 
 from scipy.special import fdtrc, stdtr, stdtrit
 
+from pipeline.covariance import NONROBUST, Robust, Sandwich
 from pipeline.dataset import Split, load_split
 from pipeline.errors import first_few, run_stage
 from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json
@@ -20,13 +21,15 @@ SUMMARY_ROWS = 20  # coefficients the printed summary shows at most: those of th
 
 
 def evaluate(split: Split, learnt: LinearModel, true_line: LinearModel | None, fit_intercept: bool,
-             tolerances: Tolerances, level: float) -> tuple[dict[str, Any], LeastSquares]:
+             tolerances: Tolerances, level: float, cov_type: str = NONROBUST) -> tuple[dict[str, Any], LeastSquares]:
     """metrics.json: the models by name (learnt, ols, true), how each does on the rows, whether training
-    reached least squares, and the inference for least squares; and the least-squares fit itself.
-    Streams the rows: one pass over the training rows for least squares, then one over each part for the
-    scores."""
+    reached least squares, and the inference for least squares under `cov_type`; and the least-squares fit
+    itself. Streams the rows: one pass over the training rows for least squares, then one over each part
+    for the scores (a robust covariance sums its middle in the training rows' pass)."""
     fit = fit_least_squares(split.train, learnt.features, fit_intercept, split.source)
-    on_train = scores(learnt, fit.model, split.train, fit_intercept)
+    sandwich = None if cov_type == NONROBUST else Sandwich(fit, cov_type)
+    on_train = scores(learnt, fit.model, split.train, fit_intercept, sandwich.add if sandwich else None)
+    robust = sandwich.result() if sandwich else None
     metrics: dict[str, Any] = {"learnt": learnt.as_dict(), "ols": fit.model.as_dict()}
     if true_line is not None:
         metrics["true"] = true_line.as_dict()
@@ -40,20 +43,22 @@ def evaluate(split: Split, learnt: LinearModel, true_line: LinearModel | None, f
     metrics["train"] = as_metrics(on_train)
     if split.test is not None:
         metrics["test"] = as_metrics(scores(learnt, fit.model, split.test, fit_intercept))
-    return metrics | overall(fit) | {"inference": inference(fit, level)}, fit
+    return metrics | overall(fit, robust) | comparison(fit, cov_type) | {"inference": inference(fit, level, robust)}, fit
 
 
 def as_metrics(found: Scores) -> dict[str, Any]:
     return {"mse": found.mse, "mse_ols": found.mse_baseline, "r2": found.r2, "n": found.n}
 
 
-def inference(fit: LeastSquares, level: float) -> dict[str, dict[str, float | None]]:
-    """Per coefficient: se, t = estimate / se, the two-sided p of Student's t with n − p degrees of freedom,
-    and the confidence interval at `level`. An exact fit has se 0, and t and p null (JSON has no infinity)."""
+def inference(fit: LeastSquares, level: float, robust: Robust | None = None) -> dict[str, dict[str, float | None]]:
+    """Per coefficient: se (classical, or robust's), t = estimate / se, the two-sided p of Student's t with
+    n − p degrees of freedom, and the confidence interval at `level`, as statsmodels' use_t=True and R's
+    lmtest::coeftest. An exact fit has se 0, and t and p null (JSON has no infinity)."""
     quantile = float(stdtrit(fit.df_resid, 1 - (1 - level) / 2))
     table = {}
     estimates = fit.model.as_dict()
-    for name, se in fit.standard_errors().items():
+    errors = fit.standard_errors() if robust is None else robust.standard_errors
+    for name, se in errors.items():
         estimate = estimates[name]
         t = estimate / se if se > 0 else None
         table[name] = {"se": float(se), "t": t, "p": None if t is None else float(2 * stdtr(fit.df_resid, -abs(t))),
@@ -61,18 +66,31 @@ def inference(fit: LeastSquares, level: float) -> dict[str, dict[str, float | No
     return table
 
 
-def overall(fit: LeastSquares) -> dict[str, Any]:
-    """The fit as a whole: residual sd, adjusted R², the F test that every coefficient but the intercept is
-    zero (uncentred without an intercept, as statistics packages test a model without a constant), and
-    the condition number of the standardised design."""
-    total = fit.y_scale ** 2  # about the mean, or about zero without an intercept
-    r2 = 1.0 - fit.rss / total if total > 0 else 1.0
-    df_model = len(fit.model.features)
-    r2_adj = 1.0 - (1.0 - r2) * (fit.n - int(fit.fit_intercept)) / fit.df_resid
-    f = None if fit.exact else (total - fit.rss) / df_model / (fit.rss / fit.df_resid)
+def overall(fit: LeastSquares, robust: Robust | None = None) -> dict[str, Any]:
+    """The fit as a whole: residual sd, adjusted R², the F test that every coefficient but the constant is
+    zero (a Wald test under a robust covariance), and the condition number of the standardised design.
+    Centred where the model has a constant, an intercept or an implicit one (a full-rank factor); uncentred
+    otherwise, as statistics packages test a model without a constant."""
+    total = fit.total_squares()
+    r2 = fit.r2()
+    df_model = fit.df_model
+    r2_adj = 1.0 - (1.0 - r2) * (fit.n - int(fit.has_constant)) / fit.df_resid
+    if robust is not None:
+        f = robust.f
+    else:
+        f = None if fit.exact else (total - fit.rss) / df_model / (fit.rss / fit.df_resid)
     return {"residual_sd": fit.residual_sd, "df_resid": fit.df_resid, "r2_adj": r2_adj, "f": f,
             "f_p": None if f is None else float(fdtrc(df_model, fit.df_resid, f)),
             "condition_number": fit.condition_number()}
+
+
+def comparison(fit: LeastSquares, cov_type: str) -> dict[str, Any]:
+    """What ranks models across experiments, with statsmodels' definitions: least squares' own R², the
+    log-likelihood, AIC and BIC (null for an exact fit), the number of coefficients they count (the
+    intercept included), the F test's degrees of freedom, and the covariance the inference used."""
+    aic, bic = fit.information_criteria() or (None, None)
+    return {"r2": fit.r2(), "log_likelihood": fit.log_likelihood(), "aic": aic, "bic": bic,
+            "n_coefficients": fit.p, "df_model": fit.df_model, "cov_type": cov_type}
 
 
 def true_line_of(data: DataParams) -> LinearModel | None:
@@ -88,7 +106,8 @@ def true_line_of(data: DataParams) -> LinearModel | None:
 
 def summary(metrics: dict[str, Any], target: str, level: float, rows: int = SUMMARY_ROWS) -> str:
     """A table like statsmodels' summary: estimate, se, t, p and interval per coefficient, then the fit's
-    R², adjusted R², F, residual sd and n; at most `rows` coefficients, those of the largest |t|."""
+    R², adjusted R², F, residual sd, n, log-likelihood, AIC and BIC; at most `rows` coefficients, those of
+    the largest |t|. Each column is as wide as its widest number."""
     table = metrics["inference"]
     names = list(table)
     shown = names
@@ -97,46 +116,56 @@ def summary(metrics: dict[str, Any], target: str, level: float, rows: int = SUMM
         shown = [name for name in names if name in shown]
     width = max(9, *(min(len(name), 16) for name in shown))
     low, high = f"[{(1 - level) / 2:.3g}", f"{1 - (1 - level) / 2:.3g}]"
-    lines = [f"Least squares of {target} on {metrics['train']['n']} training rows",
-             f"{'':{width}} {'estimate':>10} {'se':>9} {'t':>8} {'P>|t|':>8} {low:>10} {high:>10}"]
-    for name in shown:
-        row = table[name]
+    robust = metrics["cov_type"] != NONROBUST
+    cells = [[number(metrics["ols"][name]), number(table[name]["se"]), number(table[name]["t"], 4),
+              probability(table[name]["p"]), number(table[name]["ci_low"]), number(table[name]["ci_high"])]
+             for name in shown]
+    # The narrowest each column has been (a header's width, or the widest number it usually holds), wider
+    # where a number needs it: -0.00060885 takes 11 characters.
+    headers = ["estimate", "se", "t", "P>|t|", low, high]
+    widths = [max(least, len(header), *(len(row[column]) for row in cells))
+              for column, (header, least) in enumerate(zip(headers, (10, 9, 8, 8, 10, 10)))]
+    lines = [f"Least squares of {target} on {metrics['train']['n']} training rows"
+             + (f"; robust standard errors ({metrics['cov_type']})" if robust else ""),
+             " ".join([f"{'':{width}}", *(f"{header:>{size}}" for header, size in zip(headers, widths))])]
+    for name, row in zip(shown, cells):
         # Cut in the middle: columns often share a prefix and differ at the end.
         label = name if len(name) <= width else f"{name[:width // 2 - 1]}…{name[-(width - width // 2):]}"
-        lines.append(f"{label:{width}} {number(metrics['ols'][name], 10)} {number(row['se'], 9)} "
-                     f"{number(row['t'], 8, 4)} {probability(row['p'])} {number(row['ci_low'], 10)} "
-                     f"{number(row['ci_high'], 10)}")
+        lines.append(" ".join([f"{label:{width}}", *(f"{cell:>{size}}" for cell, size in zip(row, widths))]))
     if len(shown) < len(names):
         lines.append(f"… {len(names) - len(shown)} more coefficients of smaller |t|: see {METRICS}")
     f = "null (an exact fit)" if metrics["f"] is None else \
-        f"{metrics['f']:.5g} on {len(names) - (INTERCEPT in names)} and {metrics['df_resid']} df, p {probability(metrics['f_p']).strip()}"
-    lines.append(f"R² {metrics['train']['r2']:.6g}, adjusted R² {metrics['r2_adj']:.6g}, F {f}")
+        f"{metrics['f']:.5g} on {metrics['df_model']} and {metrics['df_resid']} df, p {probability(metrics['f_p'])}"
+    test = f"Wald F ({metrics['cov_type']})" if robust else "F"
+    lines.append(f"R² {metrics['r2']:.6g}, adjusted R² {metrics['r2_adj']:.6g}, {test} {f}")
     lines.append(f"residual sd {metrics['residual_sd']:.6g} on {metrics['df_resid']} degrees of freedom; "
                  f"condition number {metrics['condition_number']:.4g}")
+    if metrics["log_likelihood"] is not None:
+        lines.append(f"log-likelihood {metrics['log_likelihood']:.6g}, AIC {metrics['aic']:.6g}, "
+                     f"BIC {metrics['bic']:.6g} ({metrics['n_coefficients']} coefficients)")
     return "\n".join(lines)
 
 
-def number(value: float | None, width: int, digits: int = 5) -> str:
-    if value is None:
-        return f"{'null':>{width}}"
-    text = f"{value:.{digits}g}"
-    return f"{text:>{width}}"
+def number(value: float | None, digits: int = 5) -> str:
+    return "null" if value is None else f"{value:.{digits}g}"
 
 
 def probability(p: float | None) -> str:
     if p is None:
-        return f"{'null':>8}"
-    return f"{'<1e-300' if p == 0 else f'{p:.3g}':>8}"
+        return "null"
+    return "<1e-300" if p == 0 else f"{p:.3g}"
 
 
 def main() -> None:
     data = resolve_features(load_params(DataParams)).data
     train = load_params(TrainParams)
-    level = load_params(EvaluateParams).level
+    judging = load_params(EvaluateParams)
+    level = judging.level
     split = load_split(data, train.fit_intercept)
     learnt = load_weights(MODEL, data.columns, train.fit_intercept)
     tolerances = Tolerances(train.dtype, train.tolerance, train.coefficient_tolerance)
-    metrics, fit = evaluate(split, learnt, true_line_of(data), train.fit_intercept, tolerances, level)
+    metrics, fit = evaluate(split, learnt, true_line_of(data), train.fit_intercept, tolerances, level,
+                            judging.cov_type)
     # How and where the model was trained: the same answer to the last few bits, but a run's record says which.
     metrics |= {"dtype": train.dtype, "device": train.device, "processes": train.processes,
                 # train stops at the first converged epoch (train.stop_when_converged): the history says when.

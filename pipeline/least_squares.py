@@ -6,6 +6,7 @@ BLAS, so the results are the same bits on every CPU; wider tables use LAPACK and
 bits on a given machine.
 """
 
+import dataclasses
 import functools
 import json
 import math
@@ -41,6 +42,9 @@ class LeastSquares:
     rss: float  # the residual sum of squares
     x_spread: np.ndarray  # (d,) max |x − x_mean| of each column: bounds a prediction gap from coefficients
     y_sd: float  # the target's sd about its mean, with or without an intercept: the prediction gap's unit
+    # Without an intercept, Qᵀ1/√n (unit norm) where the columns span the ones vector, an implicit constant such as
+    # a full-rank factor's; None otherwise.
+    constant: np.ndarray | None = None
 
     @property
     def p(self) -> int:
@@ -123,11 +127,54 @@ class LeastSquares:
         quantile = float(stdtrit(self.df_resid, 1 - (1 - level) / 2))
         return quantile * self.residual_sd * np.sqrt(float(new_observation) + self.leverage(features))
 
+    @property
+    def has_constant(self) -> bool:
+        """An intercept, or an implicit one (statsmodels' k_constant): R², adjusted R² and F are then centred."""
+        return self.fit_intercept or self.constant is not None
+
+    @property
+    def df_model(self) -> int:
+        """The coefficients but the constant: the F test's numerator degrees of freedom."""
+        return self.p - int(self.has_constant)
+
+    def total_squares(self) -> float:
+        """Σ(y − ȳ)² where the model has a constant, Σy² otherwise: R²'s denominator."""
+        if self.fit_intercept or self.constant is None:
+            return self.y_scale ** 2
+        return self.n * self.y_sd ** 2
+
+    def r2(self) -> float:
+        """Least squares' own R² on the training rows, statsmodels' rsquared."""
+        total = self.total_squares()
+        return 1.0 - self.rss / total if total > 0 else 1.0
+
+    def log_likelihood(self) -> float | None:
+        """The Gaussian log-likelihood at the fit with σ² = RSS/n, statsmodels' llf; None for an exact fit
+        (where it is +∞)."""
+        if self.exact:
+            return None
+        return -self.n / 2 * (math.log(2 * math.pi * self.rss / self.n) + 1)
+
+    def information_criteria(self) -> tuple[float, float] | None:
+        """(AIC, BIC) = −2·log-likelihood + (2, log n) × the number of coefficients, the intercept included."""
+        likelihood = self.log_likelihood()
+        if likelihood is None:
+            return None
+        return -2 * likelihood + 2 * self.p, -2 * likelihood + math.log(self.n) * self.p
+
+    def qty(self) -> np.ndarray:
+        """Qᵀy: the least-squares coefficients in the orthonormal basis Q of the (centred) scaled columns,
+        R·(x_scale ⊙ coefficients)."""
+        scaled = np.array(self.model.coefficients) * self.x_scale
+        return np.array([ordered_sum(self._r[k, k:] * scaled[k:]) for k in range(len(scaled))])
+
     def save(self, path: Path) -> None:
         state = {"coefficients": np.array(self.model.coefficients), "intercept": np.array([self.model.intercept]),
                  "x_mean": self.x_mean, "x_scale": self.x_scale, "r_inverse": self.r_inverse,
                  "x_spread": self.x_spread, "scalars": np.array([self.y_mean, self.y_scale, self.rss, self.y_sd])}
         # One key: safetensors writes several in hash order, which differs from one process to the next.
+        if self.constant is not None:  # only then: the file of a fit without one stays as it was
+            state["constant"] = self.constant
         metadata = {"least_squares": json.dumps({"features": list(self.model.features), "n": self.n,
                                                  "fit_intercept": self.fit_intercept}, sort_keys=True)}
         with atomic_output(path) as temporary:
@@ -148,6 +195,8 @@ class LeastSquares:
                       state["x_scale"], float(state["scalars"][0]), float(state["scalars"][1]),
                       state["r_inverse"].reshape(d, d), float(state["scalars"][2]), state["x_spread"],
                       float(state["scalars"][3]))
+            if "constant" in state:
+                fit = dataclasses.replace(fit, constant=state["constant"].reshape(d))
         except (SafetensorError, ValueError, KeyError, TypeError, OverflowError) as error:
             raise PipelineError(f"{path}: not the least-squares file evaluate writes ({type(error).__name__}: "
                                 f"{str(error)[:100]}): run `dvc repro`") from None
@@ -287,9 +336,27 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     y_mean = float(means[n_features]) if fit_intercept else 0.0
     intercept = y_mean - math.fsum(c * m for c, m in zip(coefficients, x_means)) if fit_intercept else 0.0
     spreads = np.maximum(highs - np.append(x_means, y_mean), np.append(x_means, y_mean) - lows)[:n_features]
+    r_inverse = _inverse_upper(r_scaled)
+    constant = None if fit_intercept else implicit_constant(r_inverse, n * means[:n_features] / scales, n)
     return LeastSquares(LinearModel(names, coefficients, intercept), n, fit_intercept, x_means, scales, y_mean,
-                        math.sqrt(ordered_sum(r[:, n_features] ** 2)), _inverse_upper(r_scaled),
-                        float(r[n_features, n_features]) ** 2, spreads, math.sqrt(target_squares / n))
+                        math.sqrt(ordered_sum(r[:, n_features] ** 2)), r_inverse,
+                        float(r[n_features, n_features]) ** 2, spreads, math.sqrt(target_squares / n), constant)
+
+
+# The ones vector counts as in the columns' span when what is left of it, projected on them, is below this
+# fraction of its squared norm n: the projection is found as n − ||Qᵀ1||², which cancels to about the
+# condition number × 1e-16 when it is in the span, and is far above this for any design that is not built so.
+IMPLICIT_CONSTANT = 1e-8
+
+
+def implicit_constant(r_inverse: np.ndarray, column_sums: np.ndarray, n: int) -> np.ndarray | None:
+    """Qᵀ1/√n where the columns (scaled, not centred: Zᵀ1 = column_sums) span the ones vector, as
+    statsmodels' test of rank([1, X]) = rank(X); None otherwise. Qᵀ1 = R⁻ᵀZᵀ1, from the streamed R alone."""
+    projected = np.sum(r_inverse * column_sums[:, np.newaxis], axis=0)
+    squares = ordered_sum(projected * projected)
+    if n - squares > IMPLICIT_CONSTANT * n:
+        return None
+    return projected / math.sqrt(squares)
 
 
 # Above this many columns (the features and the target), that is from 32 features on, the QR is LAPACK's

@@ -6,6 +6,7 @@ and so can a notebook: `LinearModel.load("models/model.safetensors").predict(tab
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_output, read_bytes
-from pipeline.rows import Rows, chunks, powers
+from pipeline.rows import Rows, Table, chunks, powers
 
 INTERCEPT = "intercept"
 
@@ -104,8 +105,10 @@ class Scores:
     gap: float  # as prediction_gap() defines it
 
 
-def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept: bool) -> Scores:
-    """mse, r2 and the gap of `model` and the mse of `baseline` on the rows, in one pass over them."""
+def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept: bool,
+           each_chunk: Callable[[Table, np.ndarray], None] | None = None) -> Scores:
+    """mse, r2 and the gap of `model` and the mse of `baseline` on the rows, in one pass over them; in the
+    same pass, each_chunk(chunk, baseline's residuals), in chunk order, if given."""
     n_rows = 0
     target_mean = about_mean = 0.0  # of the rows so far: Σ (y − mean)² merged chunk by chunk (Chan's update)
     errors = baseline_errors = squares = 0.0
@@ -116,6 +119,8 @@ def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept:
         baseline_residuals = chunk.target - baseline_predictions
         errors += ordered_sum(residuals * residuals)
         baseline_errors += ordered_sum(baseline_residuals * baseline_residuals)
+        if each_chunk is not None:
+            each_chunk(chunk, baseline_residuals)
         squares += ordered_sum(chunk.target * chunk.target)
         size = len(chunk)
         chunk_mean = ordered_sum(chunk.target) / size

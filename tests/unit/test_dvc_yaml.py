@@ -100,6 +100,9 @@ def keys_used(stage_name: str) -> set[str]:
             continue
         model = getattr(params, call.args[0].id)
         assignment = parents[call]
+        if isinstance(assignment, ast.Attribute) and assignment.attr in model.model_fields:
+            used.add(f"{model.section}.{assignment.attr}")  # load_params(EvaluateParams).level
+            continue
         if not (isinstance(assignment, ast.Assign) and len(assignment.targets) == 1
                 and isinstance(assignment.targets[0], ast.Name)):
             used |= keys_of(model)  # used where it is loaded, whole

@@ -18,7 +18,8 @@ TOLERANCES = Tolerances("float64", 1e-4, 0.01)
 def test_the_metrics_of_a_perfect_model():
     metrics, _ = evaluate(SPLIT, LinearModel(("x",), (2.0,), 1.0), TRUE, True, TOLERANCES, 0.95)
     assert list(metrics) == ["learnt", "ols", "true", "gap", "coefficient_gap", "converged", "train", "test",
-                             "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number", "inference"]
+                             "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number", "r2",
+                             "log_likelihood", "aic", "bic", "n_coefficients", "df_model", "cov_type", "inference"]
     assert metrics["learnt"] == metrics["true"] == {"x": 2.0, "intercept": 1.0}
     assert metrics["ols"]["x"] == pytest.approx(2.0, rel=1e-12) and metrics["ols"]["intercept"] == pytest.approx(1.0)
     assert metrics["gap"] < 1e-12 and metrics["converged"] is True
