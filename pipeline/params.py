@@ -150,7 +150,7 @@ class EvaluateParams(_Section):
     section = "evaluate"
     level: Annotated[float, Field(gt=0, lt=1, description="(of the confidence intervals)")]
     cov_type: Annotated[Literal["nonrobust", "HC0", "HC1", "HC2", "HC3"], Field(
-        description="(of the standard errors: HC0 … HC3 are heteroskedasticity-robust, statsmodels' names)")]
+        description="(the standard errors' covariance; HC0 … HC3 are heteroskedasticity-robust)")]
 
 
 class PredictParams(_Section):

@@ -91,3 +91,42 @@ def polynomial_table(degree: int, x: np.ndarray, coefficients: list[float], nois
     y = sum(c * x ** k for k, c in enumerate(coefficients)) + rng.normal(0, noise, len(x)) if noise else \
         sum(c * x ** k for k, c in enumerate(coefficients))
     return x[:, None], np.array([float(f"{value:.6g}") for value in y])
+
+
+def exact_sandwich(features: np.ndarray, target: np.ndarray, fit_intercept: bool = True) -> dict:
+    """The exact heteroskedasticity-robust covariances (XᵀX)⁻¹ Xᵀ diag(ω) X (XᵀX)⁻¹ of statsmodels' and R's
+    HC0 … HC3, as Fractions, by name, in the order of exact_inference: ω = e², e²·n/(n − p), e²/(1 − h),
+    e²/(1 − h)², with e the exact residuals and h the exact hat values x (XᵀX)⁻¹ xᵀ."""
+    exact = exact_inference(features, target, fit_intercept)
+    inverse, estimates = exact["inverse"], exact["estimates"]
+    rows = [[Fraction(1)] * fit_intercept + [Fraction(float(value)) for value in row] for row in features]
+    size, n = len(inverse), len(rows)
+    # Row i of (XᵀX)⁻¹Xᵀ, and from it the hat value.
+    influence = [[sum(inverse[a][b] * row[b] for b in range(size)) for a in range(size)] for row in rows]
+    hats = [sum(x * g for x, g in zip(row, found)) for row, found in zip(rows, influence)]
+    residuals = [Fraction(float(y)) - sum(b * x for b, x in zip(estimates, row)) for row, y in zip(rows, target)]
+    squares = [e * e for e in residuals]
+    weights = {"HC0": squares, "HC1": [s * Fraction(n, n - size) for s in squares]}
+    if all(h != 1 for h in hats):  # HC2 and HC3 are undefined where a row has leverage 1
+        weights |= {"HC2": [s / (1 - h) for s, h in zip(squares, hats)],
+                    "HC3": [s / (1 - h) ** 2 for s, h in zip(squares, hats)]}
+    return {name: [[sum(w * g[a] * g[b] for w, g in zip(omega, influence)) for b in range(size)] for a in range(size)]
+            for name, omega in weights.items()}
+
+
+def exact_wald_f(estimates: list[Fraction], covariance: list[list[Fraction]], restrictions: list[list[int]]) -> Fraction:
+    """(Lβ)ᵀ (L V Lᵀ)⁻¹ (Lβ) / q for the q rows of L, exactly (Gauss-Jordan elimination of [LVLᵀ | Lβ])."""
+    q = len(restrictions)
+    tested = [sum(l * b for l, b in zip(row, estimates)) for row in restrictions]
+    terms = [[(a, l) for a, l in enumerate(row) if l] for row in restrictions]  # L is mostly zeros
+    middle = [[sum(l * covariance[a][b] * m for a, l in terms[i] for b, m in terms[j]) for j in range(q)]
+              for i in range(q)]
+    system = [row + [value] for row, value in zip(middle, tested)]
+    for column in range(q):
+        pivot = next(row for row in range(column, q) if system[row][column] != 0)
+        system[column], system[pivot] = system[pivot], system[column]
+        for row in range(q):
+            if row != column and system[row][column] != 0:
+                factor = system[row][column] / system[column][column]
+                system[row] = [a - factor * b for a, b in zip(system[row], system[column])]
+    return sum(value * system[i][q] / system[i][i] for i, value in enumerate(tested)) / q

@@ -43,6 +43,7 @@ CHANGES = {
     "train.device": "cuda",  # without a GPU train refuses it with one line; evaluate records it
     "train.processes": 2,
     "evaluate.level": 0.9,
+    "evaluate.cov_type": "HC3",
     "visualize.dpi": 72,
     "visualize.max_points": 100,
     "visualize.seed": 7,
