@@ -50,7 +50,7 @@ class Sandwich:
         fit = self.fit
         d = len(fit.x_scale)
         rows = np.empty((len(chunk), self.width), order="F")  # columns contiguous: each sum adds pairwise
-        rows[:, :d] = times_upper((chunk.features - fit.x_mean) / fit.x_scale, fit.r_inverse)
+        rows[:, :d] = times_upper((chunk.features - fit.x_mean) / fit.x_scale, fit.r_inverse, order="F")
         if fit.fit_intercept:
             rows[:, d] = 1.0
         weights = residuals * residuals
