@@ -30,7 +30,6 @@ class Robust:
     """Standard errors by coefficient name (the intercept's last) and the Wald F test of every coefficient
     but the constant, under one covariance."""
 
-    cov_type: str
     standard_errors: dict[str, float]
     f: float | None  # None for an exact fit, or where the covariance of the tested coefficients is singular
 
@@ -85,13 +84,13 @@ class Sandwich:
                 "expected HC0 or HC1, or leave such rows out")
         names = (*fit.model.features, *([INTERCEPT] if fit.fit_intercept else []))
         if fit.exact:
-            return Robust(self.cov_type, dict.fromkeys(names, 0.0), None)
+            return Robust(dict.fromkeys(names, 0.0), None)
         middle = self.middle * (fit.n / fit.df_resid if self.cov_type == "HC1" else 1.0)
         combinations = _combinations(fit)
         wide = self.width + 1 > WIDE
         variances = np.sum(_times(combinations, middle, wide) * combinations, axis=1)
         errors = {name: math.sqrt(max(float(value), 0.0)) for name, value in zip(names, variances)}
-        return Robust(self.cov_type, errors, wald_f(fit, middle[:len(fit.x_scale), :len(fit.x_scale)], wide))
+        return Robust(errors, wald_f(fit, middle[:len(fit.x_scale), :len(fit.x_scale)], wide))
 
 
 def _combinations(fit: LeastSquares) -> np.ndarray:
