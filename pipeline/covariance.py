@@ -146,7 +146,8 @@ def _cholesky(matrix: np.ndarray) -> np.ndarray | None:
         if not pivot > 1e-14 * matrix[k, k]:
             return None
         upper[k, k] = math.sqrt(pivot)
-        upper[k, k + 1:] = (matrix[k, k + 1:] - np.sum(upper[:k, k, np.newaxis] * upper[:k, k + 1:], axis=0)) / upper[k, k]
+        above = np.sum(upper[:k, k, np.newaxis] * upper[:k, k + 1:], axis=0)
+        upper[k, k + 1:] = (matrix[k, k + 1:] - above) / upper[k, k]
     return upper
 
 

@@ -43,7 +43,8 @@ def evaluate(split: Split, learnt: LinearModel, true_line: LinearModel | None, f
     metrics["train"] = as_metrics(on_train)
     if split.test is not None:
         metrics["test"] = as_metrics(scores(learnt, fit.model, split.test, fit_intercept))
-    return metrics | overall(fit, robust) | comparison(fit, cov_type) | {"inference": inference(fit, level, robust)}, fit
+    metrics |= overall(fit, robust) | comparison(fit, cov_type)
+    return metrics | {"inference": inference(fit, level, robust)}, fit
 
 
 def as_metrics(found: Scores) -> dict[str, Any]:

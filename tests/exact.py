@@ -114,7 +114,8 @@ def exact_sandwich(features: np.ndarray, target: np.ndarray, fit_intercept: bool
             for name, omega in weights.items()}
 
 
-def exact_wald_f(estimates: list[Fraction], covariance: list[list[Fraction]], restrictions: list[list[int]]) -> Fraction:
+def exact_wald_f(estimates: list[Fraction], covariance: list[list[Fraction]],
+                 restrictions: list[list[int]]) -> Fraction:
     """(Lβ)ᵀ (L V Lᵀ)⁻¹ (Lβ) / q for the q rows of L, exactly (Gauss-Jordan elimination of [LVLᵀ | Lβ])."""
     q = len(restrictions)
     tested = [sum(l * b for l, b in zip(row, estimates)) for row in restrictions]

@@ -206,10 +206,12 @@ def test_the_summary_names_the_covariance_and_keeps_its_columns_aligned_when_a_n
     assert lines[0] == "Least squares of y on 40 training rows; robust standard errors (HC3)"
     header, rows = lines[1], lines[2:4]
     assert any(len(f"{metrics['ols'][name]:.5g}") > 10 for name in ("x", "intercept"))
-    ends = [index + 1 for index, (here, after) in enumerate(zip(header, header[1:] + " ")) if here != " " and after == " "]
+    def ends(line: str) -> list[int]:
+        """Where each word of the line ends."""
+        return [index + 1 for index, (here, after) in enumerate(zip(line, line[1:] + " ")) if here != " " == after]
+
     for row in rows:  # every number ends where its column's header ends
-        assert [index + 1 for index, (here, after) in enumerate(zip(row, row[1:] + " "))
-                if here != " " and after == " "][1:] == ends
+        assert ends(row)[1:] == ends(header)
     assert ", Wald F (HC3) " in lines[4] and f"on 1 and {metrics['df_resid']} df" in lines[4]
     assert lines[6] == (f"log-likelihood {metrics['log_likelihood']:.6g}, AIC {metrics['aic']:.6g}, "
                         f"BIC {metrics['bic']:.6g} (2 coefficients)")
