@@ -23,14 +23,16 @@ FEATURES = ("a", "b", "c", "d", "e", "f")
 TEST_FRACTION, SPLIT_SEED = 0.2, 5
 
 
-def evaluate_in(project, row_group_size: int, device: str = "cpu", processes: int = 1) -> dict:
+def evaluate_in(project, row_group_size: int, device: str = "cpu", processes: int = 1,
+                cov_type: str = "nonrobust") -> dict:
     """Run evaluate's main() in `project` on correlated_table written in row groups of `row_group_size`."""
     features, target = correlated_table()
     pq.write_table(pa.table({**dict(zip(FEATURES, features.T)), "price": target}), project / "data" / "table.parquet",
                    row_group_size=row_group_size)
     set_params(project, {"data.source": "data/table.parquet", "data.features": list(FEATURES),
                          "data.target": "price", "data.test_fraction": TEST_FRACTION,
-                         "data.split_seed": SPLIT_SEED, "train.device": device, "train.processes": processes})
+                         "data.split_seed": SPLIT_SEED, "train.device": device, "train.processes": processes,
+                         "evaluate.cov_type": cov_type})
     evaluate.main()
     return json.loads((project / METRICS).read_text())
 
@@ -67,5 +69,14 @@ def test_the_metrics_record_the_device_and_processes_train_ran_on(project):
     metrics = evaluate_in(project, 7, device="cuda", processes=4)
     assert (metrics["device"], metrics["processes"]) == ("cuda", 4)
     assert list(metrics) == ["learnt", "ols", "gap", "coefficient_gap", "converged", "train", "test", "residual_sd",
-                             "df_resid", "r2_adj", "f", "f_p", "condition_number", "inference", "dtype", "device",
+                             "df_resid", "r2_adj", "f", "f_p", "condition_number", "r2", "log_likelihood", "aic",
+                             "bic", "n_coefficients", "df_model", "cov_type", "inference", "dtype", "device",
                              "processes", "epochs_run", "rows_dropped"]
+
+
+def test_robust_standard_errors_are_the_same_bits_whatever_the_row_groups(project):
+    found = [evaluate_in(project, row_group_size, cov_type="HC3") for row_group_size in (7, 33, 1000)]
+    assert found[0] == found[1] == found[2] and found[0]["cov_type"] == "HC3"
+    classical = evaluate_in(project, 7)
+    assert found[0]["inference"]["a"]["se"] != classical["inference"]["a"]["se"]
+    assert found[0]["coefficient_gap"] == classical["coefficient_gap"]  # judged in classical errors
