@@ -44,7 +44,7 @@ def set_cache_type(project: Path, cache_type: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--python", default=os.environ.get("ALTERNATIVE_PYTHON", sys.executable),
                         help="the interpreter with bench/requirements.txt (default: ALTERNATIVE_PYTHON, else this one)")
     arguments = parser.parse_args()

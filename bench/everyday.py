@@ -55,7 +55,7 @@ def stage_seconds(project: Path, stage: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=3)
     arguments = parser.parse_args()
     load_before = load_average()
     project = clone_head()
