@@ -75,7 +75,7 @@ class FunctionalAdam:
         return loss
 
 
-def make_optimizer(model: torch.nn.Module, params: TrainParams):
+def make_optimizer(model: torch.nn.Module, params: TrainParams) -> "FunctionalSGD | FunctionalAdam | torch.optim.LBFGS":
     """The optimiser of train.optimizer over the model's parameters: anything with zero_grad() and step(closure)."""
     if params.optimizer == "sgd":
         return FunctionalSGD(list(model.parameters()), params.lr, params.momentum)
