@@ -14,6 +14,7 @@ import torch
 from pipeline.params import TrainParams
 from pipeline.least_squares import LeastSquares, times_upper
 from pipeline.rows import SERIAL, WHOLE, Rows, Share, Table, Workers, chunk_rows, rechunk
+from pipeline.shuffle import Shuffle
 
 CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
 WINDOW_ROWS = 1 << 22  # a mini-batch epoch shuffles the rows of this many at a time (whole groups, seeded order)
@@ -156,24 +157,26 @@ def chunk_of(pieces: list[Batch]) -> Batch:
     return Batch.join(pieces).contiguous()
 
 
-def shuffled_batches(feed: Feed, batch_size: int, shuffling: torch.Generator, seed: int, epoch: int,
+def shuffled_batches(feed: Feed, batch_size: int, seed: int, epoch: int,
                      chunk_workers: Workers = SERIAL) -> Iterator[Batch]:
     """One epoch of mini-batches: the groups in a seeded order, WINDOW_ROWS of their rows at a time shuffled
-    together; rows short of a whole batch wait for the next window. Rows that fit one window are shuffled
-    all together, as torch.randperm over the whole table. The workers gather the rows of the batches ahead
-    while the caller steps on this one (a copy: the same bits on any number of threads)."""
+    together (pipeline/shuffle.py); rows short of a whole batch wait for the next window. The workers find
+    and gather the rows of the batches ahead while the caller steps on this one (a copy: the same bits on
+    any number of threads)."""
     order = np.random.default_rng([seed, epoch]).permutation(len(feed.readers)).tolist()
     window: list[Batch] = []
     count = 0
+    windows = 0
 
     def shuffled(window: list[Batch], stop: int) -> Iterator[Batch]:
         """The window's rows shuffled, a batch at a time up to row `stop`, then the rest in one."""
         rows = Batch.join(window)
-        shuffle = torch.randperm(len(rows), generator=shuffling).to(rows.columns.device)
+        shuffle = Shuffle.of(len(rows), batch_size, seed, epoch, windows)
         spans = [(start, min(start + batch_size, stop)) for start in range(0, stop, batch_size)]
         if stop < len(rows):
             spans.append((stop, len(rows)))
-        return chunk_workers.in_order(lambda span: rows.take(shuffle[span[0]:span[1]]), spans)
+        device = rows.columns.device
+        return chunk_workers.in_order(lambda span: rows.take(torch.from_numpy(shuffle.rows(*span)).to(device)), spans)
 
     for group in feed.groups(order):
         window.append(group)
@@ -185,5 +188,6 @@ def shuffled_batches(feed: Feed, batch_size: int, shuffling: torch.Generator, se
                 yield next(batches)
             window = list(batches)  # the rows short of a whole batch, if any
             count -= whole
+            windows += 1
     if count:
         yield from shuffled(window, count)

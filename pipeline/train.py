@@ -25,6 +25,7 @@ from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
 from pipeline.files import HISTORY, MODEL, read_history, write_history
 from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, load_weights, prediction_gap, save_weights
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
+from pipeline.optimizers import make_optimizer
 from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.rows import SERIAL, Workers, workers
 from pipeline.schema import resolve_features
@@ -105,7 +106,6 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Tea
     torch.manual_seed(params.seed)
     model = torch.nn.Linear(len(features), 1, bias=params.fit_intercept, dtype=dtype, device=device)
     optimizer = make_optimizer(model, params)
-    shuffling = torch.Generator().manual_seed(params.seed)
     # torch's L-BFGS keeps a curvature pair only when sᵀy > 1e-10, an absolute threshold: near the optimum
     # of standardised data the steps get that small and it stalls. The same loss times a constant has the
     # same minimiser and keeps its pairs long enough to reach float64 precision.
@@ -152,7 +152,7 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Tea
         else:
             train_loss = squared_error(model, train_chunks(), n_train, team, chunk_workers).item()
             if epoch < params.epochs and not stop:
-                for batch in shuffled_batches(train_feed, params.batch_size, shuffling, params.seed, epoch,
+                for batch in shuffled_batches(train_feed, params.batch_size, params.seed, epoch,
                                                chunk_workers):
                     step_on(lambda batch=batch: [batch.slice(*team.share_of(len(batch)))], len(batch))
         history["train_loss"][epoch] = train_loss * loss_unit
@@ -161,17 +161,6 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Tea
         if stop:
             return learnt, {name: column[:epoch + 1] for name, column in history.items()}
     return learnt, history
-
-
-def make_optimizer(model: torch.nn.Linear, params: TrainParams) -> torch.optim.Optimizer:
-    if params.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=params.momentum)
-    if params.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=params.lr)
-    # One epoch is one L-BFGS iteration: a quasi-Newton step whose length a strong-Wolfe line search
-    # chooses, over the full batch. No early stop: the epochs are the budget.
-    return torch.optim.LBFGS(model.parameters(), lr=params.lr, max_iter=1, max_eval=25, history_size=20,
-                             tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
 
 
 def current_model(model: torch.nn.Linear, scaling: Scaling, features: tuple[str, ...],

@@ -20,7 +20,7 @@ from pipeline.dataset import load_split
 from pipeline.diagnostics import intervals_of, plot_coefficients, plot_residuals
 from pipeline.drawing import (
     LEARNT, LEAST_SQUARES, MAX_PANELS, ROWS, TRUE, Points, epoch_axis, largest, left_out, legend_below, number,
-    panels, points_of, save, scatter, span, tidy, wrap,
+    panels, points_of, save_all, scatter, span, tidy, wrap,
 )
 from pipeline.errors import run_stage
 from pipeline.files import (
@@ -281,8 +281,7 @@ def main() -> None:
         PLOT_RESIDUALS: plot_residuals(points, fit, data.target),
         PLOT_COEFFICIENTS: plot_coefficients(intervals_of(METRICS, learnt, ols, scales), level),
     }
-    for path, figure in figures.items():
-        save(path, figure, params.dpi)
+    save_all(figures, params.dpi)
     for path, table in charts(history, ols, scales).items():
         write_chart(path, table)
 

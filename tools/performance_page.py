@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PAGE = ROOT / "docs" / "performance.md"
 # The page's sections by the result's name up to its first "-", sizes growing; others follow by name.
-ORDER = ("repro_overhead", "large_dataset", "training_throughput", "training_scaling", "user_csv",
-         "wide_table")  # as make bench runs them
+ORDER = ("everyday", "repro_overhead", "large_dataset", "alternatives", "training_throughput", "training_scaling",
+         "user_csv", "wide_table")  # as make bench runs them
 
 HEADER = """# Performance
 
@@ -23,6 +23,9 @@ How fast the pipeline runs and how much memory it takes, as the benchmarks in `b
 section says the machine, the date and the command; figures from a busy or a different machine differ.
 Tests never time anything: these figures come from `make bench` alone. Each section ends with the machine's
 load average: above its number of cores, other work shared the machine and the times are longer than its own.
+
+Every figure here is from a CPU. No GPU was lent to measure a full-batch epoch at 10^8 points against the
+GPU's memory bandwidth (its goal: at least 25% of it), so there is no GPU figure yet.
 
 <!-- not run: takes about an hour -->
 

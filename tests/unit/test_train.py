@@ -14,6 +14,7 @@ import pyarrow.parquet
 
 import pipeline.rows as rows
 import pipeline.feed as feed
+import pipeline.shuffle as shuffle
 from pipeline.dataset import Split, Table, gather, load_split
 from pipeline.errors import PipelineError
 from pipeline.least_squares import least_squares
@@ -193,10 +194,9 @@ def test_rows_streamed_from_a_file_of_tiny_row_groups_train_as_the_same_rows_hel
         assert fit(in_memory, names, params(epochs=5, **changes))[0] == held[0]
 
 
-def batches_of(scaled: feed.Feed, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    shuffling = torch.Generator().manual_seed(seed)
+def batches_of(scaled: feed.Feed, batch_size: int, seed: int, epoch: int, workers=rows.SERIAL) -> list[np.ndarray]:
     return [batch.target.view(-1).numpy().copy()
-            for batch in feed.shuffled_batches(scaled, batch_size, shuffling, seed, epoch)]
+            for batch in feed.shuffled_batches(scaled, batch_size, seed, epoch, workers)]
 
 
 def raw_feed(rows_):
@@ -204,12 +204,31 @@ def raw_feed(rows_):
     return feed.Feed(rows_, feed.Scaling(np.zeros(d), np.ones(d), 0.0, 1.0), torch.float64, torch.device("cpu"))
 
 
-def test_rows_that_fit_one_window_are_shuffled_all_together_as_torch_randperm():
-    target = np.arange(100.0)
-    batches = batches_of(raw_feed(Table(np.arange(100.0)[:, None] * 2, target)), 16, seed=4, epoch=0)
-    expected = target[torch.randperm(100, generator=torch.Generator().manual_seed(4)).numpy()]
-    assert [len(batch) for batch in batches] == [16] * 6 + [4]
-    assert np.array_equal(np.concatenate(batches), expected)
+@pytest.mark.parametrize("batch_size", [16, 200, 1000, 70_000])
+def test_an_epoch_visits_every_row_once_in_an_order_of_the_seed_and_epoch_alone(batch_size):
+    target = np.arange(300_007.0)  # not a whole number of blocks: the short one lands in the order too
+    scaled = raw_feed(Table(target[:, None] * 2, target))
+    first = batches_of(scaled, batch_size, seed=4, epoch=0)
+    assert [len(batch) for batch in first] == [batch_size] * (len(target) // batch_size) + [len(target) % batch_size]
+    assert np.array_equal(np.sort(np.concatenate(first)), target)
+    with rows.workers(3) as three:
+        assert all(map(np.array_equal, batches_of(scaled, batch_size, seed=4, epoch=0, workers=three), first))
+    for other in (batches_of(scaled, batch_size, seed=4, epoch=1), batches_of(scaled, batch_size, seed=5, epoch=0)):
+        assert np.array_equal(np.sort(np.concatenate(other)), target)
+        assert not np.array_equal(np.concatenate(other), np.concatenate(first))
+    # A batch draws from all over the table: at least BLOCKS_PER_BATCH places, and no row beside its table neighbour.
+    places = np.unique(first[0] // shuffle.block_rows(batch_size))
+    assert len(places) >= min(len(first[0]), shuffle.BLOCKS_PER_BATCH)
+    assert places.max() - places.min() > len(target) // shuffle.block_rows(batch_size) // 2
+
+
+def test_a_shuffle_is_a_permutation_however_its_spans_are_cut():
+    for n, batch_size in [(1, 5), (7, 5), (100, 16), (1000, 64), (12_345, 1792), (70_000, 65_536)]:
+        order = shuffle.Shuffle.of(n, batch_size, seed=0, epoch=1, window=2)
+        whole = order.rows(0, n)
+        assert np.array_equal(np.sort(whole), np.arange(n))
+        cuts = sorted({0, n, *np.random.default_rng(n).integers(0, n + 1, 12).tolist()})
+        assert np.array_equal(np.concatenate([order.rows(start, stop) for start, stop in zip(cuts, cuts[1:])]), whole)
 
 
 def test_a_window_shuffles_whole_groups_in_a_seeded_order_and_every_row_comes_once_an_epoch(tmp_path, monkeypatch):

@@ -1,0 +1,110 @@
+"""The pipeline against what a user would run instead at scale: `dvc repro -f` of every stage at 10^7 points
+against a statsmodels script (bench/statsmodels_script.py: pandas read, OLS, summary, every row predicted with
+its 95% interval into Parquet, one plot) and scikit-learn's LinearRegression fit and predict
+(bench/sklearn_script.py), interleaved on the same table. `dvc repro -f` runs with DVC's cache.type copy (the
+project's default on a file system without reflinks) and hardlink; each stage is also timed alone, so that
+what DVC itself adds (hashing and caching every output) shows.
+
+The alternatives run on their own interpreter (bench/requirements.txt): ALTERNATIVE_PYTHON, or --python.
+Run from the repository root: `python -m bench.alternatives [--points N] [--repeats N]` (or `make bench`).
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import ROOT, STAGES, clone_head, load_average, machine, record, run_stage, set_points
+from tools.commands import environment
+
+TARGET = 1.0  # `dvc repro -f` within this many times the statsmodels script
+
+
+def seconds(command: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}")
+    return time.perf_counter() - start
+
+
+def set_cache_type(project: Path, cache_type: str) -> None:
+    """DVC's cache.type for this clone only (.dvc/config.local), its workspace relinked to match."""
+    dvc = [sys.executable, "-m", "dvc"]
+    seconds([*dvc, "config", "--local", "cache.type", cache_type], project)
+    seconds([*dvc, "checkout", "--relink", "--quiet"], project)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=10_000_000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--python", default=os.environ.get("ALTERNATIVE_PYTHON", sys.executable),
+                        help="the interpreter with bench/requirements.txt (default: ALTERNATIVE_PYTHON, else this one)")
+    arguments = parser.parse_args()
+    if subprocess.run([arguments.python, "-c", "import statsmodels, sklearn, pandas, matplotlib, pyarrow"],
+                      capture_output=True).returncode != 0:
+        raise SystemExit(f"error: {arguments.python} lacks bench/requirements.txt: expected ALTERNATIVE_PYTHON (or "
+                         "--python) naming an interpreter with them, e.g. a venv of its own (bench/requirements.txt)")
+    load_before = load_average()
+    project = clone_head()
+    set_points(project, arguments.points)
+    dvc = [sys.executable, "-m", "dvc"]
+    seconds([*dvc, "repro", "--quiet"], project)
+    table = project / "data" / "points.parquet"
+    out = Path(tempfile.mkdtemp(prefix="alternatives-"))
+    runs = {
+        "statsmodels": [arguments.python, str(ROOT / "bench" / "statsmodels_script.py"), str(table), str(out)],
+        "scikit-learn": [arguments.python, str(ROOT / "bench" / "sklearn_script.py"), str(table)],
+    }
+    times: dict[str, list[float]] = {"copy": [], "hardlink": [], **{name: [] for name in runs}}
+    for _ in range(arguments.repeats):  # interleaved, so that a slow moment of the machine hits all alike
+        for cache_type in ("copy", "hardlink"):
+            set_cache_type(project, cache_type)
+            times[cache_type].append(seconds([*dvc, "repro", "--force", "--quiet"], project))
+        for name, command in runs.items():
+            times[name].append(seconds(command, project))
+    set_cache_type(project, "copy")
+    stages = {name: run_stage(project, name)[0] for name in STAGES}  # each alone, no DVC
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    load_after = load_average()
+
+    repro = medians["copy"]
+    verdict = (f"`dvc repro -f` = {repro / medians['statsmodels']:.2f} × the statsmodels script: "
+               f"{'within' if repro <= TARGET * medians['statsmodels'] else 'NOT within'} {TARGET:g} × (target)")
+    rows = [["", "time", "× statsmodels", "× scikit-learn"]]
+
+    def row(label: str, value: float) -> None:
+        rows.append([label, f"{value:.2f} s", f"{value / medians['statsmodels']:.2f}", f"{value / medians['scikit-learn']:.2f}"])
+        print(f"  {label:<64} {value:7.2f} s")
+
+    print(f"machine: {machine()}")
+    print(f"load average: {load_before} before, {load_after} after; medians of {arguments.repeats} interleaved runs")
+    row("`dvc repro -f`, every stage (cache.type copy, the default here)", repro)
+    row("`dvc repro -f`, every stage (cache.type hardlink)", medians["hardlink"])
+    row("statsmodels script (bench/statsmodels_script.py)", medians["statsmodels"])
+    row("scikit-learn fit and predict (bench/sklearn_script.py)", medians["scikit-learn"])
+    for name, value in stages.items():
+        row(f"`python -m pipeline.{name}` alone", value)
+    row("every stage alone, added up", sum(stages.values()))
+    row("DVC's own share of `dvc repro -f` (copy): the rest", repro - sum(stages.values()))
+    print(verdict)
+    record(f"alternatives-{arguments.points}", f"Against statsmodels and scikit-learn, {arguments.points:,} points",
+           f"`dvc repro -f` of every stage at n_points = {arguments.points:,} (predict.influence off, its default) "
+           f"against a statsmodels script (pandas read, OLS, summary, every row predicted with its 95% prediction "
+           f"interval into Parquet, one plot of 2,000 rows and the line) and scikit-learn's LinearRegression fit and "
+           f"predict (no intervals, no file), on the same table, interleaved; medians of {arguments.repeats} runs. "
+           f"Then each stage alone, once.",
+           rows, [verdict[0].upper() + verdict[1:] + ".", f"Load average {load_before} before, {load_after} after."])
+    shutil.rmtree(project.parent)
+    shutil.rmtree(out)
+
+
+if __name__ == "__main__":
+    main()
