@@ -180,18 +180,23 @@ def complete_rows(features: np.ndarray, target: np.ndarray | None) -> np.ndarray
 
 class Values:
     """What the checks need to know of a table's values, gathered block by block: the rows with a missing
-    value and in which columns, and the range of each column over the complete rows."""
+    value and in which columns, the rows whose only missing value is the target (unlabeled), and the range
+    of each column over the complete rows."""
 
-    def __init__(self, names: list[str]):
+    def __init__(self, names: list[str], new_rows: bool = False):
+        """new_rows: rows to predict, whose blank target is kept (predicted) rather than left out."""
         self.names = names
+        self.new_rows = new_rows
         self.columns = [_Column() for _ in names]
         self.missing_by_column = np.zeros(len(names), dtype=np.int64)
         self.n_rows = 0
-        self.rows_missing = 0
+        self.rows_missing = 0  # rows with a missing feature: refused, or left out by data.missing: drop
+        self.rows_unlabeled = 0  # rows whose only missing value is the target: never an error
         self.first_missing = 0  # row index, from 0
 
     def add(self, features: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-        """Take in the table's next rows; the mask of the complete ones, None when all of them are."""
+        """Take in the table's next rows; the mask of the rows kept (complete, or for new rows complete but
+        for the target), None when all of them are."""
         offset = self.n_rows
         self.n_rows += len(target)
         has_target = len(self.names) > features.shape[1]  # rows to predict may have none
@@ -201,14 +206,21 @@ class Values:
             for column, values in zip(self.columns, columns):
                 column.add(values, offset)
             return None
-        if not self.rows_missing:
-            self.first_missing = offset + int(np.argmin(complete))
-        self.rows_missing += len(complete) - int(np.count_nonzero(complete))
-        rows = offset + np.flatnonzero(complete)
+        with_features = np.isfinite(features).all(axis=1)
+        labeled = with_features & np.isfinite(target) if has_target else with_features
+        self.rows_unlabeled += int(np.count_nonzero(with_features & ~labeled))
+        missing = ~with_features
+        if missing.any():
+            if not self.rows_missing:
+                self.first_missing = offset + int(np.argmax(missing))
+            self.rows_missing += int(np.count_nonzero(missing))
+            for j, values in enumerate(columns):  # the columns of the rows missing a feature
+                self.missing_by_column[j] += int(np.count_nonzero(~np.isfinite(values[missing])))
+        kept = with_features if self.new_rows else labeled
         for j, (column, values) in enumerate(zip(self.columns, columns)):
-            self.missing_by_column[j] += len(values) - int(np.count_nonzero(np.isfinite(values)))
-            column.add(values[complete], rows)
-        return complete
+            finite = labeled if j == features.shape[1] else kept  # a blank target kept has no value to check
+            column.add(values[finite], offset + np.flatnonzero(finite))
+        return None if kept.all() else kept
 
     def check(self, where: str, missing: str, locate: Callable[[int], str], new_rows: bool = False) -> None:
         """No missing value (unless missing is "drop", which leaves such rows out), every value within
@@ -219,11 +231,10 @@ class Values:
                      + ", ".join(f"{show(name)} ({count})" for name, count in counts))
             if missing == MISSING_ERROR:
                 rows = "1 row has" if self.rows_missing == 1 else f"{self.rows_missing} rows have"
-                # Rows to predict are never dropped: each row of the source has its row of predictions.
-                hint = "" if new_rows else f", or data.missing: {MISSING_DROP} to leave such rows out"
+                # A blank target alone is no error (an unlabeled row, to predict): only a missing feature is.
                 raise PipelineError(
                     f"{where}: {rows} {found}, the first at {locate(self.first_missing)}: expected a number "
-                    f"in every used column{hint}"
+                    f"in every used column, or data.missing: {MISSING_DROP} to leave such rows out"
                 )
             if self.rows_missing == self.n_rows:
                 raise PipelineError(f"{where}: every one of its {counted(self.n_rows, 'row')} has {found}: "
