@@ -178,6 +178,16 @@ def complete_rows(features: np.ndarray, target: np.ndarray | None) -> np.ndarray
     return None if complete.all() else complete
 
 
+def row_kinds(features: np.ndarray, target: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the labeled rows (every value finite) and of the unlabeled ones (every feature finite, the
+    target blank: empty, NA or NaN; an infinite target is a bad value, not a blank). Without a target (rows
+    to predict that have none), every row with its features is labeled."""
+    with_features = np.isfinite(features).all(axis=1)
+    if target is None:
+        return with_features, np.zeros_like(with_features)
+    return with_features & np.isfinite(target), with_features & np.isnan(target)
+
+
 class Values:
     """What the checks need to know of a table's values, gathered block by block: the rows with a missing
     value and in which columns, the rows whose only missing value is the target (unlabeled), and the range
@@ -206,17 +216,16 @@ class Values:
             for column, values in zip(self.columns, columns):
                 column.add(values, offset)
             return None
-        with_features = np.isfinite(features).all(axis=1)
-        labeled = with_features & np.isfinite(target) if has_target else with_features
-        self.rows_unlabeled += int(np.count_nonzero(with_features & ~labeled))
-        missing = ~with_features
+        labeled, unlabeled = row_kinds(features, target if has_target else None)
+        self.rows_unlabeled += int(np.count_nonzero(unlabeled))
+        missing = ~labeled & ~unlabeled
         if missing.any():
             if not self.rows_missing:
                 self.first_missing = offset + int(np.argmax(missing))
             self.rows_missing += int(np.count_nonzero(missing))
-            for j, values in enumerate(columns):  # the columns of the rows missing a feature
+            for j, values in enumerate(columns):  # the columns of the rows with a missing value
                 self.missing_by_column[j] += int(np.count_nonzero(~np.isfinite(values[missing])))
-        kept = with_features if self.new_rows else labeled
+        kept = labeled | unlabeled if self.new_rows else labeled
         for j, (column, values) in enumerate(zip(self.columns, columns)):
             finite = labeled if j == features.shape[1] else kept  # a blank target kept has no value to check
             column.add(values[finite], offset + np.flatnonzero(finite))
@@ -239,6 +248,11 @@ class Values:
             if self.rows_missing == self.n_rows:
                 raise PipelineError(f"{where}: every one of its {counted(self.n_rows, 'row')} has {found}: "
                                     "expected at least one complete row")
+        if not new_rows and self.rows_unlabeled and self.rows_missing + self.rows_unlabeled == self.n_rows:
+            dropped = f" and {self.rows_missing} a missing value" if self.rows_missing else ""
+            raise PipelineError(f"{where}: none of its {counted(self.n_rows, 'row')} is complete "
+                                f"({self.rows_unlabeled} without a target{dropped}): expected at least one complete "
+                                "row")
         _check_values(where, self.names, self.columns, locate, new_rows)
 
 

@@ -16,7 +16,7 @@ import pyarrow.csv
 import pyarrow.parquet
 
 from pipeline.cell_checks import (
-    LARGEST_VALUE, MISSING_DROP, MISSING_ERROR, Values, complete_rows, csv_line, csv_problem,
+    LARGEST_VALUE, MISSING_DROP, MISSING_ERROR, Values, complete_rows, csv_line, csv_problem, row_kinds,
 )
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
@@ -342,8 +342,7 @@ class ParquetTable:
             group = first
             while self._starts[group] < stop:
                 features, target = _read_group(self._file, group, self.names, self.has_target)
-                complete = complete_rows(features, target if self.has_target and not self.new_rows else None) \
-                    if self.drop else None
+                complete = self._kept(features, target) if self.drop else None
                 if complete is not None:
                     features, target = features[complete], target[complete]
                 low = max(start, self._starts[group]) - self._starts[group]
@@ -353,6 +352,13 @@ class ParquetTable:
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(self.where, error) from None
         return self.keep(span, concatenate(pieces))
+
+    def _kept(self, features: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        """The rows open kept: the complete ones, and for new rows those missing only their target too."""
+        if not self.new_rows:
+            return complete_rows(features, target)
+        labeled, unlabeled = row_kinds(features, target if self.has_target else None)
+        return labeled | unlabeled
 
     def keep(self, span: tuple[int, int], table: Table) -> Table:
         """Remember the rows of `span` for the next read of it; read-only, since every pass shares them."""

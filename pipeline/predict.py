@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.cell_checks import row_kinds
 from pipeline.dataset import open_every_row, open_rows_to_predict
 from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.files import MODEL, OLS, table_writer
@@ -42,9 +43,8 @@ class SplitOf:
 
     def statuses(self, chunk: Table, labeled_before: int) -> np.ndarray:
         """Each row's status; `labeled_before`: the labeled rows of the source before this chunk."""
-        with_features = np.isfinite(chunk.features).all(axis=1)
-        labeled = with_features & np.isfinite(chunk.target)
-        status = np.where(with_features, UNLABELED, DROPPED).astype(np.int8)
+        labeled, unlabeled = row_kinds(chunk.features, chunk.target)
+        status = np.where(unlabeled, UNLABELED, DROPPED).astype(np.int8)
         count = int(np.count_nonzero(labeled))
         held = held_out(self.n_labeled, self.test_fraction, self.seed, labeled_before, labeled_before + count)
         status[labeled] = np.where(held, TEST, TRAIN)

@@ -15,7 +15,7 @@ import torch
 from ruamel.yaml import YAML
 from safetensors.numpy import save
 
-from workspace import STAGES, contents, declared, error_line, files_in, isolate, run_in_process, stage
+from workspace import STAGES, contents, declared, error_line, files_in, isolate, run_in_process, set_params, stage
 
 MODEL = "models/model.safetensors"
 POINTS = "data/points.parquet"
@@ -167,12 +167,13 @@ def test_points_without_y_one_row_or_one_x_are_predicted(reproduced_template, tm
     edit = POINTS_FILES.get(case) or edit_table(lambda columns: pa.table({"x": np.full(len(columns["x"]), 2.0),
                                                                           "y": columns["y"]}))
     edit(folder / POINTS)
+    set_params(folder, {"predict.rows": "new"})  # data.source's rows need y, and two distinct x
     result = run_in_process(folder, stage_name)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     (output,) = declared(stage_name)["outs"]
     names = pyarrow.parquet.read_schema(folder / output).names
-    expected = ["x", "prediction", "lower", "upper"] if case == "missing column y" else \
-        ["x", "y", "prediction", "lower", "upper", "residual"]
+    expected = ["x", "prediction", "lower", "upper", "se_fit"] if case == "missing column y" else \
+        ["x", "y", "prediction", "lower", "upper", "se_fit", "residual"]
     assert names == expected
 
 
