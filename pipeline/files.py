@@ -133,7 +133,7 @@ class TableWriter:
             temporary = exits.enter_context(atomic_output(self.path))
             self._writer = exits.enter_context(pyarrow.parquet.ParquetWriter(temporary, self._schema))
             self._exits = exits.pop_all()
-        self._group = [np.empty(self.group_rows, dtype=np.int64 if name in self._labels else np.float64)
+        self._group = [np.empty(self.group_rows, dtype=LABEL_CODES if name in self._labels else np.float64)
                        for name in self.names]
         self._filled = 0
         return self
@@ -142,7 +142,7 @@ class TableWriter:
         """Append rows: one array of equal length for each name, in any order."""
         if sorted(columns) != sorted(self.names):
             raise ValueError(f"columns {list(columns)}: expected {list(self.names)}")
-        pieces = [np.asarray(columns[name], dtype=np.int64 if name in self._labels else np.float64)
+        pieces = [np.asarray(columns[name], dtype=LABEL_CODES if name in self._labels else np.float64)
                   for name in self.names]
         n_rows = len(pieces[0])
         if any(piece.shape != (n_rows,) for piece in pieces):
@@ -218,14 +218,20 @@ def _label_arrays(labels: Mapping[str, Sequence[str]] | None) -> dict[str, pa.Ar
     return {name: pa.array(list(values), type=pa.string()) for name, values in (labels or {}).items()}
 
 
+# A text column is written as Arrow's dictionary of its labels (pandas reads it as a categorical): faster to
+# write than the strings themselves, and CSV writes the labels.
+LABEL_CODES = np.int8
+
+
 def _schema(names: Sequence[str], labels: Mapping[str, pa.Array]) -> pa.Schema:
-    return pa.schema([(name, pa.string() if name in labels else pa.float64()) for name in names])
+    text = pa.dictionary(pa.from_numpy_dtype(LABEL_CODES), pa.string())
+    return pa.schema([(name, text if name in labels else pa.float64()) for name in names])
 
 
 def _arrow_column(name: str, values: np.ndarray, labels: Mapping[str, pa.Array]) -> pa.Array:
     """A text column from its codes; a float64 column with NaN written as null (an empty cell in CSV)."""
     if name in labels:
-        return labels[name].take(pa.array(np.asarray(values, dtype=np.int64)))
+        return pa.DictionaryArray.from_arrays(pa.array(np.asarray(values, dtype=LABEL_CODES)), labels[name])
     return pa.array(np.asarray(values, dtype=np.float64), from_pandas=True)
 
 

@@ -269,3 +269,22 @@ def test_a_row_of_leverage_one_has_no_studentized_residual_or_cooks_distance_and
     assert largest.warning() == ("warning: 1 training row has leverage 1 (to 1e-12), the first at row index 14: "
                                  "fitted exactly whatever its target, so its studentized_residual and "
                                  "cooks_distance are empty")
+
+
+@pytest.mark.parametrize("name", ["out.csv", "out.parquet"])
+def test_the_split_is_written_as_its_labels_and_a_value_not_computed_as_an_empty_cell(tmp_path, name):
+    values = {"x": np.array([1.0, np.nan, 3.0]), "split": np.array([TRAIN, 3, UNLABELED]),
+              "prediction": np.array([2.0, np.nan, 4.0])}
+    with table_writer(tmp_path / f"whole-{name}", tuple(values), {"split": SPLITS}) as writer:
+        writer.write(values)
+    with table_writer(tmp_path / name, tuple(values), {"split": SPLITS}) as writer:
+        writer.write({key: column[:1] for key, column in values.items()})
+        writer.write({key: column[1:] for key, column in values.items()})
+    assert (tmp_path / name).read_bytes() == (tmp_path / f"whole-{name}").read_bytes()
+    if name.endswith(".csv"):
+        assert (tmp_path / name).read_text().splitlines() == \
+            ["x,split,prediction", '1,"train",2', ',"dropped",', '3,"unlabeled",4']
+    else:
+        table = pyarrow.parquet.read_table(tmp_path / name)
+        assert table.column("split").to_pylist() == ["train", "dropped", "unlabeled"]
+        assert table.column("prediction").to_pylist() == [2.0, None, 4.0]
