@@ -13,7 +13,8 @@ import pyarrow.parquet
 import pytest
 
 from pipeline.dataset import (
-    LARGEST_VALUE, Table, gather, load_split, open_every_row, open_labeled_rows, open_new_rows, open_rows, read_table, require_enough_training_rows, split_rows,
+    LARGEST_VALUE, Table, gather, load_split, open_every_row, open_labeled_rows, open_new_rows, open_rows, read_table,
+    require_enough_training_rows, split_rows,
 )
 from pipeline.params import DataParams
 from pipeline.errors import PipelineError
@@ -365,6 +366,9 @@ def test_a_row_missing_only_its_target_is_unlabeled_and_left_out_whatever_data_m
     assert gather(table).target.tolist() == ([1.0, 5.5, 7.0] if missing == "drop" else [1.0, 3.0, 5.5, 7.0])
     every, n_labeled = open_every_row(path, ["x"], "y", missing)
     assert len(every) == 6 and n_labeled == len(table)
+    if name.endswith(".parquet") and missing == "error":  # a torchrun worker's read: only the target is looked at
+        unchecked, rows_dropped, rows_unlabeled = open_labeled_rows(path, ["x"], "y", check=False)
+        assert (rows_dropped, rows_unlabeled) == (0, 2) and gather(unchecked).target.tolist() == [1.0, 3.0, 5.5, 7.0]
 
 
 def test_empty_parquet_cells_are_counted_from_their_row_index(tmp_path):
