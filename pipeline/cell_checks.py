@@ -200,7 +200,7 @@ class Values:
         self.columns = [_Column() for _ in names]
         self.missing_by_column = np.zeros(len(names), dtype=np.int64)
         self.n_rows = 0
-        self.rows_missing = 0  # rows with a missing feature: refused, or left out by data.missing: drop
+        self.rows_missing = 0  # rows missing a feature (or with an infinite target): refused, or left out by drop
         self.rows_unlabeled = 0  # rows whose only missing value is the target: never an error
         self.first_missing = 0  # row index, from 0
 
