@@ -101,6 +101,7 @@ def predict_fitted(rows: Rows, split: SplitOf, model: LinearModel, fit: LeastSqu
     labeled_before = row_before = 0
     for chunk in chunks(rows):
         status = split.statuses(chunk, labeled_before)
+        labeled_before += int(np.count_nonzero(status <= TEST))  # before any later status takes a labeled row
         found = predicted(chunk, model, fit, level, target, confidence)
         for name in (PREDICTION, LOWER, UPPER, SE_FIT, RESIDUAL):
             found[name][status > UNLABELED] = np.nan  # NaN already for a missing feature; any later status too
@@ -113,7 +114,6 @@ def predict_fitted(rows: Rows, split: SplitOf, model: LinearModel, fit: LeastSqu
                 found[name] = np.full(len(chunk), np.nan)
                 found[name][training] = values
             cooks.add(chunk_influence, row_before + training)
-        labeled_before += int(np.count_nonzero(status <= TEST))
         row_before += len(chunk)
         yield found
 
