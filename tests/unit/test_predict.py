@@ -18,9 +18,10 @@ from pipeline.files import table_writer
 from pipeline.influence import LargestCooks, influence
 from pipeline.linear import LinearModel
 from pipeline.least_squares import fit_least_squares
-from pipeline.params import DataParams
+from pipeline.params import DataParams, PredictParams, load_params
 from pipeline.predict import SPLITS, TEST, TRAIN, UNLABELED, Output, SplitOf, output_names, predict, predict_fitted
 from pipeline.rows import Table, powers
+from workspace import ROOT
 
 # Five training rows, a parabola: p = 3 coefficients, so n − p = 2 degrees of freedom, for which Student's t
 # has a closed form: t(q, 2) = a·sqrt(2 / (1 − a²)) with a = 2q − 1, and a = level for q = 1 − (1 − level)/2.
@@ -288,3 +289,8 @@ def test_the_split_is_written_as_its_labels_and_a_value_not_computed_as_an_empty
         table = pyarrow.parquet.read_table(tmp_path / name)
         assert table.column("split").to_pylist() == ["train", "dropped", "unlabeled"]
         assert table.column("prediction").to_pylist() == [2.0, None, 4.0]
+
+
+def test_params_yaml_predicts_the_fitted_rows_with_prediction_intervals_and_no_influence_by_default():
+    predict_params = load_params(PredictParams, ROOT / "params.yaml")
+    assert (predict_params.rows, predict_params.interval, predict_params.influence) == ("fitted", "prediction", False)
