@@ -76,19 +76,16 @@ class LargestCooks:
             if len(self._largest) > COOKS_SHOWN:
                 heapq.heappop(self._largest)
 
-    def lines(self) -> list[str]:
-        """What predict says: the rows above the threshold, and any row of leverage 1 (a warning)."""
-        said = []
-        if self.above:
-            largest = sorted(self._largest, reverse=True)
-            shown = ", ".join(f"{-row} ({cooks:.3g})" for cooks, row in largest)
-            more = f"; the {len(largest)} largest" if self.above > len(largest) else ""
-            said.append(f"Cook's distance above 4/n = {self.threshold:.3g} (n = {self.n_train} training rows): "
-                        f"{self.above} rows{more}, by row index from 0: {shown}")
-        else:
-            said.append(f"Cook's distance above 4/n = {self.threshold:.3g} (n = {self.n_train} training rows): "
-                        "no row")
-        return said
+    def line(self) -> str:
+        """What predict says of the rows above the threshold: how many, and the largest, by row index."""
+        start = f"Cook's distance above 4/n = {self.threshold:.3g} (n = {self.n_train} training rows): "
+        if not self.above:
+            return start + "no row"
+        largest = sorted(self._largest, reverse=True)
+        shown = ", ".join(f"{-row} ({cooks:.3g})" for cooks, row in largest)
+        rows = "1 row" if self.above == 1 else f"{self.above} rows"
+        more = f"; the {len(largest)} largest" if self.above > len(largest) else ""
+        return f"{start}{rows}{more}, by row index from 0: {shown}"
 
     def warning(self) -> str | None:
         if not self.at_one:

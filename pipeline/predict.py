@@ -179,7 +179,7 @@ def main() -> None:
         print(f"predicted the {len(rows)} rows of {source} ({split}) into {output_path}: {PREDICTION}, {LOWER} and "
               f"{UPPER} ({interval}), {SE_FIT}, {RESIDUAL} (of {described.target}){extra}")
         if cooks is not None:
-            print("\n".join(cooks.lines()))
+            print(cooks.line())
             if cooks.warning():
                 print(cooks.warning(), file=sys.stderr)
         return

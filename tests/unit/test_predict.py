@@ -250,7 +250,7 @@ def test_leverage_studentized_residual_and_cooks_distance_match_the_exact_answer
     largest.add(found, np.arange(len(x)))
     exact_cooks = [float(cooks) for _, _, cooks in exact_influence(x, y)]
     above = [k for k in np.argsort(exact_cooks)[::-1] if exact_cooks[k] > 4 / len(x)]
-    (line,) = largest.lines()
+    line = largest.line()
     assert line.startswith(f"Cook's distance above 4/n = {4 / 7:.3g} (n = 7 training rows): {len(above)} row")
     assert line.endswith(", ".join(f"{k} ({exact_cooks[k]:.3g})" for k in above[:5]))
     assert largest.warning() is None
