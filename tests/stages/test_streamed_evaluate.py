@@ -68,4 +68,4 @@ def test_the_metrics_record_the_device_and_processes_train_ran_on(project):
     assert (metrics["device"], metrics["processes"]) == ("cuda", 4)
     assert list(metrics) == ["learnt", "ols", "gap", "coefficient_gap", "converged", "train", "test", "residual_sd",
                              "df_resid", "r2_adj", "f", "f_p", "condition_number", "inference", "dtype", "device",
-                             "processes", "epochs_run", "rows_dropped"]
+                             "processes", "epochs_run", "rows_dropped", "rows_unlabeled"]
