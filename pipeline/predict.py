@@ -140,14 +140,14 @@ def require_distinct_names(source: Path, output: Output) -> None:
                                 f"of {', '.join(sorted(added))} (rename it)")
 
 
-def open_new(source: Path, model: LinearModel, target: str, missing: str, key: str) -> tuple[Rows, bool, int]:
+def open_new(source: Path, model: LinearModel, target: str, missing: str) -> tuple[Rows, bool, int]:
     """predict.source's rows, with a hint when the model's columns are not there."""
     try:
         return open_rows_to_predict(source, model.raw_features, target, missing)
     except PipelineError as error:
         if re.search(r"columns? .* (is|are) missing", str(error)):  # most often: data.source changed, not predict.source
-            raise PipelineError(f"{error} ({key} = {str(source)!r}: the rows to predict need the model's feature "
-                                f"columns {first_few(model.raw_features, SHOWN_COEFFICIENTS)}; "
+            raise PipelineError(f"{error} (predict.source = {str(source)!r}: the rows to predict need the model's "
+                                f"feature columns {first_few(model.raw_features, SHOWN_COEFFICIENTS)}; "
                                 "predict.rows: fitted predicts data.source's rows)") from None
         raise
 
@@ -159,41 +159,55 @@ def main() -> None:
     described = Description.load(MODEL)
     fit = LeastSquares.load(OLS)
     require_same_columns(model, described.fit_intercept, fit)
-    output_path = Path(params.output)
-    confidence = params.interval == "confidence"
-    interval = f"its {params.level * 100:g}% {params.interval} interval"
     if params.rows == "fitted":
-        source = Path(data.source)
-        rows, n_labeled = open_every_row(source, model.raw_features, described.target, data.missing)
-        output = Output(model, described.target, True, params.influence)
-        require_distinct_names(source, output)
-        cooks = LargestCooks(fit.n) if params.influence else None
-        counts = np.zeros(len(SPLITS), dtype=np.int64)
-        with table_writer(output_path, output.names(), {SPLIT: SPLITS}) as writer:
-            for columns in predict_fitted(rows, SplitOf(n_labeled, data.test_fraction, data.split_seed), model,
-                                          fit, params.level, described.target, confidence, cooks):
-                counts += np.bincount(columns[SPLIT], minlength=len(SPLITS))
-                writer.write(columns)
-        split = ", ".join(f"{count} {name}" for name, count in zip(SPLITS, counts) if count)
-        extra = ", and the training rows' influence" if cooks is not None else ""
-        print(f"predicted the {len(rows)} rows of {source} ({split}) into {output_path}: {PREDICTION}, {LOWER} and "
-              f"{UPPER} ({interval}), {SE_FIT}, {RESIDUAL} (of {described.target}){extra}")
-        if cooks is not None:
-            print(cooks.line())
-            if cooks.warning():
-                print(cooks.warning(), file=sys.stderr)
-        return
-    source = Path(params.source)
-    rows, has_target, rows_dropped = open_new(source, model, described.target, data.missing, "predict.source")
-    output = Output(model, described.target if has_target else None, False)
+        write_fitted(Path(data.source), data.missing, (data.test_fraction, data.split_seed), model, described.target,
+                     fit, params)
+    else:
+        write_new(Path(params.source), data.missing, model, described.target, fit, params)
+
+
+def write_fitted(source: Path, missing: str, held_out: tuple[float, int], model: LinearModel, target: str,
+                 fit: LeastSquares, params: PredictParams) -> None:
+    """Every row of data.source, with its split (held_out: data.test_fraction and data.split_seed), into
+    predict.output; with predict.influence, the rows of large Cook's distance named."""
+    rows, n_labeled = open_every_row(source, model.raw_features, target, missing)
+    split = SplitOf(n_labeled, *held_out)
+    output = Output(model, target, True, params.influence)
     require_distinct_names(source, output)
-    with table_writer(output_path, output.names()) as writer:
-        for columns in predict(rows, model, fit, params.level, output.target, confidence):
+    cooks = LargestCooks(fit.n) if params.influence else None
+    counts = np.zeros(len(SPLITS), dtype=np.int64)
+    with table_writer(Path(params.output), output.names(), {SPLIT: SPLITS}) as writer:
+        for columns in predict_fitted(rows, split, model, fit, params.level, target,
+                                      params.interval == "confidence", cooks):
+            counts += np.bincount(columns[SPLIT], minlength=len(SPLITS))
+            writer.write(columns)
+    splits = ", ".join(f"{count} {name}" for name, count in zip(SPLITS, counts) if count)
+    extra = ", and the training rows' influence" if cooks is not None else ""
+    print(f"predicted the {len(rows)} rows of {source} ({splits}) into {params.output}: {PREDICTION}, {LOWER} and "
+          f"{UPPER} ({interval_words(params)}), {SE_FIT}, {RESIDUAL} (of {target}){extra}")
+    if cooks is not None:
+        print(cooks.line())
+        if cooks.warning():
+            print(cooks.warning(), file=sys.stderr)
+
+
+def write_new(source: Path, missing: str, model: LinearModel, target: str, fit: LeastSquares,
+              params: PredictParams) -> None:
+    """The rows of predict.source into predict.output."""
+    rows, has_target, rows_dropped = open_new(source, model, target, missing)
+    output = Output(model, target if has_target else None, False)
+    require_distinct_names(source, output)
+    with table_writer(Path(params.output), output.names()) as writer:
+        for columns in predict(rows, model, fit, params.level, output.target, params.interval == "confidence"):
             writer.write(columns)
     residual = f", {RESIDUAL} (of {output.target})" if output.target else ""
     dropped = f" (left out {rows_dropped} with a missing feature: data.missing: drop)" if rows_dropped else ""
-    print(f"predicted {len(rows)} rows of {source}{dropped} into {output_path}: {PREDICTION}, {LOWER} and {UPPER} "
-          f"({interval}), {SE_FIT}{residual}")
+    print(f"predicted {len(rows)} rows of {source}{dropped} into {params.output}: {PREDICTION}, {LOWER} and {UPPER} "
+          f"({interval_words(params)}), {SE_FIT}{residual}")
+
+
+def interval_words(params: PredictParams) -> str:
+    return f"its {params.level * 100:g}% {params.interval} interval"
 
 
 if __name__ == "__main__":
