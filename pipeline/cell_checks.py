@@ -178,20 +178,35 @@ def complete_rows(features: np.ndarray, target: np.ndarray | None) -> np.ndarray
     return None if complete.all() else complete
 
 
+def row_kinds(features: np.ndarray, target: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the labeled rows (every value finite) and of the unlabeled ones (every feature finite, the
+    target blank: empty, NA or NaN; an infinite target is a bad value, not a blank). Without a target (rows
+    to predict that have none), every row with its features is labeled."""
+    with_features = np.isfinite(features).all(axis=1)
+    if target is None:
+        return with_features, np.zeros_like(with_features)
+    return with_features & np.isfinite(target), with_features & np.isnan(target)
+
+
 class Values:
     """What the checks need to know of a table's values, gathered block by block: the rows with a missing
-    value and in which columns, and the range of each column over the complete rows."""
+    value and in which columns, the rows whose only missing value is the target (unlabeled), and the range
+    of each column over the complete rows."""
 
-    def __init__(self, names: list[str]):
+    def __init__(self, names: list[str], new_rows: bool = False):
+        """new_rows: rows to predict, whose blank target is kept (predicted) rather than left out."""
         self.names = names
+        self.new_rows = new_rows
         self.columns = [_Column() for _ in names]
         self.missing_by_column = np.zeros(len(names), dtype=np.int64)
         self.n_rows = 0
-        self.rows_missing = 0
+        self.rows_missing = 0  # rows missing a feature (or with an infinite target): refused, or left out by drop
+        self.rows_unlabeled = 0  # rows whose only missing value is the target: never an error
         self.first_missing = 0  # row index, from 0
 
     def add(self, features: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-        """Take in the table's next rows; the mask of the complete ones, None when all of them are."""
+        """Take in the table's next rows; the mask of the rows kept (complete, or for new rows complete but
+        for the target), None when all of them are."""
         offset = self.n_rows
         self.n_rows += len(target)
         has_target = len(self.names) > features.shape[1]  # rows to predict may have none
@@ -201,14 +216,20 @@ class Values:
             for column, values in zip(self.columns, columns):
                 column.add(values, offset)
             return None
-        if not self.rows_missing:
-            self.first_missing = offset + int(np.argmin(complete))
-        self.rows_missing += len(complete) - int(np.count_nonzero(complete))
-        rows = offset + np.flatnonzero(complete)
+        labeled, unlabeled = row_kinds(features, target if has_target else None)
+        self.rows_unlabeled += int(np.count_nonzero(unlabeled))
+        missing = ~labeled & ~unlabeled
+        if missing.any():
+            if not self.rows_missing:
+                self.first_missing = offset + int(np.argmax(missing))
+            self.rows_missing += int(np.count_nonzero(missing))
+            for j, values in enumerate(columns):  # the columns of the rows with a missing value
+                self.missing_by_column[j] += int(np.count_nonzero(~np.isfinite(values[missing])))
+        kept = labeled | unlabeled if self.new_rows else labeled
         for j, (column, values) in enumerate(zip(self.columns, columns)):
-            self.missing_by_column[j] += len(values) - int(np.count_nonzero(np.isfinite(values)))
-            column.add(values[complete], rows)
-        return complete
+            finite = labeled if j == features.shape[1] else kept  # a blank target kept has no value to check
+            column.add(values[finite], offset + np.flatnonzero(finite))
+        return None if kept.all() else kept
 
     def check(self, where: str, missing: str, locate: Callable[[int], str], new_rows: bool = False) -> None:
         """No missing value (unless missing is "drop", which leaves such rows out), every value within
@@ -219,15 +240,19 @@ class Values:
                      + ", ".join(f"{show(name)} ({count})" for name, count in counts))
             if missing == MISSING_ERROR:
                 rows = "1 row has" if self.rows_missing == 1 else f"{self.rows_missing} rows have"
-                # Rows to predict are never dropped: each row of the source has its row of predictions.
-                hint = "" if new_rows else f", or data.missing: {MISSING_DROP} to leave such rows out"
+                # A blank target alone is no error (an unlabeled row, to predict): only a missing feature is.
                 raise PipelineError(
                     f"{where}: {rows} {found}, the first at {locate(self.first_missing)}: expected a number "
-                    f"in every used column{hint}"
+                    f"in every used column, or data.missing: {MISSING_DROP} to leave such rows out"
                 )
             if self.rows_missing == self.n_rows:
                 raise PipelineError(f"{where}: every one of its {counted(self.n_rows, 'row')} has {found}: "
                                     "expected at least one complete row")
+        if not new_rows and self.rows_unlabeled and self.rows_missing + self.rows_unlabeled == self.n_rows:
+            dropped = f" and {self.rows_missing} a missing value" if self.rows_missing else ""
+            raise PipelineError(f"{where}: none of its {counted(self.n_rows, 'row')} is complete "
+                                f"({self.rows_unlabeled} without a target{dropped}): expected at least one complete "
+                                "row")
         _check_values(where, self.names, self.columns, locate, new_rows)
 
 

@@ -16,7 +16,7 @@ import pyarrow.csv
 import pyarrow.parquet
 
 from pipeline.cell_checks import (
-    LARGEST_VALUE, MISSING_DROP, MISSING_ERROR, Values, complete_rows, csv_line, csv_problem,
+    LARGEST_VALUE, MISSING_DROP, MISSING_ERROR, Values, complete_rows, csv_line, csv_problem, row_kinds,
 )
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
@@ -45,6 +45,14 @@ def open_table(path: Path, features: Sequence[str], target: str, check: bool = T
 def open_rows(path: Path, features: Sequence[str], target: str, check: bool = True,
               missing: str = MISSING_ERROR) -> tuple[Source, int]:
     """open_table, and how many rows missing="drop" left out (0 with "error", which refuses such rows)."""
+    source, rows_dropped, _ = open_labeled_rows(path, features, target, check, missing)
+    return source, rows_dropped
+
+
+def open_labeled_rows(path: Path, features: Sequence[str], target: str, check: bool = True,
+                      missing: str = MISSING_ERROR) -> tuple[Source, int, int]:
+    """The rows a model is fitted to: open_table, how many rows missing="drop" left out, and how many were
+    left out as unlabeled (every feature there, the target missing: never an error)."""
     if missing not in (MISSING_ERROR, MISSING_DROP):
         raise ValueError(f"missing={missing!r}: expected {MISSING_ERROR!r} or {MISSING_DROP!r}")
     if isinstance(features, str):
@@ -53,25 +61,42 @@ def open_rows(path: Path, features: Sequence[str], target: str, check: bool = Tr
     return _open(path, _check_request(where_of(path), list(features), target), check, missing)
 
 
+def open_every_row(path: Path, features: Sequence[str], target: str, missing: str) -> tuple[Source, int]:
+    """Every row of data.source, in order, those with a missing value too (after the checks that
+    open_labeled_rows makes), and how many are labeled: the rows that load_split splits."""
+    path = Path(path)
+    names = _check_request(where_of(path), list(features), target)
+    source, rows_dropped, rows_unlabeled = _open(path, names, True, missing, every_row=True)
+    return source, len(source) - rows_dropped - rows_unlabeled
+
+
 def open_new_rows(path: Path, features: Sequence[str], target: str) -> tuple[Source, bool]:
-    """Rows to predict, and whether they hold the target: open_table's checks, but the target is read only
-    if the header has it (else each Table's target is zeros, never read) and a feature may be constant (one
-    row is)."""
+    """Rows to predict, and whether they hold the target: open_rows_to_predict with data.missing: error."""
+    return open_rows_to_predict(path, features, target, MISSING_ERROR)[:2]
+
+
+def open_rows_to_predict(path: Path, features: Sequence[str], target: str, missing: str) -> tuple[Source, bool, int]:
+    """Rows to predict, whether they hold the target, and how many missing="drop" left out: open_table's
+    checks, but the target is read only if the header has it (else each Table's target is NaN), a blank
+    target is kept (a row to predict), and a feature may be constant (one row is)."""
     path = Path(path)
     has_target = target in column_names(path)
     names = _check_request(where_of(path), list(features), target)
     if not has_target:
         names = names[:-1]
-    return _open(path, names, True, MISSING_ERROR, has_target=has_target, new_rows=True)[0], has_target
+    source, rows_dropped, _ = _open(path, names, True, missing, has_target=has_target, new_rows=True)
+    return source, has_target, rows_dropped
 
 
 def _open(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
-          new_rows: bool = False) -> tuple[Source, int]:
+          new_rows: bool = False, every_row: bool = False) -> tuple[Source, int, int]:
+    """The source; the rows left out by missing="drop"; the unlabeled rows (left out but for new rows). With
+    every_row, the source holds every row all the same."""
     where = where_of(path)
     require_file(where, path)
     if path.suffix.lower() in CSV_SUFFIXES:
-        return _read_csv(where, path, names, missing, has_target, new_rows)
-    return ParquetTable.open(where, path, names, check, missing, has_target, new_rows)
+        return _read_csv(where, path, names, missing, has_target, new_rows, every_row)
+    return ParquetTable.open(where, path, names, check, missing, has_target, new_rows, every_row)
 
 
 def read_table(path: Path, features: Sequence[str], target: str, missing: str = MISSING_ERROR) -> Table:
@@ -116,6 +141,15 @@ class Split:
     train: Rows
     test: Rows | None  # None when data.test_fraction is 0
     rows_dropped: int = 0  # rows of data.source left out by data.missing: drop
+    rows_unlabeled: int = 0  # rows of data.source left out for a missing target (and no other missing value)
+
+    def unlabeled_note(self, target: str) -> str | None:
+        """The line train and evaluate print about the unlabeled rows, if there are any."""
+        if not self.rows_unlabeled:
+            return None
+        rows = "1 row" if self.rows_unlabeled == 1 else f"{self.rows_unlabeled} rows"
+        return (f"{self.source}: left out {rows} without a value of {target!r} (unlabeled): not fitted "
+                "or scored; predict predicts them (predict.rows: fitted)")
 
 
 def load_split(data: DataParams, fit_intercept: bool, check: bool = True) -> Split:
@@ -123,12 +157,12 @@ def load_split(data: DataParams, fit_intercept: bool, check: bool = True) -> Spl
     stage, on every machine. check=False skips the pass over a Parquet file's values, for a process whose
     parent has made it."""
     source = Path(data.source)
-    table, rows_dropped = open_rows(source, data.features, data.target, check, data.missing)
+    table, rows_dropped, rows_unlabeled = open_labeled_rows(source, data.features, data.target, check, data.missing)
     table = with_powers(table, data.degree)
     train = Part(table, False, data.test_fraction, data.split_seed)
     test = Part(table, True, data.test_fraction, data.split_seed)
     require_enough_training_rows(source, len(train), len(data.columns) + int(fit_intercept))
-    return Split(source, train, test if len(test) else None, rows_dropped)
+    return Split(source, train, test if len(test) else None, rows_dropped, rows_unlabeled)
 
 
 def _check_request(where: str, features: list[str], target: str) -> list[str]:
@@ -151,7 +185,7 @@ def _check_request(where: str, features: list[str], target: str) -> list[str]:
 
 
 def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target: bool = True,
-              new_rows: bool = False) -> tuple[Table, int]:
+              new_rows: bool = False, every_row: bool = False) -> tuple[Table, int, int]:
     header = _csv_header(where, path, names)
     try:
         table = pyarrow.csv.read_csv(
@@ -166,7 +200,7 @@ def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target
     if table.num_rows == 0:
         raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers")
     features, target = _to_float64(table, names, has_target)
-    values = Values(names)
+    values = Values(names, new_rows)
     # Block by block, so that the temporaries of the checks stay small beside the table.
     masks = []
     for start in range(0, len(target), CHUNK_ROWS):
@@ -174,10 +208,10 @@ def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target
         mask = values.add(features[block], target[block])
         masks.append(np.ones(len(target[block]), dtype=bool) if mask is None else mask)
     values.check(where, missing, lambda row: f"line {csv_line(path, row)}", new_rows)
-    if not values.rows_missing:
-        return Table(features, target), 0
     complete = np.concatenate(masks)
-    return Table(features[complete], target[complete]), values.rows_missing
+    if every_row or complete.all():
+        return Table(features, target), values.rows_missing, values.rows_unlabeled
+    return Table(features[complete], target[complete]), values.rows_missing, values.rows_unlabeled
 
 
 def _csv_header(where: str, path: Path, names: list[str]) -> list[str]:
@@ -213,10 +247,12 @@ class ParquetTable:
     """A checked Parquet file, read one row group at a time: memory for a row group, whatever the file's size."""
 
     def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int], drop: bool = False,
-                 has_target: bool = True):
-        """group_rows: the rows of each row group the table holds; with drop, only the complete ones, and
-        each read leaves out the others again. Without has_target, names are the features alone."""
+                 has_target: bool = True, new_rows: bool = False):
+        """group_rows: the rows of each row group the table holds; with drop, only the complete ones (for
+        new rows, complete but for the target), and each read leaves out the others again. Without
+        has_target, names are the features alone."""
         self.where, self.path, self.names, self.drop, self.has_target = where, path, names, drop, has_target
+        self.new_rows = new_rows
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
         self._file: pyarrow.parquet.ParquetFile | None = None  # opened at the first read, kept for the rest
         # The last span read, and its rows: the passes of a stage over a file of one row group (a wide table's,
@@ -225,9 +261,11 @@ class ParquetTable:
 
     @classmethod
     def open(cls, where: str, path: Path, names: list[str], check: bool = True, missing: str = MISSING_ERROR,
-             has_target: bool = True, new_rows: bool = False) -> tuple["ParquetTable", int]:
-        """Check the schema, then every value, in one pass over the row groups; the table and how many rows
-        missing="drop" left out. check=False skips the pass where nothing needs counting (missing="error")."""
+             has_target: bool = True, new_rows: bool = False,
+             every_row: bool = False) -> tuple["ParquetTable", int, int]:
+        """Check the schema, then every value, in one pass over the row groups; the table, how many rows
+        missing="drop" left out and how many are unlabeled (as _open). check=False skips the pass where
+        nothing needs counting (missing="error"): only the target is read, for the unlabeled rows."""
         try:
             with pyarrow.parquet.ParquetFile(path) as file:
                 schema = file.schema_arrow
@@ -243,9 +281,9 @@ class ParquetTable:
                 if n_rows == 0:
                     raise PipelineError(f"{where}: has no rows: expected at least one row")
                 group_rows = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
-                if not check and missing == MISSING_ERROR:
-                    return cls(where, path, names, group_rows, has_target=has_target), 0
-                values = Values(names)
+                if not check and missing == MISSING_ERROR and not (new_rows or every_row):
+                    return cls._labeled(where, path, file, names, group_rows)
+                values = Values(names, new_rows)
                 complete_rows = []
                 whole = None  # a file of one complete row group: its rows, kept for the stage's first pass
                 for i in range(file.num_row_groups):
@@ -254,7 +292,7 @@ class ParquetTable:
                         break
                     complete = values.add(features, target)
                     complete_rows.append(len(target) if complete is None else int(np.count_nonzero(complete)))
-                    if file.num_row_groups == 1 and complete is None:
+                    if file.num_row_groups == 1 and (complete is None or every_row):
                         whole = Table(features, target)
                 if values.n_rows != n_rows or sum(group_rows) != n_rows:
                     raise PipelineError(f"{where}: its row groups do not hold the {n_rows} rows its footer says: "
@@ -262,10 +300,25 @@ class ParquetTable:
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(where, error) from None
         values.check(where, missing, lambda row: f"row index {row}", new_rows)
-        table = cls(where, path, names, complete_rows, missing == MISSING_DROP, has_target)
+        left_out = values.rows_missing + (0 if new_rows else values.rows_unlabeled)
+        if every_row or not left_out:
+            table = cls(where, path, names, group_rows, False, has_target, new_rows)
+        else:
+            table = cls(where, path, names, complete_rows, True, has_target, new_rows)
         if whole is not None:
             table.keep((0, len(whole)), whole)
-        return table, values.rows_missing
+        return table, values.rows_missing, values.rows_unlabeled
+
+    @classmethod
+    def _labeled(cls, where: str, path: Path, file: pyarrow.parquet.ParquetFile, names: list[str],
+                 group_rows: list[int]) -> tuple["ParquetTable", int, int]:
+        """The table of a checked file (missing="error": no feature is missing) with its unlabeled rows left
+        out, found from the target column alone."""
+        labeled = [int(np.count_nonzero(np.isfinite(_to_float64(file.read_row_group(i, columns=names[-1:]),
+                                                                names[-1:])[1])))
+                   for i in range(file.num_row_groups)]
+        rows_unlabeled = sum(group_rows) - sum(labeled)
+        return cls(where, path, names, labeled, rows_unlabeled > 0), 0, rows_unlabeled
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -289,7 +342,7 @@ class ParquetTable:
             group = first
             while self._starts[group] < stop:
                 features, target = _read_group(self._file, group, self.names, self.has_target)
-                complete = complete_rows(features, target) if self.drop else None
+                complete = self._kept(features, target) if self.drop else None
                 if complete is not None:
                     features, target = features[complete], target[complete]
                 low = max(start, self._starts[group]) - self._starts[group]
@@ -299,6 +352,13 @@ class ParquetTable:
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(self.where, error) from None
         return self.keep(span, concatenate(pieces))
+
+    def _kept(self, features: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        """The rows open kept: the complete ones, and for new rows those missing only their target too."""
+        if not self.new_rows:
+            return complete_rows(features, target)
+        labeled, unlabeled = row_kinds(features, target if self.has_target else None)
+        return labeled | unlabeled
 
     def keep(self, span: tuple[int, int], table: Table) -> Table:
         """Remember the rows of `span` for the next read of it; read-only, since every pass shares them."""

@@ -171,9 +171,12 @@ def main() -> None:
     metrics |= {"dtype": train.dtype, "device": train.device, "processes": train.processes,
                 # train stops at the first converged epoch (train.stop_when_converged): the history says when.
                 "epochs_run": len(read_history(HISTORY, ["epoch"])["epoch"]) - 1,
-                "rows_dropped": split.rows_dropped}  # by data.missing: drop
+                "rows_dropped": split.rows_dropped,  # by data.missing: drop
+                "rows_unlabeled": split.rows_unlabeled}  # every feature there, the target missing: not fitted
     write_json(METRICS, metrics)
     fit.save(OLS)
+    if split.unlabeled_note(data.target):
+        print(split.unlabeled_note(data.target))
     print(summary(metrics, data.target, level))
     print(convergence(learnt, fit, metrics["gap"], tolerances).verdict(data.target, tolerances))
     for name in ("learnt", "ols", "true", "train", "test", "dtype", "device", "processes", "epochs_run"):

@@ -114,14 +114,16 @@ class TableWriter:
     appears under `path` only when the `with` block succeeds.
     """
 
-    def __init__(self, path: Path, names: Sequence[str], group_rows: int | None = None) -> None:
+    def __init__(self, path: Path, names: Sequence[str], group_rows: int | None = None,
+                 labels: Mapping[str, Sequence[str]] | None = None) -> None:
         group_rows = group_rows or rows_per_group(len(names))
         if group_rows < 1:
             raise ValueError(f"group_rows = {group_rows}: expected at least 1")
         self.path = path
         self.names = tuple(names)
         self.group_rows = group_rows
-        self._schema = pa.schema([(name, pa.float64()) for name in self.names])
+        self._labels = _label_arrays(labels)
+        self._schema = _schema(self.names, self._labels)
         self._group: list[np.ndarray] = []
         self._filled = 0
         self._exits = ExitStack()
@@ -131,7 +133,8 @@ class TableWriter:
             temporary = exits.enter_context(atomic_output(self.path))
             self._writer = exits.enter_context(pyarrow.parquet.ParquetWriter(temporary, self._schema))
             self._exits = exits.pop_all()
-        self._group = [np.empty(self.group_rows) for _ in self.names]
+        self._group = [np.empty(self.group_rows, dtype=LABEL_CODES if name in self._labels else np.float64)
+                       for name in self.names]
         self._filled = 0
         return self
 
@@ -139,7 +142,8 @@ class TableWriter:
         """Append rows: one array of equal length for each name, in any order."""
         if sorted(columns) != sorted(self.names):
             raise ValueError(f"columns {list(columns)}: expected {list(self.names)}")
-        pieces = [np.asarray(columns[name], dtype=np.float64) for name in self.names]
+        pieces = [np.asarray(columns[name], dtype=LABEL_CODES if name in self._labels else np.float64)
+                  for name in self.names]
         n_rows = len(pieces[0])
         if any(piece.shape != (n_rows,) for piece in pieces):
             raise ValueError(f"column shapes {[piece.shape for piece in pieces]}: expected one length")
@@ -165,7 +169,8 @@ class TableWriter:
             self._group = []
 
     def _write_group(self) -> None:
-        table = pa.table([pa.array(group[:self._filled]) for group in self._group], schema=self._schema)
+        table = pa.table([_arrow_column(name, group[:self._filled], self._labels) for name, group
+                          in zip(self.names, self._group)], schema=self._schema)
         self._writer.write_table(table, row_group_size=self.group_rows)
         self._filled = 0
 
@@ -174,10 +179,11 @@ class CsvWriter:
     """Write float64 columns as a CSV file with a header row, piece by piece, as TableWriter writes Parquet:
     the same bytes whatever the pieces, and the file under `path` only when the `with` block succeeds."""
 
-    def __init__(self, path: Path, names: Sequence[str]) -> None:
+    def __init__(self, path: Path, names: Sequence[str], labels: Mapping[str, Sequence[str]] | None = None) -> None:
         self.path = path
         self.names = tuple(names)
-        self._schema = pa.schema([(name, pa.float64()) for name in self.names])
+        self._labels = _label_arrays(labels)
+        self._schema = _schema(self.names, self._labels)
         self._exits = ExitStack()
 
     def __enter__(self) -> "CsvWriter":
@@ -192,16 +198,41 @@ class CsvWriter:
         """Append rows: one array of equal length for each name, in any order."""
         if sorted(columns) != sorted(self.names):
             raise ValueError(f"columns {list(columns)}: expected {list(self.names)}")
-        self._writer.write_table(pa.table([np.asarray(columns[name], dtype=np.float64) for name in self.names],
+        self._writer.write_table(pa.table([_arrow_column(name, columns[name], self._labels) for name in self.names],
                                           schema=self._schema))
 
     def __exit__(self, kind, error, traceback) -> None:
         self._exits.__exit__(kind, error, traceback)
 
 
-def table_writer(path: Path, names: Sequence[str]) -> "TableWriter | CsvWriter":
-    """A writer of float64 columns in the format the path's extension names: .csv, or else Parquet."""
-    return CsvWriter(path, names) if path.suffix.lower() == ".csv" else TableWriter(path, names)
+def table_writer(path: Path, names: Sequence[str],
+                 labels: Mapping[str, Sequence[str]] | None = None) -> "TableWriter | CsvWriter":
+    """A writer of float64 columns in the format the path's extension names: .csv, or else Parquet. A column
+    named in `labels` is text: it is given as codes, each the index of its label."""
+    if path.suffix.lower() == ".csv":
+        return CsvWriter(path, names, labels)
+    return TableWriter(path, names, labels=labels)
+
+
+def _label_arrays(labels: Mapping[str, Sequence[str]] | None) -> dict[str, pa.Array]:
+    return {name: pa.array(list(values), type=pa.string()) for name, values in (labels or {}).items()}
+
+
+# A text column is written as Arrow's dictionary of its labels (pandas reads it as a categorical): faster to
+# write than the strings themselves, and CSV writes the labels.
+LABEL_CODES = np.int8
+
+
+def _schema(names: Sequence[str], labels: Mapping[str, pa.Array]) -> pa.Schema:
+    text = pa.dictionary(pa.from_numpy_dtype(LABEL_CODES), pa.string())
+    return pa.schema([(name, text if name in labels else pa.float64()) for name in names])
+
+
+def _arrow_column(name: str, values: np.ndarray, labels: Mapping[str, pa.Array]) -> pa.Array:
+    """A text column from its codes; a float64 column with NaN written as null (an empty cell in CSV)."""
+    if name in labels:
+        return pa.DictionaryArray.from_arrays(pa.array(np.asarray(values, dtype=LABEL_CODES)), labels[name])
+    return pa.array(np.asarray(values, dtype=np.float64), from_pandas=True)
 
 
 def write_history(path: Path, history: Mapping[str, np.ndarray]) -> None:

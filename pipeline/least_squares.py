@@ -168,6 +168,17 @@ class LeastSquares:
         scaled = np.array(self.model.coefficients) * self.x_scale
         return np.array([ordered_sum(self._r[k, k:] * scaled[k:]) for k in range(len(scaled))])
 
+    def se_fit(self, features: np.ndarray) -> np.ndarray:
+        """s · sqrt(leverage): the standard error of the fitted mean at each row of `features` (R's se.fit,
+        statsmodels' mean_se); classical, whatever covariance evaluate reports."""
+        return self.residual_sd * np.sqrt(self.leverage(features))
+
+    def t_quantile(self, level: float) -> float:
+        """t(1 − (1 − level)/2, n − p): the quantile of a two-sided interval at `level`."""
+        from scipy.special import stdtrit  # here, not above: train uses this class without distributions
+
+        return float(stdtrit(self.df_resid, 1 - (1 - level) / 2))
+
     def save(self, path: Path) -> None:
         state = {"coefficients": np.array(self.model.coefficients), "intercept": np.array([self.model.intercept]),
                  "x_mean": self.x_mean, "x_scale": self.x_scale, "r_inverse": self.r_inverse,

@@ -157,11 +157,19 @@ class PredictParams(_Section):
     """Which rows the trained model predicts, where the predictions go, and the level of their intervals."""
 
     section = "predict"
+    # fitted: the rows of data.source (R's predict(fit), statsmodels' get_prediction()); new: predict.source's.
+    # A key of its own, since dvc.yaml's ${predict.source} can be neither null nor empty.
+    rows: Annotated[Literal["fitted", "new"], Field(
+        description="(fitted: the rows of data.source; new: the rows of predict.source)")]
     source: Annotated[str, Field(
         min_length=1, description="a path inside the repository to a .csv or .parquet file")]
     output: Annotated[str, Field(
         min_length=1, description="a path inside the repository ending in .csv or .parquet")]
-    level: Annotated[float, Field(gt=0, lt=1, description="(of the prediction intervals)")]
+    level: Annotated[float, Field(gt=0, lt=1, description="(of the intervals)")]
+    interval: Annotated[Literal["prediction", "confidence"], Field(
+        description="(prediction: of a new observation; confidence: of the mean)")]
+    influence: Annotated[bool, Field(
+        description="(true: leverage, studentized residual and Cook's distance of each training row)")]
 
     @model_validator(mode="after")
     def _check(self) -> "PredictParams":

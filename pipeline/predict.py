@@ -1,46 +1,126 @@
-"""Stage predict: apply the trained model to new rows (predict.source), each with a prediction interval for a
-new observation from the least-squares fit to the training rows. The weights file says which columns it
-needs, so predict reads no other params than its own. No torch."""
+"""Stage predict: the trained model's prediction for the rows of data.source (predict.rows: fitted, each with
+its split) or of predict.source (new), each with the standard error of the fitted mean and an interval from
+the least-squares fit to the training rows; with predict.influence, the training rows' influence. The
+weights file says which columns the rows need. No torch."""
 
 import re
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.dataset import open_new_rows
+from pipeline.cell_checks import row_kinds
+from pipeline.dataset import open_every_row, open_rows_to_predict
 from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.files import MODEL, OLS, table_writer
+from pipeline.influence import LargestCooks, influence
 from pipeline.linear import SHOWN_COEFFICIENTS, Description, LinearModel
 from pipeline.least_squares import LeastSquares
-from pipeline.params import PredictParams, load_params
-from pipeline.rows import Rows, chunks
+from pipeline.params import DataParams, PredictParams, load_params
+from pipeline.rows import Rows, Table, chunks, held_out
 
 # The columns predict adds after the source's features (and target, if the source has it).
-PREDICTION, LOWER, UPPER, RESIDUAL = "prediction", "lower", "upper", "residual"
+SPLIT = "split"
+PREDICTION, LOWER, UPPER, SE_FIT, RESIDUAL = "prediction", "lower", "upper", "se_fit", "residual"
+INFLUENCE = ("leverage", "studentized_residual", "cooks_distance")
+
+# A row's status, the index of its label in the split column. Each status after UNLABELED has no prediction:
+# a new one (a row that cannot be encoded, say) goes at the end.
+SPLITS = ("train", "test", "unlabeled", "dropped")
+TRAIN, TEST, UNLABELED, DROPPED = range(len(SPLITS))
 
 
-def predict(rows: Rows, model: LinearModel, fit: LeastSquares, level: float,
-            target: str | None) -> Iterator[dict[str, np.ndarray]]:
-    """The output's columns, a chunk of rows at a time: the raw features, the target (if named), then the
-    model's prediction, the interval [lower, upper] that holds a new observation with probability `level`
-    (from the least-squares fit, around the model's prediction) and the residual (with a target)."""
+@dataclass(frozen=True)
+class SplitOf:
+    """Which rows of data.source load_split trains on and holds out: the labeled rows (every used value there)
+    are split as load_split splits them; a row missing only its target is unlabeled; the others were dropped."""
+
+    n_labeled: int
+    test_fraction: float
+    seed: int
+
+    def statuses(self, chunk: Table, labeled_before: int) -> np.ndarray:
+        """Each row's status; `labeled_before`: the labeled rows of the source before this chunk."""
+        labeled, unlabeled = row_kinds(chunk.features, chunk.target)
+        status = np.where(unlabeled, UNLABELED, DROPPED).astype(np.int8)
+        count = int(np.count_nonzero(labeled))
+        held = held_out(self.n_labeled, self.test_fraction, self.seed, labeled_before, labeled_before + count)
+        status[labeled] = np.where(held, TEST, TRAIN)
+        return status
+
+
+@dataclass(frozen=True)
+class Output:
+    """What predict writes: the raw features, the target (if the rows have it), the split (rows of
+    data.source), then the computed columns."""
+
+    model: LinearModel
+    target: str | None
+    fitted: bool  # the rows of data.source, each with its split
+    with_influence: bool = False
+
+    def names(self) -> tuple[str, ...]:
+        return (*self.model.raw_features, *([self.target] if self.target else []), *([SPLIT] if self.fitted else []),
+                PREDICTION, LOWER, UPPER, SE_FIT, *([RESIDUAL] if self.target else []),
+                *(INFLUENCE if self.with_influence else ()))
+
+
+def predict(rows: Rows, model: LinearModel, fit: LeastSquares, level: float, target: str | None,
+            confidence: bool = False) -> Iterator[dict[str, np.ndarray]]:
+    """The output's columns for new rows, a chunk at a time (Output(model, target, False).names())."""
     for chunk in chunks(rows):
-        columns = model.columns_of(chunk.features)
-        prediction = model.predict(columns)
-        half_width = fit.interval_half_width(columns, level, new_observation=True)
-        found = {name: chunk.features[:, j] for j, name in enumerate(model.raw_features)}
-        if target is not None:
-            found[target] = chunk.target
-        found |= {PREDICTION: prediction, LOWER: prediction - half_width, UPPER: prediction + half_width}
-        if target is not None:
-            found[RESIDUAL] = chunk.target - prediction
+        yield predicted(chunk, model, fit, level, target, confidence)
+
+
+def predicted(chunk: Table, model: LinearModel, fit: LeastSquares, level: float, target: str | None,
+              confidence: bool = False) -> dict[str, np.ndarray]:
+    """The raw features, the target (if named), then the model's prediction, the interval [lower, upper] at
+    `level` around it (for a new observation, or with `confidence` for the mean) with least squares' half
+    width, se_fit (least squares'), and the residual of the model (empty where the target is)."""
+    columns = model.columns_of(chunk.features)
+    prediction = model.predict(columns)
+    leverage = fit.leverage(columns)
+    se_fit = fit.residual_sd * np.sqrt(leverage)
+    half_width = fit.t_quantile(level) * fit.residual_sd * np.sqrt(leverage + float(not confidence))
+    found = {name: chunk.features[:, j] for j, name in enumerate(model.raw_features)}
+    if target is not None:
+        found[target] = chunk.target
+    found |= {PREDICTION: prediction, LOWER: prediction - half_width, UPPER: prediction + half_width, SE_FIT: se_fit}
+    if target is not None:
+        found[RESIDUAL] = chunk.target - prediction
+    return found
+
+
+def predict_fitted(rows: Rows, split: SplitOf, model: LinearModel, fit: LeastSquares, level: float, target: str,
+                   confidence: bool = False, cooks: LargestCooks | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """The output's columns for every row of data.source, in order, with its split (codes into SPLITS): the
+    computed columns empty where a row has no prediction; with `cooks`, the training rows' influence too,
+    whose largest Cook's distances it gathers."""
+    labeled_before = row_before = 0
+    for chunk in chunks(rows):
+        status = split.statuses(chunk, labeled_before)
+        labeled_before += int(np.count_nonzero(status <= TEST))  # before any later status takes a labeled row
+        found = predicted(chunk, model, fit, level, target, confidence)
+        for name in (PREDICTION, LOWER, UPPER, SE_FIT, RESIDUAL):
+            found[name][status > UNLABELED] = np.nan  # NaN already for a missing feature; any later status too
+        found[SPLIT] = status
+        if cooks is not None:
+            training = np.flatnonzero(status == TRAIN)
+            chunk_influence = influence(fit, model.columns_of(chunk.features[training]), chunk.target[training])
+            for name, values in zip(INFLUENCE, (chunk_influence.leverage, chunk_influence.studentized_residual,
+                                                chunk_influence.cooks_distance)):
+                found[name] = np.full(len(chunk), np.nan)
+                found[name][training] = values
+            cooks.add(chunk_influence, row_before + training)
+        row_before += len(chunk)
         yield found
 
 
 def output_names(model: LinearModel, target: str | None) -> tuple[str, ...]:
-    return (*model.raw_features, *([target] if target else []), PREDICTION, LOWER, UPPER,
-            *([RESIDUAL] if target else []))
+    """The columns of new rows' predictions."""
+    return Output(model, target, False).names()
 
 
 def require_same_columns(model: LinearModel, fit_intercept: bool, fit: LeastSquares) -> None:
@@ -52,36 +132,82 @@ def require_same_columns(model: LinearModel, fit_intercept: bool, fit: LeastSqua
             f"columns {list(model.features)} {'with' if fit_intercept else 'without'} (run `dvc repro`)")
 
 
-def require_distinct_names(source: Path, model: LinearModel, target: str | None) -> None:
-    added = {PREDICTION, LOWER, UPPER, RESIDUAL}
-    for name in (*model.raw_features, *([target] if target else [])):
+def require_distinct_names(source: Path, output: Output) -> None:
+    added = set(output.names()) - {*output.model.raw_features, output.target}
+    for name in (*output.model.raw_features, *([output.target] if output.target else [])):
         if name in added:
             raise PipelineError(f"{source}: column {name!r} has the name of a column predict adds: expected none "
                                 f"of {', '.join(sorted(added))} (rename it)")
 
 
+def open_new(source: Path, model: LinearModel, target: str, missing: str) -> tuple[Rows, bool, int]:
+    """predict.source's rows, with a hint when the model's columns are not there."""
+    try:
+        return open_rows_to_predict(source, model.raw_features, target, missing)
+    except PipelineError as error:
+        if re.search(r"columns? .* (is|are) missing", str(error)):  # most often: data.source changed, not predict.source
+            raise PipelineError(f"{error} (predict.source = {str(source)!r}: the rows to predict need the model's "
+                                f"feature columns {first_few(model.raw_features, SHOWN_COEFFICIENTS)}; "
+                                "predict.rows: fitted predicts data.source's rows)") from None
+        raise
+
+
 def main() -> None:
     params = load_params(PredictParams)
+    data = load_params(DataParams)
     model = LinearModel.load(MODEL)
     described = Description.load(MODEL)
     fit = LeastSquares.load(OLS)
     require_same_columns(model, described.fit_intercept, fit)
-    source, output = Path(params.source), Path(params.output)
-    try:
-        rows, has_target = open_new_rows(source, model.raw_features, described.target)
-    except PipelineError as error:
-        if re.search(r"columns? .* (is|are) missing", str(error)):  # most often: data.source changed, not predict.source
-            raise PipelineError(f"{error} (predict.source = {params.source!r}: the rows to predict need the "
-                                f"model's feature columns {first_few(model.raw_features, SHOWN_COEFFICIENTS)})") from None
-        raise
-    target = described.target if has_target else None
-    require_distinct_names(source, model, target)
-    with table_writer(output, output_names(model, target)) as writer:
-        for columns in predict(rows, model, fit, params.level, target):
+    if params.rows == "fitted":
+        write_fitted(Path(data.source), data.missing, (data.test_fraction, data.split_seed), model, described.target,
+                     fit, params)
+    else:
+        write_new(Path(params.source), data.missing, model, described.target, fit, params)
+
+
+def write_fitted(source: Path, missing: str, held_out: tuple[float, int], model: LinearModel, target: str,
+                 fit: LeastSquares, params: PredictParams) -> None:
+    """Every row of data.source, with its split (held_out: data.test_fraction and data.split_seed), into
+    predict.output; with predict.influence, the rows of large Cook's distance named."""
+    rows, n_labeled = open_every_row(source, model.raw_features, target, missing)
+    split = SplitOf(n_labeled, *held_out)
+    output = Output(model, target, True, params.influence)
+    require_distinct_names(source, output)
+    cooks = LargestCooks(fit.n) if params.influence else None
+    counts = np.zeros(len(SPLITS), dtype=np.int64)
+    with table_writer(Path(params.output), output.names(), {SPLIT: SPLITS}) as writer:
+        for columns in predict_fitted(rows, split, model, fit, params.level, target,
+                                      params.interval == "confidence", cooks):
+            counts += np.bincount(columns[SPLIT], minlength=len(SPLITS))
             writer.write(columns)
-    residual = f", {RESIDUAL} (of {target})" if target else ""
-    print(f"predicted {len(rows)} rows of {source} into {output}: {PREDICTION}, {LOWER} and {UPPER} "
-          f"(its {params.level * 100:g}% prediction interval){residual}")
+    splits = ", ".join(f"{count} {name}" for name, count in zip(SPLITS, counts) if count)
+    extra = ", and the training rows' influence" if cooks is not None else ""
+    print(f"predicted the {len(rows)} rows of {source} ({splits}) into {params.output}: {PREDICTION}, {LOWER} and "
+          f"{UPPER} ({interval_words(params)}), {SE_FIT}, {RESIDUAL} (of {target}){extra}")
+    if cooks is not None:
+        print(cooks.line())
+        if cooks.warning():
+            print(cooks.warning(), file=sys.stderr)
+
+
+def write_new(source: Path, missing: str, model: LinearModel, target: str, fit: LeastSquares,
+              params: PredictParams) -> None:
+    """The rows of predict.source into predict.output."""
+    rows, has_target, rows_dropped = open_new(source, model, target, missing)
+    output = Output(model, target if has_target else None, False)
+    require_distinct_names(source, output)
+    with table_writer(Path(params.output), output.names()) as writer:
+        for columns in predict(rows, model, fit, params.level, output.target, params.interval == "confidence"):
+            writer.write(columns)
+    residual = f", {RESIDUAL} (of {output.target})" if output.target else ""
+    dropped = f" (left out {rows_dropped} with a missing feature: data.missing: drop)" if rows_dropped else ""
+    print(f"predicted {len(rows)} rows of {source}{dropped} into {params.output}: {PREDICTION}, {LOWER} and {UPPER} "
+          f"({interval_words(params)}), {SE_FIT}{residual}")
+
+
+def interval_words(params: PredictParams) -> str:
+    return f"its {params.level * 100:g}% {params.interval} interval"
 
 
 if __name__ == "__main__":

@@ -199,9 +199,12 @@ def main() -> None:
     split = load_split(data, params.fit_intercept)
     warn_if_untracked(split.source)
     if data.missing == "drop":
-        n_rows = split.rows_dropped + len(split.train) + (len(split.test) if split.test is not None else 0)
+        n_rows = (split.rows_dropped + split.rows_unlabeled + len(split.train)
+                  + (len(split.test) if split.test is not None else 0))
         print(f"{split.source}: left out {split.rows_dropped} of {n_rows} rows, each with a missing value in a used "
               "column (data.missing: drop)")
+    if split.unlabeled_note(data.target):
+        print(split.unlabeled_note(data.target))
     features = data.columns
     # Least squares first: features it cannot separate are refused before any training.
     baseline = fit_least_squares(split.train, features, params.fit_intercept, split.source)

@@ -25,14 +25,15 @@ from workspace import commit, dvc, environment, git, set_params
 FEATURES = ["area_m2", "rooms", "age_years"]
 TARGET = "price_eur"
 # The houses with gaps as a spreadsheet leaves them: an empty cell, NA and NaN, in every used column, and
-# rows that lack two values. Lines of the file (the header is line 1) and the cells blanked on them.
+# rows that lack two values. Lines of the file (the header is line 1) and the cells blanked on them. Line 10
+# lacks only its price: an unlabeled row, never an error.
 GAPS = {3: {"area_m2": ""}, 5: {"rooms": "NA"}, 8: {"age_years": "NA", TARGET: "NA"}, 10: {TARGET: "NaN"},
         21: {"area_m2": "", "rooms": ""}}
 # The rows predict reads must hold the houses' columns (and no gaps: data.missing is about data.source).
 PREDICTED = "examples/houses.csv"
 MISSING_LINE = (
-    "5 rows have a missing value (empty, NA, NaN or infinite) in columns 'area_m2' (2), 'rooms' (2), "
-    "'age_years' (1), 'price_eur' (2), the first at {first}: expected a number in every used column, or "
+    "4 rows have a missing value (empty, NA, NaN or infinite) in columns 'area_m2' (2), 'rooms' (2), "
+    "'age_years' (1), 'price_eur' (1), the first at {first}: expected a number in every used column, or "
     "data.missing: drop to leave such rows out"
 )
 
@@ -88,10 +89,11 @@ def test_missing_values_are_named_then_dropped_the_same_way_for_csv_and_streamed
     metrics = {}
     for source in (csv, parquet):
         output = fit_houses(reproduced, source, "data.missing=drop").stdout
-        assert f"{source}: left out 5 of 60 rows, each with a missing value in a used column (data.missing: drop)" \
+        assert f"{source}: left out 4 of 60 rows, each with a missing value in a used column (data.missing: drop)" \
             in output
+        assert f"{source}: left out 1 row without a value of '{TARGET}' (unlabeled)" in output
         metrics[source] = json.loads((reproduced / "metrics" / "metrics.json").read_text())
-    assert metrics[csv]["rows_dropped"] == 5
+    assert (metrics[csv]["rows_dropped"], metrics[csv]["rows_unlabeled"]) == (4, 1)
     assert metrics[parquet] == metrics[csv]  # the same rows, split the same way, in every stage
 
     # Least squares on the complete training rows, computed exactly from the file read by NumPy.
@@ -182,7 +184,7 @@ def test_ctrl_c_during_dvc_repro_ends_the_stage_with_one_line_and_the_next_repro
                             "train.stop_when_converged": False})
     commit(reproduced, "a long training")
     dvc_repro = started([sys.executable, "-m", "dvc", "repro"], reproduced)
-    output = interrupt_after(dvc_repro, f"{csv}: left out 5 of 60 rows", reproduced)
+    output = interrupt_after(dvc_repro, f"{csv}: left out 4 of 60 rows", reproduced)
     assert dvc_repro.returncode != 0
     assert "error: interrupted (Ctrl-C): nothing written\n" in output
     # DVC runs the command through $SHELL: bash hands on the stage's 130; dash (Debian's /bin/sh, what DVC
@@ -208,7 +210,7 @@ def test_ctrl_c_ends_training_in_several_processes_with_one_line_and_nothing_lef
     train = started([sys.executable, "-m", "pipeline.train"], reproduced)
     # Ctrl-C as the launcher starts the processes (it opens each one's log just before): the moment that once
     # left a process training on alone.
-    output = interrupt_after(train, f"{csv}: left out 5 of 60 rows", reproduced,
+    output = interrupt_after(train, f"{csv}: left out 4 of 60 rows", reproduced,
                              lambda: any(reproduced.glob(".train.*.tmp/logs/**/stderr.log")))
     assert train.returncode == 130
     assert [line for line in output.splitlines() if not line.startswith(f"{csv}: left out")] == [

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet
 import pytest
 from ruamel.yaml import YAML
 
@@ -18,10 +19,9 @@ from workspace import commit, dvc, git, ran, read_outs, restored, set_params
 HOUSES = "data/raw/houses.csv"
 FEATURES = ["area_m2", "rooms", "age_years"]
 TARGET = "price_eur"
-# What the worked example sets, as `dvc exp run -S` sets it: a list in the syntax of Hydra's overrides. The
-# rows predict reads must hold the model's columns: here the houses themselves, each with its residual.
-SET_PARAMS = (f"data.source={HOUSES}", f"data.features=[{','.join(FEATURES)}]", f"data.target={TARGET}",
-              f"predict.source={HOUSES}")
+# What the worked example sets, as `dvc exp run -S` sets it: a list in the syntax of Hydra's overrides. Only
+# data.*: predict (predict.rows: fitted) predicts the houses themselves, each with its split and residual.
+SET_PARAMS = (f"data.source={HOUSES}", f"data.features=[{','.join(FEATURES)}]", f"data.target={TARGET}")
 TRAINING_AND_AFTER = {"train", "evaluate", "visualize", "predict"}
 
 
@@ -76,7 +76,7 @@ def test_the_metrics_name_the_houses_columns_have_no_true_line_and_training_conv
     metrics = metrics_of(worked_example.project)
     assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "test", "device", "processes",
                             "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number",
-                            "inference", "dtype", "epochs_run", "rows_dropped"}  # no "true": not synthetic
+                            "inference", "dtype", "epochs_run", "rows_dropped", "rows_unlabeled"}  # no "true"
     assert list(metrics["learnt"]) == list(metrics["ols"]) == [*FEATURES, "intercept"]
     # x in the hundreds, y in the hundreds of thousands: the committed train section still reaches least squares.
     assert metrics["converged"] is True
@@ -107,6 +107,13 @@ def test_the_learnt_model_is_the_exact_least_squares_fit_of_the_training_rows(wo
     assert np.max(np.abs(predictions["learnt"] - predictions["exact"])) < 1e-4 * target.std()
     for name, value in exact.items():
         assert abs(learnt[name] - value) < 0.01 * metrics["inference"][name]["se"], name
+    # predict (predict.rows: fitted, the default) gives every house in order, split as train split them.
+    predicted = pyarrow.parquet.read_table(project / "data/predictions.parquet")
+    assert predicted.column_names == [*FEATURES, TARGET, "split", "prediction", "lower", "upper", "se_fit", "residual"]
+    assert predicted.column(TARGET).to_pylist() == table[TARGET].tolist()
+    expected_split = np.full(len(table), "train", dtype=object)
+    expected_split[held_out] = "test"
+    assert predicted.column("split").to_pylist() == expected_split.tolist()
 
 
 def test_dvc_lock_records_the_md5_of_the_houses_as_a_dep_of_every_stage_after_synthesize(worked_example):
@@ -126,8 +133,7 @@ def test_dvc_params_diff_shows_the_switch_to_the_houses(worked_example):
     assert changes["data.source"] == {"old": "data/points.parquet", "new": HOUSES}
     assert changes["data.features"] == {"old": "['x']", "new": str(FEATURES)}  # a list, as Python writes it
     assert changes["data.target"] == {"old": "y", "new": TARGET}
-    assert changes["predict.source"] == {"old": "data/points.parquet", "new": HOUSES}
-    assert set(changes) == {"data.source", "data.features", "data.target", "predict.source"}
+    assert set(changes) == {"data.source", "data.features", "data.target"}
 
 
 def test_a_new_version_of_the_houses_reruns_every_stage_that_reads_them_and_nothing_upstream(fitted):
@@ -167,8 +173,7 @@ def test_switching_data_source_back_and_forth_restores_every_output_from_the_run
     assert read_outs(fitted) == worked_example.default_outs
     assert (fitted / "dvc.lock").read_text() == git(fitted, "show", "HEAD:dvc.lock")
 
-    set_params(fitted, {"data.source": HOUSES, "data.features": FEATURES, "data.target": TARGET,
-                        "predict.source": HOUSES})
+    set_params(fitted, {"data.source": HOUSES, "data.features": FEATURES, "data.target": TARGET})
     output = dvc(fitted, "repro").stdout
     assert ran(output) == set()
     assert restored(output) == TRAINING_AND_AFTER

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pyarrow
 import pyarrow.csv
 import pyarrow.parquet
 import pytest
@@ -31,18 +32,21 @@ def test_a_csv_output_holds_the_numbers_of_the_parquet_output(reproduced):
     set_param(reproduced, "predict.output", "data/predictions.csv")
     dvc(reproduced, "repro")
     csv = pyarrow.csv.read_csv(reproduced / "data/predictions.csv")
-    assert csv.column_names == parquet.column_names == ["x", "y", "prediction", "lower", "upper", "residual"]
+    assert csv.column_names == parquet.column_names == ["x", "y", "split", "prediction", "lower", "upper", "se_fit",
+                                                        "residual"]
+    split = parquet.column_names.index("split")  # Parquet keeps it as a dictionary of its labels, CSV as text
+    parquet = parquet.set_column(split, "split", parquet.column("split").cast(pyarrow.string()))
     assert csv.equals(parquet)  # the shortest text that reads back as the same double
 
 
 def test_rows_of_yours_tracked_by_dvc_rerun_predict_alone_when_dvc_add_records_a_new_version(reproduced):
     (reproduced / NEW_ROWS).write_text("x\n-1.5\n0\n2.25\n")
     dvc(reproduced, "add", NEW_ROWS)
-    set_params(reproduced, {"predict.source": NEW_ROWS, "predict.output": "data/new_predictions.csv"})
+    set_params(reproduced, {"predict.rows": "new", "predict.source": NEW_ROWS, "predict.output": "data/new_predictions.csv"})
     assert ran(dvc(reproduced, "repro").stdout) == {"predict"}
     commit(reproduced, "new rows")
     first = pyarrow.csv.read_csv(reproduced / "data/new_predictions.csv")
-    assert first.column_names == ["x", "prediction", "lower", "upper"]  # no target in the rows: no residual
+    assert first.column_names == ["x", "prediction", "lower", "upper", "se_fit"]  # no target in the rows: no residual
     assert first.column("x").to_pylist() == [-1.5, 0.0, 2.25]
 
     (reproduced / NEW_ROWS).write_text("x\n-1.5\n0\n2.25\n10\n")  # one more row

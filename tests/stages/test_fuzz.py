@@ -95,8 +95,11 @@ def readable(folder: Path, stage_name: str) -> None:
         predict = load_params(PredictParams, params)
         table = pyarrow.parquet.read_table(folder / predict.output)
         names = table.column_names
-        assert names[names.index("prediction"):][:3] == ["prediction", "lower", "upper"]
-        assert all(np.isfinite(column.to_numpy()).all() for column in table.columns)
+        assert names[names.index("prediction"):][:4] == ["prediction", "lower", "upper", "se_fit"]
+        predicted = np.ones(table.num_rows, dtype=bool) if "split" not in names else \
+            np.asarray(table.column("split").to_pylist()) != "dropped"  # a dropped row's computed columns are empty
+        assert all(np.isfinite(table.column(name).to_numpy(zero_copy_only=False)[predicted]).all()
+                   for name in ("prediction", "lower", "upper", "se_fit"))
     else:  # the pictures, and the tables of the interactive charts
         outs = declared(stage_name)["outs"]
         assert all((folder / path).read_bytes().startswith(b"\x89PNG") for path in outs if path.endswith(".png"))

@@ -4,6 +4,7 @@ nothing written; a payload in a model file never runs. (tests/unit/test_linear.p
 tests/stages/test_user_files.py does the same for a file of yours as data.source.)"""
 
 import contextlib
+import json
 import pickle
 import shutil
 
@@ -15,7 +16,7 @@ import torch
 from ruamel.yaml import YAML
 from safetensors.numpy import save
 
-from workspace import STAGES, contents, declared, error_line, files_in, isolate, run_in_process, stage
+from workspace import STAGES, contents, declared, error_line, files_in, isolate, run_in_process, set_params, stage
 
 MODEL = "models/model.safetensors"
 POINTS = "data/points.parquet"
@@ -135,7 +136,6 @@ POINTS_FILES = {
     "an empty value": lambda path: pyarrow.parquet.write_table(
         pa.table({"x": pa.array([1.0, None, 3.0]), "y": pa.array([1.0, 2.0, 3.0])}), path),
     "NaN in x": edit_table(with_value("x", np.nan)),
-    "NaN in y": edit_table(with_value("y", np.nan)),
     "infinity in x": edit_table(with_value("x", np.inf)),
     "minus infinity in y": edit_table(with_value("y", -np.inf)),
     "a huge x": edit_table(with_value("x", 1e300)),
@@ -167,12 +167,13 @@ def test_points_without_y_one_row_or_one_x_are_predicted(reproduced_template, tm
     edit = POINTS_FILES.get(case) or edit_table(lambda columns: pa.table({"x": np.full(len(columns["x"]), 2.0),
                                                                           "y": columns["y"]}))
     edit(folder / POINTS)
+    set_params(folder, {"predict.rows": "new"})  # data.source's rows need y, and two distinct x
     result = run_in_process(folder, stage_name)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     (output,) = declared(stage_name)["outs"]
     names = pyarrow.parquet.read_schema(folder / output).names
-    expected = ["x", "prediction", "lower", "upper"] if case == "missing column y" else \
-        ["x", "y", "prediction", "lower", "upper", "residual"]
+    expected = ["x", "prediction", "lower", "upper", "se_fit"] if case == "missing column y" else \
+        ["x", "y", "prediction", "lower", "upper", "se_fit", "residual"]
     assert names == expected
 
 
@@ -190,6 +191,24 @@ ACCEPTED_POINTS = {
     "x as integers": edit_table(lambda columns: pa.table({"x": np.round(columns["x"]).astype(np.int64),
                                                          "y": columns["y"]})),
 }
+
+
+@pytest.mark.parametrize("stage_name", READERS)
+def test_a_row_whose_only_missing_value_is_y_is_unlabeled_in_every_stage(reproduced_template, tmp_path, stage_name):
+    """Not fitted or scored, counted, and predicted (row index 3), whatever data.missing says (error here)."""
+    folder = isolate(reproduced_template, tmp_path, stage_name)
+    edit_table(with_value("y", np.nan))(folder / POINTS)
+    result = run_in_process(folder, stage_name)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    line = f"{POINTS}: left out 1 row without a value of 'y' (unlabeled): not fitted or scored; predict predicts them"
+    assert (line in result.stdout) == (stage_name in ("train", "evaluate"))
+    if stage_name == "evaluate":
+        metrics = json.loads((folder / "metrics/metrics.json").read_text())
+        assert metrics["rows_unlabeled"] == 1 and metrics["train"]["n"] + metrics["test"]["n"] == 999
+    if stage_name == "predict":
+        predictions = pyarrow.parquet.read_table(folder / "data/predictions.parquet")
+        assert predictions.num_rows == 1000 and predictions.column("split")[3].as_py() == "unlabeled"
+        assert predictions.column("residual")[3].as_py() is None and predictions.column("prediction")[3].is_valid
 
 
 @pytest.mark.parametrize("stage_name", READERS)

@@ -47,9 +47,12 @@ CHANGES = {
     "visualize.dpi": 72,
     "visualize.max_points": 100,
     "visualize.seed": 7,
+    "predict.rows": "new",
     "predict.source": TABLE,
     "predict.output": "data/predictions.csv",
     "predict.level": 0.5,
+    "predict.interval": "confidence",
+    "predict.influence": True,
 }
 # What a key needs set first to matter: the sample's seed only counts when there are more points than the
 # scatter shows (the default data has 1000); synthesize's points have no other columns to choose.
@@ -58,6 +61,7 @@ SETTING_FIRST = {
     "visualize.seed": {"visualize.max_points": 100},
     "data.features": {"data.source": TABLE},
     "data.target": {"data.source": TABLE},
+    "predict.source": {"predict.rows": "new"},  # predict.rows: fitted reads data.source instead
 }
 # visualize draws what train and evaluate computed; train.fit_intercept only decides whether the training
 # rows are enough to draw: two rows fit a line through the origin, not one with an intercept.

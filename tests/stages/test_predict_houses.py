@@ -37,7 +37,7 @@ def houses(reproduced_template, tmp_path_factory):
         shutil.copy2(ROOT / "examples" / name, project / "data" / name)
     dvc(project, "add", "data/houses.csv", "data/new_houses.csv")  # tracked, as train asks of data.source
     set_params(project, {"data.source": "data/houses.csv", "data.features": FEATURES, "data.target": "price_eur",
-                         "data.degree": 2, "data.test_fraction": 0.0, "predict.source": "data/new_houses.csv",
+                         "data.degree": 2, "data.test_fraction": 0.0, "predict.rows": "new", "predict.source": "data/new_houses.csv",
                          "predict.output": "data/new_prices.csv", "predict.level": LEVEL})
     for stage_name in ("train", "evaluate"):
         run(project, stage_name)
@@ -62,7 +62,7 @@ def read_csv(path) -> list[list[str]]:
 def test_new_houses_get_the_trained_models_price_and_a_prediction_interval(houses):
     project, printed = houses
     rows = read_csv(project / "data/new_prices.csv")
-    assert rows[0] == [*FEATURES, "prediction", "lower", "upper"]  # no price in the new houses: no residual
+    assert rows[0] == [*FEATURES, "prediction", "lower", "upper", "se_fit"]  # no price in the new houses: no residual
     new = [[Fraction(cell) for cell in line.split(",")] for line in
            (project / "data/new_houses.csv").read_text().splitlines()[1:]]
     found = [[float(cell) for cell in row] for row in rows[1:]]
@@ -88,10 +88,11 @@ def test_new_houses_get_the_trained_models_price_and_a_prediction_interval(house
         half_width = (row[5] - row[4]) / 2
         assert (row[4] + row[5]) / 2 == pytest.approx(row[3], rel=1e-12)
         quantiles.append(half_width / math.sqrt(s2 * (1 + leverage)))
+        assert row[6] == pytest.approx(math.sqrt(s2 * leverage), rel=1e-10)  # se_fit: R's se.fit
     assert max(quantiles) == pytest.approx(min(quantiles), rel=1e-9)
     assert stdtr(60 - 7, quantiles[0]) == pytest.approx(1 - (1 - LEVEL) / 2, rel=1e-9)
     assert printed == ("predicted 4 rows of data/new_houses.csv into data/new_prices.csv: prediction, "
-                       "lower and upper (its 90% prediction interval)\n")
+                       "lower and upper (its 90% prediction interval), se_fit\n")
 
 
 def test_the_same_rows_give_the_same_bytes(houses, tmp_path):
@@ -133,4 +134,4 @@ def test_rows_without_the_models_columns_name_predict_source_in_the_line(houses,
     line = error_line(stage(folder, "predict"))
     assert line.startswith("error: data/points.parquet: columns 'area_m2', 'rooms', 'age_years' are missing")
     assert line.endswith("(predict.source = 'data/points.parquet': the rows to predict need the model's feature "
-                         "columns area_m2, rooms, age_years)")
+                         "columns area_m2, rooms, age_years; predict.rows: fitted predicts data.source's rows)")

@@ -71,7 +71,7 @@ def test_the_metrics_record_the_device_and_processes_train_ran_on(project):
     assert list(metrics) == ["learnt", "ols", "gap", "coefficient_gap", "converged", "train", "test", "residual_sd",
                              "df_resid", "r2_adj", "f", "f_p", "condition_number", "r2", "log_likelihood", "aic",
                              "bic", "n_coefficients", "df_model", "cov_type", "inference", "dtype", "device",
-                             "processes", "epochs_run", "rows_dropped"]
+                             "processes", "epochs_run", "rows_dropped", "rows_unlabeled"]
 
 
 def test_robust_standard_errors_are_the_same_bits_whatever_the_row_groups(project):

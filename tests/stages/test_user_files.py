@@ -72,8 +72,8 @@ CASES = {
         "data/mine.parquet", parquet_bytes({"x": ["1", "2", "3"], "y": [1.0, 2.0, 4.0]}), {},
         "data/mine.parquet: column 'x' holds string: expected numbers (an integer or floating-point column)"),
     "empty, NaN and infinite cells": (
-        MINE, b"x,y\n1,2\n2,\n3,nan\n4,inf\n5,6\n", {},
-        f"{MINE}: 3 rows have a missing value (empty, NA, NaN or infinite) in column 'y' (3), the first at line 3: "
+        MINE, b"x,y\n1,2\n2,\n3,nan\n4,inf\n5,6\n", {},  # 2 and 3 lack only y: unlabeled rows, no error
+        f"{MINE}: 1 row has a missing value (empty, NA, NaN or infinite) in column 'y' (1), the first at line 5: "
         "expected a number in every used column, or data.missing: drop to leave such rows out"),
     "a constant feature": (
         MINE, b"x,y\n2,1\n2,3\n2,4\n2,6\n", {},
@@ -197,7 +197,7 @@ def test_a_table_of_integers_is_fitted_and_every_stage_writes_its_outputs(reprod
     assert load_weights(project / "models/model.safetensors", tuple(features), True).features == tuple(features)
     metrics = json.loads((project / "metrics/metrics.json").read_text())
     assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number", "inference", "dtype", "epochs_run", "device", "processes",
-                            "rows_dropped"}  # no true line, no test rows
+                            "rows_dropped", "rows_unlabeled"}  # no true line, no test rows
     assert metrics["train"]["n"] == len(values)
     exact = exact_least_squares(values[:, :-1], values[:, -1])
     ols = [metrics["ols"]["intercept"]] + [metrics["ols"][name] for name in features]

@@ -13,7 +13,8 @@ import pyarrow.parquet
 import pytest
 
 from pipeline.dataset import (
-    LARGEST_VALUE, Table, gather, load_split, open_new_rows, open_rows, read_table, require_enough_training_rows, split_rows,
+    LARGEST_VALUE, Table, gather, load_split, open_every_row, open_labeled_rows, open_new_rows, open_rows, read_table,
+    require_enough_training_rows, split_rows,
 )
 from pipeline.params import DataParams
 from pipeline.errors import PipelineError
@@ -342,12 +343,32 @@ def test_the_first_cell_that_is_not_a_number_is_named_after_empty_ones(tmp_path)
     assert error_of(path) == "column 'y' line 6 holds 'oops': expected a number"
 
 
-def test_empty_nan_and_infinite_cells_are_counted_from_their_first_line(tmp_path):
+def test_infinite_cells_are_counted_from_their_first_line_and_a_blank_target_is_no_error(tmp_path):
     path = write_csv(tmp_path, "x,y\n1,2\n2,3\n3,\n4,NaN\n5,inf\n6,-Infinity\n7,NA\n8,1e400\n")
-    assert error_of(path) == (
-        "6 rows have a missing value (empty, NA, NaN or infinite) in column 'y' (6), the first at line 4: "
+    assert error_of(path) == (  # 3, NaN and NA: the target alone is blank, an unlabeled row
+        "3 rows have a missing value (empty, NA, NaN or infinite) in column 'y' (3), the first at line 6: "
         "expected a number in every used column, or data.missing: drop to leave such rows out"
     )
+
+
+@pytest.mark.parametrize("missing", ["error", "drop"])
+@pytest.mark.parametrize("name", ["t.csv", "t.parquet"])
+def test_a_row_missing_only_its_target_is_unlabeled_and_left_out_whatever_data_missing_says(tmp_path, name, missing):
+    x = [1.0, 2.0, None, 4.0, 5.0, 6.0] if missing == "drop" else [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    y = [1.0, None, 3.0, None, 5.5, 7.0]
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        path.write_text("x,y\n" + "".join(f"{'' if a is None else a},{'' if b is None else b}\n" for a, b in zip(x, y)))
+    else:
+        pyarrow.parquet.write_table(pa.table({"x": x, "y": y}), path, row_group_size=4)
+    table, rows_dropped, rows_unlabeled = open_labeled_rows(path, ["x"], "y", missing=missing)
+    assert (rows_dropped, rows_unlabeled) == ((1, 2) if missing == "drop" else (0, 2))
+    assert gather(table).target.tolist() == ([1.0, 5.5, 7.0] if missing == "drop" else [1.0, 3.0, 5.5, 7.0])
+    every, n_labeled = open_every_row(path, ["x"], "y", missing)
+    assert len(every) == 6 and n_labeled == len(table)
+    if name.endswith(".parquet") and missing == "error":  # a torchrun worker's read: only the target is looked at
+        unchecked, rows_dropped, rows_unlabeled = open_labeled_rows(path, ["x"], "y", check=False)
+        assert (rows_dropped, rows_unlabeled) == (0, 2) and gather(unchecked).target.tolist() == [1.0, 3.0, 5.5, 7.0]
 
 
 def test_empty_parquet_cells_are_counted_from_their_row_index(tmp_path):
@@ -516,7 +537,8 @@ def test_drop_splits_the_complete_rows_the_same_way_for_csv_and_streamed_parquet
         data = DataParams(source=source, features=["x", "z"], target="y", missing="drop", degree=1,
                           test_fraction=0.25, split_seed=3)
         split = load_split(data, fit_intercept=True)
-        assert split.rows_dropped == 500 - len(complete)
+        unlabeled = np.count_nonzero(np.isfinite(x) & np.isfinite(z) & np.isnan(y))
+        assert (split.rows_dropped, split.rows_unlabeled) == (500 - len(complete) - unlabeled, unlabeled) != (69, 0)
         parts[source] = gather(split.train).target.tolist(), gather(split.test).target.tolist()
     train, test = parts["t.csv"]
     assert parts["t.parquet"] == (train, test)
@@ -541,11 +563,16 @@ def test_with_drop_a_table_without_a_complete_row_is_refused(tmp_path):
     with pytest.raises(PipelineError) as raised:
         open_rows(path, ["area_m2", "year"], "note", missing="drop")  # note: text, refused before any value
     assert "column 'note' holds string" in str(raised.value)
-    write_csv(tmp_path, "x,y\n1,\nNA,2\n")
+    write_csv(tmp_path, "x,y\nNA,\nNA,2\n")
     with pytest.raises(PipelineError) as raised:
         open_rows(tmp_path / "table.csv", ["x"], "y", missing="drop")
     assert str(raised.value) == (f"{tmp_path / 'table.csv'}: every one of its 2 rows has a missing value (empty, NA, "
-                                 "NaN or infinite) in columns 'x' (1), 'y' (1): expected at least one complete row")
+                                 "NaN or infinite) in columns 'x' (2), 'y' (1): expected at least one complete row")
+    write_csv(tmp_path, "x,y\n1,\nNA,2\n")  # one unlabeled row, one dropped
+    with pytest.raises(PipelineError) as raised:
+        open_rows(tmp_path / "table.csv", ["x"], "y", missing="drop")
+    assert str(raised.value) == (f"{tmp_path / 'table.csv'}: none of its 2 rows is complete (1 without a target and 1 "
+                                 "a missing value): expected at least one complete row")
 
 
 def test_huge_values_whose_sum_overflows_are_too_large_not_missing(tmp_path):

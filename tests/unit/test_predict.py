@@ -4,6 +4,7 @@ predict read with data.source's checks, the target optional."""
 
 import math
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -11,13 +12,16 @@ import pyarrow.parquet
 import pytest
 
 from exact import exact_inference
-from pipeline.dataset import open_new_rows
+from pipeline.dataset import gather, load_split, open_every_row, open_new_rows, open_rows_to_predict
 from pipeline.errors import PipelineError
 from pipeline.files import table_writer
+from pipeline.influence import LargestCooks, influence
 from pipeline.linear import LinearModel
 from pipeline.least_squares import fit_least_squares
-from pipeline.predict import output_names, predict
+from pipeline.params import DataParams, PredictParams, load_params
+from pipeline.predict import SPLITS, TEST, TRAIN, UNLABELED, Output, SplitOf, output_names, predict, predict_fitted
 from pipeline.rows import Table, powers
+from workspace import ROOT
 
 # Five training rows, a parabola: p = 3 coefficients, so n − p = 2 degrees of freedom, for which Student's t
 # has a closed form: t(q, 2) = a·sqrt(2 / (1 − a²)) with a = 2q − 1, and a = level for q = 1 − (1 − level)/2.
@@ -34,8 +38,9 @@ def t_quantile_two_degrees_of_freedom(level: float) -> float:
     return level * math.sqrt(2 / (1 - level * level))
 
 
-def expected_rows(with_target: bool) -> list[dict[str, float]]:
-    """Each output row computed exactly: ŷ from the trained model, ± t · sqrt(s² (1 + x₀ᵀ(XᵀX)⁻¹x₀))."""
+def expected_rows(with_target: bool, confidence: bool = False) -> list[dict[str, float]]:
+    """Each output row computed exactly: ŷ from the trained model, ± t · sqrt(s² ([1 +] x₀ᵀ(XᵀX)⁻¹x₀)) (a new
+    observation's interval, or without the 1 the mean's), and se_fit = sqrt(s² x₀ᵀ(XᵀX)⁻¹x₀)."""
     exact = exact_inference(powers(X_TRAIN[:, None], 2), Y_TRAIN)
     inverse, s2 = exact["inverse"], exact["s2"]
     t = t_quantile_two_degrees_of_freedom(LEVEL)
@@ -45,9 +50,10 @@ def expected_rows(with_target: bool) -> list[dict[str, float]]:
         leverage = sum(x0[i] * inverse[i][j] * x0[j] for i in range(3) for j in range(3))
         prediction = Fraction(TRAINED.intercept) + Fraction(TRAINED.coefficients[0]) * x0[1] \
             + Fraction(TRAINED.coefficients[1]) * x0[2]
-        half_width = t * math.sqrt(s2 * (1 + leverage))
+        half_width = t * math.sqrt(s2 * (int(not confidence) + leverage))
         row = {"x": x, **({"y": y} if with_target else {}), "prediction": float(prediction),
-               "lower": float(prediction) - half_width, "upper": float(prediction) + half_width}
+               "lower": float(prediction) - half_width, "upper": float(prediction) + half_width,
+               "se_fit": math.sqrt(s2 * leverage)}
         if with_target:
             row["residual"] = float(Fraction(y) - prediction)
         rows.append(row)
@@ -59,19 +65,20 @@ def fitted():
     return fit_least_squares(Table(design, Y_TRAIN), ("x", "x^2"), True, "train.csv")
 
 
-def predicted(rows: Table, target: str | None) -> list[dict[str, float]]:
-    pieces = list(predict(rows, TRAINED, fitted(), LEVEL, target))
+def predicted(rows: Table, target: str | None, confidence: bool = False) -> list[dict[str, float]]:
+    pieces = list(predict(rows, TRAINED, fitted(), LEVEL, target, confidence))
     names = output_names(TRAINED, target)
     assert all(tuple(piece) == names for piece in pieces)
     columns = {name: np.concatenate([piece[name] for piece in pieces]) for name in names}
     return [dict(zip(names, (float(value) for value in row))) for row in zip(*columns.values())]
 
 
+@pytest.mark.parametrize("confidence", [False, True])
 @pytest.mark.parametrize("with_target", [True, False])
-def test_prediction_interval_and_residual_match_the_exact_answer(with_target):
+def test_both_intervals_se_fit_and_residual_match_the_exact_answer(with_target, confidence):
     rows = Table(NEW_X[:, None], NEW_Y if with_target else np.full(len(NEW_X), np.nan))
-    found = predicted(rows, "y" if with_target else None)
-    expected = expected_rows(with_target)
+    found = predicted(rows, "y" if with_target else None, confidence)
+    expected = expected_rows(with_target, confidence)
     assert [list(row) for row in found] == [list(row) for row in expected]
     for got, want in zip(found, expected):
         assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
@@ -110,11 +117,9 @@ def test_one_new_row_and_a_constant_feature_are_predicted_though_not_fitted(tmp_
 NEW_ROWS = {  # file content: the end of the one line that refuses it
     b"X,y\n1,2\n": "column 'x' is missing (did you mean 'X'?): expected one of the columns X, y",
     b"x\n1\nabc\n": "column 'x' line 3 holds 'abc': expected a number",
-    # Rows to predict are never dropped, whatever data.missing says: each has its row of predictions.
+    # With data.missing: error (open_new_rows); a blank target alone is no error: the row is predicted.
     b"x,y\n1,2\n,3\n": "1 row has a missing value (empty, NA, NaN or infinite) in column 'x' (1), the first at "
-                       "line 3: expected a number in every used column",
-    b"x,y\n1,\n": "1 row has a missing value (empty, NA, NaN or infinite) in column 'y' (1), the first at line 2: "
-                  "expected a number in every used column",
+                       "line 3: expected a number in every used column, or data.missing: drop to leave such rows out",
     b"x,y\n1\x002\n": "holds binary data (a NUL byte at byte 5): expected CSV text",
     b"": "is empty (0 bytes): expected a header row, then rows of numbers",
     b"x,y\n": "has no rows: expected a header row, then at least one row of numbers",
@@ -154,3 +159,138 @@ def test_an_output_that_fails_midway_leaves_no_file(tmp_path):
         writer.write({"x": np.array([1.0])})
         raise RuntimeError("a bad row group further on")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- Blank targets and missing features in new rows -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["new.csv", "new.parquet"])
+def test_a_blank_target_is_predicted_with_an_empty_residual_and_drop_leaves_out_a_missing_feature(tmp_path, name):
+    path = tmp_path / name
+    x, y = [1.0, None, 3.0, 4.0], [2.0, 5.0, None, 9.0]
+    if name.endswith(".csv"):
+        path.write_text("x,y\n1,2\n,5\n3,\n4,9\n")
+    else:
+        pyarrow.parquet.write_table(pa.table({"x": x, "y": y}), path, row_group_size=3)
+    with pytest.raises(PipelineError, match="in column 'x' \\(1\\)"):
+        open_rows_to_predict(path, ("x",), "y", "error")
+    rows, has_target, rows_dropped = open_rows_to_predict(path, ("x",), "y", "drop")
+    assert has_target and rows_dropped == 1
+    (piece,) = predict(rows, LinearModel(("x",), (2.0,), 1.0), fitted_line(), LEVEL, "y")
+    assert piece["x"].tolist() == [1.0, 3.0, 4.0] and piece["prediction"].tolist() == [3.0, 7.0, 9.0]
+    assert piece["residual"][[0, 2]].tolist() == [-1.0, 0.0] and np.isnan(piece["residual"][1])
+
+
+def fitted_line():
+    return fit_least_squares(Table(X_TRAIN[:, None], Y_TRAIN), ("x",), True, "train.csv")
+
+
+# --- The fitted rows: every row of data.source, with its split ------------------------------------------
+
+
+def test_every_row_of_data_source_has_its_split_the_one_load_split_makes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=40)
+    y = 2 * x + rng.normal(size=40)
+    x[[3, 17]] = np.nan  # dropped
+    y[[5, 17, 30]] = np.nan  # 5 and 30 unlabeled; 17 dropped (a feature is missing too)
+    cells = lambda values: ["" if np.isnan(value) else repr(float(value)) for value in values]
+    (tmp_path / "t.csv").write_text("x,y\n" + "".join(f"{a},{b}\n" for a, b in zip(cells(x), cells(y))))
+    data = DataParams(source="t.csv", features=["x"], target="y", missing="drop", degree=1, test_fraction=0.25,
+                      split_seed=2)
+    split = load_split(data, fit_intercept=True)
+    assert (split.rows_dropped, split.rows_unlabeled) == (2, 2)
+    fit = fit_least_squares(split.train, ("x",), True, "t.csv")
+    rows, n_labeled = open_every_row(Path("t.csv"), ["x"], "y", "drop")
+    pieces = list(predict_fitted(rows, SplitOf(n_labeled, 0.25, 2), fit.model, fit, LEVEL, "y"))
+    found = {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
+    assert set(found) == set(Output(fit.model, "y", True).names())
+    status = found["split"]
+    assert [SPLITS[code] for code in status[[3, 5, 17, 30]]] == ["dropped", "unlabeled", "dropped", "unlabeled"]
+    assert found["y"][status == TRAIN].tolist() == gather(split.train).target.tolist()
+    assert found["y"][status == TEST].tolist() == gather(split.test).target.tolist()
+    predicted_rows = status <= UNLABELED
+    assert np.isfinite(found["prediction"][predicted_rows]).all()
+    assert np.isnan(found["prediction"][~predicted_rows]).all() and np.isnan(found["se_fit"][~predicted_rows]).all()
+    assert np.isnan(found["residual"][status == UNLABELED]).all()
+    assert np.isnan(found["x"][3]) and found["y"][3] == y[3]  # a dropped row's read values are kept
+
+
+# --- Influence: leverage, studentized residual, Cook's distance against exact answers ----------------------
+
+
+def exact_influence(x: np.ndarray, y: np.ndarray) -> list[tuple[Fraction, float, Fraction]]:
+    """Per row of a fit of y on (1, x, x²), exactly: h = x₀ᵀ(XᵀX)⁻¹x₀, rstudent = e / sqrt(s₍ᵢ₎² (1 − h)) with
+    s₍ᵢ₎² = (RSS − e²/(1 − h)) / (n − p − 1), and Cook's D = e² h / (p s² (1 − h)²)."""
+    exact = exact_inference(powers(x[:, None], 2), y)
+    inverse, estimates, rss = exact["inverse"], exact["estimates"], exact["rss"]
+    n, p = len(x), 3
+    answers = []
+    for xi, yi in zip(x, y):
+        x0 = [Fraction(1), Fraction(xi), Fraction(xi) ** 2]
+        h = sum(x0[i] * inverse[i][j] * x0[j] for i in range(p) for j in range(p))
+        e = Fraction(yi) - sum(b * v for b, v in zip(estimates, x0))
+        s2_without = (rss - e * e / (1 - h)) / (n - p - 1)
+        rstudent = float(e) / math.sqrt(s2_without * (1 - h)) if e else 0.0
+        answers.append((h, rstudent, e * e * h / (p * (rss / (n - p)) * (1 - h) ** 2)))
+    return answers
+
+
+def test_leverage_studentized_residual_and_cooks_distance_match_the_exact_answer():
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 9.0])
+    y = np.array([1.0, 2.5, 2.0, 4.5, 7.0, 6.0, 30.0])
+    fit = fit_least_squares(Table(np.ascontiguousarray(powers(x[:, None], 2)), y), ("x", "x^2"), True, "t.csv")
+    found = influence(fit, powers(x[:, None], 2), y)
+    for k, (h, rstudent, cooks) in enumerate(exact_influence(x, y)):
+        assert found.leverage[k] == pytest.approx(float(h), rel=1e-13)
+        assert found.studentized_residual[k] == pytest.approx(rstudent, rel=1e-11)
+        assert found.cooks_distance[k] == pytest.approx(float(cooks), rel=1e-11)
+    largest = LargestCooks(len(x))
+    largest.add(found, np.arange(len(x)))
+    exact_cooks = [float(cooks) for _, _, cooks in exact_influence(x, y)]
+    above = [k for k in np.argsort(exact_cooks)[::-1] if exact_cooks[k] > 4 / len(x)]
+    line = largest.line()
+    assert line.startswith(f"Cook's distance above 4/n = {4 / 7:.3g} (n = 7 training rows): {len(above)} row")
+    assert line.endswith(", ".join(f"{k} ({exact_cooks[k]:.3g})" for k in above[:5]))
+    assert largest.warning() is None
+
+
+def test_a_row_of_leverage_one_has_no_studentized_residual_or_cooks_distance_and_one_warning():
+    # x² is 0 on every row but the last: that row alone fixes the coefficient of x², so it is fitted exactly.
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 1.0]])
+    y = np.array([1.0, 2.5, 2.0, 4.5, 7.0])
+    fit = fit_least_squares(Table(x, y), ("x", "z"), True, "t.csv")
+    found = influence(fit, x, y)
+    assert found.leverage[4] == pytest.approx(1.0, abs=1e-12)
+    assert np.isnan(found.studentized_residual[4]) and np.isnan(found.cooks_distance[4])
+    assert np.isfinite(found.studentized_residual[:4]).all() and np.isfinite(found.cooks_distance[:4]).all()
+    largest = LargestCooks(5)
+    largest.add(found, np.arange(10, 15))
+    assert largest.warning() == ("warning: 1 training row has leverage 1 (to 1e-12), the first at row index 14: "
+                                 "fitted exactly whatever its target, so its studentized_residual and "
+                                 "cooks_distance are empty")
+
+
+@pytest.mark.parametrize("name", ["out.csv", "out.parquet"])
+def test_the_split_is_written_as_its_labels_and_a_value_not_computed_as_an_empty_cell(tmp_path, name):
+    values = {"x": np.array([1.0, np.nan, 3.0]), "split": np.array([TRAIN, 3, UNLABELED]),
+              "prediction": np.array([2.0, np.nan, 4.0])}
+    with table_writer(tmp_path / f"whole-{name}", tuple(values), {"split": SPLITS}) as writer:
+        writer.write(values)
+    with table_writer(tmp_path / name, tuple(values), {"split": SPLITS}) as writer:
+        writer.write({key: column[:1] for key, column in values.items()})
+        writer.write({key: column[1:] for key, column in values.items()})
+    assert (tmp_path / name).read_bytes() == (tmp_path / f"whole-{name}").read_bytes()
+    if name.endswith(".csv"):
+        assert (tmp_path / name).read_text().splitlines() == \
+            ["x,split,prediction", '1,"train",2', ',"dropped",', '3,"unlabeled",4']
+    else:
+        table = pyarrow.parquet.read_table(tmp_path / name)
+        assert table.column("split").to_pylist() == ["train", "dropped", "unlabeled"]
+        assert table.column("prediction").to_pylist() == [2.0, None, 4.0]
+
+
+def test_params_yaml_predicts_the_fitted_rows_with_prediction_intervals_and_no_influence_by_default():
+    predict_params = load_params(PredictParams, ROOT / "params.yaml")
+    assert (predict_params.rows, predict_params.interval, predict_params.influence) == ("fitted", "prediction", False)
