@@ -16,9 +16,12 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, cut, first_few
 from pipeline.files import atomic_output, read_bytes
-from pipeline.linear import INTERCEPT, LinearModel, ordered_sum, safe_open_metadata
+from pipeline.linear import (
+    INTERCEPT, MAX_DEGREE, RESTORE, LinearModel, ordered_sum, safe_open_metadata, unique_json,
+)
+from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS
 from pipeline.rows import Rows, chunks
 
 
@@ -136,22 +139,75 @@ class LeastSquares:
 
     @classmethod
     def load(cls, path: Path) -> "LeastSquares":
+        """The fit evaluate saved; a file that is not one, or whose values no fit has, gets one line."""
         content = read_bytes(path)
         try:
             state = load_safetensors(content)
-            metadata = json.loads(safe_open_metadata(content)["least_squares"])
-            features = tuple(metadata["features"])
-            d = len(features)
-            fit = cls(LinearModel(features, tuple(float(v) for v in state["coefficients"]),
-                                  float(state["intercept"][0])),
-                      int(metadata["n"]), bool(metadata["fit_intercept"]), state["x_mean"],
-                      state["x_scale"], float(state["scalars"][0]), float(state["scalars"][1]),
-                      state["r_inverse"].reshape(d, d), float(state["scalars"][2]), state["x_spread"],
-                      float(state["scalars"][3]))
-        except (SafetensorError, ValueError, KeyError, TypeError, OverflowError) as error:
+            metadata = unique_json(safe_open_metadata(content).get("least_squares", ""))
+        except (SafetensorError, ValueError, OverflowError, RecursionError) as error:
             raise PipelineError(f"{path}: not the least-squares file evaluate writes ({type(error).__name__}: "
-                                f"{str(error)[:100]}): run `dvc repro`") from None
-        return fit
+                                f"{str(error)[:100]}): {RESTORE}") from None
+        problem = least_squares_problem(state, metadata)
+        if problem:
+            raise PipelineError(f"{path}: {problem}: expected the least-squares fit evaluate writes ({RESTORE})")
+        features = tuple(metadata["features"])
+        scalars = [float(value) for value in state["scalars"]]
+        return cls(LinearModel(features, tuple(float(v) for v in state["coefficients"]), float(state["intercept"][0])),
+                   metadata["n"], metadata["fit_intercept"], state["x_mean"], state["x_scale"], scalars[0],
+                   scalars[1], state["r_inverse"], scalars[2], state["x_spread"], scalars[3])
+
+
+# The tensors of models/ols.safetensors, beside the number of features d; scalars are y_mean, y_scale, rss, y_sd.
+OLS_SHAPES = {"coefficients": lambda d: (d,), "intercept": lambda d: (1,), "x_mean": lambda d: (d,),
+              "x_scale": lambda d: (d,), "r_inverse": lambda d: (d, d), "x_spread": lambda d: (d,),
+              "scalars": lambda d: (4,)}
+OLS_METADATA = ("features", "n", "fit_intercept")
+
+
+def least_squares_problem(state: dict[str, np.ndarray], metadata: object) -> str | None:
+    """What is wrong with the tensors and metadata of a least-squares file, in words, or None: the metadata's
+    fields of their types, features distinct and of bounded length; every tensor float64 of its shape and
+    finite; n > p; sums of squares and scales ≥ 0 (x_scale > 0); R⁻¹ upper triangular with a positive
+    diagonal; zero means without an intercept. O(p²) like reading R⁻¹ itself."""
+    if not isinstance(metadata, dict) or set(metadata) != set(OLS_METADATA):
+        return f"its 'least_squares' metadata is not a JSON object of {', '.join(OLS_METADATA)} (once each)"
+    features, n, fit_intercept = metadata["features"], metadata["n"], metadata["fit_intercept"]
+    if not isinstance(features, list) or not all(isinstance(name, str) for name in features):
+        return "its features are not a list of names"
+    if not 1 <= len(features) <= MAX_FEATURES * MAX_DEGREE:
+        return f"it names {len(features):,} features: expected 1 to {MAX_FEATURES * MAX_DEGREE:,}"
+    longest = max(features, key=len)
+    if not longest or len(longest) > MAX_BUILT_NAME_CHARS:
+        return f"it names a feature of {len(longest):,} characters ({cut(longest)})"
+    if len(set(features)) < len(features):
+        return f"it names feature {cut(next(name for name in features if features.count(name) > 1))} twice"
+    if not isinstance(fit_intercept, bool):
+        return f"its fit_intercept is {cut(json.dumps(fit_intercept))}: expected true or false"
+    p = len(features) + fit_intercept
+    if type(n) is not int or not p < n <= MAX_ROWS:
+        return f"its n is {cut(json.dumps(n))}: expected an integer above the {p} coefficients (n > p)"
+    if set(state) != set(OLS_SHAPES):
+        return f"it holds tensors [{first_few([cut(name) for name in sorted(state)], 10)}]"
+    for name, shape in OLS_SHAPES.items():
+        tensor = state[name]
+        if tensor.dtype != np.float64 or tensor.shape != shape(len(features)):
+            return f"{name} is {cut(str(tensor.shape))[1:-1]} {tensor.dtype}: expected float64 of shape {shape(len(features))}"
+        if not np.isfinite(tensor).all():
+            return f"{name} holds {tensor.ravel()[np.argmin(np.isfinite(tensor.ravel()))]}: expected finite numbers"
+    y_mean, y_scale, rss, y_sd = state["scalars"]
+    if min(y_scale, rss, y_sd) < 0 or (state["x_spread"] < 0).any() or not (state["x_scale"] > 0).all():
+        return "a sum of squares, a scale or a spread is negative (or x_scale is 0)"
+    r_inverse = state["r_inverse"]
+    if not (np.diagonal(r_inverse) > 0).all() or np.tril(r_inverse, -1).any():
+        return "r_inverse is not upper triangular with a positive diagonal"
+    if not fit_intercept and (y_mean != 0 or state["x_mean"].any() or state["intercept"][0] != 0):
+        return "it has no intercept, but a mean or an intercept that is not 0"
+    return None
+
+
+MAX_ROWS = 2**62  # n: any count of rows, and √n is a float
+# A column's name: a raw name, or one built from one (x^10).
+MAX_BUILT_NAME_CHARS = MAX_NAME_CHARS + len(f"^{MAX_DEGREE}")
 
 
 @dataclass(frozen=True)

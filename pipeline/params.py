@@ -65,7 +65,9 @@ class SynthesizeParams(_Section):
         return ("x",)
 
 
-ColumnName = Annotated[str, Field(min_length=1, max_length=200, description="a column name")]
+# The longest column name: of data.features, data.target, and the raw names a weights file holds.
+MAX_NAME_CHARS = 200
+ColumnName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, description="a column name")]
 
 
 class DataParams(_Section):
