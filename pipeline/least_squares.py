@@ -19,7 +19,7 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 from pipeline.errors import PipelineError, cut, first_few
 from pipeline.files import atomic_output, read_bytes
 from pipeline.linear import (
-    INTERCEPT, MAX_DEGREE, RESTORE, LinearModel, ordered_sum, safe_open_metadata, unique_json,
+    INTERCEPT, MAX_DEGREE, RESTORE, LinearModel, ordered_sum, safe_open_metadata, shown_json, unique_json,
 )
 from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS
 from pipeline.rows import Rows, chunks
@@ -113,9 +113,10 @@ class LeastSquares:
     def leverage(self, features: np.ndarray) -> np.ndarray:
         """x0ᵀ(XᵀX)⁻¹x0 for each row of `features` (n, d), the intercept's 1/n included: the hat values of
         training rows."""
-        projected = times_upper((np.asarray(features, dtype=np.float64) - self.x_mean) / self.x_scale,
-                                self.r_inverse)
-        hat = np.sum(projected * projected, axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: the callers refuse it in one line
+            projected = times_upper((np.asarray(features, dtype=np.float64) - self.x_mean) / self.x_scale,
+                                    self.r_inverse)
+            hat = np.sum(projected * projected, axis=1)
         return hat + 1.0 / self.n if self.fit_intercept else hat
 
     def interval_half_width(self, features: np.ndarray, level: float, new_observation: bool) -> np.ndarray:
@@ -124,7 +125,8 @@ class LeastSquares:
         from scipy.special import stdtrit  # here, not above: train uses this class without distributions
 
         quantile = float(stdtrit(self.df_resid, 1 - (1 - level) / 2))
-        return quantile * self.residual_sd * np.sqrt(float(new_observation) + self.leverage(features))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return quantile * self.residual_sd * np.sqrt(float(new_observation) + self.leverage(features))
 
     def save(self, path: Path) -> None:
         state = {"coefficients": np.array(self.model.coefficients), "intercept": np.array([self.model.intercept]),
@@ -149,7 +151,7 @@ class LeastSquares:
                                 f"{str(error)[:100]}): {RESTORE}") from None
         problem = least_squares_problem(state, metadata)
         if problem:
-            raise PipelineError(f"{path}: {problem}: expected the least-squares fit evaluate writes ({RESTORE})")
+            raise PipelineError(f"{path}: {problem} (not the least-squares fit evaluate writes: {RESTORE})")
         features = tuple(metadata["features"])
         scalars = [float(value) for value in state["scalars"]]
         return cls(LinearModel(features, tuple(float(v) for v in state["coefficients"]), float(state["intercept"][0])),
@@ -170,24 +172,24 @@ def least_squares_problem(state: dict[str, np.ndarray], metadata: object) -> str
     finite; n > p; sums of squares and scales ≥ 0 (x_scale > 0); R⁻¹ upper triangular with a positive
     diagonal; zero means without an intercept. O(p²) like reading R⁻¹ itself."""
     if not isinstance(metadata, dict) or set(metadata) != set(OLS_METADATA):
-        return f"its 'least_squares' metadata is not a JSON object of {', '.join(OLS_METADATA)} (once each)"
+        return f"its 'least_squares' metadata is not a JSON object of {', '.join(OLS_METADATA)}: expected each once"
     features, n, fit_intercept = metadata["features"], metadata["n"], metadata["fit_intercept"]
     if not isinstance(features, list) or not all(isinstance(name, str) for name in features):
-        return "its features are not a list of names"
+        return f"its features are {shown_json(features)}: expected a list of names"
     if not 1 <= len(features) <= MAX_FEATURES * MAX_DEGREE:
         return f"it names {len(features):,} features: expected 1 to {MAX_FEATURES * MAX_DEGREE:,}"
     longest = max(features, key=len)
     if not longest or len(longest) > MAX_BUILT_NAME_CHARS:
-        return f"it names a feature of {len(longest):,} characters ({cut(longest)})"
+        return f"it names a feature of {len(longest):,} characters ({cut(longest)}): expected 1 to {MAX_BUILT_NAME_CHARS}"
     if len(set(features)) < len(features):
-        return f"it names feature {cut(next(name for name in features if features.count(name) > 1))} twice"
+        return f"it names feature {cut(next(name for name in features if features.count(name) > 1))} twice: expected each once"
     if not isinstance(fit_intercept, bool):
-        return f"its fit_intercept is {cut(json.dumps(fit_intercept))}: expected true or false"
+        return f"its fit_intercept is {shown_json(fit_intercept)}: expected true or false"
     p = len(features) + fit_intercept
     if type(n) is not int or not p < n <= MAX_ROWS:
-        return f"its n is {cut(json.dumps(n))}: expected an integer above the {p} coefficients (n > p)"
+        return f"its n is {shown_json(n)}: expected an integer above the {p} coefficients (n > p)"
     if set(state) != set(OLS_SHAPES):
-        return f"it holds tensors [{first_few([cut(name) for name in sorted(state)], 10)}]"
+        return f"it holds tensors [{first_few([cut(name) for name in sorted(state)], 10)}]: expected {', '.join(OLS_SHAPES)}"
     for name, shape in OLS_SHAPES.items():
         tensor = state[name]
         if tensor.dtype != np.float64 or tensor.shape != shape(len(features)):
@@ -196,12 +198,12 @@ def least_squares_problem(state: dict[str, np.ndarray], metadata: object) -> str
             return f"{name} holds {tensor.ravel()[np.argmin(np.isfinite(tensor.ravel()))]}: expected finite numbers"
     y_mean, y_scale, rss, y_sd = state["scalars"]
     if min(y_scale, rss, y_sd) < 0 or (state["x_spread"] < 0).any() or not (state["x_scale"] > 0).all():
-        return "a sum of squares, a scale or a spread is negative (or x_scale is 0)"
+        return "a sum of squares, a scale or a spread is negative, or x_scale is 0: expected them >= 0, x_scale > 0"
     r_inverse = state["r_inverse"]
     if not (np.diagonal(r_inverse) > 0).all() or np.tril(r_inverse, -1).any():
-        return "r_inverse is not upper triangular with a positive diagonal"
+        return "r_inverse is not upper triangular with a positive diagonal: expected R⁻¹ of a QR factorisation"
     if not fit_intercept and (y_mean != 0 or state["x_mean"].any() or state["intercept"][0] != 0):
-        return "it has no intercept, but a mean or an intercept that is not 0"
+        return "it has no intercept, but a mean or an intercept that is not 0: expected zeros"
     return None
 
 

@@ -189,8 +189,8 @@ class Description:
         values = unique_json(metadata[METADATA_KEY])
         problem = description_problem(values)
         if problem:
-            raise PipelineError(f"{path}: its {METADATA_KEY!r} metadata {problem}: expected a JSON object of "
-                                f"{', '.join(FIELDS)} as train writes it ({RESTORE})")
+            raise PipelineError(f"{path}: its {METADATA_KEY!r} metadata {problem} (train writes a JSON object of "
+                                f"{', '.join(FIELDS)}: {RESTORE})")
         return cls(tuple(values["features"]), tuple(values["raw_features"]), values["degree"], values["target"],
                    values["fit_intercept"], values["dtype"])
 
@@ -227,35 +227,48 @@ def description_problem(values: object) -> str | None:
     field of its type, names distinct and of bounded length, the columns those train builds from the raw
     features, and a target that is not one of them. O(p), as cheap as reading the file."""
     if not isinstance(values, dict):
-        return "is not a JSON object (or repeats a key)"
+        return "is not a JSON object of distinct keys: expected one"
     if set(values) != set(FIELDS):
         unknown = [cut(key) for key in values if key not in FIELDS]
         missing = [name for name in FIELDS if name not in values]
-        return f"lacks {', '.join(missing)}" if missing else f"holds unknown keys {first_few(unknown, 3)}"
+        return f"lacks {', '.join(missing)}: expected every field" if missing else \
+            f"holds unknown keys {first_few(unknown, 3)}: expected only its fields"
     raw, columns, degree, target = values["raw_features"], values["features"], values["degree"], values["target"]
     for key, names in (("raw_features", raw), ("features", columns)):
         if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-            return f"field {key} is not a list of names"
+            return f"field {key} is {shown_json(names)}: expected a list of names"
     if not 1 <= len(raw) <= MAX_FEATURES:
         return f"names {len(raw):,} raw features: expected 1 to {MAX_FEATURES}"
     for name in raw:
         if not 1 <= len(name) <= MAX_NAME_CHARS:
             return f"names a feature of {len(name):,} characters ({cut(name)}): expected 1 to {MAX_NAME_CHARS}"
     if len(set(raw)) < len(raw):
-        return f"names feature {cut(next(name for name in raw if raw.count(name) > 1))} twice"
+        return f"names feature {cut(next(name for name in raw if raw.count(name) > 1))} twice: expected each once"
     if type(degree) is not int or not 1 <= degree <= MAX_DEGREE:
-        return f"field degree is {cut(json.dumps(degree))}: expected an integer from 1 to {MAX_DEGREE}"
+        return f"field degree is {shown_json(degree)}: expected an integer from 1 to {MAX_DEGREE}"
     if tuple(columns) != power_names(raw, degree):
-        return "field features is not the raw features and their powers by degree"
+        return f"field features is {shown_json(columns)}: expected the raw features, then their powers up to the degree"
     if target is not None and not (isinstance(target, str) and 1 <= len(target) <= MAX_NAME_CHARS):
-        return f"field target is {cut(json.dumps(target))}: expected null or a name of 1 to {MAX_NAME_CHARS} characters"
+        return f"field target is {shown_json(target)}: expected null or a name of 1 to {MAX_NAME_CHARS} characters"
     if target in columns:
-        return f"names target {cut(target)} as a feature too"
+        return f"names target {cut(target)} as a feature too: expected a target that is not a feature"
     if not isinstance(values["fit_intercept"], bool):
-        return f"field fit_intercept is {cut(json.dumps(values['fit_intercept']))}: expected true or false"
+        return f"field fit_intercept is {shown_json(values['fit_intercept'])}: expected true or false"
     if values["dtype"] not in DTYPES:
-        return f"field dtype is {cut(json.dumps(values['dtype']))}: expected {' or '.join(DTYPES)}"
+        return f"field dtype is {shown_json(values['dtype'])}: expected {' or '.join(DTYPES)}"
     return None
+
+
+def shown_json(value: object) -> str:
+    """A JSON value in a message, cut short: a name as cut() shows it, anything else as JSON (a big number's
+    digits are cut as text, never all made into a string of any length)."""
+    if isinstance(value, str):
+        return cut(value)
+    if isinstance(value, (list, dict)):
+        return f"a JSON {'array' if isinstance(value, list) else 'object'} of {len(value):,} items"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
+        return "a number of more than 15 digits"
+    return json.dumps(value)
 
 
 MAX_DEGREE = 10  # data.degree's bound

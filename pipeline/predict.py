@@ -11,7 +11,7 @@ import numpy as np
 from pipeline.dataset import open_new_rows
 from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.files import MODEL, OLS, table_writer
-from pipeline.linear import SHOWN_COEFFICIENTS, Description, LinearModel
+from pipeline.linear import RESTORE, SHOWN_COEFFICIENTS, Description, LinearModel
 from pipeline.least_squares import LeastSquares
 from pipeline.params import PredictParams, load_params
 from pipeline.rows import Rows, chunks
@@ -25,6 +25,7 @@ def predict(rows: Rows, model: LinearModel, fit: LeastSquares, level: float,
     """The output's columns, a chunk of rows at a time: the raw features, the target (if named), then the
     model's prediction, the interval [lower, upper] that holds a new observation with probability `level`
     (from the least-squares fit, around the model's prediction) and the residual (with a target)."""
+    first_row = 0
     for chunk in chunks(rows):
         columns = model.columns_of(chunk.features)
         prediction = model.predict(columns)
@@ -35,7 +36,22 @@ def predict(rows: Rows, model: LinearModel, fit: LeastSquares, level: float,
         found |= {PREDICTION: prediction, LOWER: prediction - half_width, UPPER: prediction + half_width}
         if target is not None:
             found[RESIDUAL] = chunk.target - prediction
+        require_finite(found, first_row)
+        first_row += len(prediction)
         yield found
+
+
+def require_finite(found: dict[str, np.ndarray], first_row: int) -> None:
+    """A prediction or a bound beyond float64 (weights too large for a row's values) is one line, never a file
+    of ±inf."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.isfinite(found[PREDICTION]) & np.isfinite(found[LOWER]) & np.isfinite(found[UPPER])
+    if not finite.all():
+        at = int(np.argmin(finite))
+        raise PipelineError(
+            f"predict.source row {first_row + at} (from 0): prediction {found[PREDICTION][at]:.6g} in "
+            f"[{found[LOWER][at]:.6g}, {found[UPPER][at]:.6g}]: expected finite numbers: the weights in {MODEL.parent}/ "
+            f"are too large for this row's values in float64 (if they are damaged, {RESTORE})")
 
 
 def output_names(model: LinearModel, target: str | None) -> tuple[str, ...]:
@@ -47,9 +63,9 @@ def require_same_columns(model: LinearModel, fit_intercept: bool, fit: LeastSqua
     """The least-squares fit must be of the trained model's columns: both come from the same params."""
     if fit.model.features != model.features or fit.fit_intercept != fit_intercept:
         raise PipelineError(
-            f"{OLS}: the least-squares fit of columns {list(fit.model.features)} "
-            f"{'with' if fit.fit_intercept else 'without'} an intercept: expected that of {MODEL}, "
-            f"columns {list(model.features)} {'with' if fit_intercept else 'without'} (run `dvc repro`)")
+            f"{OLS}: the least-squares fit of columns {first_few(fit.model.features, SHOWN_COEFFICIENTS)} "
+            f"{'with' if fit.fit_intercept else 'without'} an intercept: expected that of {MODEL}, columns "
+            f"{first_few(model.features, SHOWN_COEFFICIENTS)} {'with' if fit_intercept else 'without'} (run `dvc repro`)")
 
 
 def require_distinct_names(source: Path, model: LinearModel, target: str | None) -> None:

@@ -117,7 +117,7 @@ def test_metadata_that_does_not_describe_the_weights_gets_one_line(tmp_path, met
     with pytest.raises(PipelineError) as raised:
         LinearModel.load(path)
     assert str(raised.value).startswith(f"{path}: its 'linear_model' metadata ") and "\n" not in str(raised.value)
-    assert "expected a JSON object of features, raw_features, degree, target, fit_intercept, dtype" in str(raised.value)
+    assert "train writes a JSON object of features, raw_features, degree, target, fit_intercept, dtype" in str(raised.value)
 
 
 def test_weights_that_do_not_match_their_metadata_get_one_line(tmp_path):
