@@ -49,8 +49,9 @@ class LinearModel:
         CPU."""
         features = self.columns_of(features)
         predictions = np.full(len(features), self.intercept, dtype=np.float64)
-        for column, coefficient in enumerate(self.coefficients):
-            predictions += coefficient * features[:, column]
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: the stages refuse it in one line
+            for column, coefficient in enumerate(self.coefficients):
+                predictions += coefficient * features[:, column]
         return predictions
 
     def columns_of(self, features: "np.ndarray | pa.Table") -> np.ndarray:
