@@ -1,6 +1,7 @@
 """Typed, validated params: one model per section of params.yaml, and the one loader."""
 
 import re
+import reprlib
 from difflib import get_close_matches
 from pathlib import Path, PurePosixPath
 from types import NoneType, UnionType
@@ -152,6 +153,11 @@ class EvaluateParams(_Section):
     section = "evaluate"
     level: Annotated[float, Field(gt=0, lt=1, description="(of the confidence intervals)")]
 
+    @model_validator(mode="after")
+    def _check(self) -> "EvaluateParams":
+        _require_finite_quantile("evaluate.level", self.level)
+        return self
+
 
 class PredictParams(_Section):
     """Which rows the trained model predicts, where the predictions go, and the level of their intervals."""
@@ -165,24 +171,35 @@ class PredictParams(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "PredictParams":
+        _require_finite_quantile("predict.level", self.level)
         _require_inside_repository("predict.source", self.source)
         _require_inside_repository("predict.output", self.output)
         if PurePosixPath(self.output).suffix not in OUTPUT_SUFFIXES:
-            raise ValueError(f"predict.output = {self.output!r}: expected a path ending in "
+            raise ValueError(f"predict.output = {_show(self.output)}: expected a path ending in "
                              f"{' or '.join(OUTPUT_SUFFIXES)} (the extension chooses the format)")
         if PurePosixPath(self.output) == PurePosixPath(self.source):
-            raise ValueError(f"predict.output = {self.output!r} is also predict.source: "
+            raise ValueError(f"predict.output = {_show(self.output)} is also predict.source: "
                              "expected another file, so that the rows are not overwritten")
         return self
 
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
+# The largest level below 1 whose two-sided quantile, at 1 − (1 − level)/2, is below 1 in float64: above it the
+# quantile of Student's t is infinite, and so is every interval.
+LARGEST_LEVEL = 0.9999999999999998
+
+
+def _require_finite_quantile(key: str, level: float) -> None:
+    if 1 - (1 - level) / 2 >= 1.0:
+        raise ValueError(f"{key} = {level!r}: expected at most {LARGEST_LEVEL!r} "
+                         "(closer to 1, the interval's quantile is infinite in float64)")
+
 
 def _require_inside_repository(key: str, value: str) -> None:
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or "\\" in value:
-        raise ValueError(f"{key} = {value!r}: expected a relative path inside the repository, "
+        raise ValueError(f"{key} = {_show(value)}: expected a relative path inside the repository, "
                          "without '..' (DVC tracks only files in the repository)")
 
 
@@ -262,7 +279,7 @@ def _explain_key(problems: list[dict], model: type[_Section], values: Any) -> st
                                                problem["type"] == "literal_error" and not isinstance(value, str)))
     hint = ""
     if first["type"] == "literal_error" and isinstance(value, str):
-        hint = _did_you_mean(value, _literals(field.annotation))
+        hint = _did_you_mean(value[:MAX_NAME_CHARS], _literals(field.annotation))
     return f"{section}.{key} = {_show(value)}{hint}: expected {expected} ({_reason(first)})"
 
 
@@ -340,16 +357,26 @@ def _did_you_mean(word: str, choices) -> str:
 
 
 def _show(value: Any) -> str:
-    """A value as the user wrote it in YAML."""
+    """A value as the user wrote it in YAML, cut short before it is rendered: a long string, a deep list or an
+    alias bomb (a list of lists of the same lists) costs no more to show than a short one."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
+    if isinstance(value, int) and abs(value) >= 10**40:  # repr of a huge integer takes long, or raises
+        return f"an integer of {value.bit_length():,} bits"
     if isinstance(value, (dict, list)):
-        return f"a {type(value).__name__} {value!r}"[:200]
-    return repr(value)
+        return f"a {type(value).__name__} {_SHORT.repr(value)}"[:200]
+    return _SHORT.repr(value)
+
+
+def _short_repr() -> reprlib.Repr:
+    shown = reprlib.Repr()  # Python 3.11 takes no arguments
+    shown.maxlevel, shown.maxlist, shown.maxdict, shown.maxstring, shown.maxother, shown.maxlong = 3, 10, 10, 100, 100, 40
+    return shown
+
+
+_SHORT = _short_repr()
 
 
 def _one_line(error: YAMLError) -> str:

@@ -97,7 +97,13 @@ def main() -> None:
             writer.write(columns)
     residual = f", {RESIDUAL} (of {target})" if target else ""
     print(f"predicted {len(rows)} rows of {source} into {output}: {PREDICTION}, {LOWER} and {UPPER} "
-          f"(its {params.level * 100:g}% prediction interval){residual}")
+          f"(its {percent(params.level)} prediction interval){residual}")
+
+
+def percent(level: float) -> str:
+    """95%, or all the digits where %g would round a level below 1 to 100%."""
+    shown = f"{level * 100:g}"
+    return f"{shown if float(shown) < 100 else repr(level * 100)}%"
 
 
 if __name__ == "__main__":
