@@ -329,6 +329,9 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     for k in range(n_features):  # only the whole R says whether the features are independent
         if lows[k] == highs[k]:
             raise PipelineError(f"{source}: feature {names[k]!r} is constant: expected at least two distinct values")
+        if highs[k] - lows[k] < SMALLEST_SPREAD:  # its squares, and so its R, would be lost below float64's range
+            raise PipelineError(f"{source}: feature {cut(names[k])} spans only {highs[k] - lows[k]:.3g}: expected a "
+                                f"spread of at least {SMALLEST_SPREAD:g}, whose squares float64 holds (rescale it)")
         if r[k, k] < 1e-10 * scales[k]:
             others = ", ".join(repr(name) for name in names[:k])
             raise PipelineError(
@@ -349,6 +352,9 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
                         math.sqrt(ordered_sum(r[:, n_features] ** 2)), _inverse_upper(r_scaled),
                         float(r[n_features, n_features]) ** 2, spreads, math.sqrt(target_squares / n))
 
+
+# A feature whose values span less than this has squares near float64's smallest normal number (2.2e-308).
+SMALLEST_SPREAD = 1e-100
 
 # Above this many columns (the features and the target), that is from 32 features on, the QR is LAPACK's
 # Householder (blocked, BLAS) rather than Gram-Schmidt in NumPy sums: its bits are fixed on a given machine,

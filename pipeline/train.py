@@ -298,8 +298,9 @@ def require_representable(baseline: LinearModel, dtype: str, source) -> None:
     for name, value in baseline.as_dict().items():
         if not abs(value) <= largest:
             what = "intercept" if name == INTERCEPT else f"coefficient of {name!r}"
+            also = ", or set train.dtype: float64" if dtype != "float64" else ""
             raise PipelineError(f"{source}: the least-squares {what} is {value:.3g}: expected at most {largest:.3g} "
-                                f"in train.dtype = {dtype} (rescale that column, or set train.dtype: float64)")
+                                f"in train.dtype = {dtype} (rescale that column{also})")
 
 
 def describe(model: LinearModel) -> str:
