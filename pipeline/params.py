@@ -66,6 +66,8 @@ class SynthesizeParams(_Section):
         return ("x",)
 
 
+# The longest path (Linux's PATH_MAX): a longer one is refused before it is quoted or looked up.
+MAX_PATH_CHARS = 4096
 # The longest column name: of data.features, data.target, and the raw names a weights file holds.
 MAX_NAME_CHARS = 200
 ColumnName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, description="a column name")]
@@ -76,7 +78,7 @@ class DataParams(_Section):
 
     section = "data"
     source: Annotated[str, Field(
-        min_length=1, description="a path inside the repository to a .csv or .parquet file")]
+        min_length=1, max_length=MAX_PATH_CHARS, description="a path inside the repository to a .csv or .parquet file")]
     features: Literal[ALL_FEATURES] | Annotated[list[ColumnName], Field(min_length=1, max_length=MAX_FEATURES)]
     target: ColumnName
     missing: Annotated[Literal["error", "drop"], Field(
@@ -164,9 +166,9 @@ class PredictParams(_Section):
 
     section = "predict"
     source: Annotated[str, Field(
-        min_length=1, description="a path inside the repository to a .csv or .parquet file")]
+        min_length=1, max_length=MAX_PATH_CHARS, description="a path inside the repository to a .csv or .parquet file")]
     output: Annotated[str, Field(
-        min_length=1, description="a path inside the repository ending in .csv or .parquet")]
+        min_length=1, max_length=MAX_PATH_CHARS, description="a path inside the repository ending in .csv or .parquet")]
     level: Annotated[float, Field(gt=0, lt=1, description="(of the prediction intervals)")]
 
     @model_validator(mode="after")
@@ -237,6 +239,12 @@ def _read_document(path: Path) -> dict:
         raise PipelineError(f"{path}: not UTF-8 text") from None
     except YAMLError as error:
         raise PipelineError(f"{path}: not valid YAML ({_one_line(error)})") from None
+    except RecursionError:
+        raise PipelineError(f"{path}: nests lists or mappings too deep to read: expected the sections' keys and "
+                            "values") from None
+    except ValueError:  # ruamel makes an integer of more than 4300 digits (Python's limit) a ValueError
+        raise PipelineError(f"{path}: holds an integer of more than 4300 digits: expected numbers a float64 "
+                            "holds") from None
     if not isinstance(document, dict):
         found = "is empty" if document is None else f"holds {_show(document)}"
         sections = ", ".join(model.section for model in SECTIONS)

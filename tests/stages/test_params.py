@@ -281,3 +281,17 @@ def test_an_alias_bomb_or_a_huge_value_is_cut_before_it_is_rendered(tmp_path):
     with pytest.raises(PipelineError, match=r"data\.target = 'q+\.\.\.q+': expected a column name") as raised:
         load_params(DataParams, write(tmp_path, huge))
     assert len(str(raised.value)) < 500
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda text: re.sub(r"(?m)^  lr: \S+", "  lr: " + "9" * 5000, text), "holds an integer of more than 4300 digits"),
+    (lambda text: text.replace("  features:\n  - x\n", "  features: " + "[" * 2000 + "]" * 2000 + "\n"),
+     "nests lists or mappings too deep to read"),
+    (lambda text: text.replace("  source: data/points.parquet  # synth", "  source: " + "q" * 100_000 + "  # synth"),
+     r"data\.source = 'q+\.\.\.q+': expected a path .* \(string should have at most 4096 characters\)"),
+])
+def test_a_number_too_long_a_nesting_too_deep_or_a_path_too_long_is_one_short_line(tmp_path, edit, said):
+    text = edit((ROOT / "params.yaml").read_text())
+    with pytest.raises(PipelineError, match=said) as raised:
+        load_params(DataParams if "data" in said else TrainParams, write(tmp_path, text))
+    assert len(str(raised.value)) < 500
