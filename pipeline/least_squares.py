@@ -200,7 +200,8 @@ def least_squares_problem(state: dict[str, np.ndarray], metadata: object) -> str
     if min(y_scale, rss, y_sd) < 0 or (state["x_spread"] < 0).any() or not (state["x_scale"] > 0).all():
         return "a sum of squares, a scale or a spread is negative, or x_scale is 0: expected them >= 0, x_scale > 0"
     r_inverse = state["r_inverse"]
-    if not (np.diagonal(r_inverse) > 0).all() or np.tril(r_inverse, -1).any():
+    below_diagonal = any(r_inverse[k, :k].any() for k in range(1, len(r_inverse)))  # no copy of a large R⁻¹
+    if not (np.diagonal(r_inverse) > 0).all() or below_diagonal:
         return "r_inverse is not upper triangular with a positive diagonal: expected R⁻¹ of a QR factorisation"
     if not fit_intercept and (y_mean != 0 or state["x_mean"].any() or state["intercept"][0] != 0):
         return "it has no intercept, but a mean or an intercept that is not 0: expected zeros"
