@@ -155,7 +155,9 @@ def header_types(where: str, source: Path | pa.BufferReader) -> tuple[list[str],
 
     if isinstance(source, Path):
         return with_long_lines(where, source, read, use_threads=False)
-    return read(pyarrow.csv.ReadOptions(use_threads=False))
+    # A header in memory: one block holds all of it.
+    block = max(pyarrow.csv.ReadOptions().block_size, min(source.size() + 1, MAX_LINE_BYTES))
+    return read(pyarrow.csv.ReadOptions(use_threads=False, block_size=block))
 
 
 def with_long_lines(where: str, path: Path, read: "Callable[[pyarrow.csv.ReadOptions], T]", use_threads: bool = True) -> T:

@@ -54,3 +54,11 @@ def test_a_line_longer_than_the_limit_is_one_line_naming_the_limit(tmp_path, mon
     with pytest.raises(PipelineError, match=rf"^{path}: a line longer than 2,097,152 bytes, the longest line this "
                                             r"project reads \(schema\.MAX_LINE_BYTES\): expected shorter lines$"):
         read_table(path, ["x"], "y")
+
+
+@pytest.mark.parametrize("ending", ["\n", ""])
+def test_a_wide_header_without_rows_says_it_has_no_rows(tmp_path, ending):
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"{index:06d}" + "n" * 184 for index in range(6000)) + ",x,y" + ending)
+    with pytest.raises(PipelineError, match=rf"^{path}: has no rows: expected a header row, then at least one row"):
+        open_new_rows(path, ["x"], "y")
