@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv
 
 from pipeline.errors import PipelineError
-from pipeline.schema import CSV_PARSE, arrow_message, counted, show
+from pipeline.schema import CSV_PARSE, arrow_message, counted, show, with_long_lines
 
 # |value| above this is refused: squared errors must stay finite in float32 (3.4e38), and every integer
 # up to it is exact in float64 (2**53 is about 9.0e15).
@@ -64,10 +64,8 @@ def _first_ragged_row(path: Path, keep: list[str]) -> tuple[int, int, int] | Non
     # but it cannot be called for a row that is not UTF-8.
     convert = pyarrow.csv.ConvertOptions(include_columns=keep, column_types=dict.fromkeys(keep, pa.binary()))
     try:
-        pyarrow.csv.read_csv(
-            path, read_options=pyarrow.csv.ReadOptions(use_threads=False), parse_options=CSV_PARSE,
-            convert_options=convert,
-        )
+        with_long_lines(str(path), path, lambda options: pyarrow.csv.read_csv(
+            path, read_options=options, parse_options=CSV_PARSE, convert_options=convert), use_threads=False)
     except (pa.ArrowException, OSError) as error:
         found = re.search(r"Row #(\d+): Expected (\d+) columns, got (\d+)", str(error))
         if found:
@@ -81,15 +79,12 @@ def _first_non_number(path: Path, names: list[str]) -> tuple[str, int, str] | No
     """(column, data row from 0, text) of the first requested cell pyarrow cannot read as a number."""
     for name in names:  # one column at a time: the raw text of all of them could be large
         try:
-            cells = pyarrow.csv.read_csv(
-                path,
-                parse_options=CSV_PARSE,
-                # The same cells as the float64 read counts as empty are empty here too.
-                convert_options=pyarrow.csv.ConvertOptions(
-                    include_columns=[name], column_types={name: pa.binary()}, strings_can_be_null=True
-                ),
-            ).column(name)
-        except (pa.ArrowException, OSError):
+            # The same cells as the float64 read counts as empty are empty here too.
+            convert = pyarrow.csv.ConvertOptions(include_columns=[name], column_types={name: pa.binary()},
+                                                 strings_can_be_null=True)
+            cells = with_long_lines(str(path), path, lambda options: pyarrow.csv.read_csv(
+                path, read_options=options, parse_options=CSV_PARSE, convert_options=convert)).column(name)
+        except (pa.ArrowException, OSError, PipelineError):
             return None
         offset = 0
         for chunk in cells.chunks:

@@ -21,8 +21,8 @@ from pipeline.cell_checks import (
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
 from pipeline.schema import (
-    CSV_PARSE, CSV_SUFFIXES, SNIFF_BYTES, arrow_message, check_header, column_names, header_names,
-    is_numeric, require_file, show, show_type, where_of,
+    CSV_PARSE, CSV_SUFFIXES, MAX_LINE_BYTES, arrow_message, check_header, column_names, header_names,
+    is_numeric, require_file, show, show_type, where_of, with_long_lines,
 )
 from pipeline.rows import (
     CHUNK_ROWS, WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of,
@@ -188,13 +188,9 @@ def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target
               new_rows: bool = False, every_row: bool = False) -> tuple[Table, int, int]:
     header = _csv_header(where, path, names)
     try:
-        table = pyarrow.csv.read_csv(
-            path,
-            parse_options=CSV_PARSE,
-            convert_options=pyarrow.csv.ConvertOptions(
-                include_columns=names, column_types=dict.fromkeys(names, pa.float64())
-            ),
-        )
+        convert = pyarrow.csv.ConvertOptions(include_columns=names, column_types=dict.fromkeys(names, pa.float64()))
+        table = with_long_lines(where, path, lambda options: pyarrow.csv.read_csv(
+            path, read_options=options, parse_options=CSV_PARSE, convert_options=convert))
     except (pa.ArrowException, OSError) as error:
         raise csv_problem(where, path, header, names, error) from None
     if table.num_rows == 0:
@@ -221,9 +217,10 @@ def _csv_header(where: str, path: Path, names: list[str]) -> list[str]:
     except (pa.ArrowException, OSError) as error:
         if "Empty CSV file" not in str(error):
             raise csv_problem(where, path, [], [], error) from None
-        # pyarrow says the same of blank lines and of a header with no line break after it.
+        # pyarrow says the same of blank lines and of a header with no line break after it (with_long_lines has
+        # grown the block to the whole file, or to MAX_LINE_BYTES).
         with path.open("rb") as file:
-            head = file.read(SNIFF_BYTES)
+            head = file.read(MAX_LINE_BYTES)
         if not head.strip(b"\r\n"):
             raise PipelineError(
                 f"{where}: holds only blank lines: expected a header row, then rows of numbers"

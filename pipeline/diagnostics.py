@@ -10,8 +10,9 @@ from matplotlib.figure import Figure
 from pipeline.drawing import (
     LEARNT, LEAST_SQUARES, ROWS, Points, Ticks, legend_below, marker_style, number, panels, tidy, wrap,
 )
-from pipeline.files import numbers, read_json
-from pipeline.linear import LinearModel
+from pipeline.errors import PipelineError
+from pipeline.files import OLS, numbers, read_json
+from pipeline.linear import RESTORE, LinearModel
 from pipeline.least_squares import LeastSquares
 
 
@@ -33,9 +34,13 @@ def residuals_of(points: list[Points], fit: LeastSquares) -> list[Residuals]:
     found = []
     s = fit.residual_sd
     for each in points:
-        fitted = fit.model.predict(each.features)
-        residuals = each.target - fitted
-        leverage = fit.leverage(each.features)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: refused below, in one line
+            fitted = fit.model.predict(each.features)
+            residuals = each.target - fitted
+            leverage = fit.leverage(each.features)
+        if not (np.isfinite(residuals).all() and np.isfinite(leverage).all()):
+            raise PipelineError(f"{OLS}: its fit gives residuals or leverages beyond float64 for the {each.name} "
+                                f"rows: expected finite numbers (if the file is damaged, {RESTORE})")
         variance = 1 - leverage if each.name == "train" else 1 + leverage
         scale = s * np.sqrt(np.clip(variance, 0, None))
         standardised = np.divide(residuals, scale, out=np.zeros_like(residuals), where=scale > 0)

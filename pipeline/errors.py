@@ -39,6 +39,12 @@ def first_few(items: "list[str] | tuple[str, ...]", at_most: int) -> str:
     return ", ".join(items[:at_most]) + more
 
 
+def cut(text: str, at_most: int = 40) -> str:
+    """A user's text quoted for a message, cut to `at_most` characters before it is quoted: a 100,000-character
+    name stays a short line, and quoting it costs nothing."""
+    return repr(text if len(text) <= at_most else text[:at_most] + "...")
+
+
 def interrupted() -> str:
     """What an interrupted stage tells: that it was, and what it wrote (nothing half-written, ever)."""
     if not outputs_written:

@@ -3,16 +3,19 @@ for synthetic data, the true line; the inference for the least-squares fit (stan
 heteroskedasticity-robust, t tests, intervals, the F test); and what ranks models across experiments
 (R², log-likelihood, AIC, BIC). Reads the weights with safetensors and computes in float64: no torch."""
 
+import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from scipy.special import fdtrc, stdtr, stdtrit
 
 from pipeline.covariance import NONROBUST, Robust, Sandwich
 from pipeline.dataset import Split, load_split
-from pipeline.errors import first_few, run_stage
+from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json
-from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores
+from pipeline.linear import INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 from pipeline.schema import resolve_features
@@ -28,7 +31,11 @@ def evaluate(split: Split, learnt: LinearModel, true_line: LinearModel | None, f
     for the scores (a robust covariance sums its middle in the training rows' pass)."""
     fit = fit_least_squares(split.train, learnt.features, fit_intercept, split.source)
     sandwich = None if cov_type == NONROBUST else Sandwich(fit, cov_type)
-    on_train = scores(learnt, fit.model, split.train, fit_intercept, sandwich.add if sandwich else None)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: refused below, naming the weights
+        on_train = scores(learnt, fit.model, split.train, fit_intercept, sandwich.add if sandwich else None)
+    if not math.isfinite(on_train.mse + on_train.gap):
+        raise PipelineError(f"{MODEL}: its predictions of the training rows are beyond float64 (mse {on_train.mse:g}): "
+                            f"expected finite numbers (if the file is damaged, {RESTORE})")
     robust = sandwich.result() if sandwich else None
     metrics: dict[str, Any] = {"learnt": learnt.as_dict(), "ols": fit.model.as_dict()}
     if true_line is not None:

@@ -17,9 +17,12 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, cut, first_few
 from pipeline.files import atomic_output, read_bytes
-from pipeline.linear import INTERCEPT, LinearModel, ordered_sum, safe_open_metadata
+from pipeline.linear import (
+    INTERCEPT, MAX_DEGREE, RESTORE, LinearModel, ordered_sum, safe_open_metadata, shown_json, unique_json,
+)
+from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS
 from pipeline.rows import Rows, chunks
 
 
@@ -114,9 +117,10 @@ class LeastSquares:
     def leverage(self, features: np.ndarray) -> np.ndarray:
         """x0ᵀ(XᵀX)⁻¹x0 for each row of `features` (n, d), the intercept's 1/n included: the hat values of
         training rows."""
-        projected = times_upper((np.asarray(features, dtype=np.float64) - self.x_mean) / self.x_scale,
-                                self.r_inverse)
-        hat = np.sum(projected * projected, axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: the callers refuse it in one line
+            projected = times_upper((np.asarray(features, dtype=np.float64) - self.x_mean) / self.x_scale,
+                                    self.r_inverse)
+            hat = np.sum(projected * projected, axis=1)
         return hat + 1.0 / self.n if self.fit_intercept else hat
 
     def interval_half_width(self, features: np.ndarray, level: float, new_observation: bool) -> np.ndarray:
@@ -125,7 +129,8 @@ class LeastSquares:
         from scipy.special import stdtrit  # here, not above: train uses this class without distributions
 
         quantile = float(stdtrit(self.df_resid, 1 - (1 - level) / 2))
-        return quantile * self.residual_sd * np.sqrt(float(new_observation) + self.leverage(features))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return quantile * self.residual_sd * np.sqrt(float(new_observation) + self.leverage(features))
 
     @property
     def has_constant(self) -> bool:
@@ -194,24 +199,81 @@ class LeastSquares:
 
     @classmethod
     def load(cls, path: Path) -> "LeastSquares":
+        """The fit evaluate saved; a file that is not one, or whose values no fit has, gets one line."""
         content = read_bytes(path)
         try:
             state = load_safetensors(content)
-            metadata = json.loads(safe_open_metadata(content)["least_squares"])
-            features = tuple(metadata["features"])
-            d = len(features)
-            fit = cls(LinearModel(features, tuple(float(v) for v in state["coefficients"]),
-                                  float(state["intercept"][0])),
-                      int(metadata["n"]), bool(metadata["fit_intercept"]), state["x_mean"],
-                      state["x_scale"], float(state["scalars"][0]), float(state["scalars"][1]),
-                      state["r_inverse"].reshape(d, d), float(state["scalars"][2]), state["x_spread"],
-                      float(state["scalars"][3]))
-            if "constant" in state:
-                fit = dataclasses.replace(fit, constant=state["constant"].reshape(d))
-        except (SafetensorError, ValueError, KeyError, TypeError, OverflowError) as error:
+            metadata = unique_json(safe_open_metadata(content).get("least_squares", ""))
+        except (SafetensorError, ValueError, OverflowError, RecursionError) as error:
             raise PipelineError(f"{path}: not the least-squares file evaluate writes ({type(error).__name__}: "
-                                f"{str(error)[:100]}): run `dvc repro`") from None
-        return fit
+                                f"{str(error)[:100]}): {RESTORE}") from None
+        problem = least_squares_problem(state, metadata)
+        if problem:
+            raise PipelineError(f"{path}: {problem} (not the least-squares fit evaluate writes: {RESTORE})")
+        features = tuple(metadata["features"])
+        scalars = [float(value) for value in state["scalars"]]
+        return cls(LinearModel(features, tuple(float(v) for v in state["coefficients"]), float(state["intercept"][0])),
+                   metadata["n"], metadata["fit_intercept"], state["x_mean"], state["x_scale"], scalars[0],
+                   scalars[1], state["r_inverse"], scalars[2], state["x_spread"], scalars[3], state.get("constant"))
+
+
+# The tensors of models/ols.safetensors, beside the number of features d; scalars are y_mean, y_scale, rss, y_sd.
+OLS_SHAPES = {"coefficients": lambda d: (d,), "intercept": lambda d: (1,), "x_mean": lambda d: (d,),
+              "x_scale": lambda d: (d,), "r_inverse": lambda d: (d, d), "x_spread": lambda d: (d,),
+              "scalars": lambda d: (4,)}
+# Only in the file of a fit without an intercept whose columns span the ones vector (an implicit constant).
+OLS_OPTIONAL_SHAPES = {"constant": lambda d: (d,)}
+OLS_METADATA = ("features", "n", "fit_intercept")
+
+
+def least_squares_problem(state: dict[str, np.ndarray], metadata: object) -> str | None:
+    """What is wrong with the tensors and metadata of a least-squares file, in words, or None: the metadata's
+    fields of their types, features distinct and of bounded length; every tensor float64 of its shape and
+    finite; n > p; sums of squares and scales ≥ 0 (x_scale > 0); R⁻¹ upper triangular with a positive
+    diagonal; zero means without an intercept. O(p²) like reading R⁻¹ itself."""
+    if not isinstance(metadata, dict) or set(metadata) != set(OLS_METADATA):
+        return f"its 'least_squares' metadata is not a JSON object of {', '.join(OLS_METADATA)}: expected each once"
+    features, n, fit_intercept = metadata["features"], metadata["n"], metadata["fit_intercept"]
+    if not isinstance(features, list) or not all(isinstance(name, str) for name in features):
+        return f"its features are {shown_json(features)}: expected a list of names"
+    if not 1 <= len(features) <= MAX_FEATURES * MAX_DEGREE:
+        return f"it names {len(features):,} features: expected 1 to {MAX_FEATURES * MAX_DEGREE:,}"
+    longest = max(features, key=len)
+    if not longest or len(longest) > MAX_BUILT_NAME_CHARS:
+        return f"it names a feature of {len(longest):,} characters ({cut(longest)}): expected 1 to {MAX_BUILT_NAME_CHARS}"
+    if len(set(features)) < len(features):
+        return f"it names feature {cut(next(name for name in features if features.count(name) > 1))} twice: expected each once"
+    if not isinstance(fit_intercept, bool):
+        return f"its fit_intercept is {shown_json(fit_intercept)}: expected true or false"
+    p = len(features) + fit_intercept
+    if type(n) is not int or not p < n <= MAX_ROWS:
+        return f"its n is {shown_json(n)}: expected an integer above the {p} coefficients (n > p)"
+    shapes = OLS_SHAPES | {name: shape for name, shape in OLS_OPTIONAL_SHAPES.items() if name in state}
+    if set(state) != set(shapes):
+        return f"it holds tensors [{first_few([cut(name) for name in sorted(state)], 10)}]: expected {', '.join(OLS_SHAPES)}"
+    if "constant" in state and fit_intercept:
+        return "it holds an implicit constant beside an intercept: expected one or the other"
+    for name, shape in shapes.items():
+        tensor = state[name]
+        if tensor.dtype != np.float64 or tensor.shape != shape(len(features)):
+            return f"{name} is {cut(str(tensor.shape))[1:-1]} {tensor.dtype}: expected float64 of shape {shape(len(features))}"
+        if not np.isfinite(tensor).all():
+            return f"{name} holds {tensor.ravel()[np.argmin(np.isfinite(tensor.ravel()))]}: expected finite numbers"
+    y_mean, y_scale, rss, y_sd = state["scalars"]
+    if min(y_scale, rss, y_sd) < 0 or (state["x_spread"] < 0).any() or not (state["x_scale"] > 0).all():
+        return "a sum of squares, a scale or a spread is negative, or x_scale is 0: expected them >= 0, x_scale > 0"
+    r_inverse = state["r_inverse"]
+    below_diagonal = any(r_inverse[k, :k].any() for k in range(1, len(r_inverse)))  # no copy of a large R⁻¹
+    if not (np.diagonal(r_inverse) > 0).all() or below_diagonal:
+        return "r_inverse is not upper triangular with a positive diagonal: expected R⁻¹ of a QR factorisation"
+    if not fit_intercept and (y_mean != 0 or state["x_mean"].any() or state["intercept"][0] != 0):
+        return "it has no intercept, but a mean or an intercept that is not 0: expected zeros"
+    return None
+
+
+MAX_ROWS = 2**62  # n: any count of rows, and √n is a float
+# A column's name: a raw name, or one built from one (x^10).
+MAX_BUILT_NAME_CHARS = MAX_NAME_CHARS + len(f"^{MAX_DEGREE}")
 
 
 @dataclass(frozen=True)
@@ -331,6 +393,9 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     for k in range(n_features):  # only the whole R says whether the features are independent
         if lows[k] == highs[k]:
             raise PipelineError(f"{source}: feature {names[k]!r} is constant: expected at least two distinct values")
+        if highs[k] - lows[k] < SMALLEST_SPREAD:  # its squares, and so its R, would be lost below float64's range
+            raise PipelineError(f"{source}: feature {cut(names[k])} spans only {highs[k] - lows[k]:.3g}: expected a "
+                                f"spread of at least {SMALLEST_SPREAD:g}, whose squares float64 holds (rescale it)")
         if r[k, k] < 1e-10 * scales[k]:
             others = ", ".join(repr(name) for name in names[:k])
             raise PipelineError(
@@ -369,6 +434,9 @@ def implicit_constant(r_inverse: np.ndarray, column_sums: np.ndarray, n: int) ->
         return None
     return projected / math.sqrt(squares)
 
+
+# A feature whose values span less than this has squares near float64's smallest normal number (2.2e-308).
+SMALLEST_SPREAD = 1e-100
 
 # Above this many columns (the features and the target), that is from 32 features on, the QR is LAPACK's
 # Householder (blocked, BLAS) rather than Gram-Schmidt in NumPy sums: its bits are fixed on a given machine,

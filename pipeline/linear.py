@@ -15,11 +15,15 @@ import pyarrow as pa
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, cut, first_few
 from pipeline.files import atomic_output, read_bytes
-from pipeline.rows import Rows, Table, chunks, powers
+from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS
+from pipeline.rows import Rows, Table, chunks, power_names, powers
 
 INTERCEPT = "intercept"
+
+# What a line about a damaged or foreign file in models/ tells to do.
+RESTORE = "run `dvc checkout models/` to restore it, or `dvc repro`"
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,9 @@ class LinearModel:
         CPU."""
         features = self.columns_of(features)
         predictions = np.full(len(features), self.intercept, dtype=np.float64)
-        for column, coefficient in enumerate(self.coefficients):
-            predictions += coefficient * features[:, column]
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: the stages refuse it in one line
+            for column, coefficient in enumerate(self.coefficients):
+                predictions += coefficient * features[:, column]
         return predictions
 
     def columns_of(self, features: "np.ndarray | pa.Table") -> np.ndarray:
@@ -73,7 +78,7 @@ class LinearModel:
         path = Path(path)
         state, metadata = _read_weights(path)
         described = Description.of(path, metadata)
-        model = _model_of(path, state, described.features, described.fit_intercept)
+        model = _model_of(path, state, described.features, described.fit_intercept, described.dtype)
         return cls(model.features, model.coefficients, model.intercept, described.degree)
 
     def as_dict(self) -> dict[str, float]:
@@ -186,23 +191,14 @@ class Description:
         """What a weights file's metadata says; anything else gets one line."""
         if METADATA_KEY not in metadata:
             raise PipelineError(f"{path}: holds no {METADATA_KEY!r} metadata: expected weights written by train, "
-                                "which say what they mean (run `dvc repro`)")
-        try:
-            values = json.loads(metadata[METADATA_KEY])
-            found = cls(tuple(values["features"]), tuple(values["raw_features"]), values["degree"],
-                        values["target"], values["fit_intercept"], values["dtype"])
-            valid = (all(isinstance(name, str) for name in (*found.features, *found.raw_features))
-                     and type(found.degree) is int and found.degree >= 1
-                     and isinstance(found.target, (str, type(None))) and isinstance(found.fit_intercept, bool)
-                     and found.dtype in ("float32", "float64")
-                     and found.features[:len(found.raw_features)] == found.raw_features
-                     and len(found.features) == len(found.raw_features) * found.degree)
-        except (KeyError, ValueError, TypeError):
-            valid = False
-        if not valid:
-            raise PipelineError(f"{path}: metadata {metadata[METADATA_KEY][:150]!r}: expected a JSON object of "
-                                f"{', '.join(FIELDS)} as train writes it (run `dvc repro`)")
-        return found
+                                f"which say what they mean ({RESTORE})")
+        values = unique_json(metadata[METADATA_KEY])
+        problem = description_problem(values)
+        if problem:
+            raise PipelineError(f"{path}: its {METADATA_KEY!r} metadata {problem} (train writes a JSON object of "
+                                f"{', '.join(FIELDS)}: {RESTORE})")
+        return cls(tuple(values["features"]), tuple(values["raw_features"]), values["degree"], values["target"],
+                   values["fit_intercept"], values["dtype"])
 
     def as_metadata(self) -> dict[str, str]:
         # One key: safetensors writes the keys of its metadata in no fixed order, and the same params must
@@ -215,6 +211,74 @@ class Description:
 # safetensors.safe_open(path, "numpy").metadata()["linear_model"] is a JSON object of the FIELDS.
 METADATA_KEY = "linear_model"
 FIELDS = ("features", "raw_features", "degree", "target", "fit_intercept", "dtype")
+
+
+def unique_json(text: str) -> object:
+    """A JSON value, or None where the text is none, nests too deep or repeats a key within an object (JSON
+    would keep the last of them silently)."""
+    def refuse_repeated(pairs: list[tuple[str, object]]) -> dict:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) < len(keys):
+            raise ValueError("a key repeated")
+        return dict(pairs)
+
+    try:
+        return json.loads(text, object_pairs_hook=refuse_repeated)
+    except (ValueError, RecursionError):
+        return None
+
+
+def description_problem(values: object) -> str | None:
+    """What is wrong with the metadata of a weights file (unique_json's value), in words, or None: every
+    field of its type, names distinct and of bounded length, the columns those train builds from the raw
+    features, and a target that is not one of them. O(p), as cheap as reading the file."""
+    if not isinstance(values, dict):
+        return "is not a JSON object of distinct keys: expected one"
+    if set(values) != set(FIELDS):
+        unknown = [cut(key) for key in values if key not in FIELDS]
+        missing = [name for name in FIELDS if name not in values]
+        return f"lacks {', '.join(missing)}: expected every field" if missing else \
+            f"holds unknown keys {first_few(unknown, 3)}: expected only its fields"
+    raw, columns, degree, target = values["raw_features"], values["features"], values["degree"], values["target"]
+    for key, names in (("raw_features", raw), ("features", columns)):
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            return f"field {key} is {shown_json(names)}: expected a list of names"
+    if not 1 <= len(raw) <= MAX_FEATURES:
+        return f"names {len(raw):,} raw features: expected 1 to {MAX_FEATURES}"
+    for name in raw:
+        if not 1 <= len(name) <= MAX_NAME_CHARS:
+            return f"names a feature of {len(name):,} characters ({cut(name)}): expected 1 to {MAX_NAME_CHARS}"
+    if len(set(raw)) < len(raw):
+        return f"names feature {cut(next(name for name in raw if raw.count(name) > 1))} twice: expected each once"
+    if type(degree) is not int or not 1 <= degree <= MAX_DEGREE:
+        return f"field degree is {shown_json(degree)}: expected an integer from 1 to {MAX_DEGREE}"
+    if tuple(columns) != power_names(raw, degree):
+        return f"field features is {shown_json(columns)}: expected the raw features, then their powers up to the degree"
+    if target is not None and not (isinstance(target, str) and 1 <= len(target) <= MAX_NAME_CHARS):
+        return f"field target is {shown_json(target)}: expected null or a name of 1 to {MAX_NAME_CHARS} characters"
+    if target in columns:
+        return f"names target {cut(target)} as a feature too: expected a target that is not a feature"
+    if not isinstance(values["fit_intercept"], bool):
+        return f"field fit_intercept is {shown_json(values['fit_intercept'])}: expected true or false"
+    if values["dtype"] not in DTYPES:
+        return f"field dtype is {shown_json(values['dtype'])}: expected {' or '.join(DTYPES)}"
+    return None
+
+
+def shown_json(value: object) -> str:
+    """A JSON value in a message, cut short: a name as cut() shows it, anything else as JSON (a big number's
+    digits are cut as text, never all made into a string of any length)."""
+    if isinstance(value, str):
+        return cut(value)
+    if isinstance(value, (list, dict)):
+        return f"a JSON {'array' if isinstance(value, list) else 'object'} of {len(value):,} items"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
+        return "a number of more than 15 digits"
+    return json.dumps(value)
+
+
+MAX_DEGREE = 10  # data.degree's bound
+DTYPES = ("float32", "float64")
 
 
 def save_weights(path: Path, model: LinearModel, dtype: str, fit_intercept: bool, target: str | None = None,
@@ -233,12 +297,21 @@ def load_weights(path: Path, features: tuple[str, ...], fit_intercept: bool) -> 
     """Read the weights of a Linear(len(features), 1) model, the columns that params.yaml names; anything
     else, or metadata that names other columns, gets one line."""
     state, metadata = _read_weights(path)
+    dtype = None
     if METADATA_KEY in metadata:  # weights written before they described themselves are read as they were
         described = Description.of(path, metadata)
         if described.features != tuple(features):
-            raise PipelineError(f"{path}: holds the weights of columns {list(described.features)}: expected "
-                                f"{list(features)}, as data.features and data.degree say (run `dvc repro`)")
-    return _model_of(path, state, features, fit_intercept)
+            raise PipelineError(f"{path}: holds the weights of columns {_names(described.features)}: expected "
+                                f"{_names(features)}, as data.features and data.degree say (run `dvc repro`)")
+        if described.fit_intercept != fit_intercept:
+            raise PipelineError(f"{path}: holds weights {'with' if described.fit_intercept else 'without'} an "
+                                f"intercept: expected train.fit_intercept = {str(fit_intercept).lower()} (run `dvc repro`)")
+        dtype = described.dtype
+    return _model_of(path, state, features, fit_intercept, dtype)
+
+
+def _names(names: "tuple[str, ...] | list[str]") -> str:
+    return f"[{first_few([cut(name) for name in names], 10)}]"
 
 
 def _read_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -246,26 +319,34 @@ def _read_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     content = read_bytes(path)
     if content[:2] in (b"PK", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
         raise PipelineError(f"{path}: is a pickle (a torch.save file?), which can run code when loaded: "
-                            "expected safetensors weights (run `dvc repro`)")
+                            f"expected safetensors weights ({RESTORE})")
     try:
         state = load_safetensors(content)
         metadata = safe_open_metadata(content)
-    except (SafetensorError, ValueError, OverflowError) as error:
-        raise PipelineError(f"{path}: not a readable safetensors file ({str(error).splitlines()[0][:150]})") from None
+    except (SafetensorError, ValueError, OverflowError, RecursionError) as error:
+        raise PipelineError(f"{path}: not a readable safetensors file ({str(error).splitlines()[0][:150]}): "
+                            f"{RESTORE}") from None
     return state, metadata
 
 
-def _model_of(path: Path, state: dict[str, np.ndarray], features: tuple[str, ...], fit_intercept: bool) -> LinearModel:
+def _model_of(path: Path, state: dict[str, np.ndarray], features: tuple[str, ...], fit_intercept: bool,
+              dtype: str | None = None) -> LinearModel:
+    """The model of the tensors: exactly weight (1, p) and, with an intercept, bias (1,), finite, of the dtype
+    the metadata says (float32 or float64 if it says none)."""
     expected_shapes = {"weight": (1, len(features))} | ({"bias": (1,)} if fit_intercept else {})
+    dtypes = (dtype,) if dtype else DTYPES
     if set(state) != set(expected_shapes):
-        raise PipelineError(f"{path}: holds {sorted(state)}: expected {sorted(expected_shapes)} "
-                            f"(train.fit_intercept = {'true' if fit_intercept else 'false'})")
+        raise PipelineError(f"{path}: holds tensors {_names(sorted(state))}: expected {sorted(expected_shapes)} "
+                            f"(train.fit_intercept = {'true' if fit_intercept else 'false'}; {RESTORE})")
     for name, shape in expected_shapes.items():
         tensor = state[name]
-        if tensor.shape != shape or tensor.dtype not in (np.float32, np.float64):
-            raise PipelineError(f"{path}: {name} is {tensor.shape} {tensor.dtype}: "
-                                f"expected float32 or float64 of shape {shape} for features {list(features)}")
-        if not np.isfinite(tensor).all():
-            raise PipelineError(f"{path}: {name} is {tensor.tolist()}: expected finite numbers")
+        if tensor.shape != shape or tensor.dtype.name not in dtypes:
+            raise PipelineError(f"{path}: {name} is {cut(str(tensor.shape))[1:-1]} {tensor.dtype}: expected "
+                                f"{' or '.join(dtypes)} of shape {shape} for features {_names(features)} ({RESTORE})")
+        finite = np.isfinite(tensor)
+        if not finite.all():
+            at = int(np.argmin(finite.ravel()))
+            which = f"the coefficient of {cut(features[at])}" if name == "weight" else "the intercept"
+            raise PipelineError(f"{path}: {which} is {tensor.ravel()[at]}: expected finite numbers ({RESTORE})")
     intercept = float(state["bias"][0]) if fit_intercept else 0.0
     return LinearModel(tuple(features), tuple(float(value) for value in state["weight"][0]), intercept)

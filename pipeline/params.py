@@ -1,6 +1,7 @@
 """Typed, validated params: one model per section of params.yaml, and the one loader."""
 
 import re
+import reprlib
 from difflib import get_close_matches
 from pathlib import Path, PurePosixPath
 from types import NoneType, UnionType
@@ -65,7 +66,11 @@ class SynthesizeParams(_Section):
         return ("x",)
 
 
-ColumnName = Annotated[str, Field(min_length=1, max_length=200, description="a column name")]
+# The longest path (Linux's PATH_MAX): a longer one is refused before it is quoted or looked up.
+MAX_PATH_CHARS = 4096
+# The longest column name: of data.features, data.target, and the raw names a weights file holds.
+MAX_NAME_CHARS = 200
+ColumnName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, description="a column name")]
 
 
 class DataParams(_Section):
@@ -73,7 +78,7 @@ class DataParams(_Section):
 
     section = "data"
     source: Annotated[str, Field(
-        min_length=1, description="a path inside the repository to a .csv or .parquet file")]
+        min_length=1, max_length=MAX_PATH_CHARS, description="a path inside the repository to a .csv or .parquet file")]
     features: Literal[ALL_FEATURES] | Annotated[list[ColumnName], Field(min_length=1, max_length=MAX_FEATURES)]
     target: ColumnName
     missing: Annotated[Literal["error", "drop"], Field(
@@ -152,6 +157,11 @@ class EvaluateParams(_Section):
     cov_type: Annotated[Literal["nonrobust", "HC0", "HC1", "HC2", "HC3"], Field(
         description="(the standard errors' covariance; HC0 … HC3 are heteroskedasticity-robust)")]
 
+    @model_validator(mode="after")
+    def _check(self) -> "EvaluateParams":
+        _require_finite_quantile("evaluate.level", self.level)
+        return self
+
 
 class PredictParams(_Section):
     """Which rows the trained model predicts, where the predictions go, and the level of their intervals."""
@@ -162,9 +172,9 @@ class PredictParams(_Section):
     rows: Annotated[Literal["fitted", "new"], Field(
         description="(fitted: the rows of data.source; new: the rows of predict.source)")]
     source: Annotated[str, Field(
-        min_length=1, description="a path inside the repository to a .csv or .parquet file")]
+        min_length=1, max_length=MAX_PATH_CHARS, description="a path inside the repository to a .csv or .parquet file")]
     output: Annotated[str, Field(
-        min_length=1, description="a path inside the repository ending in .csv or .parquet")]
+        min_length=1, max_length=MAX_PATH_CHARS, description="a path inside the repository ending in .csv or .parquet")]
     level: Annotated[float, Field(gt=0, lt=1, description="(of the intervals)")]
     interval: Annotated[Literal["prediction", "confidence"], Field(
         description="(prediction: of a new observation; confidence: of the mean)")]
@@ -173,24 +183,35 @@ class PredictParams(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "PredictParams":
+        _require_finite_quantile("predict.level", self.level)
         _require_inside_repository("predict.source", self.source)
         _require_inside_repository("predict.output", self.output)
         if PurePosixPath(self.output).suffix not in OUTPUT_SUFFIXES:
-            raise ValueError(f"predict.output = {self.output!r}: expected a path ending in "
+            raise ValueError(f"predict.output = {_show(self.output)}: expected a path ending in "
                              f"{' or '.join(OUTPUT_SUFFIXES)} (the extension chooses the format)")
         if PurePosixPath(self.output) == PurePosixPath(self.source):
-            raise ValueError(f"predict.output = {self.output!r} is also predict.source: "
+            raise ValueError(f"predict.output = {_show(self.output)} is also predict.source: "
                              "expected another file, so that the rows are not overwritten")
         return self
 
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
+# The largest level below 1 whose two-sided quantile, at 1 − (1 − level)/2, is below 1 in float64: above it the
+# quantile of Student's t is infinite, and so is every interval.
+LARGEST_LEVEL = 0.9999999999999998
+
+
+def _require_finite_quantile(key: str, level: float) -> None:
+    if 1 - (1 - level) / 2 >= 1.0:
+        raise ValueError(f"{key} = {level!r}: expected at most {LARGEST_LEVEL!r} "
+                         "(closer to 1, the interval's quantile is infinite in float64)")
+
 
 def _require_inside_repository(key: str, value: str) -> None:
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or "\\" in value:
-        raise ValueError(f"{key} = {value!r}: expected a relative path inside the repository, "
+        raise ValueError(f"{key} = {_show(value)}: expected a relative path inside the repository, "
                          "without '..' (DVC tracks only files in the repository)")
 
 
@@ -228,6 +249,12 @@ def _read_document(path: Path) -> dict:
         raise PipelineError(f"{path}: not UTF-8 text") from None
     except YAMLError as error:
         raise PipelineError(f"{path}: not valid YAML ({_one_line(error)})") from None
+    except RecursionError:
+        raise PipelineError(f"{path}: nests lists or mappings too deep to read: expected the sections' keys and "
+                            "values") from None
+    except ValueError:  # ruamel makes an integer of more than 4300 digits (Python's limit) a ValueError
+        raise PipelineError(f"{path}: holds an integer of more than 4300 digits: expected numbers a float64 "
+                            "holds") from None
     if not isinstance(document, dict):
         found = "is empty" if document is None else f"holds {_show(document)}"
         sections = ", ".join(model.section for model in SECTIONS)
@@ -270,7 +297,7 @@ def _explain_key(problems: list[dict], model: type[_Section], values: Any) -> st
                                                problem["type"] == "literal_error" and not isinstance(value, str)))
     hint = ""
     if first["type"] == "literal_error" and isinstance(value, str):
-        hint = _did_you_mean(value, _literals(field.annotation))
+        hint = _did_you_mean(value[:MAX_NAME_CHARS], _literals(field.annotation))
     return f"{section}.{key} = {_show(value)}{hint}: expected {expected} ({_reason(first)})"
 
 
@@ -348,16 +375,26 @@ def _did_you_mean(word: str, choices) -> str:
 
 
 def _show(value: Any) -> str:
-    """A value as the user wrote it in YAML."""
+    """A value as the user wrote it in YAML, cut short before it is rendered: a long string, a deep list or an
+    alias bomb (a list of lists of the same lists) costs no more to show than a short one."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
+    if isinstance(value, int) and abs(value) >= 10**40:  # repr of a huge integer takes long, or raises
+        return f"an integer of {value.bit_length():,} bits"
     if isinstance(value, (dict, list)):
-        return f"a {type(value).__name__} {value!r}"[:200]
-    return repr(value)
+        return f"a {type(value).__name__} {_SHORT.repr(value)}"[:200]
+    return _SHORT.repr(value)
+
+
+def _short_repr() -> reprlib.Repr:
+    shown = reprlib.Repr()  # Python 3.11 takes no arguments
+    shown.maxlevel, shown.maxlist, shown.maxdict, shown.maxstring, shown.maxother, shown.maxlong = 3, 10, 10, 100, 100, 40
+    return shown
+
+
+_SHORT = _short_repr()
 
 
 def _one_line(error: YAMLError) -> str:

@@ -16,7 +16,7 @@ from pipeline.dataset import open_every_row, open_rows_to_predict
 from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.files import MODEL, OLS, table_writer
 from pipeline.influence import LargestCooks, influence
-from pipeline.linear import SHOWN_COEFFICIENTS, Description, LinearModel
+from pipeline.linear import RESTORE, SHOWN_COEFFICIENTS, Description, LinearModel
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, PredictParams, load_params
 from pipeline.rows import Rows, Table, chunks, held_out
@@ -68,10 +68,14 @@ class Output:
 
 
 def predict(rows: Rows, model: LinearModel, fit: LeastSquares, level: float, target: str | None,
-            confidence: bool = False) -> Iterator[dict[str, np.ndarray]]:
+            confidence: bool = False, where: str = "predict.source") -> Iterator[dict[str, np.ndarray]]:
     """The output's columns for new rows, a chunk at a time (Output(model, target, False).names())."""
+    first_row = 0
     for chunk in chunks(rows):
-        yield predicted(chunk, model, fit, level, target, confidence)
+        found = predicted(chunk, model, fit, level, target, confidence)
+        require_finite(found, first_row, where)
+        first_row += len(chunk)
+        yield found
 
 
 def predicted(chunk: Table, model: LinearModel, fit: LeastSquares, level: float, target: str | None,
@@ -105,6 +109,7 @@ def predict_fitted(rows: Rows, split: SplitOf, model: LinearModel, fit: LeastSqu
         found = predicted(chunk, model, fit, level, target, confidence)
         for name in (PREDICTION, LOWER, UPPER, SE_FIT, RESIDUAL):
             found[name][status > UNLABELED] = np.nan  # NaN already for a missing feature; any later status too
+        require_finite(found, row_before, "data.source", status <= UNLABELED)
         found[SPLIT] = status
         if cooks is not None:
             training = np.flatnonzero(status == TRAIN)
@@ -118,6 +123,22 @@ def predict_fitted(rows: Rows, split: SplitOf, model: LinearModel, fit: LeastSqu
         yield found
 
 
+def require_finite(found: dict[str, np.ndarray], first_row: int, where: str,
+                   predicted_rows: np.ndarray | None = None) -> None:
+    """A prediction or a bound beyond float64 (weights too large for a row's values) is one line, never a file
+    of ±inf; `predicted_rows`: the rows that have a prediction (all by default)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.isfinite(found[PREDICTION]) & np.isfinite(found[LOWER]) & np.isfinite(found[UPPER])
+    if predicted_rows is not None:
+        finite |= ~predicted_rows
+    if not finite.all():
+        at = int(np.argmin(finite))
+        raise PipelineError(
+            f"{where} row {first_row + at} (from 0): prediction {found[PREDICTION][at]:.6g} in "
+            f"[{found[LOWER][at]:.6g}, {found[UPPER][at]:.6g}]: expected finite numbers: the weights in {MODEL.parent}/ "
+            f"are too large for this row's values in float64 (if they are damaged, {RESTORE})")
+
+
 def output_names(model: LinearModel, target: str | None) -> tuple[str, ...]:
     """The columns of new rows' predictions."""
     return Output(model, target, False).names()
@@ -127,9 +148,9 @@ def require_same_columns(model: LinearModel, fit_intercept: bool, fit: LeastSqua
     """The least-squares fit must be of the trained model's columns: both come from the same params."""
     if fit.model.features != model.features or fit.fit_intercept != fit_intercept:
         raise PipelineError(
-            f"{OLS}: the least-squares fit of columns {list(fit.model.features)} "
-            f"{'with' if fit.fit_intercept else 'without'} an intercept: expected that of {MODEL}, "
-            f"columns {list(model.features)} {'with' if fit_intercept else 'without'} (run `dvc repro`)")
+            f"{OLS}: the least-squares fit of columns {first_few(fit.model.features, SHOWN_COEFFICIENTS)} "
+            f"{'with' if fit.fit_intercept else 'without'} an intercept: expected that of {MODEL}, columns "
+            f"{first_few(model.features, SHOWN_COEFFICIENTS)} {'with' if fit_intercept else 'without'} (run `dvc repro`)")
 
 
 def require_distinct_names(source: Path, output: Output) -> None:
@@ -207,7 +228,13 @@ def write_new(source: Path, missing: str, model: LinearModel, target: str, fit: 
 
 
 def interval_words(params: PredictParams) -> str:
-    return f"its {params.level * 100:g}% {params.interval} interval"
+    return f"its {percent(params.level)} {params.interval} interval"
+
+
+def percent(level: float) -> str:
+    """95%, or all the digits where %g would round a level below 1 to 100%."""
+    shown = f"{level * 100:g}"
+    return f"{shown if float(shown) < 100 else repr(level * 100)}%"
 
 
 if __name__ == "__main__":

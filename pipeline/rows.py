@@ -97,6 +97,11 @@ def powers(features: np.ndarray, degree: int) -> np.ndarray:
     return np.concatenate([raw] + [np.power(raw, float(power)) for power in range(2, degree + 1)], axis=1)
 
 
+def power_names(raw: "tuple[str, ...] | list[str]", degree: int) -> tuple[str, ...]:
+    """The names of the columns `powers` builds: x, y, x^2, y^2, …, as DataParams.columns names them."""
+    return tuple(raw) + tuple(f"{name}^{power}" for power in range(2, degree + 1) for name in raw)
+
+
 @dataclass(frozen=True)
 class WithPowers:
     """A Source whose tables carry the power columns of its features as well (data.degree)."""

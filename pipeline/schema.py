@@ -6,9 +6,11 @@ readers in dataset.py and this module say things the same way.
 """
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.csv
@@ -16,6 +18,8 @@ import pyarrow.parquet
 
 from pipeline.errors import PipelineError, first_few
 from pipeline.params import ALL_FEATURES, MAX_FEATURES, RESERVED_NAMES, DataParams
+
+T = TypeVar("T")
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -25,6 +29,9 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 # read as empty, so they are counted with NaN and ±inf rather than reported as text.
 CSV_PARSE = pyarrow.csv.ParseOptions(newlines_in_values=True)
 SNIFF_BYTES = 1 << 16  # read to tell binary data from text
+# The longest line (a header or a row) of a CSV file read: pyarrow reads in blocks (1 MiB by default) that must
+# each hold a whole line, so a longer line is read again with blocks 4 times larger, up to this (docs/own-data.md).
+MAX_LINE_BYTES = 1 << 30
 _SHOWN_CHARS = 32  # of one name or value in a message
 _LISTED_CHARS = 100  # of a list of column names
 _LISTED_MISSING = 5  # missing columns named in a message; the rest are counted
@@ -138,14 +145,38 @@ def header_names(where: str, source: Path | pa.BufferReader) -> list[str]:
 
 
 def header_types(where: str, source: Path | pa.BufferReader) -> tuple[list[str], list[pa.DataType]]:
-    """A CSV file's column names, and the types pyarrow infers from its first block."""
-    with pyarrow.csv.open_csv(
-        source, read_options=pyarrow.csv.ReadOptions(use_threads=False), parse_options=CSV_PARSE
-    ) as reader:
+    """A CSV file's column names, and the types pyarrow infers from its first block (grown to hold the header)."""
+    def read(options: pyarrow.csv.ReadOptions) -> tuple[list[str], list[pa.DataType]]:
+        with pyarrow.csv.open_csv(source, read_options=options, parse_options=CSV_PARSE) as reader:
+            try:
+                return reader.schema.names, reader.schema.types
+            except UnicodeDecodeError:
+                raise PipelineError(f"{where}: the header row is not UTF-8 text: expected column names in UTF-8") from None
+
+    if isinstance(source, Path):
+        return with_long_lines(where, source, read, use_threads=False)
+    # A header in memory: one block holds all of it.
+    block = max(pyarrow.csv.ReadOptions().block_size, min(source.size() + 1, MAX_LINE_BYTES))
+    return read(pyarrow.csv.ReadOptions(use_threads=False, block_size=block))
+
+
+def with_long_lines(where: str, path: Path, read: "Callable[[pyarrow.csv.ReadOptions], T]", use_threads: bool = True) -> T:
+    """read(options) with pyarrow's default block, or, where a line does not fit in it, with blocks 4 times larger
+    until it does: the everyday read is the same, a wide header or a long line costs a read more per step."""
+    block = pyarrow.csv.ReadOptions().block_size
+    while True:
         try:
-            return reader.schema.names, reader.schema.types
-        except UnicodeDecodeError:
-            raise PipelineError(f"{where}: the header row is not UTF-8 text: expected column names in UTF-8") from None
+            return read(pyarrow.csv.ReadOptions(use_threads=use_threads, block_size=block))
+        except pa.ArrowInvalid as error:
+            # pyarrow says "straddling object" of a row that outgrows the block, and that the file is empty
+            # when the header does.
+            too_long = "straddling" in str(error) or ("Empty CSV file" in str(error) and path.stat().st_size > block)
+            if not too_long:
+                raise
+            if block >= MAX_LINE_BYTES:
+                raise PipelineError(f"{where}: a line longer than {MAX_LINE_BYTES:,} bytes, the longest line this "
+                                    "project reads (schema.MAX_LINE_BYTES): expected shorter lines") from None
+            block = min(block * 4, MAX_LINE_BYTES)
 
 
 def require_file(where: str, path: Path) -> None:

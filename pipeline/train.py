@@ -173,16 +173,23 @@ def current_model(model: torch.nn.Linear, scaling: Scaling, features: tuple[str,
                        float(value_type.type(intercept)))
 
 
+# An lr that does not diverge on standardised features, whatever their number and correlation (docs/training.md).
+SAFE_LR = {"sgd": 0.1, "adam": 0.1, "lbfgs": 1.0}
+
+
 def diverged(loss: float, epoch: int, params: TrainParams) -> str:
-    """What happened and what to try, most likely remedy first."""
-    remedies = []
-    if not params.standardize:
-        remedies.append("train.standardize: true")
-    remedies.append(f"a smaller train.lr (now {params.lr!r})")
-    if params.optimizer != "lbfgs" and params.batch_size is None:
-        remedies.append("train.optimizer: lbfgs")
-    elif params.optimizer != "adam":
-        remedies.append("train.optimizer: adam")
+    """What happened and what will work (tests/stages/test_training_failures.py runs each remedy on the case that
+    gives it). On raw features no lr is safe for every table (a smaller one, lbfgs or adam may diverge as
+    well): standardize is. On standardised features, SAFE_LR is."""
+    safe = SAFE_LR[params.optimizer]
+    if not params.standardize:  # with the lr that is safe there: a tiny one (the raw features' 1e-10) never gets far
+        remedies = [f"train.standardize: true{f' with train.lr: {safe:g}' if params.lr != safe else ''}"]
+    elif params.lr > safe:
+        remedies = [f"train.lr: {safe:g}, which is safe with train.standardize: true"]
+    elif params.optimizer != "lbfgs" and params.batch_size is None:
+        remedies = ["train.optimizer: lbfgs with train.lr: 1"]
+    else:
+        remedies = ["train.optimizer: adam with train.lr: 0.1"]
     return (f"training diverged: train loss = {loss} at epoch {epoch} with train.optimizer = {params.optimizer}, "
             f"train.lr = {params.lr!r}: try {', or '.join(remedies)}")
 
@@ -283,8 +290,9 @@ def require_representable(baseline: LinearModel, dtype: str, source) -> None:
     for name, value in baseline.as_dict().items():
         if not abs(value) <= largest:
             what = "intercept" if name == INTERCEPT else f"coefficient of {name!r}"
+            also = ", or set train.dtype: float64" if dtype != "float64" else ""
             raise PipelineError(f"{source}: the least-squares {what} is {value:.3g}: expected at most {largest:.3g} "
-                                f"in train.dtype = {dtype} (rescale that column, or set train.dtype: float64)")
+                                f"in train.dtype = {dtype} (rescale that column{also})")
 
 
 def describe(model: LinearModel) -> str:

@@ -22,12 +22,12 @@ from pipeline.drawing import (
     LEARNT, LEAST_SQUARES, MAX_PANELS, ROWS, TRUE, Points, epoch_axis, largest, left_out, legend_below, number,
     panels, points_of, save_all, scatter, span, tidy, wrap,
 )
-from pipeline.errors import run_stage
+from pipeline.errors import PipelineError, run_stage
 from pipeline.files import (
     CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT, PLOT_LOSS,
     PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, read_history, read_json,
 )
-from pipeline.linear import INTERCEPT, LinearModel
+from pipeline.linear import INTERCEPT, RESTORE, LinearModel
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, VisualizeParams, load_params
 from pipeline.schema import resolve_features
@@ -230,6 +230,13 @@ def read_metrics(path: Path, features: tuple[str, ...]) -> tuple[LinearModel, Li
     return model("learnt"), model("ols"), true_line, numbers(path, dotted, ["train.mse_ols"])["train.mse_ols"]
 
 
+def require_same_fit(fit: LeastSquares, ols: LinearModel) -> None:
+    """models/ols.safetensors and the metrics' least squares are the one fit evaluate wrote."""
+    if fit.model != ols:
+        raise PipelineError(f"{OLS}: its least-squares model is not the one {METRICS} holds: expected the fit "
+                            f"evaluate wrote beside it ({RESTORE})")
+
+
 def spread(fit: LeastSquares) -> np.ndarray:
     """sd(feature) / sd(target) over the training rows, by column: a coefficient times it is standardised,
     a size that columns of any scale share. (The norms of the centred columns: their n − 1 cancels.)"""
@@ -268,6 +275,7 @@ def main() -> None:
     split = load_split(data, train.fit_intercept)
     learnt, ols, true_line, mse_ols = read_metrics(METRICS, columns)
     fit = LeastSquares.load(OLS)
+    require_same_fit(fit, ols)
     scales = spread(fit)
     losses = ("train_loss", "test_loss") if split.test is not None else ("train_loss",)
     history = read_history(HISTORY, ("epoch", *losses, *columns, INTERCEPT))

@@ -98,7 +98,7 @@ def test_predict_refuses_weights_that_do_not_say_what_they_mean(reproduced_templ
     (folder / MODEL).write_bytes(weights())
     assert refused(folder, "predict") == (
         f"error: {MODEL}: holds no 'linear_model' metadata: expected weights written by train, which say what "
-        "they mean (run `dvc repro`)")
+        "they mean (run `dvc checkout models/` to restore it, or `dvc repro`)")
 
 
 def test_undamaged_weights_written_the_same_way_are_read(reproduced_template, tmp_path):

@@ -4,6 +4,7 @@ import dataclasses
 import math
 import re
 import shutil
+import time
 from pathlib import Path
 from types import NoneType
 from typing import get_args
@@ -14,7 +15,9 @@ from pydantic.fields import FieldInfo
 from ruamel.yaml import YAML
 
 from pipeline.errors import PipelineError
-from pipeline.params import SECTIONS, DataParams, SynthesizeParams, TrainParams, load_params
+from pipeline.params import (
+    SECTIONS, DataParams, EvaluateParams, PredictParams, SynthesizeParams, TrainParams, load_params,
+)
 from workspace import ROOT, contents, error_line, isolate, run_in_process, stage
 
 DELETE = object()
@@ -240,3 +243,55 @@ def test_the_expected_text_names_each_bound_of_the_field_as_yaml_reads_it(tmp_pa
     assert message.startswith(prefix) and len(message) > len(prefix)
     written = [YAML(typ="safe").load(number) for number in NUMBER.findall(message.removeprefix(prefix))]
     assert written == numeric_bounds(model.model_fields[key])
+
+
+@pytest.mark.parametrize("section, model", [("evaluate", EvaluateParams), ("predict", PredictParams)])
+def test_a_level_whose_quantile_is_infinite_in_float64_is_refused_from_the_params_alone(tmp_path, section, model):
+    from scipy.special import stdtrit
+
+    text = (ROOT / "params.yaml").read_text()
+    for level in (0.9999999999999999, 0.9999999999999998):
+        edited = re.sub(rf"(?ms)^({section}:.*?^  level: )\S+", rf"\g<1>{level!r}", text)
+        if level == 0.9999999999999999:
+            with pytest.raises(PipelineError, match=rf"^.*: {section}\.level = 0\.9999999999999999: expected at most "
+                                                    r"0\.9999999999999998 \(.*quantile is infinite in float64\)$"):
+                load_params(model, write(tmp_path, edited))
+        else:  # the largest level accepted has a finite quantile even on one degree of freedom
+            assert load_params(model, write(tmp_path, edited)).level == level
+            assert math.isfinite(stdtrit(1, 1 - (1 - level) / 2))
+
+
+def alias_bomb() -> str:
+    """a: 9 strings; b: 9 times a; …; i: 9 times h: 9^9 strings once expanded, a few lines as written."""
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for below, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [{', '.join(['*' + below] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_or_a_huge_value_is_cut_before_it_is_rendered(tmp_path):
+    """A YAML alias bomb reads fast (shared lists), and its message must not render its 9^9 strings."""
+    text = alias_bomb() + re.sub(r"(?m)^  features:\n  - x\n", "  features: *i\n", (ROOT / "params.yaml").read_text())
+    assert "features: *i" in text
+    started = time.perf_counter()
+    with pytest.raises(PipelineError, match=r"data\.features = a list \[\[\[") as raised:
+        load_params(DataParams, write(tmp_path, text))
+    assert time.perf_counter() - started < 5 and len(str(raised.value)) < 500
+    huge = re.sub(r"(?m)^  target: y", "  target: " + "q" * 1_000_000, (ROOT / "params.yaml").read_text())
+    with pytest.raises(PipelineError, match=r"data\.target = 'q+\.\.\.q+': expected a column name") as raised:
+        load_params(DataParams, write(tmp_path, huge))
+    assert len(str(raised.value)) < 500
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda text: re.sub(r"(?m)^  lr: \S+", "  lr: " + "9" * 5000, text), "holds an integer of more than 4300 digits"),
+    (lambda text: text.replace("  features:\n  - x\n", "  features: " + "[" * 2000 + "]" * 2000 + "\n"),
+     "nests lists or mappings too deep to read"),
+    (lambda text: text.replace("  source: data/points.parquet  # synth", "  source: " + "q" * 100_000 + "  # synth"),
+     r"data\.source = 'q+\.\.\.q+': expected a path .* \(string should have at most 4096 characters\)"),
+])
+def test_a_number_too_long_a_nesting_too_deep_or_a_path_too_long_is_one_short_line(tmp_path, edit, said):
+    text = edit((ROOT / "params.yaml").read_text())
+    with pytest.raises(PipelineError, match=said) as raised:
+        load_params(DataParams if "data" in said else TrainParams, write(tmp_path, text))
+    assert len(str(raised.value)) < 500

@@ -11,6 +11,7 @@ import pytest
 from pipeline import files, train
 from pipeline.dataset import Split, Table, gather, load_split, read_table
 from pipeline.errors import PipelineError
+from pipeline.least_squares import fit_least_squares
 from pipeline.params import DataParams, TrainParams, load_params
 from workspace import ROOT, dvc, error_line, files_in, isolate, ran, set_param, set_params, stage
 
@@ -30,16 +31,47 @@ def test_a_diverging_loss_stops_train_with_one_line_naming_epoch_loss_and_lr_and
     found = DIVERGED.fullmatch(line.removeprefix("error: "))
     assert found, line
     assert (found["loss"], found["optimizer"], found["lr"]) == ("inf", "sgd", "10.0")
-    # The data is already standardised, so the remedies are a smaller lr or another optimiser.
-    assert found["remedies"] == "a smaller train.lr (now 10.0), or train.optimizer: lbfgs"
+    # The data is already standardised, so the remedy is the lr that is safe there.
+    assert found["remedies"] == "train.lr: 0.1, which is safe with train.standardize: true"
     assert files_in(folder) == inputs  # neither the model nor the history
 
 
-def test_without_standardize_the_first_remedy_is_standardize(reproduced_template, tmp_path):
+def test_without_standardize_the_remedy_is_standardize_alone(reproduced_template, tmp_path):
+    """Not a smaller lr, lbfgs or adam: on raw features each may diverge too (1e-10 does on x near 1e8)."""
     folder = isolate(reproduced_template, tmp_path, "train")
     set_params(folder, {"train.standardize": False, "train.lr": 1.0})
     found = DIVERGED.fullmatch(error_line(stage(folder, "train")).removeprefix("error: "))
-    assert found and found["remedies"].startswith("train.standardize: true, or a smaller train.lr (now 1.0)")
+    assert found and found["remedies"] == "train.standardize: true with train.lr: 0.1"
+
+
+def remedy(line: str) -> dict:
+    """The params a divergence's line says to set: train.key: value (and train.key: value)."""
+    changes = dict(re.findall(r"train\.(\w+): ([\w.]+)", DIVERGED.fullmatch(line)["remedies"]))
+    return {key: {"true": True, "false": False}.get(value) if value in ("true", "false") else
+            value if key == "optimizer" else float(value) for key, value in changes.items()}
+
+
+@pytest.mark.parametrize("table, changes", [
+    ("points", {"standardize": False, "lr": 0.5}),
+    ("x near 1e8", {"standardize": False, "lr": 1e-10}),  # raw SGD diverges at any lr a user would try
+    ("points", {"lr": 10.0}),
+    ("points", {"lr": 3.0, "momentum": 0.9}),
+])
+def test_the_remedy_a_divergence_names_works_on_the_case_that_gave_it(reproduced_template, table, changes):
+    if table == "points":
+        rows = read_table(reproduced_template / files.POINTS, ["x"], "y")
+    else:
+        rng = np.random.default_rng(0)
+        x = rng.uniform(1e7, 1e8, (200, 1))
+        rows = Table(x, 3 * x[:, 0] + 5 + rng.normal(size=200))
+    split = Split(files.POINTS, rows, None)
+    params = DEFAULTS.model_copy(update=changes)
+    with pytest.raises(PipelineError) as diverged:
+        train.fit(split, ("x",), params)
+    learnt, history = train.fit(split, ("x",), params.model_copy(update=remedy(str(diverged.value))))
+    assert np.isfinite(history["train_loss"]).all()
+    ols = fit_least_squares(split.train, ("x",), True, "t.csv").model
+    assert abs(learnt.coefficients[0] - ols.coefficients[0]) < 1e-3 * abs(ols.coefficients[0])
 
 
 @pytest.mark.parametrize("loss, lr, poison", [("inf", 10.0, None), ("nan", 0.05, 17)])

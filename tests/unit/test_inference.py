@@ -2,6 +2,7 @@
 from R, s², (XᵀX)⁻¹, leverage, t and F tests and intervals, and when training counts as converged."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -183,8 +184,8 @@ def test_the_least_squares_file_round_trips_and_a_bad_one_gets_one_line(tmp_path
     assert again.model == fit.model and again.n == 50 and again.rss == fit.rss and again.fit_intercept
     assert again.standard_errors() == fit.standard_errors()
     (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
-    with pytest.raises(PipelineError, match=r"bad\.safetensors: not the least-squares file evaluate writes .*"
-                                            r"run `dvc repro`"):
+    with pytest.raises(PipelineError, match=r"bad\.safetensors: its 'least_squares' metadata is not .*: "
+                                            r"expected each once \(not the least-squares fit evaluate writes: .*`dvc repro`\)"):
         type(fit).load(tmp_path / "bad.safetensors")
 
 
@@ -201,3 +202,23 @@ def test_prediction_intervals_widen_with_leverage_and_match_the_closed_form():
         assert fit.interval_half_width(x0, 0.9, True)[row] == pytest.approx(expected, rel=1e-12)
         assert fit.interval_half_width(x0, 0.9, False)[row] == pytest.approx(expected / math.sqrt(1 + leverage)
                                                                              * math.sqrt(leverage), rel=1e-12)
+
+
+def test_a_feature_near_1e_300_is_one_line_without_a_numpy_warning():
+    """Its squares underflow: the fit would divide 0 by 0. No raw warning, and no advice to set a dtype."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 2, (100, 1)) * 1e-300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(PipelineError, match=r"^t\.csv: feature 'x' spans only 9\.\d+e-301: expected a spread of "
+                                                r"at least 1e-100, whose squares float64 holds \(rescale it\)$"):
+            fit_least_squares(Table(x, rng.normal(size=100)), ("x",), True, "t.csv")
+
+
+def test_a_least_squares_coefficient_beyond_float64_does_not_advise_float64():
+    from pipeline.train import require_representable
+
+    with pytest.raises(PipelineError, match=r"in train\.dtype = float64 \(rescale that column\)$"):
+        require_representable(LinearModel(("x",), (float("inf"),), 0.0), "float64", "t.csv")
+    with pytest.raises(PipelineError, match=r"\(rescale that column, or set train\.dtype: float64\)$"):
+        require_representable(LinearModel(("x",), (1e39,), 0.0), "float32", "t.csv")

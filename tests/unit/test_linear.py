@@ -238,7 +238,7 @@ WEIGHT_FILES = {
     "a truncated file": (lambda marker: save(good_weights())[:-3], "not a readable safetensors file"),
     "an oversized header": (lambda marker: (2**62).to_bytes(8, "little") + b"{}", "not a readable safetensors file"),
     "binary junk": (lambda marker: bytes(range(256)) * 4, "not a readable safetensors file"),
-    "a missing bias": (lambda marker: save({"weight": np.zeros((1, 2), np.float32)}), r"holds \['weight'\]"),
+    "a missing bias": (lambda marker: save({"weight": np.zeros((1, 2), np.float32)}), r"holds tensors \['weight'\]"),
     "a wrong shape": (lambda marker: save({**good_weights(), "weight": np.zeros((1, 3), np.float32)}),
                       r"weight is \(1, 3\) float32: expected float32 or float64 of shape \(1, 2\)"),
     "integer weights": (lambda marker: save({**good_weights(), "weight": np.zeros((1, 2), np.int32)}), "int32"),

@@ -145,7 +145,8 @@ def test_raw_sgd_diverges_on_the_reference_table_and_says_what_to_try():
         train_on(features, target, standardize=False)
     message = str(raised.value)
     assert message.startswith("training diverged: train loss = ")
-    assert "try train.standardize: true, or a smaller train.lr (now 0.1), or train.optimizer: lbfgs" in message
+    assert message.endswith("try train.standardize: true")  # train.lr is already 0.1, safe with it
+    assert train_on(features, target, standardize=True) is not None
 
 
 def test_training_stops_at_the_first_epoch_whose_loss_is_not_finite():
