@@ -10,10 +10,11 @@ import numpy as np
 
 from pipeline.dataset import open_new_rows
 from pipeline.errors import PipelineError, first_few, run_stage
-from pipeline.files import MODEL, OLS, table_writer
+from pipeline.files import MODEL, OLS, prepare_outputs, table_writer
 from pipeline.linear import SHOWN_COEFFICIENTS, Description, LinearModel
 from pipeline.least_squares import LeastSquares
 from pipeline.params import PredictParams, load_params
+from pipeline.repository import param, warn_if_untracked
 from pipeline.rows import Rows, chunks
 
 # The columns predict adds after the source's features (and target, if the source has it).
@@ -60,13 +61,21 @@ def require_distinct_names(source: Path, model: LinearModel, target: str | None)
                                 f"of {', '.join(sorted(added))} (rename it)")
 
 
+def data_source() -> list[Path]:
+    """data.source as params.yaml spells it, if it does (predict reads no other section's params)."""
+    value = param("data.source")
+    return [Path(value)] if isinstance(value, str) and value else []
+
+
 def main() -> None:
     params = load_params(PredictParams)
+    source, output = Path(params.source), Path(params.output)
+    # Refused before any work: an output over an input, a tracked file or a folder (pipeline/files.py: guard).
+    prepare_outputs([output], inputs=[source, *data_source()], chosen_by="predict.output")
     model = LinearModel.load(MODEL)
     described = Description.load(MODEL)
     fit = LeastSquares.load(OLS)
     require_same_columns(model, described.fit_intercept, fit)
-    source, output = Path(params.source), Path(params.output)
     try:
         rows, has_target = open_new_rows(source, model.raw_features, described.target)
     except PipelineError as error:
@@ -74,6 +83,7 @@ def main() -> None:
             raise PipelineError(f"{error} (predict.source = {params.source!r}: the rows to predict need the "
                                 f"model's feature columns {first_few(model.raw_features, SHOWN_COEFFICIENTS)})") from None
         raise
+    warn_if_untracked(source)
     target = described.target if has_target else None
     require_distinct_names(source, model, target)
     with table_writer(output, output_names(model, target)) as writer:

@@ -15,6 +15,7 @@ import pyarrow.csv
 import pyarrow.parquet
 
 from pipeline.errors import PipelineError, first_few
+from pipeline.files import note_input
 from pipeline.params import ALL_FEATURES, MAX_FEATURES, RESERVED_NAMES, DataParams
 
 CSV_SUFFIXES = (".csv",)
@@ -150,6 +151,7 @@ def header_types(where: str, source: Path | pa.BufferReader) -> tuple[list[str],
 
 def require_file(where: str, path: Path) -> None:
     """A CSV or Parquet file by its extension, there, readable, and not empty; a CSV file that holds text."""
+    note_input(path)
     if path.suffix.lower() not in CSV_SUFFIXES + PARQUET_SUFFIXES:
         found = f"extension {show(path.suffix)}" if path.suffix else "no extension"
         raise PipelineError(f"{where}: {found}: expected {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")
