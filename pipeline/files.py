@@ -109,25 +109,31 @@ def _require_untracked(path: Path, chosen_by: str) -> None:
     if leads:
         raise PipelineError(f"{said}: {leads}; nothing written")
     normal = repository.normal(path)
+    if normal.parts and normal.parts[0] in (".git", ".dvc"):
+        raise PipelineError(f"{said}: is inside {normal.parts[0]}/, git's or DVC's own folder: expected a path "
+                            "outside it; nothing written")
     own = None
     for entry in repository.entries():
         if entry.kind == "out" and entry.chosen_by == chosen_by and entry.path == normal:
             own = entry
             continue
         if entry.holds(normal):
-            what = "an output" if entry.kind == "out" else "an input"
             if entry.where.endswith(".dvc"):
-                what = "a file DVC tracks"
-            raise PipelineError(f"{said}: is {what} of {entry.where}: expected a new file that no stage reads or "
-                                f"writes, so that it is not overwritten; nothing written{_restore(path, 'dvc')}")
+                what = f"tracked by DVC ({entry.where})"
+            else:
+                what = f"{'an output' if entry.kind == 'out' else 'an input'} of {entry.where}"
+            if entry.path != normal:
+                what = f"inside {entry.path}, {what}"
+            raise PipelineError(f"{said}: is {what}: expected a new file that no stage reads or writes, so that "
+                                f"nothing is overwritten; nothing written{_restore(path, 'dvc', entry.path == normal)}")
     if (own is None or own.cached) and repository.in_git_index(path):
         raise PipelineError(f"{said}: is a file git tracks: expected a new file, so that it is not overwritten; "
-                            f"nothing written{_restore(path, 'git')}")
+                            f"nothing written{_restore(path, 'git', True)}")
 
 
-def _restore(path: Path, by: str) -> str:
+def _restore(path: Path, by: str, tracked_itself: bool) -> str:
     """How to bring back a tracked file that DVC removed before it ran the stage (it removes a stage's outs)."""
-    if path.exists() or path.is_symlink():
+    if not tracked_itself or path.exists() or path.is_symlink():
         return ""
     command = f"git checkout -- {path}" if by == "git" else f"dvc checkout {path}"
     return f" (DVC removed it before running the stage: restore it with `{command}`)"
