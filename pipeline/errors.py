@@ -23,8 +23,9 @@ class PipelineError(Exception):
     """A problem with params or input files, told to the user in one line."""
 
 
-class Stopped(Exception):
-    """The stage was stopped by a signal other than Ctrl-C (SIGTERM under torchrun): one line, exit 128 + it."""
+class Stopped(BaseException):
+    """The stage was stopped by SIGTERM or SIGHUP: like KeyboardInterrupt, no `except Exception` holds it; one
+    line, exit 128 + the signal."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -40,6 +41,7 @@ _REMEDIES = {
     errno.EPERM: "you may not write or read there: fix its permissions (or its folder's), then run again",
     errno.EISDIR: "it is a folder: expected a file",
     errno.ENOTDIR: "a part of the path is a file, not a folder: expected folders on the way",
+    errno.EEXIST: "a file stands where its folder should be: expected a folder there",
     errno.ENAMETOOLONG: "the name is too long for its file system: expected a shorter path",
     errno.EFBIG: "the file is too large for its file system: write it to another disk",
     errno.EMFILE: "too many open files: raise the limit (ulimit -n), then run again",
@@ -59,8 +61,11 @@ def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main(); a PipelineError exits 1 with one line on stderr, Ctrl-C exits 130 with one line,
     neither with a traceback."""
     if signal.getsignal(signal.SIGINT) is _exit_interrupted:
-        # From here Ctrl-C raises KeyboardInterrupt, so that main()'s temporary files are removed as it unwinds.
+        # From here Ctrl-C raises KeyboardInterrupt (SIGTERM, SIGHUP: Stopped), so that main()'s temporary files
+        # are removed as it unwinds.
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        for signum in STOPPING:
+            signal.signal(signum, _stop)
     outputs_written.clear(), inputs_named.clear(), outputs_chosen.clear()  # a stage per process; tests run several
     try:
         main()
@@ -93,11 +98,22 @@ def interrupted(signum: int = signal.SIGINT) -> str:
     return f"{how} after writing {written}: `dvc repro` runs the stage again"
 
 
+# Signals that end a stage with one line, as Ctrl-C does (torch's launcher, under train.processes > 1, passes
+# these on to its processes).
+STOPPING = (signal.SIGTERM, signal.SIGHUP)
+
+
 def exit_on_interrupt() -> None:
-    """Ctrl-C while a stage's modules load (torch takes seconds) ends it as run_stage does: one line, exit 130."""
-    signal.signal(signal.SIGINT, _exit_interrupted)
+    """Ctrl-C (or SIGTERM, SIGHUP) while a stage's modules load (torch takes seconds) ends it as run_stage does:
+    one line, exit 128 + the signal."""
+    for signum in (signal.SIGINT, *STOPPING):
+        signal.signal(signum, _exit_interrupted)
 
 
 def _exit_interrupted(signum, frame) -> None:
-    print(f"error: {interrupted()}", file=sys.stderr)
-    raise SystemExit(INTERRUPTED)
+    print(f"error: {interrupted(signum)}", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
+def _stop(signum, frame) -> None:
+    raise Stopped(signum)
