@@ -102,10 +102,23 @@ class Entry:
         return path == self.path or self.path in path.parents
 
 
-@cache
 def entries() -> tuple[Entry, ...]:
     """Every dep and out of every dvc.yaml in the repository (`${…}` resolved against params.yaml), and every out
     of every .dvc file; unreadable files are passed over (DVC says what is wrong with them)."""
+    stamps = tuple(_stamp(path) for path in (DVC_YAML, PARAMS_YAML, Path(".dvc")))
+    return _entries(root(), stamps)
+
+
+def _stamp(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@cache
+def _entries(folder: Path, stamps: tuple[int, ...]) -> tuple[Entry, ...]:
+    """entries() of the repository `folder` (the working directory) as its files stand (stamps): read once."""
     found = []
     for name in _dvc_files():
         file = Path(name)
@@ -153,17 +166,16 @@ def _load_yaml(path: Path):
         return None
 
 
-@cache
 def _params(folder: Path) -> dict:
     document = _load_yaml(folder / PARAMS_YAML)
     return document if isinstance(document, dict) else {}
 
 
-def _resolve(text: str, folder: Path) -> tuple[str, str] | None:
+def _resolve(text: str, params: dict) -> tuple[str, str] | None:
     """`text` with each `${key}` replaced by params.yaml's value (as DVC does), and the key of a text that is
     one `${key}`; None where a key is not found."""
     def value(match: re.Match) -> str:
-        found = _params(folder)
+        found = params
         for part in match.group(1).split("."):
             if not isinstance(found, dict) or part not in found:
                 raise KeyError(match.group(1))
@@ -184,6 +196,7 @@ def _stage_entries(file: Path) -> Iterator[Entry]:
     if not isinstance(stages, dict):
         return
     folder = file.parent
+    params = _params(folder)
     for name, stage in stages.items():
         if not isinstance(stage, dict) or "foreach" in stage or "matrix" in stage:
             continue  # generated stages: their paths are in dvc.lock once run (rare in a project like this)
@@ -191,7 +204,7 @@ def _stage_entries(file: Path) -> Iterator[Entry]:
         for field, kind in (("deps", "dep"), ("outs", "out"), ("metrics", "out"), ("plots", "out")):
             for item in stage.get(field) or []:
                 text, options = (item, {}) if isinstance(item, str) else next(iter(item.items()), (None, {}))
-                resolved = _resolve(str(text), folder) if text is not None else None
+                resolved = _resolve(str(text), params) if text is not None else None
                 if resolved is None:
                     continue
                 cached = not (isinstance(options, dict) and options.get("cache") is False)
