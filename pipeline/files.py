@@ -78,18 +78,19 @@ def guard(path: Path) -> None:
     """The one guard every write passes: never over a folder, an input of this process or, for a path a param
     chose, anything DVC or git keeps. Links are replaced, never written through."""
     path = Path(path)
+    chosen_by = outputs_chosen.get(repository.normal(path))
+    said = f"{chosen_by} = {str(path)[:300]!r}" if chosen_by else str(path)
     if path.parts and path.parts[0].startswith("~"):
-        raise PipelineError(f"{path}: starts with '~', which is not expanded here: expected a path relative to "
+        raise PipelineError(f"{said}: starts with '~', which is not expanded here: expected a path relative to "
                             "the repository; nothing written")
     if path.is_dir() and not path.is_symlink():
-        raise PipelineError(f"{path}: is a folder: expected a file to write; nothing written")
+        raise PipelineError(f"{said}: is a folder: expected a file to write; nothing written")
     for source in inputs_named:
         if _same_file(path, source):
-            raise PipelineError(f"{path}: is also an input of this stage ({source}): expected an output that no stage "
+            raise PipelineError(f"{said}: is also an input of this stage ({source}): expected an output that no stage "
                                 "reads, so that the input is not overwritten; nothing written")
-    chosen_by = outputs_chosen.get(repository.normal(path))
     if chosen_by:
-        _require_untracked(path, chosen_by)
+        _require_untracked(path, said)
 
 
 def _same_file(path: Path, source: Path) -> bool:
@@ -101,10 +102,10 @@ def _same_file(path: Path, source: Path) -> bool:
         return False
 
 
-def _require_untracked(path: Path, chosen_by: str) -> None:
+def _require_untracked(path: Path, said: str) -> None:
     """A path a param chose is refused where it leaves the repository, holds or lies below a dep or out of any
     stage (but this param's own out), or a file that a .dvc file or git tracks."""
-    said = f"{chosen_by} = {str(path)[:300]!r}"
+    chosen_by = outputs_chosen[repository.normal(path)]
     leads = repository.where_it_leads(path, follow_last=False)
     if leads:
         raise PipelineError(f"{said}: {leads}; nothing written")
