@@ -141,7 +141,9 @@ def _restore(path: Path, by: str, tracked_itself: bool) -> str:
 
 
 def _require_writable_folder(path: Path) -> None:
+    """Make and remove a file in the output's folder; folders made for it are removed again (the write makes them)."""
     folder = path.parent
+    made = [ancestor for ancestor in (folder, *folder.parents) if not ancestor.exists()]  # deepest first
     probe = folder / f".{path.name}.{os.getpid()}.probe.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -150,9 +152,12 @@ def _require_writable_folder(path: Path) -> None:
         if os.statvfs(folder).f_bavail == 0:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     except OSError as error:
+        raise PipelineError(f"{os_problem(path, error)}; nothing written") from None
+    finally:
         with suppress(OSError):
             probe.unlink(missing_ok=True)
-        raise PipelineError(f"{os_problem(path, error)}; nothing written") from None
+            for ancestor in made:
+                ancestor.rmdir()
 
 
 @contextmanager
@@ -172,8 +177,9 @@ def atomic_output(path: Path) -> Iterator[Path]:
             yield temporary
             os.replace(temporary, path)
         except OSError as error:
-            if error.filename is not None and str(error.filename) not in (str(temporary), str(path), str(path.parent)):
-                raise  # not this write's: a read inside the block
+            if error.errno is None or (error.filename is not None and str(error.filename) not in (
+                    str(temporary), str(path), str(path.parent))):
+                raise  # not the system's answer to this write: a read inside the block, or a bug
             raise PipelineError(f"{os_problem(path, error)}; {path} left as it was") from None
         outputs_written.append(path)
     finally:
