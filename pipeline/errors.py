@@ -13,8 +13,8 @@ INTERRUPTED = 128 + signal.SIGINT
 # The outputs this process has moved into place (pipeline.files.atomic_output adds each): an interrupted
 # stage says which, if any.
 outputs_written: list[Path] = []
-# Its inputs (its params' source paths, and every file it reads: pipeline.files notes each), which the guard on
-# every write (pipeline.files.guard) never lets an output be; and the outputs whose path a param chose, by key.
+# Its inputs (its params' source paths, and every file it reads: pipeline.files notes each, from the root), which
+# the guard on every write (pipeline.files.guard) never lets an output be; and the outputs a param chose, by key.
 inputs_named: list[Path] = []
 outputs_chosen: dict[Path, str] = {}
 

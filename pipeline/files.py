@@ -55,9 +55,15 @@ def rows_per_group(width: int) -> int:
 # --- The one writer, and its guard ----------------------------------------------------------------------
 
 def note_input(path: Path) -> None:
-    """An input of this process: no output may be it (errors.inputs_named)."""
-    if Path(path) not in inputs_named:
-        inputs_named.append(Path(path))
+    """An input of this process: no output may be it (errors.inputs_named, absolute: the folder may change)."""
+    path = _absolute(path)
+    if path not in inputs_named:
+        inputs_named.append(path)
+
+
+def _absolute(path: Path) -> Path:
+    """The path from the root, `..` and `.` removed by their words; links kept."""
+    return Path(os.path.abspath(path))
 
 
 def prepare_outputs(paths: Iterable[Path], inputs: Iterable[Path] = (), chosen_by: str = "") -> None:
@@ -69,7 +75,7 @@ def prepare_outputs(paths: Iterable[Path], inputs: Iterable[Path] = (), chosen_b
     for path in paths:
         path = Path(path)
         if chosen_by:
-            outputs_chosen[repository.normal(path)] = chosen_by
+            outputs_chosen[_absolute(path)] = chosen_by
         guard(path)
         _require_writable_folder(path)
 
@@ -78,7 +84,7 @@ def guard(path: Path) -> None:
     """The one guard every write passes: never over a folder, an input of this process or, for a path a param
     chose, anything DVC or git keeps. Links are replaced, never written through."""
     path = Path(path)
-    chosen_by = outputs_chosen.get(repository.normal(path))
+    chosen_by = outputs_chosen.get(_absolute(path))
     said = f"{chosen_by} = {str(path)[:300]!r}" if chosen_by else str(path)
     if path.parts and path.parts[0].startswith("~"):
         raise PipelineError(f"{said}: starts with '~', which is not expanded here: expected a path relative to "
@@ -87,14 +93,19 @@ def guard(path: Path) -> None:
         raise PipelineError(f"{said}: is a folder: expected a file to write; nothing written")
     for source in inputs_named:
         if _same_file(path, source):
-            raise PipelineError(f"{said}: is also an input of this stage ({source}): expected an output that no stage "
+            raise PipelineError(f"{said}: is also an input of this stage ({_shown(source)}): expected an output that no stage "
                                 "reads, so that the input is not overwritten; nothing written")
     if chosen_by:
-        _require_untracked(path, said)
+        _require_untracked(path, chosen_by, said)
+
+
+def _shown(path: Path) -> str:
+    """An absolute path as the user wrote it: relative to the repository where it lies there."""
+    return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _same_file(path: Path, source: Path) -> bool:
-    if repository.normal(path) == repository.normal(source):
+    if _absolute(path) == source:
         return True
     try:
         return os.path.samefile(path, source)
@@ -102,10 +113,9 @@ def _same_file(path: Path, source: Path) -> bool:
         return False
 
 
-def _require_untracked(path: Path, said: str) -> None:
+def _require_untracked(path: Path, chosen_by: str, said: str) -> None:
     """A path a param chose is refused where it leaves the repository, holds or lies below a dep or out of any
     stage (but this param's own out), or a file that a .dvc file or git tracks."""
-    chosen_by = outputs_chosen[repository.normal(path)]
     leads = repository.where_it_leads(path, follow_last=False)
     if leads:
         raise PipelineError(f"{said}: {leads}; nothing written")
