@@ -119,13 +119,19 @@ def _require_untracked(path: Path, chosen_by: str, said: str) -> None:
     leads = repository.where_it_leads(path, follow_last=False)
     if leads:
         raise PipelineError(f"{said}: {leads}; nothing written")
-    normal = repository.normal(path)
+    written = repository.normal(path)
+    # As written and as its folders' links lead (alias/x.csv, alias a link to metrics/): each name is checked.
+    for normal in dict.fromkeys((written, repository.below_links(path))):
+        _require_untracked_name(path, normal, normal == written, chosen_by, said)
+
+
+def _require_untracked_name(path: Path, normal: Path, as_written: bool, chosen_by: str, said: str) -> None:
     if normal.parts and normal.parts[0] in (".git", ".dvc"):
         raise PipelineError(f"{said}: is inside {normal.parts[0]}/, git's or DVC's own folder: expected a path "
                             "outside it; nothing written")
     own = None
     for entry in repository.entries():
-        if entry.kind == "out" and entry.chosen_by == chosen_by and entry.path == normal:
+        if as_written and entry.kind == "out" and entry.chosen_by == chosen_by and entry.path == normal:
             own = entry
             continue
         if entry.holds(normal):
@@ -133,11 +139,11 @@ def _require_untracked(path: Path, chosen_by: str, said: str) -> None:
                 what = f"tracked by DVC ({entry.where})"
             else:
                 what = f"{'an output' if entry.kind == 'out' else 'an input'} of {entry.where}"
-            if entry.path != normal:
-                what = f"inside {entry.path}, {what}"
+            if entry.path != normal or not as_written:
+                what = f"inside {entry.path}, {what}" if entry.path != normal else f"{entry.path}, {what}"
             raise PipelineError(f"{said}: is {what}: expected a new file that no stage reads or writes, so that "
                                 f"nothing is overwritten; nothing written{_restore(path, 'dvc', entry.path == normal)}")
-    if (own is None or own.cached) and repository.in_git_index(path):
+    if (own is None or own.cached) and repository.in_git_index(normal):
         raise PipelineError(f"{said}: is a file git tracks: expected a new file, so that it is not overwritten; "
                             f"nothing written{_restore(path, 'git', True)}")
 

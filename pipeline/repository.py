@@ -43,6 +43,15 @@ def where_it_leads(path: Path, follow_last: bool = True) -> str | None:
     return f"{what} that leads outside the repository: expected a file inside the repository or DVC's cache"
 
 
+def below_links(path: Path) -> Path:
+    """`path` relative to the repository with its folders' links followed (not its own): where a write lands."""
+    try:
+        landed = path.parent.resolve() / path.name
+        return landed.relative_to(root())
+    except (OSError, RuntimeError, ValueError):
+        return normal(path)
+
+
 # --- DVC's cache ---------------------------------------------------------------------------------------
 
 

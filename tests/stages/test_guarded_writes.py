@@ -89,6 +89,7 @@ class TestOutputsNeverOverwriteInputs:
         shutil.copytree(reproduced / "examples", reproduced / "raw")
         dvc(reproduced, "add", "raw")
         (reproduced / "results" / "folder.csv").mkdir(parents=True)
+        (reproduced / "alias").symlink_to("metrics")  # a linked folder inside the repository: where it lands counts
         monkeypatch.setenv("HOME", str(tmp_path / "home"))
         refusals = {
             "examples/houses.csv": "is a file git tracks",
@@ -96,6 +97,7 @@ class TestOutputsNeverOverwriteInputs:
             "results/folder.csv": "predict.output = 'results/folder.csv': is a folder",
             "~/predictions.csv": "starts with '~'",
             ".dvc/predictions.csv": "git's or DVC's own folder",
+            "alias/history.csv": "is metrics/history.csv, an output of stage 'train'",
         }
         before = contents(reproduced)
         for path, said in refusals.items():
