@@ -65,7 +65,8 @@ def run_stage(main: Callable[[], None]) -> None:
         # are removed as it unwinds.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for signum in STOPPING:
-            signal.signal(signum, _stop)
+            if signal.getsignal(signum) is _exit_interrupted:
+                signal.signal(signum, _stop)
     outputs_written.clear(), inputs_named.clear(), outputs_chosen.clear()  # a stage per process; tests run several
     try:
         main()
@@ -107,7 +108,8 @@ def exit_on_interrupt() -> None:
     """Ctrl-C (or SIGTERM, SIGHUP) while a stage's modules load (torch takes seconds) ends it as run_stage does:
     one line, exit 128 + the signal."""
     for signum in (signal.SIGINT, *STOPPING):
-        signal.signal(signum, _exit_interrupted)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # `nohup` ignores SIGHUP: it stays ignored
+            signal.signal(signum, _exit_interrupted)
 
 
 def _exit_interrupted(signum, frame) -> None:
