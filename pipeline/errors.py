@@ -108,7 +108,7 @@ def exit_on_interrupt() -> None:
     """Ctrl-C (or SIGTERM, SIGHUP) while a stage's modules load (torch takes seconds) ends it as run_stage does:
     one line, exit 128 + the signal."""
     for signum in (signal.SIGINT, *STOPPING):
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # `nohup` ignores SIGHUP: it stays ignored
+        if signum != signal.SIGHUP or signal.getsignal(signum) is not signal.SIG_IGN:  # `nohup`'s SIGHUP stays ignored
             signal.signal(signum, _exit_interrupted)
 
 
