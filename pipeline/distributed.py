@@ -23,7 +23,8 @@ import psutil
 import torch
 import torch.distributed as dist
 
-from pipeline.errors import PipelineError, outputs_written
+from pipeline.errors import PipelineError, Stopped
+from pipeline.files import move_into_place
 from pipeline.rows import share_of
 
 OUTPUTS_FLAG = "--outputs"  # the folder the first process writes into; absent, the working directory
@@ -153,17 +154,15 @@ def run_processes(processes: int, outputs: list[Path]) -> None:
             rank, failure = error.get_first_failure()
             raise PipelineError(failed(rank, failure.exitcode, processes, logs)) from None
         except SignalException as error:
-            if error.sigval != signal.SIGINT:
-                raise
-            raise KeyboardInterrupt from None
+            if error.sigval == signal.SIGINT:
+                raise KeyboardInterrupt from None
+            raise Stopped(error.sigval) from None
         finally:
             for number, handler in handlers.items():
                 signal.signal(number, handler)
             end_leftover_processes()
         for path in outputs:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / path, path)
-            outputs_written.append(path)
+            move_into_place(staging / path, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -1,5 +1,7 @@
 """The one exception type for mistakes a user can fix, and the one place it becomes a message."""
 
+import errno
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -11,18 +13,61 @@ INTERRUPTED = 128 + signal.SIGINT
 # The outputs this process has moved into place (pipeline.files.atomic_output adds each): an interrupted
 # stage says which, if any.
 outputs_written: list[Path] = []
+# Its inputs (its params' source paths, and every file it reads: pipeline.files notes each, from the root), which
+# the guard on every write (pipeline.files.guard) never lets an output be; and the outputs a param chose, by key.
+inputs_named: list[Path] = []
+outputs_chosen: dict[Path, str] = {}
 
 
 class PipelineError(Exception):
     """A problem with params or input files, told to the user in one line."""
 
 
+class Stopped(BaseException):
+    """The stage was stopped by SIGTERM or SIGHUP: like KeyboardInterrupt, no `except Exception` holds it; one
+    line, exit 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# What to do about an OS error, by errno: the line names the path, what happened and this.
+_REMEDIES = {
+    errno.ENOSPC: "free space on its disk, then run the stage again",
+    errno.EDQUOT: "free space within your disk quota, then run the stage again",
+    errno.EROFS: "its file system is read-only: run the stage where it can write",
+    errno.EACCES: "you may not write or read there: fix its permissions (or its folder's), then run again",
+    errno.EPERM: "you may not write or read there: fix its permissions (or its folder's), then run again",
+    errno.EISDIR: "it is a folder: expected a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: expected folders on the way",
+    errno.EEXIST: "a file stands where its folder should be: expected a folder there",
+    errno.ENAMETOOLONG: "the name is too long for its file system: expected a shorter path",
+    errno.EFBIG: "the file is too large for its file system: write it to another disk",
+    errno.EMFILE: "too many open files: raise the limit (ulimit -n), then run again",
+}
+
+
+def os_problem(path: "Path | str | None", error: OSError, doing: str = "write") -> str:
+    """An OSError as one line: the path, what the system said, and what to do (pyarrow's own words are left out:
+    they hold no more and run long)."""
+    said = os.strerror(error.errno) if error.errno else "an input/output error"
+    remedy = _REMEDIES.get(error.errno, "check the path and its disk, then run the stage again")
+    where = path if path is not None else (error.filename or "a file")
+    return f"{str(where)[:300]}: cannot {doing} it ({said}): {remedy}"
+
+
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main(); a PipelineError exits 1 with one line on stderr, Ctrl-C exits 130 with one line,
     neither with a traceback."""
     if signal.getsignal(signal.SIGINT) is _exit_interrupted:
-        # From here Ctrl-C raises KeyboardInterrupt, so that main()'s temporary files are removed as it unwinds.
+        # From here Ctrl-C raises KeyboardInterrupt (SIGTERM, SIGHUP: Stopped), so that main()'s temporary files
+        # are removed as it unwinds.
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        for signum in STOPPING:
+            if signal.getsignal(signum) is _exit_interrupted:
+                signal.signal(signum, _stop)
+    outputs_written.clear(), inputs_named.clear(), outputs_chosen.clear()  # a stage per process; tests run several
     try:
         main()
     except PipelineError as error:
@@ -31,6 +76,12 @@ def run_stage(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print(f"error: {interrupted()}", file=sys.stderr)
         raise SystemExit(INTERRUPTED) from None
+    except Stopped as stop:
+        print(f"error: {interrupted(stop.signum)}", file=sys.stderr)
+        raise SystemExit(128 + stop.signum) from None
+    except OSError as error:  # a read or a write the stage did not expect to fail (a write names its file)
+        print(f"error: {os_problem(None, error, 'read or write')}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def first_few(items: "list[str] | tuple[str, ...]", at_most: int) -> str:
@@ -45,19 +96,32 @@ def cut(text: str, at_most: int = 40) -> str:
     return repr(text if len(text) <= at_most else text[:at_most] + "...")
 
 
-def interrupted() -> str:
+def interrupted(signum: int = signal.SIGINT) -> str:
     """What an interrupted stage tells: that it was, and what it wrote (nothing half-written, ever)."""
+    how = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
     if not outputs_written:
-        return "interrupted (Ctrl-C): nothing written"
+        return f"{how}: nothing written"
     written = ", ".join(str(path) for path in outputs_written)
-    return f"interrupted (Ctrl-C) after writing {written}: `dvc repro` runs the stage again"
+    return f"{how} after writing {written}: `dvc repro` runs the stage again"
+
+
+# Signals that end a stage with one line, as Ctrl-C does (torch's launcher, under train.processes > 1, passes
+# these on to its processes).
+STOPPING = (signal.SIGTERM, signal.SIGHUP)
 
 
 def exit_on_interrupt() -> None:
-    """Ctrl-C while a stage's modules load (torch takes seconds) ends it as run_stage does: one line, exit 130."""
-    signal.signal(signal.SIGINT, _exit_interrupted)
+    """Ctrl-C (or SIGTERM, SIGHUP) while a stage's modules load (torch takes seconds) ends it as run_stage does:
+    one line, exit 128 + the signal."""
+    for signum in (signal.SIGINT, *STOPPING):
+        if signum != signal.SIGHUP or signal.getsignal(signum) is not signal.SIG_IGN:  # `nohup`'s SIGHUP stays ignored
+            signal.signal(signum, _exit_interrupted)
 
 
 def _exit_interrupted(signum, frame) -> None:
-    print(f"error: {interrupted()}", file=sys.stderr)
-    raise SystemExit(INTERRUPTED)
+    print(f"error: {interrupted(signum)}", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
+def _stop(signum, frame) -> None:
+    raise Stopped(signum)

@@ -14,7 +14,9 @@ from scipy.special import fdtrc, stdtr, stdtrit
 from pipeline.covariance import NONROBUST, Robust, Sandwich
 from pipeline.dataset import Split, load_split
 from pipeline.errors import PipelineError, first_few, run_stage
-from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json
+from pipeline.files import (
+    HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, prepare_outputs, read_history, read_json, write_json,
+)
 from pipeline.linear import INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
@@ -166,6 +168,7 @@ def probability(p: float | None) -> str:
 
 def main() -> None:
     data = resolve_features(load_params(DataParams)).data
+    prepare_outputs([METRICS, OLS], inputs=[Path(data.source)])
     train = load_params(TrainParams)
     judging = load_params(EvaluateParams)
     level = judging.level

@@ -12,6 +12,7 @@ from pydantic.fields import FieldInfo
 from ruamel.yaml import YAML, YAMLError
 
 from pipeline.errors import PipelineError
+from pipeline.repository import where_it_leads
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -89,7 +90,7 @@ class DataParams(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "DataParams":
-        _require_inside_repository("data.source", self.source)
+        _require_inside_repository("data.source", self.source, is_input=True)
         if self.features == ALL_FEATURES:  # the names are known once the file's header is read
             return self
         repeated = sorted({name for name in self.features if self.features.count(name) > 1})
@@ -184,8 +185,8 @@ class PredictParams(_Section):
     @model_validator(mode="after")
     def _check(self) -> "PredictParams":
         _require_finite_quantile("predict.level", self.level)
-        _require_inside_repository("predict.source", self.source)
-        _require_inside_repository("predict.output", self.output)
+        _require_inside_repository("predict.source", self.source, is_input=True)
+        _require_inside_repository("predict.output", self.output, is_input=False)
         if PurePosixPath(self.output).suffix not in OUTPUT_SUFFIXES:
             raise ValueError(f"predict.output = {_show(self.output)}: expected a path ending in "
                              f"{' or '.join(OUTPUT_SUFFIXES)} (the extension chooses the format)")
@@ -208,11 +209,16 @@ def _require_finite_quantile(key: str, level: float) -> None:
                          "(closer to 1, the interval's quantile is infinite in float64)")
 
 
-def _require_inside_repository(key: str, value: str) -> None:
+def _require_inside_repository(key: str, value: str, is_input: bool) -> None:
+    """The path's words, then where its links lead (an input's own link too, an output's folders only), before
+    a byte of it is read: inside the repository, or DVC's cache for an input."""
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or "\\" in value:
         raise ValueError(f"{key} = {_show(value)}: expected a relative path inside the repository, "
                          "without '..' (DVC tracks only files in the repository)")
+    leads = where_it_leads(Path(value), follow_last=is_input)
+    if leads:
+        raise ValueError(f"{key} = {_show(value)}: {leads}")
 
 
 class VisualizeParams(_Section):

@@ -14,11 +14,12 @@ import numpy as np
 from pipeline.cell_checks import row_kinds
 from pipeline.dataset import open_every_row, open_rows_to_predict
 from pipeline.errors import PipelineError, first_few, run_stage
-from pipeline.files import MODEL, OLS, table_writer
+from pipeline.files import MODEL, OLS, prepare_outputs, table_writer
 from pipeline.influence import LargestCooks, influence
 from pipeline.linear import RESTORE, SHOWN_COEFFICIENTS, Description, LinearModel
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, PredictParams, load_params
+from pipeline.repository import warn_if_untracked
 from pipeline.rows import Rows, Table, chunks, held_out
 
 # The columns predict adds after the source's features (and target, if the source has it).
@@ -176,6 +177,8 @@ def open_new(source: Path, model: LinearModel, target: str, missing: str) -> tup
 def main() -> None:
     params = load_params(PredictParams)
     data = load_params(DataParams)
+    # Refused before any work: an output over an input, a tracked file or a folder (pipeline/files.py: guard).
+    prepare_outputs([Path(params.output)], inputs=[Path(params.source), Path(data.source)], chosen_by="predict.output")
     model = LinearModel.load(MODEL)
     described = Description.load(MODEL)
     fit = LeastSquares.load(OLS)
@@ -216,6 +219,7 @@ def write_new(source: Path, missing: str, model: LinearModel, target: str, fit: 
               params: PredictParams) -> None:
     """The rows of predict.source into predict.output."""
     rows, has_target, rows_dropped = open_new(source, model, target, missing)
+    warn_if_untracked(source)
     output = Output(model, target if has_target else None, False)
     require_distinct_names(source, output)
     with table_writer(Path(params.output), output.names()) as writer:

@@ -17,6 +17,7 @@ import pyarrow.csv
 import pyarrow.parquet
 
 from pipeline.errors import PipelineError, first_few
+from pipeline.files import note_input
 from pipeline.params import ALL_FEATURES, MAX_FEATURES, RESERVED_NAMES, DataParams
 
 T = TypeVar("T")
@@ -181,6 +182,7 @@ def with_long_lines(where: str, path: Path, read: "Callable[[pyarrow.csv.ReadOpt
 
 def require_file(where: str, path: Path) -> None:
     """A CSV or Parquet file by its extension, there, readable, and not empty; a CSV file that holds text."""
+    note_input(path)
     if path.suffix.lower() not in CSV_SUFFIXES + PARQUET_SUFFIXES:
         found = f"extension {show(path.suffix)}" if path.suffix else "no extension"
         raise PipelineError(f"{where}: {found}: expected {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}")

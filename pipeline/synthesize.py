@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import run_stage
-from pipeline.files import POINTS, TRUTH, TableWriter, write_json
+from pipeline.files import POINTS, TRUTH, TableWriter, prepare_outputs, write_json
 from pipeline.linear import LinearModel
 from pipeline.params import SynthesizeParams, load_params
 
@@ -61,6 +61,7 @@ def _streams(params: SynthesizeParams) -> tuple[np.random.Generator, ...]:
 
 def main() -> None:
     params = load_params(SynthesizeParams)
+    prepare_outputs([POINTS, TRUTH])
     line = true_line(params)
     write_points(POINTS, params)
     write_json(TRUTH, line.as_dict())

@@ -7,8 +7,6 @@ given, with the same bits whatever their number.
 """
 
 import math
-import shlex
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,12 +20,13 @@ from pipeline.dataset import Split, load_split
 from pipeline.distributed import SOLO, Team
 from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
-from pipeline.files import HISTORY, MODEL, read_history, write_history
+from pipeline.files import HISTORY, MODEL, prepare_outputs, read_history, write_history
 from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, load_weights, prediction_gap, save_weights
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.optimizers import make_optimizer
 from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.rows import SERIAL, Workers, workers
+from pipeline.repository import warn_if_untracked
 from pipeline.schema import resolve_features
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -195,7 +194,10 @@ def diverged(loss: float, epoch: int, params: TrainParams) -> str:
 
 
 def main() -> None:
-    resolved = resolve_features(load_params(DataParams))
+    data = load_params(DataParams)
+    if not distributed.is_worker():  # before an hour of training, not after
+        prepare_outputs([MODEL, HISTORY], inputs=[Path(data.source)])
+    resolved = resolve_features(data)
     data = resolved.data
     params = load_params(TrainParams)
     if distributed.is_worker():
@@ -260,28 +262,6 @@ def report(split: Split, learnt: LinearModel, baseline: LeastSquares, params: Tr
               "(train.stop_when_converged: false runs every epoch)")
     elif params.stop_when_converged and not judged.converged:
         print(f"ran all train.epochs = {params.epochs} without converging")
-
-
-def warn_if_untracked(source: Path) -> None:
-    """A table neither DVC nor git tracks never reaches the cache, a remote or a clone: say so, and how to fix it.
-    Outside a DVC repository (a stage run by hand in a bare folder) there is nothing to say."""
-    if Path(f"{source}.dvc").is_file():  # `dvc add`'s file: tracked, said without DVC's import (0.8 s)
-        return
-    from dvc.exceptions import DvcException, OutputNotFoundError  # DVC's own answer; only train needs it
-    from dvc.repo import Repo
-
-    try:
-        with Repo(".") as repo:
-            try:
-                repo.find_outs_by_path(str(source), strict=False)  # a .dvc file's, or a stage's in dvc.yaml
-                return
-            except OutputNotFoundError:
-                if repo.scm.is_tracked(str(source)):
-                    return
-    except DvcException:
-        return
-    print(f"warning: {source} is tracked by neither DVC nor git, so a clone cannot reproduce this run: "
-          f"run `dvc add {shlex.quote(str(source))}`", file=sys.stderr)
 
 
 def require_representable(baseline: LinearModel, dtype: str, source) -> None:

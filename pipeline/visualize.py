@@ -25,7 +25,7 @@ from pipeline.drawing import (
 from pipeline.errors import PipelineError, run_stage
 from pipeline.files import (
     CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT, PLOT_LOSS,
-    PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, read_history, read_json,
+    PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, prepare_outputs, read_history, read_json,
 )
 from pipeline.linear import INTERCEPT, RESTORE, LinearModel
 from pipeline.least_squares import LeastSquares
@@ -268,6 +268,8 @@ def write_chart(path: Path, table: pa.Table) -> None:
 
 def main() -> None:
     data = resolve_features(load_params(DataParams)).data
+    prepare_outputs([PLOT_DATA, PLOT_LOSS, PLOT_FIT, PLOT_PARAMETERS, PLOT_RESIDUALS, PLOT_COEFFICIENTS,
+                     CHART_COEFFICIENTS, CHART_INTERCEPT], inputs=[Path(data.source)])
     train = load_params(TrainParams)
     level = load_params(EvaluateParams).level
     params = load_params(VisualizeParams)

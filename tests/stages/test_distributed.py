@@ -78,6 +78,28 @@ def test_a_killed_process_fails_the_stage_with_one_line_and_writes_nothing(repro
     assert not train_processes(reproduced.resolve()), "a process outlived the stage"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_under_torchrun_ends_with_one_line_and_writes_nothing(reproduced, signum):
+    """As in one process: one line, exit 128 + the signal, the earlier outputs intact (a 28-line traceback
+    before, for SIGTERM)."""
+    set_params(reproduced, {"train.processes": 2, "train.epochs": 1_000_000, "train.stop_when_converged": False})
+    before = {path: (reproduced / path).read_bytes() for path in (MODEL, HISTORY)}
+    running = subprocess.Popen([sys.executable, "-m", "pipeline.train"], cwd=reproduced, env=environment(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(train_processes(reproduced.resolve())) < 2:
+        assert running.poll() is None and time.monotonic() < deadline, "torchrun did not start 2 processes"
+        time.sleep(0.1)
+    time.sleep(2)  # well into training
+    running.send_signal(signum)
+    stdout, stderr = running.communicate(timeout=60)
+    name = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "stopped by SIGTERM"
+    assert (running.returncode, stderr) == (128 + signum, f"error: {name}: nothing written\n")
+    assert {path: (reproduced / path).read_bytes() for path in (MODEL, HISTORY)} == before
+    assert not list(reproduced.glob(".train.*")), "the processes' folder is left behind"
+    assert not train_processes(reproduced.resolve()), "a process outlived the stage"
+
+
 def test_an_error_in_the_processes_is_their_one_line(reproduced):
     set_params(reproduced, {"train.standardize": False, "train.lr": 1000.0, "train.epochs": 50})
     alone = error_line(stage(reproduced, "train"))

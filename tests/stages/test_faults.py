@@ -112,3 +112,21 @@ def test_after_a_failed_stage_every_output_dvc_tracks_is_still_git_ignored(tmp_p
     assert "params.yaml" in changed and changed <= {"params.yaml", "dvc.lock"}
     matches = run(["git", "check-ignore", "--verbose", "--non-matching", *ALL_OUTS], project, check=False).stdout
     assert [line for line in matches.splitlines() if line.startswith("::")] == []
+
+
+@pytest.mark.parametrize(("signum", "said"), [(signal.SIGTERM, "stopped by SIGTERM"), (signal.SIGHUP, "stopped by SIGHUP")])
+def test_sigterm_or_sighup_in_one_process_ends_as_ctrl_c_does(tmp_path, signum, said):
+    """One line, exit 128 + the signal, no temporary file: the stage is paused as it renames its first output
+    (FAULT=pause, waiting on a FIFO that is never written), so the signal comes while a finished temporary file
+    waits."""
+    project = copy_project(tmp_path / "project", with_git=False)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    running = subprocess.Popen([sys.executable, "-m", "pipeline.synthesize"], cwd=project,
+                               env=environment(**fault("synthesize", "pause", FAULT_FIFO=str(fifo))),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert running.stderr.readline() == "paused\n"
+    running.send_signal(signum)
+    stdout, stderr = running.communicate(timeout=60)
+    assert (running.returncode, stderr) == (128 + signum, f"error: {said}: nothing written\n")
+    assert files_in(project / "data") == {".gitignore"}

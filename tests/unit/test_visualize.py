@@ -239,8 +239,10 @@ def test_the_models_are_read_from_the_metrics_and_a_missing_number_is_named(tmp_
                "gap": 0.01, "converged": True, "train": {"mse": 1.0, "mse_ols": 0.98, "r2": 0.9, "n": 80}}
     write_json(path, metrics)
     assert read_metrics(path, ("x",)) == (LEARNT_1, OLS_1, None, 0.98)
+    path = tmp_path / "with-truth" / "metrics.json"  # a new file each time: one read in this process is an input, never written over
     write_json(path, {**metrics, "true": {"x": 2.5, "intercept": -1.0}})
     assert read_metrics(path, ("x",))[2] == TRUE_1
+    path = tmp_path / "without-intercept" / "metrics.json"
     write_json(path, {**metrics, "ols": {"x": 2.52}})
     with pytest.raises(PipelineError, match=r"metrics.json: ols.intercept missing: expected a finite number"):
         read_metrics(path, ("x",))
@@ -543,6 +545,7 @@ def test_the_intervals_are_read_from_the_metrics_and_standardised(tmp_path):
     learnt, ols = model(("x1", "x2"), 2.1, -1.0, 0.0), model(("x1", "x2"), 2.0, -1.0, 0.0)
     assert intervals_of(path, learnt, ols, np.array([10.0, 0.5])) == [
         Interval("x1", 20.0, 10.0, 30.0, 21.0, 4.0), Interval("x2", -0.5, -0.5, -0.5, -0.5, None)]
+    path = tmp_path / "one-interval" / "metrics.json"  # a new file: the one read above is an input of this process now
     write_json(path, {"inference": {"x1": inference["x1"]}})
     with pytest.raises(PipelineError, match=r"metrics.json: inference.x2.ci_low missing: expected a finite number"):
         intervals_of(path, learnt, ols, np.array([10.0, 0.5]))
