@@ -1,4 +1,6 @@
+import ast
 import fcntl
+import functools
 import os
 import shutil
 from collections.abc import Callable
@@ -6,6 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from workspace import LOWER_LR, commit, copy_project, dvc, set_param
 
@@ -30,15 +33,41 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], str]) -> tup
     return folder, done.read_text()
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+# Slowest first, so that two workers end together: end-to-end runs of dvc, then the tools that run it, then
+# single stages, then the in-memory unit tests.
+FOLDERS_BY_COST = ("e2e", "tooling", "stages", "unit")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist's `--dist loadgroup` (pyproject.toml), the tests that share a module-scoped fixture
-    (a project run through `dvc repro` or more) run on one worker, so that it is built once; every other test
-    goes, one at a time, to whichever worker is free."""
-    for item in items:
-        fixtures = getattr(item, "_fixtureinfo", None)
-        if fixtures and any(defs[-1].scope == "module" for defs in fixtures.name2fixturedefs.values()):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    def cost_rank(item: pytest.Item) -> int:
+        folder = item.path.parent.name
+        return FOLDERS_BY_COST.index(folder) if folder in FOLDERS_BY_COST else len(FOLDERS_BY_COST)
+
+    items.sort(key=cost_rank)  # stable: each folder's tests keep their order
+
+
+class ModuleFixturesOnOneWorker(LoadScopeScheduling):
+    """`--dist loadgroup` (pyproject.toml) with its groups found here: the tests of a module that defines a
+    module-scoped fixture (a project run through `dvc repro` or more) run on one worker, so that it is built
+    once; every other test goes on its own, in the order above, to whichever worker is free. (pytest-xdist's
+    own xdist_group marks do not reach its scheduler under pytest 9: it renames items by a field pytest no
+    longer reads.)"""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return module if defines_module_fixture(self.config.rootpath / module) else nodeid
+
+
+@functools.cache
+def defines_module_fixture(path: Path) -> bool:
+    """Whether the test file has a `@pytest.fixture(scope="module")`; read, not imported, by the scheduler."""
+    return any(isinstance(node, ast.keyword) and node.arg == "scope" and isinstance(node.value, ast.Constant)
+               and node.value.value == "module" for node in ast.walk(ast.parse(path.read_bytes())))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> LoadScopeScheduling | None:
+    return ModuleFixturesOnOneWorker(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
 @pytest.fixture(scope="session")
