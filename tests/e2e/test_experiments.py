@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 
 from pipeline.params import TrainParams, load_params
-from workspace import ROOT, commit, dvc, environment, git, read_outs, set_param
+from workspace import LOWER_LR, ROOT, commit, dvc, environment, git, read_outs
 
 DEFAULTS = load_params(TrainParams, ROOT / "params.yaml")  # the committed train section
-# lrs too small for the committed train.epochs to reach least squares, each stopping at its own distance from
-# it: two lrs large enough to reach it may well end on the same float32 bits.
-LOWER_LR = 0.002
+# lrs too small for the committed train.epochs to reach least squares (as LOWER_LR), each stopping at its own
+# distance from it: two lrs large enough to reach it may well end on the same float32 bits.
 SWEEP = (0.0005, 0.001, 0.003)
 
 
@@ -78,10 +77,9 @@ class Compared:
 
 
 @pytest.fixture(scope="module")
-def compared(reproduced_template, tmp_path_factory) -> Compared:
-    project = Path(shutil.copytree(reproduced_template, tmp_path_factory.mktemp("compared") / "project", symlinks=True))
-    set_param(project, "train.lr", LOWER_LR)
-    dvc(project, "repro")
+def compared(lower_lr_template, tmp_path_factory) -> Compared:
+    project = Path(shutil.copytree(lower_lr_template.project, tmp_path_factory.mktemp("compared") / "project",
+                                   symlinks=True))
     commit(project, f"train.lr {LOWER_LR}")
     before = read_outs(project)
     dvc(project, "exp", "run", "--queue", "--set-param", f"train.lr={','.join(map(str, SWEEP))}")

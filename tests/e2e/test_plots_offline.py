@@ -138,13 +138,22 @@ def test_the_loss_chart_has_a_log_y_axis(reproduced):
     assert scales and all(scale == {"type": "log"} for scale in scales)
 
 
-def test_plots_diff_of_two_experiments_draws_both_runs_in_each_chart_offline(reproduced, chromium, tmp_path):
-    dvc(reproduced, "plots", "show")
+@pytest.fixture(scope="module")
+def two_experiments(reproduced_template, chromium, tmp_path_factory) -> Path:
+    """A reproduced project, then `dvc exp run` of `faster` (train.lr 0.02) and `slower` (0.002); copy it."""
+    project = Path(shutil.copytree(reproduced_template, tmp_path_factory.mktemp("two") / "project", symlinks=True))
+    dvc(project, "exp", "run", "--name", "faster", "-S", "train.lr=0.02")
+    dvc(project, "exp", "run", "--name", "slower", "-S", "train.lr=0.002")
+    return project
+
+
+def test_plots_diff_of_two_experiments_draws_both_runs_in_each_chart_offline(reproduced, two_experiments, chromium,
+                                                                               tmp_path):
+    dvc(reproduced, "plots", "show")  # one run's page, as before the experiments
     shown = open_page(chromium, reproduced / "dvc_plots" / "index.html", tmp_path / "show")
-    dvc(reproduced, "exp", "run", "--name", "faster", "-S", "train.lr=0.02")
-    dvc(reproduced, "exp", "run", "--name", "slower", "-S", "train.lr=0.002")
-    dvc(reproduced, "plots", "diff", "faster", "slower")
-    page = reproduced / "dvc_plots" / "index.html"
+    project = Path(shutil.copytree(two_experiments, tmp_path / "two", symlinks=True))
+    dvc(project, "plots", "diff", "faster", "slower")
+    page = project / "dvc_plots" / "index.html"
     opened = open_page(chromium, page, tmp_path / "diff")
     assert_every_chart_drew_lines(opened, page.read_text(encoding="utf-8"))
     for name in CHARTS:
@@ -202,11 +211,10 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def test_in_plots_diff_each_run_s_pngs_fit_a_1400_pixel_window_side_by_side(reproduced, chromium, tmp_path):
-    dvc(reproduced, "exp", "run", "--name", "faster", "-S", "train.lr=0.02")
-    dvc(reproduced, "exp", "run", "--name", "slower", "-S", "train.lr=0.002")
-    dvc(reproduced, "plots", "diff", "faster", "slower")
-    page = reproduced / "dvc_plots" / "index.html"
+def test_in_plots_diff_each_run_s_pngs_fit_a_1400_pixel_window_side_by_side(two_experiments, chromium, tmp_path):
+    project = Path(shutil.copytree(two_experiments, tmp_path / "two", symlinks=True))
+    dvc(project, "plots", "diff", "faster", "slower")
+    page = project / "dvc_plots" / "index.html"
     page.write_text(page.read_text(encoding="utf-8").replace("</body>", IMAGE_PROBE + "</body>"), encoding="utf-8")
     result = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, "--window-size=1400,900", f"--user-data-dir={tmp_path / 'profile'}",

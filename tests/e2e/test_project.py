@@ -5,7 +5,7 @@ import json
 import re
 
 from pipeline.params import TrainParams, load_params
-from workspace import ALL_OUTS, ROOT, dvc, git, set_param
+from workspace import ALL_OUTS, LOWER_LR, ROOT, dvc, git
 
 
 def test_every_direct_dependency_is_pinned_exactly_and_torch_is_2_13_0():
@@ -43,14 +43,12 @@ def test_dvc_metrics_show_lists_the_learnt_true_and_least_squares_line(reproduce
             "converged", "train.mse", "test.r2"} <= columns, header
 
 
-def test_dvc_params_and_metrics_diff_show_a_change_of_lr(reproduced):
-    default_lr = load_params(TrainParams, reproduced / "params.yaml").lr
-    set_param(reproduced, "train.lr", 0.001)
-    dvc(reproduced, "repro")
-    params = json.loads(dvc(reproduced, "params", "diff", "--json").stdout)
+def test_dvc_params_and_metrics_diff_show_a_change_of_lr(reproduced_template, lower_lr):
+    default_lr = load_params(TrainParams, reproduced_template / "params.yaml").lr
+    params = json.loads(dvc(lower_lr, "params", "diff", "--json").stdout)  # reproduced with LOWER_LR
     change = params["params.yaml"]["train.lr"]
-    assert (change["old"], change["new"]) == (default_lr, 0.001)
-    metrics = json.loads(dvc(reproduced, "metrics", "diff", "--json").stdout)
+    assert (change["old"], change["new"]) == (default_lr, LOWER_LR)
+    metrics = json.loads(dvc(lower_lr, "metrics", "diff", "--json").stdout)
     assert metrics["metrics/metrics.json"]["gap"]["diff"] > 0  # a smaller lr gets less far in as many epochs
 
 

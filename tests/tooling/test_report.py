@@ -6,7 +6,7 @@ import re
 import pytest
 
 from pipeline.params import TrainParams, load_params
-from workspace import dvc, git, make, set_param
+from workspace import LOWER_LR, dvc, git, make, set_param
 
 PLOTS = ("plots/data.png", "plots/loss.png", "plots/fit.png", "plots/parameters.png", "plots/residuals.png",
          "plots/coefficients.png")
@@ -27,19 +27,19 @@ def metrics_row(report: str, name: str) -> list[str]:
     return [cell.strip() for cell in row.strip().strip("|").split("|")][2:]
 
 
-def test_make_report_tables_the_params_and_metrics_that_differ_from_main_and_shows_the_plots_beside_main_s(reproduced):
+def test_make_report_tables_the_params_and_metrics_that_differ_from_main_and_shows_the_plots_beside_main_s(
+        reproduced_template, lower_lr):
+    reproduced = lower_lr  # reproduced with LOWER_LR, not committed: on a branch of its own, as a user would
     metrics_file = reproduced / "metrics" / "metrics.json"
-    on_main = json.loads(metrics_file.read_text())
-    main_plots = {plot: (reproduced / plot).read_bytes() for plot in PLOTS}
+    on_main = json.loads((reproduced_template / "metrics" / "metrics.json").read_text())
+    main_plots = {plot: (reproduced_template / plot).read_bytes() for plot in PLOTS}
     git(reproduced, "checkout", "--quiet", "-b", "lower-lr")
-    default_lr = load_params(TrainParams, reproduced / "params.yaml").lr
-    set_param(reproduced, "train.lr", 0.002)
-    dvc(reproduced, "repro")
+    default_lr = load_params(TrainParams, reproduced_template / "params.yaml").lr
     here = json.loads(metrics_file.read_text())
     result = make(reproduced, "report")
     assert result.returncode == 0, result.stderr
     report = (reproduced / "report.md").read_text()
-    row = rf"\|\s*params\.yaml\s*\|\s*train\.lr\s*\|\s*{re.escape(str(default_lr))}\s*\|\s*0\.002\s*\|"
+    row = rf"\|\s*params\.yaml\s*\|\s*train\.lr\s*\|\s*{re.escape(str(default_lr))}\s*\|\s*{re.escape(str(LOWER_LR))}\s*\|"
     assert re.search(row, report), report
     assert re.search(r"\|\s*Path\s*\|\s*Metric\s*\|\s*main\s*\|\s*workspace\s*\|\s*Change\s*\|", report), report
     # Nested metrics by their path; each number as it is, to 8 decimals.

@@ -9,7 +9,7 @@ from ruamel.yaml import YAML
 from safetensors.numpy import load_file, save_file
 
 from tools.repro_check import largest_differences, numbers
-from workspace import ALL_OUTS, commit, dvc, git, make, read_outs, set_param
+from workspace import ALL_OUTS, commit, git, make, read_outs
 
 HISTORY = "metrics/history.csv"
 MODEL = "models/model.safetensors"
@@ -62,10 +62,9 @@ def test_a_wrong_hash_for_the_model_in_the_lock_fails_and_names_the_model(reprod
 
 
 def test_a_real_change_shows_the_largest_difference_of_the_history_from_the_committed_version_in_the_cache(
-        reproduced, reproduced_template):
+        lower_lr, reproduced_template):
     # Commit the lock of lr = 0.002 with params.yaml at the committed lr: a fresh clone reproduces the latter.
-    set_param(reproduced, "train.lr", 0.002)
-    dvc(reproduced, "repro")
+    reproduced = lower_lr  # reproduced with LOWER_LR, 0.002
     git(reproduced, "checkout", "--", "params.yaml")
     commit(reproduced, "a dvc.lock that params.yaml does not produce")
     # The committed metrics.json is no longer in the local cache; the committed history.csv still is.
