@@ -182,8 +182,9 @@ class Values:
     """What the checks need to know of a table's values, gathered block by block: the rows with a missing
     value and in which columns, and the range of each column over the complete rows."""
 
-    def __init__(self, names: list[str]):
+    def __init__(self, names: list[str], factors: "set[str] | None" = None):
         self.names = names
+        self.factors = factors or set()  # columns of level codes: one level is terms' to judge, among training rows
         self.columns = [_Column() for _ in names]
         self.missing_by_column = np.zeros(len(names), dtype=np.int64)
         self.n_rows = 0
@@ -228,7 +229,7 @@ class Values:
             if self.rows_missing == self.n_rows:
                 raise PipelineError(f"{where}: every one of its {counted(self.n_rows, 'row')} has {found}: "
                                     "expected at least one complete row")
-        _check_values(where, self.names, self.columns, locate, new_rows)
+        _check_values(where, self.names, self.columns, locate, new_rows, self.factors)
 
 
 @dataclass
@@ -258,7 +259,7 @@ class _Column:
 
 
 def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str],
-                  new_rows: bool = False) -> None:
+                  new_rows: bool = False, factors: "set[str] | None" = None) -> None:
     """Every value within ±LARGEST_VALUE, and no feature constant (unless new_rows: rows to predict, one of
     which may be all there is)."""
     for j, (name, column) in enumerate(zip(names, columns)):
@@ -269,7 +270,7 @@ def _check_values(where: str, names: list[str], columns: list[_Column], locate: 
                 f"±{LARGEST_VALUE:g} (first at {locate(column.first_too_large)}: {column.first_too_large_value:g}): "
                 f"expected |value| <= {LARGEST_VALUE:g}"
             )
-        if is_feature and not new_rows and column.lowest == column.highest:
+        if is_feature and not new_rows and column.lowest == column.highest and name not in (factors or ()):
             raise PipelineError(
                 f"{where}: feature {show(name)} is constant (every row is {column.lowest!r}): "
                 "expected at least two distinct values"

@@ -19,10 +19,14 @@ from pipeline.cell_checks import (
     LARGEST_VALUE, MISSING_DROP, MISSING_ERROR, Values, complete_rows, csv_line, csv_problem,
 )
 from pipeline.errors import PipelineError
-from pipeline.params import DataParams
+from pipeline.params import MAX_FEATURES, DataParams
 from pipeline.schema import (
-    CSV_PARSE, CSV_SUFFIXES, SNIFF_BYTES, arrow_message, check_header, column_names, header_names,
+    CSV_PARSE, CSV_SUFFIXES, SNIFF_BYTES, arrow_message, check_header, column_names, column_types, header_names,
     is_numeric, require_file, show, show_type, where_of,
+)
+from pipeline.terms import (
+    BOOL, NUMBER, TEXT, Coder, Design, Known, WithTerms, coders_for, design, design_of, find_levels, is_plain, parse,
+    require_cells,
 )
 from pipeline.rows import (
     CHUNK_ROWS, WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of,
@@ -53,7 +57,8 @@ def open_rows(path: Path, features: Sequence[str], target: str, check: bool = Tr
     return _open(path, _check_request(where_of(path), list(features), target), check, missing)
 
 
-def open_new_rows(path: Path, features: Sequence[str], target: str) -> tuple[Source, bool]:
+def open_new_rows(path: Path, features: Sequence[str], target: str,
+                  coders: "dict[str, Coder] | None" = None) -> tuple[Source, bool]:
     """Rows to predict, and whether they hold the target: open_table's checks, but the target is read only
     if the header has it (else each Table's target is zeros, never read) and a feature may be constant (one
     row is)."""
@@ -62,16 +67,17 @@ def open_new_rows(path: Path, features: Sequence[str], target: str) -> tuple[Sou
     names = _check_request(where_of(path), list(features), target)
     if not has_target:
         names = names[:-1]
-    return _open(path, names, True, MISSING_ERROR, has_target=has_target, new_rows=True)[0], has_target
+    return _open(path, names, True, MISSING_ERROR, has_target=has_target, new_rows=True, coders=coders)[0], has_target
 
 
 def _open(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
-          new_rows: bool = False) -> tuple[Source, int]:
+          new_rows: bool = False, coders: "dict[str, Coder] | None" = None) -> tuple[Source, int]:
     where = where_of(path)
     require_file(where, path)
+    coders = coders or {}
     if path.suffix.lower() in CSV_SUFFIXES:
-        return _read_csv(where, path, names, missing, has_target, new_rows)
-    return ParquetTable.open(where, path, names, check, missing, has_target, new_rows)
+        return _read_csv(where, path, names, missing, has_target, new_rows, coders)
+    return ParquetTable.open(where, path, names, check, missing, has_target, new_rows, coders)
 
 
 def read_table(path: Path, features: Sequence[str], target: str, missing: str = MISSING_ERROR) -> Table:
@@ -116,19 +122,67 @@ class Split:
     train: Rows
     test: Rows | None  # None when data.test_fraction is 0
     rows_dropped: int = 0  # rows of data.source left out by data.missing: drop
+    columns: tuple[str, ...] = ()  # the model's columns: data.columns, or the design's
+    design: Design | None = None  # where data.features holds terms beyond numeric columns
+    rows_unseen: int = 0  # held-out rows left out of the scores: a level the training rows never had
 
 
-def load_split(data: DataParams, fit_intercept: bool, check: bool = True) -> Split:
+def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms: dict | None = None) -> Split:
     """Open data.source and split its rows (with data.missing: drop, its complete rows): the same rows in every
     stage, on every machine. check=False skips the pass over a Parquet file's values, for a process whose
-    parent has made it."""
+    parent has made it. Terms (factors, interactions, logs) are coded with the levels `terms` holds (the
+    weights' metadata, Design.as_json), or else with those found among the training rows."""
     source = Path(data.source)
+    # The header's kinds (a Parquet schema, a CSV file's first block) tell a text column from a numeric one.
+    kinds = column_kinds(source) if terms is None else {}
+    if terms is not None or not is_plain(data.features, kinds):
+        return _load_terms(data, fit_intercept, check, kinds, terms)
     table, rows_dropped = open_rows(source, data.features, data.target, check, data.missing)
     table = with_powers(table, data.degree)
     train = Part(table, False, data.test_fraction, data.split_seed)
     test = Part(table, True, data.test_fraction, data.split_seed)
     require_enough_training_rows(source, len(train), len(data.columns) + int(fit_intercept))
-    return Split(source, train, test if len(test) else None, rows_dropped)
+    return Split(source, train, test if len(test) else None, rows_dropped, data.columns)
+
+
+def _load_terms(data: DataParams, fit_intercept: bool, check: bool, kinds: dict[str, str],
+                described: dict | None) -> Split:
+    source = Path(data.source)
+    where = where_of(source)
+    if described is not None:
+        built = design_of(described, data.target, fit_intercept, data.degree, where)
+        coders = coders_for(built.raw, built.kinds, built.levels)
+    else:
+        terms = parse(list(data.features), kinds, data.target, where)
+        raw = tuple(dict.fromkeys(f.column for term in terms for f in term))
+        coders = coders_for(raw, kinds)
+    raw = built.raw if described is not None else raw
+    table, rows_dropped = _open(source, _check_request(where, list(raw), data.target), check, data.missing,
+                                coders=coders)
+    if described is None:
+        found = find_levels(table, terms, kinds, coders, data.test_fraction, data.split_seed, where)
+        built = design(terms, kinds, found.levels, fit_intercept, data.degree, tuple(data.features))
+        require_cells(found, built, where)
+        encoded, rows_unseen = WithTerms(table, built, found.remaps), found.rows_unseen
+    else:
+        encoded, rows_unseen = WithTerms(table, built), None
+    if len(built.names) > MAX_FEATURES:
+        raise PipelineError(f"{where}: data.features = {list(data.features)[:5]}...: {len(built.names)} columns once "
+                            f"factors are coded: expected at most {MAX_FEATURES} (fewer levels, or fewer terms)")
+    train = Part(encoded, False, data.test_fraction, data.split_seed)
+    test = Part(encoded, True, data.test_fraction, data.split_seed)
+    require_enough_training_rows(source, len(train), len(built.names) + int(fit_intercept))
+    if rows_unseen is None:  # counted once, here, where the weights' levels are not the training rows' own
+        rows_unseen = sum(int(np.isnan(read().features[:, 0]).sum()) for read in test.groups()) if len(test) else 0
+    known = Known(test, rows_unseen) if rows_unseen else test
+    return Split(source, train, known if len(known) else None, rows_dropped, built.names, built, rows_unseen)
+
+
+def column_kinds(path: Path) -> dict[str, str]:
+    """Each column's kind for terms: number, text, true/false, or (another type) its type's name."""
+    names, types = column_types(path)
+    return {name: NUMBER if is_numeric(kind) else TEXT if pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            else BOOL if pa.types.is_boolean(kind) else show_type(kind) for name, kind in zip(names, types)}
 
 
 def _check_request(where: str, features: list[str], target: str) -> list[str]:
@@ -151,22 +205,22 @@ def _check_request(where: str, features: list[str], target: str) -> list[str]:
 
 
 def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target: bool = True,
-              new_rows: bool = False) -> tuple[Table, int]:
+              new_rows: bool = False, coders: "dict[str, Coder] | None" = None) -> tuple[Table, int]:
     header = _csv_header(where, path, names)
+    coders = coders or {}
+    types = {name: coders[name].arrow_type if name in coders else pa.float64() for name in names}
     try:
         table = pyarrow.csv.read_csv(
             path,
             parse_options=CSV_PARSE,
-            convert_options=pyarrow.csv.ConvertOptions(
-                include_columns=names, column_types=dict.fromkeys(names, pa.float64())
-            ),
+            convert_options=pyarrow.csv.ConvertOptions(include_columns=names, column_types=types),
         )
     except (pa.ArrowException, OSError) as error:
         raise csv_problem(where, path, header, names, error) from None
     if table.num_rows == 0:
         raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers")
-    features, target = _to_float64(table, names, has_target)
-    values = Values(names)
+    features, target = _to_float64(table, names, has_target, coders)
+    values = Values(names, factors=set(coders))
     # Block by block, so that the temporaries of the checks stay small beside the table.
     masks = []
     for start in range(0, len(target), CHUNK_ROWS):
@@ -213,10 +267,11 @@ class ParquetTable:
     """A checked Parquet file, read one row group at a time: memory for a row group, whatever the file's size."""
 
     def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int], drop: bool = False,
-                 has_target: bool = True):
+                 has_target: bool = True, coders: "dict[str, Coder] | None" = None):
         """group_rows: the rows of each row group the table holds; with drop, only the complete ones, and
         each read leaves out the others again. Without has_target, names are the features alone."""
         self.where, self.path, self.names, self.drop, self.has_target = where, path, names, drop, has_target
+        self.coders = coders or {}
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
         self._file: pyarrow.parquet.ParquetFile | None = None  # opened at the first read, kept for the rest
         # The last span read, and its rows: the passes of a stage over a file of one row group (a wide table's,
@@ -225,7 +280,8 @@ class ParquetTable:
 
     @classmethod
     def open(cls, where: str, path: Path, names: list[str], check: bool = True, missing: str = MISSING_ERROR,
-             has_target: bool = True, new_rows: bool = False) -> tuple["ParquetTable", int]:
+             has_target: bool = True, new_rows: bool = False,
+             coders: "dict[str, Coder] | None" = None) -> tuple["ParquetTable", int]:
         """Check the schema, then every value, in one pass over the row groups; the table and how many rows
         missing="drop" left out. check=False skips the pass where nothing needs counting (missing="error")."""
         try:
@@ -234,7 +290,7 @@ class ParquetTable:
                 check_header(where, schema.names, names)
                 for name in names:
                     kind = schema.field(name).type
-                    if not is_numeric(kind):
+                    if not is_numeric(kind) and name not in (coders or {}):
                         raise PipelineError(
                             f"{where}: column {show(name)} holds {show_type(kind)}: "
                             "expected numbers (an integer or floating-point column)"
@@ -244,12 +300,12 @@ class ParquetTable:
                     raise PipelineError(f"{where}: has no rows: expected at least one row")
                 group_rows = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
                 if not check and missing == MISSING_ERROR:
-                    return cls(where, path, names, group_rows, has_target=has_target), 0
-                values = Values(names)
+                    return cls(where, path, names, group_rows, has_target=has_target, coders=coders), 0
+                values = Values(names, factors=set(coders or {}))
                 complete_rows = []
                 whole = None  # a file of one complete row group: its rows, kept for the stage's first pass
                 for i in range(file.num_row_groups):
-                    features, target = _read_group(file, i, names, has_target)
+                    features, target = _read_group(file, i, names, has_target, coders)
                     if len(target) != group_rows[i]:
                         break
                     complete = values.add(features, target)
@@ -262,7 +318,7 @@ class ParquetTable:
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(where, error) from None
         values.check(where, missing, lambda row: f"row index {row}", new_rows)
-        table = cls(where, path, names, complete_rows, missing == MISSING_DROP, has_target)
+        table = cls(where, path, names, complete_rows, missing == MISSING_DROP, has_target, coders)
         if whole is not None:
             table.keep((0, len(whole)), whole)
         return table, values.rows_missing
@@ -288,7 +344,7 @@ class ParquetTable:
             self._file = self._file or pyarrow.parquet.ParquetFile(self.path)
             group = first
             while self._starts[group] < stop:
-                features, target = _read_group(self._file, group, self.names, self.has_target)
+                features, target = _read_group(self._file, group, self.names, self.has_target, self.coders)
                 complete = complete_rows(features, target) if self.drop else None
                 if complete is not None:
                     features, target = features[complete], target[complete]
@@ -311,13 +367,13 @@ class ParquetTable:
 
 
 def _read_group(file: pyarrow.parquet.ParquetFile, group: int, names: list[str],
-                has_target: bool) -> tuple[np.ndarray, np.ndarray]:
+                has_target: bool, coders: "dict[str, Coder] | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """Row group `group` as _to_float64 gives it, decoded _COLUMNS_PER_READ columns at a time: Arrow then holds
     a slice of a wide group beside the float64 copy, not all of it (fewer rows than the footer says, if the
     file is cut short)."""
     first = file.read_row_group(group, columns=names[:_COLUMNS_PER_READ])
     if len(names) <= _COLUMNS_PER_READ:
-        return _to_float64(first, names, has_target)
+        return _to_float64(first, names, has_target, coders)
     features, target = _float64_arrays(first.num_rows, len(names) - has_target, has_target)
     columns = [features[:, j] for j in range(features.shape[1])] + [target] * has_target
     for start in range(0, len(names), _COLUMNS_PER_READ):
@@ -325,7 +381,7 @@ def _read_group(file: pyarrow.parquet.ParquetFile, group: int, names: list[str],
         table = first if start == 0 else file.read_row_group(group, columns=batch)
         if table.num_rows != first.num_rows:  # cut short: the caller's count of rows says so
             return features[:0], target[:0]
-        _fill(table, batch, columns[start:start + len(batch)])
+        _fill(table, batch, columns[start:start + len(batch)], coders)
     return features, target
 
 
@@ -337,11 +393,12 @@ def _unreadable(where: str, error: Exception) -> PipelineError:
 # --- Shared by both formats ----------------------------------------------------------------------------
 
 
-def _to_float64(table: pa.Table, names: list[str], has_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _to_float64(table: pa.Table, names: list[str], has_target: bool = True,
+                coders: "dict[str, Coder] | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN; where
     the names hold no target, NaN: unknown)."""
     features, target = _float64_arrays(table.num_rows, len(names) - has_target, has_target)
-    _fill(table, names, [features[:, j] for j in range(features.shape[1])] + [target] * has_target)
+    _fill(table, names, [features[:, j] for j in range(features.shape[1])] + [target] * has_target, coders)
     return features, target
 
 
@@ -350,11 +407,18 @@ def _float64_arrays(n_rows: int, n_features: int, has_target: bool) -> tuple[np.
     return np.empty((n_rows, n_features), dtype=np.float64), target
 
 
-def _fill(table: pa.Table, names: list[str], columns: list[np.ndarray]) -> None:
-    """Each named column of `table` into its float64 array."""
+def _fill(table: pa.Table, names: list[str], columns: list[np.ndarray],
+          coders: "dict[str, Coder] | None" = None) -> None:
+    """Each named column of `table` into its float64 array: a factor's column as its codes (terms.Coder)."""
+    coders = coders or {}
     for j, name in enumerate(names):
         row = 0
         for chunk in table.column(name).chunks:
+            if name in coders:
+                numbers = coders[name].code(chunk)
+                columns[j][row : row + len(numbers)] = numbers
+                row += len(numbers)
+                continue
             if chunk.type != pa.float64():
                 # Integers up to LARGEST_VALUE convert exactly; beyond it they are refused anyway.
                 chunk = pc.cast(chunk, pa.float64(), safe=False)

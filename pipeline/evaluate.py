@@ -11,7 +11,7 @@ from scipy.special import fdtrc, stdtr, stdtrit
 from pipeline.dataset import Split, load_split
 from pipeline.errors import first_few, run_stage
 from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json
-from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores
+from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, Description, LinearModel, Scores, load_weights, scores
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 from pipeline.schema import resolve_features
@@ -133,8 +133,8 @@ def main() -> None:
     data = resolve_features(load_params(DataParams)).data
     train = load_params(TrainParams)
     level = load_params(EvaluateParams).level
-    split = load_split(data, train.fit_intercept)
-    learnt = load_weights(MODEL, data.columns, train.fit_intercept)
+    split = load_split(data, train.fit_intercept, terms=Description.load(MODEL).terms)
+    learnt = load_weights(MODEL, split.columns, train.fit_intercept)
     tolerances = Tolerances(train.dtype, train.tolerance, train.coefficient_tolerance)
     metrics, fit = evaluate(split, learnt, true_line_of(data), train.fit_intercept, tolerances, level)
     # How and where the model was trained: the same answer to the last few bits, but a run's record says which.
@@ -142,6 +142,11 @@ def main() -> None:
                 # train stops at the first converged epoch (train.stop_when_converged): the history says when.
                 "epochs_run": len(read_history(HISTORY, ["epoch"])["epoch"]) - 1,
                 "rows_dropped": split.rows_dropped}  # by data.missing: drop
+    if split.design is not None:  # held-out rows of a level training never saw: left out of the test scores
+        metrics["rows_unseen"] = split.rows_unseen
+        if split.rows_unseen:
+            print(f"{split.source}: left out {split.rows_unseen} held-out rows of a level no training row has "
+                  "from the test scores")
     write_json(METRICS, metrics)
     fit.save(OLS)
     print(summary(metrics, data.target, level))

@@ -17,6 +17,7 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_output, read_bytes
 from pipeline.rows import Rows, chunks, powers
+from pipeline.terms import Design, coders_for, design_of
 
 INTERCEPT = "intercept"
 
@@ -33,10 +34,13 @@ class LinearModel:
     coefficients: tuple[float, ...]
     intercept: float
     degree: int = 1
+    design: Design | None = None  # where the columns are terms (factors, interactions, logs): pipeline/terms.py
 
     @property
     def raw_features(self) -> tuple[str, ...]:
-        """The columns a table must hold: the features whose powers make the others."""
+        """The columns a table must hold: the features whose powers make the others, or the terms' columns."""
+        if self.design is not None:
+            return self.design.raw
         return self.features[:len(self.features) // self.degree]
 
     def predict(self, features: "np.ndarray | pa.Table") -> np.ndarray:
@@ -55,15 +59,27 @@ class LinearModel:
             missing = [name for name in self.raw_features if name not in features.column_names]
             if missing:
                 raise ValueError(f"the table has no column {missing[0]!r}: expected {list(self.raw_features)}")
-            features = np.column_stack([features.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+            coders = {} if self.design is None else coders_for(self.design.raw, self.design.kinds, self.design.levels,
+                                                               strict=True)
+            features = np.column_stack([coders[name].code(features.column(name)) if name in coders else
+                                        features.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
                                         for name in self.raw_features])
         features = np.asarray(features)
+        if self.design is not None and features.shape[1:] == (len(self.design.raw),) != (len(self.features),):
+            return self.encode(features)
         if features.ndim != 2 or features.shape[1] not in (len(self.features), len(self.raw_features)):
             raise ValueError(f"features of shape {features.shape}: expected (n, {len(self.raw_features)}) for "
                              f"{list(self.raw_features)}" + (f" or (n, {len(self.features)})" if self.degree > 1 else ""))
         if features.shape[1] == len(self.features):
             return features
         return powers(features.astype(np.float64), self.degree)
+
+    def encode(self, raw: np.ndarray) -> np.ndarray:
+        """The design columns of raw rows (numbers and level codes); a level training never saw is an error."""
+        columns, known = self.design.encode(raw)
+        if not known.all():
+            raise PipelineError(self.design.first_unseen(raw) or "a level the training rows never had")
+        return columns
 
     @classmethod
     def load(cls, path: "Path | str") -> "LinearModel":
@@ -73,7 +89,7 @@ class LinearModel:
         state, metadata = _read_weights(path)
         described = Description.of(path, metadata)
         model = _model_of(path, state, described.features, described.fit_intercept)
-        return cls(model.features, model.coefficients, model.intercept, described.degree)
+        return cls(model.features, model.coefficients, model.intercept, described.degree, described.design(path))
 
     def as_dict(self) -> dict[str, float]:
         """{feature: coefficient, …, "intercept": intercept}: the schema of truth.json and of the metrics."""
@@ -170,6 +186,17 @@ class Description:
     target: str | None
     fit_intercept: bool
     dtype: str
+    terms: dict | None = None  # terms.Design.as_json: the entries of data.features and each factor's levels
+
+    def design(self, path: Path) -> Design | None:
+        """The terms' design the metadata describes: the same columns, coded with the same levels."""
+        if self.terms is None:
+            return None
+        built = design_of(self.terms, self.target, self.fit_intercept, self.degree, str(path))
+        if built.names != self.features:
+            raise PipelineError(f"{path}: its terms make columns {list(built.names)[:5]}...: expected its features "
+                                f"{list(self.features)[:5]}... (run `dvc repro`)")
+        return built
 
     @classmethod
     def load(cls, path: "Path | str") -> "Description":
@@ -185,13 +212,14 @@ class Description:
         try:
             values = json.loads(metadata[METADATA_KEY])
             found = cls(tuple(values["features"]), tuple(values["raw_features"]), values["degree"],
-                        values["target"], values["fit_intercept"], values["dtype"])
+                        values["target"], values["fit_intercept"], values["dtype"], values.get(TERMS))
             valid = (all(isinstance(name, str) for name in (*found.features, *found.raw_features))
                      and type(found.degree) is int and found.degree >= 1
                      and isinstance(found.target, (str, type(None))) and isinstance(found.fit_intercept, bool)
                      and found.dtype in ("float32", "float64")
-                     and found.features[:len(found.raw_features)] == found.raw_features
-                     and len(found.features) == len(found.raw_features) * found.degree)
+                     and (found.terms is not None and isinstance(found.terms, dict) or (
+                         found.features[:len(found.raw_features)] == found.raw_features
+                         and len(found.features) == len(found.raw_features) * found.degree)))
         except (KeyError, ValueError, TypeError):
             valid = False
         if not valid:
@@ -203,23 +231,27 @@ class Description:
         # One key: safetensors writes the keys of its metadata in no fixed order, and the same params must
         # give the same bytes.
         values = {name: getattr(self, name) for name in FIELDS}
+        # Only a model of terms says so: the weights of numeric columns keep their bytes.
+        terms = {} if self.terms is None else {TERMS: self.terms}
         return {METADATA_KEY: json.dumps(values | {"features": list(self.features),
-                                                   "raw_features": list(self.raw_features)})}
+                                                   "raw_features": list(self.raw_features)} | terms)}
 
 
 # safetensors.safe_open(path, "numpy").metadata()["linear_model"] is a JSON object of the FIELDS.
 METADATA_KEY = "linear_model"
 FIELDS = ("features", "raw_features", "degree", "target", "fit_intercept", "dtype")
+TERMS = "terms"  # a model of terms (factors, interactions, logs) also holds terms.Design.as_json
 
 
 def save_weights(path: Path, model: LinearModel, dtype: str, fit_intercept: bool, target: str | None = None,
-                 degree: int = 1) -> None:
+                 degree: int = 1, design: Design | None = None) -> None:
     """The weights as safetensors, with metadata that says what they mean (Description)."""
     state = {"weight": np.array([model.coefficients], dtype=dtype)}
     if fit_intercept:
         state["bias"] = np.array([model.intercept], dtype=dtype)
-    raw_features = model.features[:len(model.features) // degree]
-    metadata = Description(model.features, raw_features, degree, target, fit_intercept, dtype).as_metadata()
+    raw_features = model.features[:len(model.features) // degree] if design is None else design.raw
+    metadata = Description(model.features, raw_features, degree, target, fit_intercept, dtype,
+                           None if design is None else design.as_json()).as_metadata()
     with atomic_output(path) as temporary:
         temporary.write_bytes(save_safetensors(state, metadata=metadata))
 

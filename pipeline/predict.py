@@ -15,6 +15,7 @@ from pipeline.linear import SHOWN_COEFFICIENTS, Description, LinearModel
 from pipeline.least_squares import LeastSquares
 from pipeline.params import PredictParams, load_params
 from pipeline.rows import Rows, chunks
+from pipeline.terms import NUMBER, coders_for
 
 # The columns predict adds after the source's features (and target, if the source has it).
 PREDICTION, LOWER, UPPER, RESIDUAL = "prediction", "lower", "upper", "residual"
@@ -25,11 +26,19 @@ def predict(rows: Rows, model: LinearModel, fit: LeastSquares, level: float,
     """The output's columns, a chunk of rows at a time: the raw features, the target (if named), then the
     model's prediction, the interval [lower, upper] that holds a new observation with probability `level`
     (from the least-squares fit, around the model's prediction) and the residual (with a target)."""
+    offset = 0
     for chunk in chunks(rows):
+        if model.design is not None:
+            model.design.check_domain(chunk.features, offset, "predict.source")
+            offset += len(chunk)
+            unseen = model.design.first_unseen(chunk.features)
+            if unseen:
+                raise PipelineError(f"predict.source: {unseen}")
         columns = model.columns_of(chunk.features)
         prediction = model.predict(columns)
         half_width = fit.interval_half_width(columns, level, new_observation=True)
-        found = {name: chunk.features[:, j] for j, name in enumerate(model.raw_features)}
+        found = {name: chunk.features[:, j] for j, name in enumerate(model.raw_features)
+                 if name in written_features(model)}
         if target is not None:
             found[target] = chunk.target
         found |= {PREDICTION: prediction, LOWER: prediction - half_width, UPPER: prediction + half_width}
@@ -38,8 +47,16 @@ def predict(rows: Rows, model: LinearModel, fit: LeastSquares, level: float,
         yield found
 
 
+def written_features(model: LinearModel) -> tuple[str, ...]:
+    """The raw features the output repeats: the numeric ones (the writers write numbers; a factor's codes are
+    not what the user wrote)."""
+    if model.design is None:
+        return model.raw_features
+    return tuple(name for name in model.raw_features if model.design.kinds[name] == NUMBER)
+
+
 def output_names(model: LinearModel, target: str | None) -> tuple[str, ...]:
-    return (*model.raw_features, *([target] if target else []), PREDICTION, LOWER, UPPER,
+    return (*written_features(model), *([target] if target else []), PREDICTION, LOWER, UPPER,
             *([RESIDUAL] if target else []))
 
 
@@ -68,7 +85,9 @@ def main() -> None:
     require_same_columns(model, described.fit_intercept, fit)
     source, output = Path(params.source), Path(params.output)
     try:
-        rows, has_target = open_new_rows(source, model.raw_features, described.target)
+        coders = {} if model.design is None else coders_for(model.design.raw, model.design.kinds,
+                                                            model.design.levels, strict=True, where=str(source))
+        rows, has_target = open_new_rows(source, model.raw_features, described.target, coders)
     except PipelineError as error:
         if re.search(r"columns? .* (is|are) missing", str(error)):  # most often: data.source changed, not predict.source
             raise PipelineError(f"{error} (predict.source = {params.source!r}: the rows to predict need the "

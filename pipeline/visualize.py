@@ -24,10 +24,10 @@ from pipeline.drawing import (
 )
 from pipeline.errors import run_stage
 from pipeline.files import (
-    CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT, PLOT_LOSS,
+    CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, MODEL, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT, PLOT_LOSS,
     PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, read_history, read_json,
 )
-from pipeline.linear import INTERCEPT, LinearModel
+from pipeline.linear import INTERCEPT, Description, LinearModel
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, VisualizeParams, load_params
 from pipeline.schema import resolve_features
@@ -264,8 +264,8 @@ def main() -> None:
     train = load_params(TrainParams)
     level = load_params(EvaluateParams).level
     params = load_params(VisualizeParams)
-    columns = data.columns
-    split = load_split(data, train.fit_intercept)
+    split = load_split(data, train.fit_intercept, terms=Description.load(MODEL).terms)
+    columns = split.columns
     learnt, ols, true_line, mse_ols = read_metrics(METRICS, columns)
     fit = LeastSquares.load(OLS)
     scales = spread(fit)
@@ -273,7 +273,8 @@ def main() -> None:
     history = read_history(HISTORY, ("epoch", *losses, *columns, INTERCEPT))
     points = points_of(split, params.max_points, params.seed)
     figures: dict[Path, Figure] = {
-        PLOT_DATA: plot_data(points, tuple(data.features), data.target, true_line),
+        PLOT_DATA: plot_data(points, columns[:len(columns) // data.degree] if split.design is None else columns,
+                             data.target, true_line),
         PLOT_LOSS: plot_loss(history, mse_ols),
         PLOT_FIT: plot_fit(points, data.target, learnt, ols, true_line, data.degree),
         PLOT_PARAMETERS: plot_parameters(history, ols, true_line, train.optimizer, train.lr,
