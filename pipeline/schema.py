@@ -11,6 +11,7 @@ from difflib import get_close_matches
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv
 import pyarrow.parquet
 
@@ -44,17 +45,26 @@ class Resolved:
 
 
 def resolve_features(data: DataParams) -> Resolved:
-    """data with `features: all` replaced by every numeric column of data.source but the target, in file
-    order; a list is returned as it is. Reads the header alone, never the rows."""
+    """data with `features: all` replaced by every numeric, text and true/false column of data.source but the
+    target, in file order (a text column of more than data.max_levels levels left out, and said); a list is
+    returned as it is. Reads the header, and the text columns' values to count their levels."""
     if data.features != ALL_FEATURES:
         return Resolved(data)
     path = Path(data.source)
     where = where_of(path)
     names, types = column_types(path)
     check_header(where, names, [data.target])
-    features = [name for name, kind in zip(names, types) if is_numeric(kind) and name != data.target]
-    others = [(name, kind) for name, kind in zip(names, types) if not is_numeric(kind) and name != data.target]
+    texts = [name for name, kind in zip(names, types) if _kind(kind) == "text" and name != data.target]
+    counts = level_counts(path, texts) if texts else {}
+    many = [name for name in texts if counts[name] > data.max_levels]
+    features = [name for name, kind in zip(names, types)
+                if (is_numeric(kind) or _kind(kind) in ("text", "true/false")) and name != data.target
+                and name not in many]
+    others = [(name, kind) for name, kind in zip(names, types)
+              if not (is_numeric(kind) or _kind(kind) in ("text", "true/false")) and name != data.target]
     said = f"{where}: data.features = {ALL_FEATURES}"
+    notes = [f"{said}: left out {show(name)}, a text column of {counts[name]} levels (more than data.max_levels = "
+             f"{data.max_levels}: an identifier? name it in data.features to fit it)" for name in many]
     if not features:
         found = f" ({skipped(others)})" if others else ""
         raise PipelineError(f"{said}: no numeric column besides the target {show(data.target)}{found}: "
@@ -70,7 +80,21 @@ def resolve_features(data: DataParams) -> Resolved:
             raise PipelineError(f"{said}: column {show(name)} has a name the history and metrics use for themselves: "
                                 f"expected none of {', '.join(RESERVED_NAMES)} (rename it, or list data.features)")
     resolved = DataParams.model_validate({**data.model_dump(), "features": features})
-    return Resolved(resolved, f"{said}: skipped {skipped(others)}" if others else "")
+    notes += [f"{said}: skipped {skipped(others)}"] if others else []
+    return Resolved(resolved, "\n".join(notes))
+
+
+def level_counts(path: Path, names: list[str]) -> dict[str, int]:
+    """How many distinct values (empty cells apart) each text column holds, over every row of the file."""
+    try:
+        if path.suffix.lower() in CSV_SUFFIXES:
+            convert = pyarrow.csv.ConvertOptions(include_columns=names, column_types=dict.fromkeys(names, pa.string()))
+            table = pyarrow.csv.read_csv(path, parse_options=CSV_PARSE, convert_options=convert)
+        else:
+            table = pyarrow.parquet.read_table(path, columns=names)
+    except (pa.ArrowException, OSError):
+        return dict.fromkeys(names, 0)  # reading the rows says what is wrong, in its own words
+    return {name: pc.count_distinct(table.column(name)).as_py() for name in names}
 
 
 def skipped(others: list[tuple[str, pa.DataType]]) -> str:
