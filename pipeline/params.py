@@ -82,7 +82,7 @@ class DataParams(_Section):
     test_fraction: Annotated[float, Field(ge=0, le=0.9)]
     split_seed: Seed
     max_levels: Annotated[int, Field(ge=2, le=MAX_FEATURES, description=(
-        "(features: all leaves out a text column of more levels)"))] = 50
+        "(features: all leaves out a text column of more levels)"))]
 
     @field_validator("features", mode="before")
     @classmethod

@@ -514,7 +514,7 @@ def test_drop_splits_the_complete_rows_the_same_way_for_csv_and_streamed_parquet
     parts = {}
     for source in ("t.csv", "t.parquet"):
         data = DataParams(source=source, features=["x", "z"], target="y", missing="drop", degree=1,
-                          test_fraction=0.25, split_seed=3)
+                          test_fraction=0.25, split_seed=3, max_levels=50)
         split = load_split(data, fit_intercept=True)
         assert split.rows_dropped == 500 - len(complete)
         parts[source] = gather(split.train).target.tolist(), gather(split.test).target.tolist()
@@ -560,7 +560,7 @@ def test_the_passes_over_a_parquet_file_of_one_row_group_share_one_read_only_rea
     x = np.arange(40.0)
     pyarrow.parquet.write_table(pa.table({"x": x, "y": 2 * x + 1}), "t.parquet")
     data = DataParams(source="t.parquet", features=["x"], target="y", missing="error", degree=1,
-                      test_fraction=0.25, split_seed=3)
+                      test_fraction=0.25, split_seed=3, max_levels=50)
     split = load_split(data, fit_intercept=True)
     train = split.train.groups()[0]()
     assert split.train.groups()[0]() is train

@@ -32,7 +32,7 @@ def in_a_folder(tmp_path, monkeypatch):
 
 def data_params(source: Path, features="all", target: str = "price", degree: int = 1) -> DataParams:
     return DataParams(source=str(source), features=features, target=target, missing="error", degree=degree,
-                      test_fraction=0.0, split_seed=0)
+                      test_fraction=0.0, split_seed=0, max_levels=50)
 
 
 def write_parquet(path: Path, columns: dict[str, pa.Array]) -> Path:

@@ -80,7 +80,7 @@ def write(tmp_path: Path, text: str) -> None:
 
 def data_params(features, **values) -> DataParams:
     return DataParams.model_validate({"source": "t.csv", "features": features, "target": "y", "missing": "error",
-                                      "degree": 1, "test_fraction": 0.0, "split_seed": 0} | values)
+                                      "degree": 1, "test_fraction": 0.0, "split_seed": 0, "max_levels": 50} | values)
 
 
 # Two regions (one with a comma, one with a quote), a year code; exactly solvable in fractions.
