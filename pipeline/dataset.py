@@ -24,10 +24,8 @@ from pipeline.schema import (
     CSV_PARSE, CSV_SUFFIXES, SNIFF_BYTES, arrow_message, check_header, column_names, column_types, header_names,
     is_numeric, require_file, show, show_type, where_of,
 )
-from pipeline.terms import (
-    BOOL, NUMBER, TEXT, Coder, Design, Known, WithTerms, coders_for, design, design_of, find_levels, is_plain, parse,
-    require_cells,
-)
+from pipeline.levels import Coder, Known, WithTerms, coders_for, find_levels, require_cells
+from pipeline.terms import BOOL, NUMBER, TEXT, Design, design, design_of, is_plain, parse
 from pipeline.rows import (
     CHUNK_ROWS, WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of,
     with_powers,

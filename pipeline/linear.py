@@ -17,7 +17,8 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 from pipeline.errors import PipelineError
 from pipeline.files import atomic_output, read_bytes
 from pipeline.rows import Rows, chunks, powers
-from pipeline.terms import Design, coders_for, design_of
+from pipeline.levels import coders_for
+from pipeline.terms import Design, design_of
 
 INTERCEPT = "intercept"
 

@@ -15,7 +15,8 @@ from pipeline.linear import SHOWN_COEFFICIENTS, Description, LinearModel
 from pipeline.least_squares import LeastSquares
 from pipeline.params import PredictParams, load_params
 from pipeline.rows import Rows, chunks
-from pipeline.terms import NUMBER, coders_for
+from pipeline.levels import coders_for
+from pipeline.terms import NUMBER
 
 # The columns predict adds after the source's features (and target, if the source has it).
 PREDICTION, LOWER, UPPER, RESIDUAL = "prediction", "lower", "upper", "residual"

@@ -67,10 +67,11 @@ def resolve_features(data: DataParams) -> Resolved:
              f"{data.max_levels}: an identifier? name it in data.features to fit it)" for name in many]
     if not features:
         found = f" ({skipped(others)})" if others else ""
-        raise PipelineError(f"{said}: no numeric column besides the target {show(data.target)}{found}: "
-                            "expected at least one integer or floating-point column")
+        raise PipelineError(f"{said}: no numeric, text or true/false column besides the target "
+                            f"{show(data.target)}{found}: expected at least one column to fit")
     if len(features) > MAX_FEATURES:
-        raise PipelineError(f"{said}: {len(features)} numeric columns besides the target {show(data.target)}: "
+        kind = "numeric columns" if not texts and len(features) == sum(map(is_numeric, types)) - 1 else "columns"
+        raise PipelineError(f"{said}: {len(features)} {kind} besides the target {show(data.target)}: "
                             f"expected at most {MAX_FEATURES} (list the ones to fit in data.features)")
     for name, times in Counter(features).items():
         if times > 1:
