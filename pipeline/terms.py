@@ -80,6 +80,7 @@ class Design:
     degree: int = 1
     fit_intercept: bool = True
     names: tuple[str, ...] = field(default=())
+    blocks: tuple[tuple[int, int], ...] = ()  # [start, stop) of each subterm's columns
 
     def encode(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The design columns (n, p) float64 of raw rows (n, r), and the mask of the rows that could be encoded
@@ -90,17 +91,32 @@ class Design:
         for column in self.levels:
             indices[column] = self._level_indices(column, raw[:, self.raw.index(column)])
             known &= indices[column] >= 0
-        design = np.empty((n, len(self.columns)), dtype=np.float64)
+        width = len(self.columns)
+        design = np.zeros((n, width), dtype=np.float64)
+        flat = design.reshape(-1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            for j, pieces in enumerate(self.columns):
-                values = None
-                for piece in pieces:
-                    if piece.factor.is_factor:
-                        part = (indices[piece.factor.column] == piece.level).astype(np.float64)
-                    else:
-                        part = _number(piece.factor, raw[:, self.raw.index(piece.factor.column)])
-                    values = part if values is None else values * part
-                design[:, j] = values
+            # A subterm at a time: each row has one column of it (or none), found from its levels; the first
+            # factor's level varies fastest, as the columns are laid out.
+            for start, stop in self.blocks:
+                values, position, coded, stride = None, np.zeros(n, dtype=np.int64), None, 1
+                for k, piece in enumerate(self.columns[start]):
+                    column = piece.factor.column
+                    if not piece.factor.is_factor:
+                        part = _number(piece.factor, raw[:, self.raw.index(column)])
+                        values = part if values is None else values * part
+                        continue
+                    used = sorted({self.columns[j][k].level for j in range(start, stop)})
+                    lookup = np.full(len(self.levels[column]) + 1, -1, dtype=np.int64)  # the last for -1: unseen
+                    lookup[used] = np.arange(len(used))
+                    found = lookup[indices[column]]
+                    coded = found >= 0 if coded is None else coded & (found >= 0)
+                    position += found * stride
+                    stride *= len(used)
+                if coded is None:
+                    design[:, start] = values
+                else:
+                    rows = np.flatnonzero(coded)
+                    flat[rows * width + start + position[rows]] = 1.0 if values is None else values[rows]
         if not known.all():
             design[~known] = np.nan
         return design, known
@@ -230,16 +246,19 @@ def design(terms: tuple[Term, ...], kinds: dict[str, str], levels: dict[str, tup
         buckets.setdefault(frozenset(f for f in term if not f.is_factor), []).append(term)
     order = sorted(buckets, key=lambda bucket: len(bucket) > 0)  # stable: first seen first
     columns: list[tuple[Piece, ...]] = []
+    blocks: list[tuple[int, int]] = []  # the columns of each subterm
     for bucket in order:
         used: set[frozenset] = set()
         for term in sorted(buckets[bucket], key=len):
             for coding in _codings(term, used):
-                columns.extend(_columns(term, coding, levels))
-    columns = [pieces for pieces in columns if pieces]  # the intercept is the model's own
+                subterm = [pieces for pieces in _columns(term, coding, levels) if pieces]  # the intercept is the model's own
+                if subterm:
+                    blocks.append((len(columns), len(columns) + len(subterm)))
+                    columns.extend(subterm)
     raw = tuple(dict.fromkeys(f.column for term in terms for f in term))
     names = tuple(column_name(pieces, levels) for pieces in columns)
     return Design(tuple(terms), raw, {c: kinds[c] for c in raw}, {c: tuple(levels[c]) for c in raw if c in levels},
-                  tuple(columns), tuple(entries), degree, fit_intercept, names)
+                  tuple(columns), tuple(entries), degree, fit_intercept, names, tuple(blocks))
 
 
 def _codings(term: Term, used: set[frozenset]) -> list[dict[Factor, bool]]:
