@@ -32,11 +32,12 @@ BASE ?= main
 report: $(INSTALLED)  ## report.md: params and metrics against BASE (a branch, commit or experiment), and the plots
 	python -m tools.report $(BASE)
 
-bench: $(INSTALLED)  ## figures, not tests: stage overhead, throughput, 10^7 to 10^8 points, processes, a user's CSV, a wide table; then docs/performance.md
+bench: $(INSTALLED)  ## figures, not tests: stage overhead, throughput, 10^7 to 10^8 points, a 50-level factor, processes, a user's CSV, a wide table; then docs/performance.md
 	python -m bench.repro_overhead
 	python -m bench.large_dataset
 	python -m bench.large_dataset --points 50000000 --epochs 1
 	python -m bench.large_dataset --points 100000000 --epochs 3
+	python -m bench.large_dataset --factor-levels 50
 	python -m bench.training_throughput
 	python -m bench.training_scaling
 	python -m bench.user_csv
