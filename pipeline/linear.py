@@ -55,7 +55,8 @@ class LinearModel:
         return predictions
 
     def columns_of(self, features: "np.ndarray | pa.Table") -> np.ndarray:
-        """Every column of the model, (n, p) float64, from what `predict` accepts."""
+        """Every column of the model, (n, p) float64, from what `predict` accepts (for a model of terms, its raw
+        columns: numbers and level codes)."""
         if isinstance(features, (pa.Table, pa.RecordBatch)):
             missing = [name for name in self.raw_features if name not in features.column_names]
             if missing:
@@ -66,7 +67,10 @@ class LinearModel:
                                         features.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
                                         for name in self.raw_features])
         features = np.asarray(features)
-        if self.design is not None and features.shape[1:] == (len(self.design.raw),) != (len(self.features),):
+        if self.design is not None:  # a model of terms takes its raw columns (numbers and level codes)
+            if features.ndim != 2 or features.shape[1] != len(self.design.raw):
+                raise ValueError(f"features of shape {features.shape}: expected (n, {len(self.design.raw)}) for the "
+                                 f"columns {list(self.design.raw)}")
             return self.encode(features)
         if features.ndim != 2 or features.shape[1] not in (len(self.features), len(self.raw_features)):
             raise ValueError(f"features of shape {features.shape}: expected (n, {len(self.raw_features)}) for "

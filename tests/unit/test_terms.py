@@ -166,3 +166,13 @@ def test_all_takes_text_and_true_false_columns_but_an_identifier(tmp_path, monke
     assert "left out 'name', a text column of 12 levels (more than data.max_levels = 10" in resolved.note
     split = load_split(resolved.data, fit_intercept=True)
     assert split.columns == ("region[T.b]", "sold[T.True]", "x")
+
+
+def test_a_loaded_model_of_one_transformed_column_takes_the_raw_column(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "x,y\n1,0\n2,1\n4,2\n8,3.5\n")
+    split = load_split(data_params(["log(x)"]), fit_intercept=True)
+    fit = fit_least_squares(split.train, split.columns, True, Path("t.csv"))
+    save_weights(tmp_path / "m.safetensors", fit.model, "float64", True, "y", 1, split.design)
+    model = LinearModel.load(tmp_path / "m.safetensors")
+    assert model.predict(np.array([[np.e]]))[0] == pytest.approx(model.coefficients[0] + model.intercept, rel=1e-15)
