@@ -13,8 +13,6 @@ columns never comes here.
 """
 
 import itertools
-import json
-import math
 import re
 from dataclasses import dataclass, field
 from difflib import get_close_matches
