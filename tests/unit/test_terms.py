@@ -176,3 +176,15 @@ def test_a_loaded_model_of_one_transformed_column_takes_the_raw_column(tmp_path,
     save_weights(tmp_path / "m.safetensors", fit.model, "float64", True, "y", 1, split.design)
     model = LinearModel.load(tmp_path / "m.safetensors")
     assert model.predict(np.array([[np.e]]))[0] == pytest.approx(model.coefficients[0] + model.intercept, rel=1e-15)
+
+
+def test_level_names_with_commas_and_quotes_survive_the_history_header(tmp_path):
+    import csv
+
+    from pipeline.files import read_history, write_history
+    names = ['region[T.Smith, John]', 'region[T.U.S. "West"]', "area"]
+    write_history(tmp_path / "h.csv", {"epoch": np.arange(2), **{name: np.array([1.5, 2.5]) for name in names}})
+    text = (tmp_path / "h.csv").read_text()
+    assert text.splitlines()[0] == 'epoch,"region[T.Smith, John]","region[T.U.S. ""West""]",area'
+    assert next(csv.reader(text.splitlines())) == ["epoch", *names]
+    assert read_history(tmp_path / "h.csv", names)[names[1]].tolist() == [1.5, 2.5]
