@@ -22,7 +22,7 @@ from pipeline.errors import PipelineError
 from pipeline.params import MAX_FEATURES, DataParams
 from pipeline.schema import (
     CSV_PARSE, CSV_SUFFIXES, SNIFF_BYTES, arrow_message, check_header, column_names, column_types, header_names,
-    is_numeric, require_file, show, show_type, where_of,
+    is_numeric, number_shares, require_file, show, show_type, where_of,
 )
 from pipeline.levels import Coder, Known, WithTerms, coders_for, find_levels, require_cells
 from pipeline.terms import BOOL, NUMBER, TEXT, Design, design, design_of, is_plain, parse
@@ -132,7 +132,7 @@ def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms:
     weights' metadata, Design.as_json), or else with those found among the training rows."""
     source = Path(data.source)
     # The header's kinds (a Parquet schema, a CSV file's first block) tell a text column from a numeric one.
-    kinds = column_kinds(source) if terms is None else {}
+    kinds = column_kinds(source, data.features) if terms is None else {}
     if terms is not None or not is_plain(data.features, kinds):
         return _load_terms(data, fit_intercept, check, kinds, terms)
     table, rows_dropped = open_rows(source, data.features, data.target, check, data.missing)
@@ -176,11 +176,25 @@ def _load_terms(data: DataParams, fit_intercept: bool, check: bool, kinds: dict[
     return Split(source, train, known if len(known) else None, rows_dropped, built.names, built, rows_unseen)
 
 
-def column_kinds(path: Path) -> dict[str, str]:
-    """Each column's kind for terms: number, text, true/false, or (another type) its type's name."""
-    names, types = column_types(path)
-    return {name: NUMBER if is_numeric(kind) else TEXT if pa.types.is_string(kind) or pa.types.is_large_string(kind)
-            else BOOL if pa.types.is_boolean(kind) else show_type(kind) for name, kind in zip(names, types)}
+def column_kinds(path: Path, named: Sequence[str] = ()) -> dict[str, str]:
+    """Each column's kind for terms: number, text, true/false, or (another type) its type's name; {} for a file
+    whose header cannot be read (the reader then says why, in its words). A CSV column named in `named` that
+    pyarrow infers as text but whose cells are mostly numbers is a column of numbers with a typo ("2,5"): a
+    number, so that the reader names the bad cell, rather than a factor."""
+    try:
+        names, types = column_types(path)
+    except PipelineError:
+        return {}
+    kinds = {name: NUMBER if is_numeric(kind) else TEXT if pa.types.is_string(kind) or pa.types.is_large_string(kind)
+             else BOOL if pa.types.is_boolean(kind) else show_type(kind) for name, kind in zip(names, types)}
+    texts = [name for name in named if kinds.get(name) == TEXT and names.count(name) == 1]
+    if texts and path.suffix.lower() in CSV_SUFFIXES:
+        for name, share in number_shares(path, texts).items():
+            if share > 0.5:
+                kinds[name] = NUMBER
+    return kinds
+
+
 
 
 def _check_request(where: str, features: list[str], target: str) -> list[str]:
@@ -423,5 +437,3 @@ def _fill(table: pa.Table, names: list[str], columns: list[np.ndarray],
             numbers = chunk.to_numpy(zero_copy_only=False)
             columns[j][row : row + len(numbers)] = numbers
             row += len(numbers)
-
-

@@ -55,6 +55,10 @@ def resolve_features(data: DataParams) -> Resolved:
     names, types = column_types(path)
     check_header(where, names, [data.target])
     texts = [name for name, kind in zip(names, types) if _kind(kind) == "text" and name != data.target]
+    if texts and path.suffix.lower() in CSV_SUFFIXES:  # numbers with a typo: numeric, and the reader names it
+        typos = [name for name, share in number_shares(path, texts).items() if share > 0.5]
+        types = [pa.float64() if name in typos else kind for name, kind in zip(names, types)]
+        texts = [name for name in texts if name not in typos]
     counts = level_counts(path, texts) if texts else {}
     many = [name for name in texts if counts[name] > data.max_levels]
     features = [name for name, kind in zip(names, types)
@@ -83,6 +87,25 @@ def resolve_features(data: DataParams) -> Resolved:
     resolved = DataParams.model_validate({**data.model_dump(), "features": features})
     notes += [f"{said}: skipped {skipped(others)}"] if others else []
     return Resolved(resolved, "\n".join(notes))
+
+
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def number_shares(path: Path, names: list[str]) -> dict[str, float]:
+    """The share of each text column of a CSV file whose non-empty cells are numbers as written: above half, a
+    column of numbers with a typo ("2,5"), which the reader names, rather than a factor."""
+    try:
+        table = pyarrow.csv.read_csv(path, parse_options=CSV_PARSE, convert_options=pyarrow.csv.ConvertOptions(
+            include_columns=names, column_types=dict.fromkeys(names, pa.string())))
+    except (pa.ArrowException, OSError):
+        return {}
+    shares = {}
+    for name in names:
+        cells = table.column(name).drop_null()
+        numbers = pc.sum(pc.match_substring_regex(cells, _NUMBER)).as_py() or 0
+        shares[name] = numbers / len(cells) if len(cells) else 0.0
+    return shares
 
 
 def level_counts(path: Path, names: list[str]) -> dict[str, int]:
