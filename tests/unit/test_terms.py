@@ -188,3 +188,12 @@ def test_level_names_with_commas_and_quotes_survive_the_history_header(tmp_path)
     assert text.splitlines()[0] == 'epoch,"region[T.Smith, John]","region[T.U.S. ""West""]",area'
     assert next(csv.reader(text.splitlines())) == ["epoch", *names]
     assert read_history(tmp_path / "h.csv", names)[names[1]].tolist() == [1.5, 2.5]
+
+
+@pytest.mark.parametrize("entries, expected", [
+    (["area", "region"], ("area", "region")), (["area*region"], ("area", "region")), (["area:region"], None),
+    (["log(area)", "region"], None), (["area", "b"], None), (["area", "region", "g"], None),
+])
+def test_fit_png_draws_a_line_per_level_of_one_numeric_column_and_one_factor(entries, expected):
+    from pipeline.visualize import lines_by_level
+    assert lines_by_level(design(parse(entries, KINDS, "y", "t"), KINDS, LEVELS, True)) == expected
