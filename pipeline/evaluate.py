@@ -11,7 +11,7 @@ from scipy.special import fdtrc, stdtr, stdtrit
 from pipeline.dataset import Split, load_split
 from pipeline.errors import first_few, run_stage
 from pipeline.files import HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json
-from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, Description, LinearModel, Scores, load_weights, scores
+from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores, terms_of
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 from pipeline.schema import resolve_features
@@ -133,7 +133,7 @@ def main() -> None:
     data = resolve_features(load_params(DataParams)).data
     train = load_params(TrainParams)
     level = load_params(EvaluateParams).level
-    split = load_split(data, train.fit_intercept, terms=Description.load(MODEL).terms)
+    split = load_split(data, train.fit_intercept, terms=terms_of(MODEL))
     learnt = load_weights(MODEL, split.columns, train.fit_intercept)
     tolerances = Tolerances(train.dtype, train.tolerance, train.coefficient_tolerance)
     metrics, fit = evaluate(split, learnt, true_line_of(data), train.fit_intercept, tolerances, level)

@@ -261,6 +261,13 @@ def save_weights(path: Path, model: LinearModel, dtype: str, fit_intercept: bool
         temporary.write_bytes(save_safetensors(state, metadata=metadata))
 
 
+def terms_of(path: Path) -> dict | None:
+    """The terms a weights file's metadata keeps (Description.terms): None for a model of numeric columns, and
+    for weights written before they described themselves."""
+    metadata = _read_weights(path)[1]
+    return Description.of(path, metadata).terms if METADATA_KEY in metadata else None
+
+
 def load_weights(path: Path, features: tuple[str, ...], fit_intercept: bool) -> LinearModel:
     """Read the weights of a Linear(len(features), 1) model, the columns that params.yaml names; anything
     else, or metadata that names other columns, gets one line."""

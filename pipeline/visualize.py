@@ -27,7 +27,7 @@ from pipeline.files import (
     CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, MODEL, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT, PLOT_LOSS,
     PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, read_history, read_json,
 )
-from pipeline.linear import INTERCEPT, Description, LinearModel
+from pipeline.linear import INTERCEPT, LinearModel, terms_of
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, VisualizeParams, load_params
 from pipeline.schema import resolve_features
@@ -297,7 +297,7 @@ def main() -> None:
     train = load_params(TrainParams)
     level = load_params(EvaluateParams).level
     params = load_params(VisualizeParams)
-    split = load_split(data, train.fit_intercept, terms=Description.load(MODEL).terms)
+    split = load_split(data, train.fit_intercept, terms=terms_of(MODEL))
     columns = split.columns
     learnt, ols, true_line, mse_ols = read_metrics(METRICS, columns)
     fit = LeastSquares.load(OLS)
