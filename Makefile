@@ -37,7 +37,7 @@ bench: $(INSTALLED)  ## figures, not tests: stage overhead, throughput, 10^7 to 
 	python -m bench.large_dataset
 	python -m bench.large_dataset --points 50000000 --epochs 1
 	python -m bench.large_dataset --points 100000000 --epochs 3
-	python -m bench.large_dataset --factor-levels 50
+	python -m bench.large_dataset --factor-levels 50 --epochs 3
 	python -m bench.training_throughput
 	python -m bench.training_scaling
 	python -m bench.user_csv
