@@ -48,10 +48,13 @@ class LinearModel:
         """float64 predictions for rows of every column (n, p), of the raw features (n, d) whose powers it
         builds, or of a pyarrow Table holding the raw features by name; elementwise, so the same bits on every
         CPU."""
-        features = self.columns_of(features)
-        predictions = np.full(len(features), self.intercept, dtype=np.float64)
+        return self.predict_columns(self.columns_of(features))
+
+    def predict_columns(self, columns: np.ndarray) -> np.ndarray:
+        """float64 predictions of rows of every column of the model (n, p), as columns_of gives them."""
+        predictions = np.full(len(columns), self.intercept, dtype=np.float64)
         for column, coefficient in enumerate(self.coefficients):
-            predictions += coefficient * features[:, column]
+            predictions += coefficient * columns[:, column]
         return predictions
 
     def columns_of(self, features: "np.ndarray | pa.Table") -> np.ndarray:

@@ -36,7 +36,7 @@ def predict(rows: Rows, model: LinearModel, fit: LeastSquares, level: float,
             if unseen:
                 raise PipelineError(f"predict.source: {unseen}")
         columns = model.columns_of(chunk.features)
-        prediction = model.predict(columns)
+        prediction = model.predict_columns(columns)
         half_width = fit.interval_half_width(columns, level, new_observation=True)
         found = {name: chunk.features[:, j] for j, name in enumerate(model.raw_features)
                  if name in written_features(model)}
