@@ -109,13 +109,18 @@ def plot_fit(points: list[Points], target: str, learnt: LinearModel, ols: Linear
         x = design.names.index(number_column)
         scatter(axes, points, [each.features[:, x] for each in points], [each.target for each in points])
         low, high = span(points, x)[:, 0]
-        for index, level in enumerate(design.levels[factor]):
+        levels = design.levels[factor]
+        for index, level in enumerate(levels):
             raw = np.zeros((2, len(design.raw)))
             raw[:, design.raw.index(number_column)] = [low, high]
             raw[:, design.raw.index(factor)] = index if design.kinds[factor] != "number" else level
             columns = design.encode(raw)[0]
-            axes.plot([low, high], ols.predict(columns), label=f"least squares, {factor} = {level_name(level)}",
-                      linewidth=2, zorder=2, color=LEVEL_COLOURS[index % len(LEVEL_COLOURS)])
+            # A colour and a legend entry for each of the first levels; the others grey, counted in one entry.
+            named = index < len(LEVEL_COLOURS) - (len(levels) > len(LEVEL_COLOURS))
+            label = (f"least squares, {factor} = {level_name(level)}" if named else
+                     f"… {len(levels) - index} more levels" if index == len(LEVEL_COLOURS) - 1 else None)
+            axes.plot([low, high], ols.predict(columns), label=label, linewidth=2 if named else 1, zorder=2,
+                      color=LEVEL_COLOURS[index] if named else "0.6")
         axes.set_title(wrap(f"Least squares: a line per level of {factor}", 70))
         axes.set_xlabel(wrap(number_column, 80))
         axes.set_ylabel(wrap(target, 50))
