@@ -34,13 +34,14 @@ report: $(INSTALLED)  ## report.md: params and metrics against BASE (a branch, c
 
 # bench.alternatives runs statsmodels and scikit-learn on their own interpreter: ALTERNATIVE_PYTHON=/a/venv/bin/python
 # make bench, that venv made from bench/requirements.txt (never .venv: the project does not depend on them).
-bench: $(INSTALLED)  ## figures, not tests: the everyday run against a plain script, stage overhead, throughput, 10^7 to 10^8 points, statsmodels and scikit-learn at 10^7, processes, a user's CSV, a wide table; then docs/performance.md
+bench: $(INSTALLED)  ## figures, not tests: the everyday run against a plain script, stage overhead, throughput, 10^7 to 10^8 points, a 50-level factor, statsmodels and scikit-learn at 10^7, processes, a user's CSV, a wide table; then docs/performance.md
 	python -m bench.everyday
 	python -m bench.repro_overhead
 	python -m bench.large_dataset
 	python -m bench.large_dataset --points 50000000 --epochs 1
 	python -m bench.large_dataset --points 100000000 --epochs 3
 	python -m bench.alternatives
+	python -m bench.large_dataset --factor-levels 50 --epochs 3
 	python -m bench.training_throughput
 	python -m bench.training_scaling
 	python -m bench.user_csv

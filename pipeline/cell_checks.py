@@ -188,10 +188,11 @@ class Values:
     value and in which columns, the rows whose only missing value is the target (unlabeled), and the range
     of each column over the complete rows."""
 
-    def __init__(self, names: list[str], new_rows: bool = False):
+    def __init__(self, names: list[str], new_rows: bool = False, factors: "set[str] | None" = None):
         """new_rows: rows to predict, whose blank target is kept (predicted) rather than left out."""
         self.names = names
         self.new_rows = new_rows
+        self.factors = factors or set()  # columns of level codes: one level is terms' to judge, among training rows
         self.columns = [_Column() for _ in names]
         self.missing_by_column = np.zeros(len(names), dtype=np.int64)
         self.n_rows = 0
@@ -248,7 +249,7 @@ class Values:
             raise PipelineError(f"{where}: none of its {counted(self.n_rows, 'row')} is complete "
                                 f"({self.rows_unlabeled} without a target{dropped}): expected at least one complete "
                                 "row")
-        _check_values(where, self.names, self.columns, locate, new_rows)
+        _check_values(where, self.names, self.columns, locate, new_rows, self.factors)
 
 
 @dataclass
@@ -278,7 +279,7 @@ class _Column:
 
 
 def _check_values(where: str, names: list[str], columns: list[_Column], locate: Callable[[int], str],
-                  new_rows: bool = False) -> None:
+                  new_rows: bool = False, factors: "set[str] | None" = None) -> None:
     """Every value within ±LARGEST_VALUE, and no feature constant (unless new_rows: rows to predict, one of
     which may be all there is)."""
     for j, (name, column) in enumerate(zip(names, columns)):
@@ -289,7 +290,7 @@ def _check_values(where: str, names: list[str], columns: list[_Column], locate: 
                 f"±{LARGEST_VALUE:g} (first at {locate(column.first_too_large)}: {column.first_too_large_value:g}): "
                 f"expected |value| <= {LARGEST_VALUE:g}"
             )
-        if is_feature and not new_rows and column.lowest == column.highest:
+        if is_feature and not new_rows and column.lowest == column.highest and name not in (factors or ()):
             raise PipelineError(
                 f"{where}: feature {show(name)} is constant (every row is {column.lowest!r}): "
                 "expected at least two distinct values"

@@ -19,11 +19,13 @@ from pipeline.cell_checks import (
     LARGEST_VALUE, MISSING_DROP, MISSING_ERROR, Values, complete_rows, csv_line, csv_problem, row_kinds,
 )
 from pipeline.errors import PipelineError
-from pipeline.params import DataParams
+from pipeline.params import MAX_FEATURES, DataParams
 from pipeline.schema import (
-    CSV_PARSE, CSV_SUFFIXES, MAX_LINE_BYTES, arrow_message, check_header, column_names, header_names,
-    is_numeric, require_file, show, show_type, where_of, with_long_lines,
+    CSV_PARSE, CSV_SUFFIXES, MAX_LINE_BYTES, SNIFF_BYTES, arrow_message, check_header, column_names, column_types,
+    header_names, is_numeric, number_shares, require_file, show, show_type, where_of, with_long_lines,
 )
+from pipeline.levels import Coder, Known, WithTerms, coders_for, find_levels, require_cells
+from pipeline.terms import BOOL, NUMBER, TEXT, Design, design, design_of, is_plain, parse
 from pipeline.rows import (
     CHUNK_ROWS, WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of,
     with_powers,
@@ -61,21 +63,24 @@ def open_labeled_rows(path: Path, features: Sequence[str], target: str, check: b
     return _open(path, _check_request(where_of(path), list(features), target), check, missing)
 
 
-def open_every_row(path: Path, features: Sequence[str], target: str, missing: str) -> tuple[Source, int]:
+def open_every_row(path: Path, features: Sequence[str], target: str, missing: str,
+                   coders: "dict[str, Coder] | None" = None) -> tuple[Source, int]:
     """Every row of data.source, in order, those with a missing value too (after the checks that
     open_labeled_rows makes), and how many are labeled: the rows that load_split splits."""
     path = Path(path)
     names = _check_request(where_of(path), list(features), target)
-    source, rows_dropped, rows_unlabeled = _open(path, names, True, missing, every_row=True)
+    source, rows_dropped, rows_unlabeled = _open(path, names, True, missing, every_row=True, coders=coders)
     return source, len(source) - rows_dropped - rows_unlabeled
 
 
-def open_new_rows(path: Path, features: Sequence[str], target: str) -> tuple[Source, bool]:
+def open_new_rows(path: Path, features: Sequence[str], target: str,
+                  coders: "dict[str, Coder] | None" = None) -> tuple[Source, bool]:
     """Rows to predict, and whether they hold the target: open_rows_to_predict with data.missing: error."""
-    return open_rows_to_predict(path, features, target, MISSING_ERROR)[:2]
+    return open_rows_to_predict(path, features, target, MISSING_ERROR, coders)[:2]
 
 
-def open_rows_to_predict(path: Path, features: Sequence[str], target: str, missing: str) -> tuple[Source, bool, int]:
+def open_rows_to_predict(path: Path, features: Sequence[str], target: str, missing: str,
+                         coders: "dict[str, Coder] | None" = None) -> tuple[Source, bool, int]:
     """Rows to predict, whether they hold the target, and how many missing="drop" left out: open_table's
     checks, but the target is read only if the header has it (else each Table's target is NaN), a blank
     target is kept (a row to predict), and a feature may be constant (one row is)."""
@@ -84,19 +89,21 @@ def open_rows_to_predict(path: Path, features: Sequence[str], target: str, missi
     names = _check_request(where_of(path), list(features), target)
     if not has_target:
         names = names[:-1]
-    source, rows_dropped, _ = _open(path, names, True, missing, has_target=has_target, new_rows=True)
+    source, rows_dropped, _ = _open(path, names, True, missing, has_target=has_target, new_rows=True, coders=coders)
     return source, has_target, rows_dropped
 
 
 def _open(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
-          new_rows: bool = False, every_row: bool = False) -> tuple[Source, int, int]:
+          new_rows: bool = False, every_row: bool = False,
+          coders: "dict[str, Coder] | None" = None) -> tuple[Source, int, int]:
     """The source; the rows left out by missing="drop"; the unlabeled rows (left out but for new rows). With
-    every_row, the source holds every row all the same."""
+    every_row, the source holds every row all the same. coders: the factor columns' level coders."""
     where = where_of(path)
     require_file(where, path)
+    coders = coders or {}
     if path.suffix.lower() in CSV_SUFFIXES:
-        return _read_csv(where, path, names, missing, has_target, new_rows, every_row)
-    return ParquetTable.open(where, path, names, check, missing, has_target, new_rows, every_row)
+        return _read_csv(where, path, names, missing, has_target, new_rows, every_row, coders)
+    return ParquetTable.open(where, path, names, check, missing, has_target, new_rows, every_row, coders)
 
 
 def read_table(path: Path, features: Sequence[str], target: str, missing: str = MISSING_ERROR) -> Table:
@@ -150,19 +157,82 @@ class Split:
         rows = "1 row" if self.rows_unlabeled == 1 else f"{self.rows_unlabeled} rows"
         return (f"{self.source}: left out {rows} without a value of {target!r} (unlabeled): not fitted "
                 "or scored; predict predicts them (predict.rows: fitted)")
+    columns: tuple[str, ...] = ()  # the model's columns: data.columns, or the design's
+    design: Design | None = None  # where data.features holds terms beyond numeric columns
+    rows_unseen: int = 0  # held-out rows left out of the scores: a level the training rows never had
 
 
-def load_split(data: DataParams, fit_intercept: bool, check: bool = True) -> Split:
+def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms: dict | None = None) -> Split:
     """Open data.source and split its rows (with data.missing: drop, its complete rows): the same rows in every
     stage, on every machine. check=False skips the pass over a Parquet file's values, for a process whose
-    parent has made it."""
+    parent has made it. Terms (factors, interactions, logs) are coded with the levels `terms` holds (the
+    weights' metadata, Design.as_json), or else with those found among the training rows."""
     source = Path(data.source)
+    # The header's kinds (a Parquet schema, a CSV file's first block) tell a text column from a numeric one.
+    kinds = column_kinds(source, data.features) if terms is None else {}
+    if terms is not None or not is_plain(data.features, kinds):
+        return _load_terms(data, fit_intercept, check, kinds, terms)
     table, rows_dropped, rows_unlabeled = open_labeled_rows(source, data.features, data.target, check, data.missing)
     table = with_powers(table, data.degree)
     train = Part(table, False, data.test_fraction, data.split_seed)
     test = Part(table, True, data.test_fraction, data.split_seed)
     require_enough_training_rows(source, len(train), len(data.columns) + int(fit_intercept))
-    return Split(source, train, test if len(test) else None, rows_dropped, rows_unlabeled)
+    return Split(source, train, test if len(test) else None, rows_dropped, rows_unlabeled, data.columns)
+
+
+def _load_terms(data: DataParams, fit_intercept: bool, check: bool, kinds: dict[str, str],
+                described: dict | None) -> Split:
+    source = Path(data.source)
+    where = where_of(source)
+    if described is not None:
+        built = design_of(described, data.target, fit_intercept, data.degree, where)
+        coders = coders_for(built.raw, built.kinds, built.levels)
+    else:
+        terms = parse(list(data.features), kinds, data.target, where)
+        raw = tuple(dict.fromkeys(f.column for term in terms for f in term))
+        coders = coders_for(raw, kinds)
+    raw = built.raw if described is not None else raw
+    table, rows_dropped, rows_unlabeled = _open(source, _check_request(where, list(raw), data.target), check,
+                                                data.missing, coders=coders)
+    if described is None:
+        found = find_levels(table, terms, kinds, coders, data.test_fraction, data.split_seed, where)
+        built = design(terms, kinds, found.levels, fit_intercept, data.degree, tuple(data.features))
+        require_cells(found, built, where)
+        encoded, rows_unseen = WithTerms(table, built, found.remaps), found.rows_unseen
+    else:
+        encoded, rows_unseen = WithTerms(table, built), None
+    if len(built.names) > MAX_FEATURES:
+        raise PipelineError(f"{where}: data.features = {list(data.features)[:5]}...: {len(built.names)} columns once "
+                            f"factors are coded: expected at most {MAX_FEATURES} (fewer levels, or fewer terms)")
+    train = Part(encoded, False, data.test_fraction, data.split_seed)
+    test = Part(encoded, True, data.test_fraction, data.split_seed)
+    require_enough_training_rows(source, len(train), len(built.names) + int(fit_intercept))
+    if rows_unseen is None:  # counted once, here, where the weights' levels are not the training rows' own
+        rows_unseen = sum(int(np.isnan(read().features[:, 0]).sum()) for read in test.groups()) if len(test) else 0
+    known = Known(test, rows_unseen) if rows_unseen else test
+    return Split(source, train, known if len(known) else None, rows_dropped, rows_unlabeled, built.names, built,
+                 rows_unseen)
+
+
+def column_kinds(path: Path, named: Sequence[str] = ()) -> dict[str, str]:
+    """Each column's kind for terms: number, text, true/false, or (another type) its type's name; {} for a file
+    whose header cannot be read (the reader then says why, in its words). A CSV column named in `named` that
+    pyarrow infers as text but whose cells are mostly numbers is a column of numbers with a typo ("2,5"): a
+    number, so that the reader names the bad cell, rather than a factor."""
+    try:
+        names, types = column_types(path)
+    except PipelineError:
+        return {}
+    kinds = {name: NUMBER if is_numeric(kind) else TEXT if pa.types.is_string(kind) or pa.types.is_large_string(kind)
+             else BOOL if pa.types.is_boolean(kind) else show_type(kind) for name, kind in zip(names, types)}
+    texts = [name for name in named if kinds.get(name) == TEXT and names.count(name) == 1]
+    if texts and path.suffix.lower() in CSV_SUFFIXES:
+        for name, share in number_shares(path, texts).items():
+            if share > 0.5:
+                kinds[name] = NUMBER
+    return kinds
+
+
 
 
 def _check_request(where: str, features: list[str], target: str) -> list[str]:
@@ -185,18 +255,21 @@ def _check_request(where: str, features: list[str], target: str) -> list[str]:
 
 
 def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target: bool = True,
-              new_rows: bool = False, every_row: bool = False) -> tuple[Table, int, int]:
+              new_rows: bool = False, every_row: bool = False,
+              coders: "dict[str, Coder] | None" = None) -> tuple[Table, int, int]:
     header = _csv_header(where, path, names)
+    coders = coders or {}
+    types = {name: coders[name].arrow_type if name in coders else pa.float64() for name in names}
     try:
-        convert = pyarrow.csv.ConvertOptions(include_columns=names, column_types=dict.fromkeys(names, pa.float64()))
+        convert = pyarrow.csv.ConvertOptions(include_columns=names, column_types=types)
         table = with_long_lines(where, path, lambda options: pyarrow.csv.read_csv(
             path, read_options=options, parse_options=CSV_PARSE, convert_options=convert))
     except (pa.ArrowException, OSError) as error:
         raise csv_problem(where, path, header, names, error) from None
     if table.num_rows == 0:
         raise PipelineError(f"{where}: has no rows: expected a header row, then at least one row of numbers")
-    features, target = _to_float64(table, names, has_target)
-    values = Values(names, new_rows)
+    features, target = _to_float64(table, names, has_target, coders)
+    values = Values(names, new_rows, factors=set(coders))
     # Block by block, so that the temporaries of the checks stay small beside the table.
     masks = []
     for start in range(0, len(target), CHUNK_ROWS):
@@ -244,12 +317,13 @@ class ParquetTable:
     """A checked Parquet file, read one row group at a time: memory for a row group, whatever the file's size."""
 
     def __init__(self, where: str, path: Path, names: list[str], group_rows: list[int], drop: bool = False,
-                 has_target: bool = True, new_rows: bool = False):
+                 has_target: bool = True, new_rows: bool = False, coders: "dict[str, Coder] | None" = None):
         """group_rows: the rows of each row group the table holds; with drop, only the complete ones (for
         new rows, complete but for the target), and each read leaves out the others again. Without
         has_target, names are the features alone."""
         self.where, self.path, self.names, self.drop, self.has_target = where, path, names, drop, has_target
         self.new_rows = new_rows
+        self.coders = coders or {}
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
         self._file: pyarrow.parquet.ParquetFile | None = None  # opened at the first read, kept for the rest
         # The last span read, and its rows: the passes of a stage over a file of one row group (a wide table's,
@@ -259,7 +333,7 @@ class ParquetTable:
     @classmethod
     def open(cls, where: str, path: Path, names: list[str], check: bool = True, missing: str = MISSING_ERROR,
              has_target: bool = True, new_rows: bool = False,
-             every_row: bool = False) -> tuple["ParquetTable", int, int]:
+             every_row: bool = False, coders: "dict[str, Coder] | None" = None) -> tuple["ParquetTable", int, int]:
         """Check the schema, then every value, in one pass over the row groups; the table, how many rows
         missing="drop" left out and how many are unlabeled (as _open). check=False skips the pass where
         nothing needs counting (missing="error"): only the target is read, for the unlabeled rows."""
@@ -269,7 +343,7 @@ class ParquetTable:
                 check_header(where, schema.names, names)
                 for name in names:
                     kind = schema.field(name).type
-                    if not is_numeric(kind):
+                    if not is_numeric(kind) and name not in (coders or {}):
                         raise PipelineError(
                             f"{where}: column {show(name)} holds {show_type(kind)}: "
                             "expected numbers (an integer or floating-point column)"
@@ -279,12 +353,12 @@ class ParquetTable:
                     raise PipelineError(f"{where}: has no rows: expected at least one row")
                 group_rows = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
                 if not check and missing == MISSING_ERROR and not (new_rows or every_row):
-                    return cls._labeled(where, path, file, names, group_rows)
-                values = Values(names, new_rows)
+                    return cls._labeled(where, path, file, names, group_rows, coders)
+                values = Values(names, new_rows, factors=set(coders or {}))
                 complete_rows = []
                 whole = None  # a file of one complete row group: its rows, kept for the stage's first pass
                 for i in range(file.num_row_groups):
-                    features, target = _read_group(file, i, names, has_target)
+                    features, target = _read_group(file, i, names, has_target, coders)
                     if len(target) != group_rows[i]:
                         break
                     complete = values.add(features, target)
@@ -299,23 +373,23 @@ class ParquetTable:
         values.check(where, missing, lambda row: f"row index {row}", new_rows)
         left_out = values.rows_missing + (0 if new_rows else values.rows_unlabeled)
         if every_row or not left_out:
-            table = cls(where, path, names, group_rows, False, has_target, new_rows)
+            table = cls(where, path, names, group_rows, False, has_target, new_rows, coders)
         else:
-            table = cls(where, path, names, complete_rows, True, has_target, new_rows)
+            table = cls(where, path, names, complete_rows, True, has_target, new_rows, coders)
         if whole is not None:
             table.keep((0, len(whole)), whole)
         return table, values.rows_missing, values.rows_unlabeled
 
     @classmethod
     def _labeled(cls, where: str, path: Path, file: pyarrow.parquet.ParquetFile, names: list[str],
-                 group_rows: list[int]) -> tuple["ParquetTable", int, int]:
+                 group_rows: list[int], coders: "dict[str, Coder] | None" = None) -> tuple["ParquetTable", int, int]:
         """The table of a checked file (missing="error": no feature is missing) with its unlabeled rows left
         out, found from the target column alone."""
         labeled = [int(np.count_nonzero(np.isfinite(_to_float64(file.read_row_group(i, columns=names[-1:]),
                                                                 names[-1:])[1])))
                    for i in range(file.num_row_groups)]
         rows_unlabeled = sum(group_rows) - sum(labeled)
-        return cls(where, path, names, labeled, rows_unlabeled > 0), 0, rows_unlabeled
+        return cls(where, path, names, labeled, rows_unlabeled > 0, coders=coders), 0, rows_unlabeled
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -338,7 +412,7 @@ class ParquetTable:
             self._file = self._file or pyarrow.parquet.ParquetFile(self.path)
             group = first
             while self._starts[group] < stop:
-                features, target = _read_group(self._file, group, self.names, self.has_target)
+                features, target = _read_group(self._file, group, self.names, self.has_target, self.coders)
                 complete = self._kept(features, target) if self.drop else None
                 if complete is not None:
                     features, target = features[complete], target[complete]
@@ -368,13 +442,13 @@ class ParquetTable:
 
 
 def _read_group(file: pyarrow.parquet.ParquetFile, group: int, names: list[str],
-                has_target: bool) -> tuple[np.ndarray, np.ndarray]:
+                has_target: bool, coders: "dict[str, Coder] | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """Row group `group` as _to_float64 gives it, decoded _COLUMNS_PER_READ columns at a time: Arrow then holds
     a slice of a wide group beside the float64 copy, not all of it (fewer rows than the footer says, if the
     file is cut short)."""
     first = file.read_row_group(group, columns=names[:_COLUMNS_PER_READ])
     if len(names) <= _COLUMNS_PER_READ:
-        return _to_float64(first, names, has_target)
+        return _to_float64(first, names, has_target, coders)
     features, target = _float64_arrays(first.num_rows, len(names) - has_target, has_target)
     columns = [features[:, j] for j in range(features.shape[1])] + [target] * has_target
     for start in range(0, len(names), _COLUMNS_PER_READ):
@@ -382,7 +456,7 @@ def _read_group(file: pyarrow.parquet.ParquetFile, group: int, names: list[str],
         table = first if start == 0 else file.read_row_group(group, columns=batch)
         if table.num_rows != first.num_rows:  # cut short: the caller's count of rows says so
             return features[:0], target[:0]
-        _fill(table, batch, columns[start:start + len(batch)])
+        _fill(table, batch, columns[start:start + len(batch)], coders)
     return features, target
 
 
@@ -394,11 +468,12 @@ def _unreadable(where: str, error: Exception) -> PipelineError:
 # --- Shared by both formats ----------------------------------------------------------------------------
 
 
-def _to_float64(table: pa.Table, names: list[str], has_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _to_float64(table: pa.Table, names: list[str], has_target: bool = True,
+                coders: "dict[str, Coder] | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """The features side by side, (n, d) C-contiguous, and the target, as float64 (empty cells as NaN; where
     the names hold no target, NaN: unknown)."""
     features, target = _float64_arrays(table.num_rows, len(names) - has_target, has_target)
-    _fill(table, names, [features[:, j] for j in range(features.shape[1])] + [target] * has_target)
+    _fill(table, names, [features[:, j] for j in range(features.shape[1])] + [target] * has_target, coders)
     return features, target
 
 
@@ -407,16 +482,21 @@ def _float64_arrays(n_rows: int, n_features: int, has_target: bool) -> tuple[np.
     return np.empty((n_rows, n_features), dtype=np.float64), target
 
 
-def _fill(table: pa.Table, names: list[str], columns: list[np.ndarray]) -> None:
-    """Each named column of `table` into its float64 array."""
+def _fill(table: pa.Table, names: list[str], columns: list[np.ndarray],
+          coders: "dict[str, Coder] | None" = None) -> None:
+    """Each named column of `table` into its float64 array: a factor's column as its codes (terms.Coder)."""
+    coders = coders or {}
     for j, name in enumerate(names):
         row = 0
         for chunk in table.column(name).chunks:
+            if name in coders:
+                numbers = coders[name].code(chunk)
+                columns[j][row : row + len(numbers)] = numbers
+                row += len(numbers)
+                continue
             if chunk.type != pa.float64():
                 # Integers up to LARGEST_VALUE convert exactly; beyond it they are refused anyway.
                 chunk = pc.cast(chunk, pa.float64(), safe=False)
             numbers = chunk.to_numpy(zero_copy_only=False)
             columns[j][row : row + len(numbers)] = numbers
             row += len(numbers)
-
-

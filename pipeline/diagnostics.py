@@ -1,6 +1,7 @@
 """The least-squares fit's pictures: its residuals as R's plot(lm) draws them, and each coefficient's
 confidence interval on a standardised axis, the learnt value beside it."""
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +153,10 @@ def plot_coefficients(intervals: list[Interval], level: float) -> Figure:
     if len(intervals) > MAX_INTERVALS:
         ranked = sorted(range(len(intervals)), key=lambda index: -abs(intervals[index].t or 0.0))
         shown = [intervals[index] for index in sorted(ranked[:MAX_INTERVALS])]
+    # A factor's levels together, a thin line between such groups (columns of plain numbers are groups of one).
+    groups = [re.sub(r"\[[^\]]*\]", "[]", each.name) for each in shown]
+    order = sorted(range(len(shown)), key=lambda index: groups.index(groups[index]))
+    shown, groups = [shown[index] for index in order], [groups[index] for index in order]
     figure = Figure(layout="constrained", figsize=(7.2, 2.8 + 0.32 * len(shown)))
     axes = figure.add_subplot()
     rows = np.arange(len(shown))[::-1]  # the first column at the top
@@ -163,6 +168,9 @@ def plot_coefficients(intervals: list[Interval], level: float) -> Figure:
     axes.scatter([each.learnt for each in shown], rows - 0.25, color=LEARNT["color"], marker="v", s=30, zorder=4,
                  label="learnt")
     axes.axvline(0, color="black", linewidth=1, zorder=1)
+    for index in range(1, len(shown)):
+        if groups[index] != groups[index - 1] and (groups.count(groups[index]) > 1 or groups.count(groups[index - 1]) > 1):
+            axes.axhline(rows[index] + 0.5, color="0.8", linewidth=0.8, zorder=0)
     axes.set_yticks(rows, [wrap(each.name, 40).splitlines()[0] + ("…" if len(each.name) > 40 else "")
                            for each in shown])
     axes.set_ylim(-0.8, len(shown) - 0.4)

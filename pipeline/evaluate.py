@@ -17,7 +17,7 @@ from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.files import (
     HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, prepare_outputs, read_history, read_json, write_json,
 )
-from pipeline.linear import INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores
+from pipeline.linear import INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores, terms_of
 from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 from pipeline.schema import resolve_features
@@ -172,8 +172,8 @@ def main() -> None:
     train = load_params(TrainParams)
     judging = load_params(EvaluateParams)
     level = judging.level
-    split = load_split(data, train.fit_intercept)
-    learnt = load_weights(MODEL, data.columns, train.fit_intercept)
+    split = load_split(data, train.fit_intercept, terms=terms_of(MODEL))
+    learnt = load_weights(MODEL, split.columns, train.fit_intercept)
     tolerances = Tolerances(train.dtype, train.tolerance, train.coefficient_tolerance)
     metrics, fit = evaluate(split, learnt, true_line_of(data), train.fit_intercept, tolerances, level,
                             judging.cov_type)
@@ -183,6 +183,11 @@ def main() -> None:
                 "epochs_run": len(read_history(HISTORY, ["epoch"])["epoch"]) - 1,
                 "rows_dropped": split.rows_dropped,  # by data.missing: drop
                 "rows_unlabeled": split.rows_unlabeled}  # every feature there, the target missing: not fitted
+    if split.design is not None:  # held-out rows of a level training never saw: left out of the test scores
+        metrics["rows_unseen"] = split.rows_unseen
+        if split.rows_unseen:
+            print(f"{split.source}: left out {split.rows_unseen} held-out rows of a level no training row has "
+                  "from the test scores")
     write_json(METRICS, metrics)
     fit.save(OLS)
     if split.unlabeled_note(data.target):

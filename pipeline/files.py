@@ -336,8 +336,10 @@ class CsvWriter:
     def __enter__(self) -> "CsvWriter":
         with ExitStack() as exits:
             temporary = exits.enter_context(atomic_output(self.path))
-            options = pyarrow.csv.WriteOptions(quoting_header="none")
-            self._writer = exits.enter_context(pyarrow.csv.CSVWriter(temporary, self._schema, write_options=options))
+            file = exits.enter_context(temporary.open("wb"))
+            file.write((csv_header(self.names) + "\n").encode())  # quoted where a name needs it
+            options = pyarrow.csv.WriteOptions(include_header=False)
+            self._writer = exits.enter_context(pyarrow.csv.CSVWriter(file, self._schema, write_options=options))
             self._exits = exits.pop_all()
         return self
 
@@ -386,7 +388,22 @@ def write_history(path: Path, history: Mapping[str, np.ndarray]) -> None:
     """Write the per-epoch history as CSV; float32 values keep their shortest exact spelling."""
     table = pa.table(dict(history))
     with atomic_output(path) as temporary:
-        pyarrow.csv.write_csv(table, temporary, pyarrow.csv.WriteOptions(quoting_header="none"))
+        write_csv(table, temporary)
+
+
+def write_csv(table: pa.Table, path: Path) -> None:
+    """A table as CSV, its header quoted only where a name needs it (a comma, a quote: a factor's level), so that
+    the header of plain names keeps its bytes."""
+    with path.open("wb") as file:
+        file.write((csv_header(table.column_names) + "\n").encode())
+        pyarrow.csv.write_csv(table, file, pyarrow.csv.WriteOptions(include_header=False))
+
+
+def csv_header(names: Sequence[str]) -> str:
+    """The header row as RFC 4180 spells it: a name with a comma, a quote or a line break in quotes, its quotes
+    doubled."""
+    return ",".join(f'"{name.replace(chr(34), chr(34) * 2)}"' if any(mark in name for mark in ',"\r\n') else name
+                    for name in names)
 
 
 def read_history(path: Path, columns: Iterable[str]) -> dict[str, np.ndarray]:

@@ -20,9 +20,10 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 from pipeline.errors import PipelineError, cut, first_few
 from pipeline.files import atomic_output, read_bytes
 from pipeline.linear import (
-    INTERCEPT, MAX_DEGREE, RESTORE, LinearModel, ordered_sum, safe_open_metadata, shown_json, unique_json,
+    INTERCEPT, MAX_BUILT_NAME_CHARS, MAX_DEGREE, RESTORE, LinearModel, ordered_sum, safe_open_metadata, shown_json,
+    unique_json,
 )
-from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS
+from pipeline.params import MAX_FEATURES
 from pipeline.rows import Rows, chunks
 
 
@@ -272,8 +273,7 @@ def least_squares_problem(state: dict[str, np.ndarray], metadata: object) -> str
 
 
 MAX_ROWS = 2**62  # n: any count of rows, and √n is a float
-# A column's name: a raw name, or one built from one (x^10).
-MAX_BUILT_NAME_CHARS = MAX_NAME_CHARS + len(f"^{MAX_DEGREE}")
+
 
 
 @dataclass(frozen=True)

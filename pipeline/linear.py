@@ -19,6 +19,8 @@ from pipeline.errors import PipelineError, cut, first_few
 from pipeline.files import atomic_output, read_bytes
 from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS
 from pipeline.rows import Rows, Table, chunks, power_names, powers
+from pipeline.levels import coders_for
+from pipeline.terms import Design, design_of
 
 INTERCEPT = "intercept"
 
@@ -38,38 +40,60 @@ class LinearModel:
     coefficients: tuple[float, ...]
     intercept: float
     degree: int = 1
+    design: Design | None = None  # where the columns are terms (factors, interactions, logs): pipeline/terms.py
 
     @property
     def raw_features(self) -> tuple[str, ...]:
-        """The columns a table must hold: the features whose powers make the others."""
+        """The columns a table must hold: the features whose powers make the others, or the terms' columns."""
+        if self.design is not None:
+            return self.design.raw
         return self.features[:len(self.features) // self.degree]
 
     def predict(self, features: "np.ndarray | pa.Table") -> np.ndarray:
         """float64 predictions for rows of every column (n, p), of the raw features (n, d) whose powers it
         builds, or of a pyarrow Table holding the raw features by name; elementwise, so the same bits on every
         CPU."""
-        features = self.columns_of(features)
-        predictions = np.full(len(features), self.intercept, dtype=np.float64)
+        return self.predict_columns(self.columns_of(features))
+
+    def predict_columns(self, columns: np.ndarray) -> np.ndarray:
+        """float64 predictions of rows of every column of the model (n, p), as columns_of gives them."""
+        predictions = np.full(len(columns), self.intercept, dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: the stages refuse it in one line
             for column, coefficient in enumerate(self.coefficients):
-                predictions += coefficient * features[:, column]
+                predictions += coefficient * columns[:, column]
         return predictions
 
     def columns_of(self, features: "np.ndarray | pa.Table") -> np.ndarray:
-        """Every column of the model, (n, p) float64, from what `predict` accepts."""
+        """Every column of the model, (n, p) float64, from what `predict` accepts (for a model of terms, its raw
+        columns: numbers and level codes)."""
         if isinstance(features, (pa.Table, pa.RecordBatch)):
             missing = [name for name in self.raw_features if name not in features.column_names]
             if missing:
                 raise ValueError(f"the table has no column {missing[0]!r}: expected {list(self.raw_features)}")
-            features = np.column_stack([features.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+            coders = {} if self.design is None else coders_for(self.design.raw, self.design.kinds, self.design.levels,
+                                                               strict=True)
+            features = np.column_stack([coders[name].code(features.column(name)) if name in coders else
+                                        features.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
                                         for name in self.raw_features])
         features = np.asarray(features)
+        if self.design is not None:  # a model of terms takes its raw columns (numbers and level codes)
+            if features.ndim != 2 or features.shape[1] != len(self.design.raw):
+                raise ValueError(f"features of shape {features.shape}: expected (n, {len(self.design.raw)}) for the "
+                                 f"columns {list(self.design.raw)}")
+            return self.encode(features)
         if features.ndim != 2 or features.shape[1] not in (len(self.features), len(self.raw_features)):
             raise ValueError(f"features of shape {features.shape}: expected (n, {len(self.raw_features)}) for "
                              f"{list(self.raw_features)}" + (f" or (n, {len(self.features)})" if self.degree > 1 else ""))
         if features.shape[1] == len(self.features):
             return features
         return powers(features.astype(np.float64), self.degree)
+
+    def encode(self, raw: np.ndarray) -> np.ndarray:
+        """The design columns of raw rows (numbers and level codes); a level training never saw is an error."""
+        columns, known = self.design.encode(raw)
+        if not known.all():
+            raise PipelineError(self.design.first_unseen(raw) or "a level the training rows never had")
+        return columns
 
     @classmethod
     def load(cls, path: "Path | str") -> "LinearModel":
@@ -79,7 +103,7 @@ class LinearModel:
         state, metadata = _read_weights(path)
         described = Description.of(path, metadata)
         model = _model_of(path, state, described.features, described.fit_intercept, described.dtype)
-        return cls(model.features, model.coefficients, model.intercept, described.degree)
+        return cls(model.features, model.coefficients, model.intercept, described.degree, described.design(path))
 
     def as_dict(self) -> dict[str, float]:
         """{feature: coefficient, …, "intercept": intercept}: the schema of truth.json and of the metrics."""
@@ -180,6 +204,17 @@ class Description:
     target: str | None
     fit_intercept: bool
     dtype: str
+    terms: dict | None = None  # terms.Design.as_json: the entries of data.features and each factor's levels
+
+    def design(self, path: Path) -> Design | None:
+        """The terms' design the metadata describes: the same columns, coded with the same levels."""
+        if self.terms is None:
+            return None
+        built = design_of(self.terms, self.target, self.fit_intercept, self.degree, str(path))
+        if built.names != self.features:
+            raise PipelineError(f"{path}: its terms make columns {list(built.names)[:5]}...: expected its features "
+                                f"{list(self.features)[:5]}... (run `dvc repro`)")
+        return built
 
     @classmethod
     def load(cls, path: "Path | str") -> "Description":
@@ -198,19 +233,22 @@ class Description:
             raise PipelineError(f"{path}: its {METADATA_KEY!r} metadata {problem} (train writes a JSON object of "
                                 f"{', '.join(FIELDS)}: {RESTORE})")
         return cls(tuple(values["features"]), tuple(values["raw_features"]), values["degree"], values["target"],
-                   values["fit_intercept"], values["dtype"])
+                   values["fit_intercept"], values["dtype"], values.get(TERMS))
 
     def as_metadata(self) -> dict[str, str]:
         # One key: safetensors writes the keys of its metadata in no fixed order, and the same params must
         # give the same bytes.
         values = {name: getattr(self, name) for name in FIELDS}
+        # Only a model of terms says so: the weights of numeric columns keep their bytes.
+        terms = {} if self.terms is None else {TERMS: self.terms}
         return {METADATA_KEY: json.dumps(values | {"features": list(self.features),
-                                                   "raw_features": list(self.raw_features)})}
+                                                   "raw_features": list(self.raw_features)} | terms)}
 
 
 # safetensors.safe_open(path, "numpy").metadata()["linear_model"] is a JSON object of the FIELDS.
 METADATA_KEY = "linear_model"
 FIELDS = ("features", "raw_features", "degree", "target", "fit_intercept", "dtype")
+TERMS = "terms"  # a model of terms (factors, interactions, logs) also holds terms.Design.as_json
 
 
 def unique_json(text: str) -> object:
@@ -234,8 +272,8 @@ def description_problem(values: object) -> str | None:
     features, and a target that is not one of them. O(p), as cheap as reading the file."""
     if not isinstance(values, dict):
         return "is not a JSON object of distinct keys: expected one"
-    if set(values) != set(FIELDS):
-        unknown = [cut(key) for key in values if key not in FIELDS]
+    if set(values) - {TERMS} != set(FIELDS):
+        unknown = [cut(key) for key in values if key not in (*FIELDS, TERMS)]
         missing = [name for name in FIELDS if name not in values]
         return f"lacks {', '.join(missing)}: expected every field" if missing else \
             f"holds unknown keys {first_few(unknown, 3)}: expected only its fields"
@@ -252,7 +290,15 @@ def description_problem(values: object) -> str | None:
         return f"names feature {cut(next(name for name in raw if raw.count(name) > 1))} twice: expected each once"
     if type(degree) is not int or not 1 <= degree <= MAX_DEGREE:
         return f"field degree is {shown_json(degree)}: expected an integer from 1 to {MAX_DEGREE}"
-    if tuple(columns) != power_names(raw, degree):
+    if TERMS in values:  # a model of terms: its columns are the design's (Description.design checks them)
+        if not isinstance(values[TERMS], dict):
+            return f"field {TERMS} is {shown_json(values[TERMS])}: expected a JSON object of the terms and their levels"
+        if not 1 <= len(columns) <= MAX_FEATURES or len(set(columns)) < len(columns):
+            return f"field features names {len(columns):,} columns: expected 1 to {MAX_FEATURES}, each once"
+        longest = max(columns, key=len)
+        if len(longest) > MAX_BUILT_NAME_CHARS:
+            return f"names a column of {len(longest):,} characters ({cut(longest)}): expected at most {MAX_BUILT_NAME_CHARS}"
+    elif tuple(columns) != power_names(raw, degree):
         return f"field features is {shown_json(columns)}: expected the raw features, then their powers up to the degree"
     if target is not None and not (isinstance(target, str) and 1 <= len(target) <= MAX_NAME_CHARS):
         return f"field target is {shown_json(target)}: expected null or a name of 1 to {MAX_NAME_CHARS} characters"
@@ -278,19 +324,30 @@ def shown_json(value: object) -> str:
 
 
 MAX_DEGREE = 10  # data.degree's bound
+# A column's name built from raw names of at most MAX_NAME_CHARS: a power (x^10), a factor's level
+# (C(year)[T.1990]) or an interaction of a few such; bounded, so that a damaged file's name is never echoed whole.
+MAX_BUILT_NAME_CHARS = 8 * (MAX_NAME_CHARS + 16)
 DTYPES = ("float32", "float64")
 
 
 def save_weights(path: Path, model: LinearModel, dtype: str, fit_intercept: bool, target: str | None = None,
-                 degree: int = 1) -> None:
+                 degree: int = 1, design: Design | None = None) -> None:
     """The weights as safetensors, with metadata that says what they mean (Description)."""
     state = {"weight": np.array([model.coefficients], dtype=dtype)}
     if fit_intercept:
         state["bias"] = np.array([model.intercept], dtype=dtype)
-    raw_features = model.features[:len(model.features) // degree]
-    metadata = Description(model.features, raw_features, degree, target, fit_intercept, dtype).as_metadata()
+    raw_features = model.features[:len(model.features) // degree] if design is None else design.raw
+    metadata = Description(model.features, raw_features, degree, target, fit_intercept, dtype,
+                           None if design is None else design.as_json()).as_metadata()
     with atomic_output(path) as temporary:
         temporary.write_bytes(save_safetensors(state, metadata=metadata))
+
+
+def terms_of(path: Path) -> dict | None:
+    """The terms a weights file's metadata keeps (Description.terms): None for a model of numeric columns, and
+    for weights written before they described themselves."""
+    metadata = _read_weights(path)[1]
+    return Description.of(path, metadata).terms if METADATA_KEY in metadata else None
 
 
 def load_weights(path: Path, features: tuple[str, ...], fit_intercept: bool) -> LinearModel:

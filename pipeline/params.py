@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 from types import NoneType, UnionType
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from ruamel.yaml import YAML, YAMLError
 
@@ -87,6 +87,16 @@ class DataParams(_Section):
     degree: Annotated[int, Field(ge=1, le=10, description="(each feature also enters raised to every power up to it)")]
     test_fraction: Annotated[float, Field(ge=0, le=0.9)]
     split_seed: Seed
+    max_levels: Annotated[int, Field(ge=2, le=MAX_FEATURES, description=(
+        "(features: all leaves out a text column of more levels)"))]
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _numbers_name_columns(cls, value: Any) -> Any:
+        # YAML and DVC's -S read [1960, 1980] as integers: they name the columns "1960" and "1980".
+        if isinstance(value, list):
+            return [str(item) if type(item) is int else item for item in value]
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> "DataParams":

@@ -21,6 +21,8 @@ from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, PredictParams, load_params
 from pipeline.repository import warn_if_untracked
 from pipeline.rows import Rows, Table, chunks, held_out
+from pipeline.levels import coders_for
+from pipeline.terms import NUMBER
 
 # The columns predict adds after the source's features (and target, if the source has it).
 SPLIT = "split"
@@ -63,7 +65,7 @@ class Output:
     with_influence: bool = False
 
     def names(self) -> tuple[str, ...]:
-        return (*self.model.raw_features, *([self.target] if self.target else []), *([SPLIT] if self.fitted else []),
+        return (*written_features(self.model), *([self.target] if self.target else []), *([SPLIT] if self.fitted else []),
                 PREDICTION, LOWER, UPPER, SE_FIT, *([RESIDUAL] if self.target else []),
                 *(INFLUENCE if self.with_influence else ()))
 
@@ -73,29 +75,38 @@ def predict(rows: Rows, model: LinearModel, fit: LeastSquares, level: float, tar
     """The output's columns for new rows, a chunk at a time (Output(model, target, False).names())."""
     first_row = 0
     for chunk in chunks(rows):
-        found = predicted(chunk, model, fit, level, target, confidence)
+        if model.design is not None:
+            model.design.check_domain(chunk.features, first_row, where)
+            unseen = model.design.first_unseen(chunk.features)
+            if unseen:
+                raise PipelineError(f"{where}: {unseen}")
+        found, _ = predicted(chunk, model, fit, level, target, confidence)
         require_finite(found, first_row, where)
         first_row += len(chunk)
         yield found
 
 
 def predicted(chunk: Table, model: LinearModel, fit: LeastSquares, level: float, target: str | None,
-              confidence: bool = False) -> dict[str, np.ndarray]:
+              confidence: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The raw features, the target (if named), then the model's prediction, the interval [lower, upper] at
     `level` around it (for a new observation, or with `confidence` for the mean) with least squares' half
     width, se_fit (least squares'), and the residual of the model (empty where the target is)."""
-    columns = model.columns_of(chunk.features)
-    prediction = model.predict(columns)
+    if model.design is None:
+        columns, known = model.columns_of(chunk.features), np.ones(len(chunk), dtype=bool)
+    else:  # a row of a level training never saw has NaN columns (fitted rows: empty computed columns)
+        columns, known = model.design.encode(chunk.features)
+    prediction = model.predict_columns(columns)
     leverage = fit.leverage(columns)
     se_fit = fit.residual_sd * np.sqrt(leverage)
     half_width = fit.t_quantile(level) * fit.residual_sd * np.sqrt(leverage + float(not confidence))
-    found = {name: chunk.features[:, j] for j, name in enumerate(model.raw_features)}
+    written = written_features(model)
+    found = {name: chunk.features[:, j] for j, name in enumerate(model.raw_features) if name in written}
     if target is not None:
         found[target] = chunk.target
     found |= {PREDICTION: prediction, LOWER: prediction - half_width, UPPER: prediction + half_width, SE_FIT: se_fit}
     if target is not None:
         found[RESIDUAL] = chunk.target - prediction
-    return found
+    return found, known
 
 
 def predict_fitted(rows: Rows, split: SplitOf, model: LinearModel, fit: LeastSquares, level: float, target: str,
@@ -107,14 +118,16 @@ def predict_fitted(rows: Rows, split: SplitOf, model: LinearModel, fit: LeastSqu
     for chunk in chunks(rows):
         status = split.statuses(chunk, labeled_before)
         labeled_before += int(np.count_nonzero(status <= TEST))  # before any later status takes a labeled row
-        found = predicted(chunk, model, fit, level, target, confidence)
+        found, known = predicted(chunk, model, fit, level, target, confidence)
         for name in (PREDICTION, LOWER, UPPER, SE_FIT, RESIDUAL):
             found[name][status > UNLABELED] = np.nan  # NaN already for a missing feature; any later status too
-        require_finite(found, row_before, "data.source", status <= UNLABELED)
+        require_finite(found, row_before, "data.source", (status <= UNLABELED) & known)
         found[SPLIT] = status
         if cooks is not None:
             training = np.flatnonzero(status == TRAIN)
-            chunk_influence = influence(fit, model.columns_of(chunk.features[training]), chunk.target[training])
+            training_columns = (model.columns_of(chunk.features[training]) if model.design is None
+                                else model.design.encode(chunk.features[training])[0])
+            chunk_influence = influence(fit, training_columns, chunk.target[training])
             for name, values in zip(INFLUENCE, (chunk_influence.leverage, chunk_influence.studentized_residual,
                                                 chunk_influence.cooks_distance)):
                 found[name] = np.full(len(chunk), np.nan)
@@ -145,6 +158,14 @@ def output_names(model: LinearModel, target: str | None) -> tuple[str, ...]:
     return Output(model, target, False).names()
 
 
+def written_features(model: LinearModel) -> tuple[str, ...]:
+    """The raw features the output repeats: the numeric ones (the writers write numbers; a factor's codes are
+    not what the user wrote, and the rows are in data.source's order or predict.source's)."""
+    if model.design is None:
+        return model.raw_features
+    return tuple(name for name in model.raw_features if model.design.kinds[name] == NUMBER)
+
+
 def require_same_columns(model: LinearModel, fit_intercept: bool, fit: LeastSquares) -> None:
     """The least-squares fit must be of the trained model's columns: both come from the same params."""
     if fit.model.features != model.features or fit.fit_intercept != fit_intercept:
@@ -165,7 +186,9 @@ def require_distinct_names(source: Path, output: Output) -> None:
 def open_new(source: Path, model: LinearModel, target: str, missing: str) -> tuple[Rows, bool, int]:
     """predict.source's rows, with a hint when the model's columns are not there."""
     try:
-        return open_rows_to_predict(source, model.raw_features, target, missing)
+        coders = {} if model.design is None else coders_for(model.design.raw, model.design.kinds, model.design.levels,
+                                                            strict=True, where=str(source))
+        return open_rows_to_predict(source, model.raw_features, target, missing, coders)
     except PipelineError as error:
         if re.search(r"columns? .* (is|are) missing", str(error)):  # most often: data.source changed, not predict.source
             raise PipelineError(f"{error} (predict.source = {str(source)!r}: the rows to predict need the model's "
@@ -194,7 +217,9 @@ def write_fitted(source: Path, missing: str, held_out: tuple[float, int], model:
                  fit: LeastSquares, params: PredictParams) -> None:
     """Every row of data.source, with its split (held_out: data.test_fraction and data.split_seed), into
     predict.output; with predict.influence, the rows of large Cook's distance named."""
-    rows, n_labeled = open_every_row(source, model.raw_features, target, missing)
+    # Not strict: a held-out row of a level training never saw gets empty computed columns.
+    coders = {} if model.design is None else coders_for(model.design.raw, model.design.kinds, model.design.levels)
+    rows, n_labeled = open_every_row(source, model.raw_features, target, missing, coders)
     split = SplitOf(n_labeled, *held_out)
     output = Output(model, target, True, params.influence)
     require_distinct_names(source, output)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv
 import pyarrow.parquet
 
@@ -52,23 +53,37 @@ class Resolved:
 
 
 def resolve_features(data: DataParams) -> Resolved:
-    """data with `features: all` replaced by every numeric column of data.source but the target, in file
-    order; a list is returned as it is. Reads the header alone, never the rows."""
+    """data with `features: all` replaced by every numeric, text and true/false column of data.source but the
+    target, in file order (a text column of more than data.max_levels levels left out, and said); a list is
+    returned as it is. Reads the header, and the text columns' values to count their levels."""
     if data.features != ALL_FEATURES:
         return Resolved(data)
     path = Path(data.source)
     where = where_of(path)
     names, types = column_types(path)
     check_header(where, names, [data.target])
-    features = [name for name, kind in zip(names, types) if is_numeric(kind) and name != data.target]
-    others = [(name, kind) for name, kind in zip(names, types) if not is_numeric(kind) and name != data.target]
+    texts = [name for name, kind in zip(names, types) if _kind(kind) == "text" and name != data.target]
+    if texts and path.suffix.lower() in CSV_SUFFIXES:  # numbers with a typo: numeric, and the reader names it
+        typos = [name for name, share in number_shares(path, texts).items() if share > 0.5]
+        types = [pa.float64() if name in typos else kind for name, kind in zip(names, types)]
+        texts = [name for name in texts if name not in typos]
+    counts = level_counts(path, texts) if texts else {}
+    many = [name for name in texts if counts[name] > data.max_levels]
+    features = [name for name, kind in zip(names, types)
+                if (is_numeric(kind) or _kind(kind) in ("text", "true/false")) and name != data.target
+                and name not in many]
+    others = [(name, kind) for name, kind in zip(names, types)
+              if not (is_numeric(kind) or _kind(kind) in ("text", "true/false")) and name != data.target]
     said = f"{where}: data.features = {ALL_FEATURES}"
+    notes = [f"{said}: left out {show(name)}, a text column of {counts[name]} levels (more than data.max_levels = "
+             f"{data.max_levels}: an identifier? name it in data.features to fit it)" for name in many]
     if not features:
         found = f" ({skipped(others)})" if others else ""
-        raise PipelineError(f"{said}: no numeric column besides the target {show(data.target)}{found}: "
-                            "expected at least one integer or floating-point column")
+        raise PipelineError(f"{said}: no numeric, text or true/false column besides the target "
+                            f"{show(data.target)}{found}: expected at least one column to fit")
     if len(features) > MAX_FEATURES:
-        raise PipelineError(f"{said}: {len(features)} numeric columns besides the target {show(data.target)}: "
+        kind = "numeric columns" if not texts and len(features) == sum(map(is_numeric, types)) - 1 else "columns"
+        raise PipelineError(f"{said}: {len(features)} {kind} besides the target {show(data.target)}: "
                             f"expected at most {MAX_FEATURES} (list the ones to fit in data.features)")
     for name, times in Counter(features).items():
         if times > 1:
@@ -78,7 +93,40 @@ def resolve_features(data: DataParams) -> Resolved:
             raise PipelineError(f"{said}: column {show(name)} has a name the history and metrics use for themselves: "
                                 f"expected none of {', '.join(RESERVED_NAMES)} (rename it, or list data.features)")
     resolved = DataParams.model_validate({**data.model_dump(), "features": features})
-    return Resolved(resolved, f"{said}: skipped {skipped(others)}" if others else "")
+    notes += [f"{said}: skipped {skipped(others)}"] if others else []
+    return Resolved(resolved, "\n".join(notes))
+
+
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def number_shares(path: Path, names: list[str]) -> dict[str, float]:
+    """The share of each text column of a CSV file whose non-empty cells are numbers as written: above half, a
+    column of numbers with a typo ("2,5"), which the reader names, rather than a factor."""
+    try:
+        table = pyarrow.csv.read_csv(path, parse_options=CSV_PARSE, convert_options=pyarrow.csv.ConvertOptions(
+            include_columns=names, column_types=dict.fromkeys(names, pa.string())))
+    except (pa.ArrowException, OSError):
+        return {}
+    shares = {}
+    for name in names:
+        cells = table.column(name).drop_null()
+        numbers = pc.sum(pc.match_substring_regex(cells, _NUMBER)).as_py() or 0
+        shares[name] = numbers / len(cells) if len(cells) else 0.0
+    return shares
+
+
+def level_counts(path: Path, names: list[str]) -> dict[str, int]:
+    """How many distinct values (empty cells apart) each text column holds, over every row of the file."""
+    try:
+        if path.suffix.lower() in CSV_SUFFIXES:
+            convert = pyarrow.csv.ConvertOptions(include_columns=names, column_types=dict.fromkeys(names, pa.string()))
+            table = pyarrow.csv.read_csv(path, parse_options=CSV_PARSE, convert_options=convert)
+        else:
+            table = pyarrow.parquet.read_table(path, columns=names)
+    except (pa.ArrowException, OSError):
+        return dict.fromkeys(names, 0)  # reading the rows says what is wrong, in its own words
+    return {name: pc.count_distinct(table.column(name)).as_py() for name in names}
 
 
 def skipped(others: list[tuple[str, pa.DataType]]) -> str:

@@ -214,14 +214,16 @@ def main() -> None:
               "column (data.missing: drop)")
     if split.unlabeled_note(data.target):
         print(split.unlabeled_note(data.target))
-    features = data.columns
+    features = split.columns
+    if split.rows_unseen:
+        print(unseen_line(split))
     # Least squares first: features it cannot separate are refused before any training.
     baseline = fit_least_squares(split.train, features, params.fit_intercept, split.source)
     require_representable(baseline.model, params.dtype, split.source)
     if params.processes == 1:
         distributed.configure_device(params.device)
         learnt, history = fit(split, features, params, baseline=baseline)
-        save_outputs(Path("."), learnt, history, params, data)
+        save_outputs(Path("."), learnt, history, params, data, split)
     else:
         distributed.run_processes(params.processes, [MODEL, HISTORY])
         learnt = load_weights(MODEL, features, params.fit_intercept)
@@ -233,15 +235,15 @@ def train_as_worker(data: DataParams, params: TrainParams) -> None:
     with distributed.joined(params.device) as team:
         split = load_split(data, params.fit_intercept, check=False)  # checked by the process that started us
         # Each process finds the same least squares (the same bits): the same whitening, the same stop.
-        learnt, history = fit(split, data.columns, params, team)
+        learnt, history = fit(split, split.columns, params, team)
         team.barrier()
         if team.rank == 0:
-            save_outputs(distributed.output_folder(), learnt, history, params, data)
+            save_outputs(distributed.output_folder(), learnt, history, params, data, split)
 
 
 def save_outputs(folder: Path, learnt: LinearModel, history: dict[str, np.ndarray], params: TrainParams,
-                 data: DataParams) -> None:
-    save_weights(folder / MODEL, learnt, params.dtype, params.fit_intercept, data.target, data.degree)
+                 data: DataParams, split: Split) -> None:
+    save_weights(folder / MODEL, learnt, params.dtype, params.fit_intercept, data.target, data.degree, split.design)
     write_history(folder / HISTORY, history)
 
 
@@ -262,6 +264,13 @@ def report(split: Split, learnt: LinearModel, baseline: LeastSquares, params: Tr
               "(train.stop_when_converged: false runs every epoch)")
     elif params.stop_when_converged and not judged.converged:
         print(f"ran all train.epochs = {params.epochs} without converging")
+
+
+def unseen_line(split: Split) -> str:
+    """The held-out rows of a level the training rows never had: left out of the test scores, counted."""
+    rows = "1 held-out row has" if split.rows_unseen == 1 else f"{split.rows_unseen} held-out rows have"
+    return (f"{split.source}: {rows} a level of a factor that no training row has: left out of the test scores "
+            "(its coefficient cannot be learnt)")
 
 
 def require_representable(baseline: LinearModel, dtype: str, source) -> None:

@@ -24,14 +24,15 @@ from pipeline.drawing import (
 )
 from pipeline.errors import PipelineError, run_stage
 from pipeline.files import (
-    CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT, PLOT_LOSS,
-    PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, prepare_outputs, read_history, read_json,
+    CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, MODEL, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT,
+    PLOT_LOSS, PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, prepare_outputs, read_history, read_json,
 )
-from pipeline.linear import INTERCEPT, RESTORE, LinearModel
+from pipeline.linear import INTERCEPT, RESTORE, LinearModel, terms_of
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, VisualizeParams, load_params
 from pipeline.schema import resolve_features
 from pipeline.rows import powers
+from pipeline.terms import Design, level_name
 
 
 def equation(model: LinearModel, target: str) -> str:
@@ -96,12 +97,34 @@ def plot_loss(history: dict[str, np.ndarray], mse_ols: float) -> Figure:
 
 
 def plot_fit(points: list[Points], target: str, learnt: LinearModel, ols: LinearModel,
-             true_line: LinearModel | None, degree: int = 1) -> Figure:
+             true_line: LinearModel | None, degree: int = 1, design: Design | None = None) -> Figure:
     """One feature: the learnt, least-squares and true lines (curves, of a degree above 1) over the scatter.
-    Several: predicted against actual, with the line where they are equal."""
+    One numeric feature and one factor: a least-squares line per level. Several: predicted against actual,
+    with the line where they are equal."""
     figure = Figure(layout="constrained")
     axes = figure.add_subplot()
-    if len(learnt.features) == degree:  # one feature, and its powers
+    by_level = lines_by_level(design)
+    if by_level is not None:
+        number_column, factor = by_level
+        x = design.names.index(number_column)
+        scatter(axes, points, [each.features[:, x] for each in points], [each.target for each in points])
+        low, high = span(points, x)[:, 0]
+        levels = design.levels[factor]
+        for index, level in enumerate(levels):
+            raw = np.zeros((2, len(design.raw)))
+            raw[:, design.raw.index(number_column)] = [low, high]
+            raw[:, design.raw.index(factor)] = index if design.kinds[factor] != "number" else level
+            columns = design.encode(raw)[0]
+            # A colour and a legend entry for each of the first levels; the others grey, counted in one entry.
+            named = index < len(LEVEL_COLOURS) - (len(levels) > len(LEVEL_COLOURS))
+            label = (f"least squares, {factor} = {level_name(level)}" if named else
+                     f"… {len(levels) - index} more levels" if index == len(LEVEL_COLOURS) - 1 else None)
+            axes.plot([low, high], ols.predict(columns), label=label, linewidth=2 if named else 1, zorder=2,
+                      color=LEVEL_COLOURS[index] if named else "0.6")
+        axes.set_title(wrap(f"Least squares: a line per level of {factor}", 70))
+        axes.set_xlabel(wrap(number_column, 80))
+        axes.set_ylabel(wrap(target, 50))
+    elif len(learnt.features) == degree:  # one feature, and its powers
         scatter(axes, points, [each.features[:, 0] for each in points], [each.target for each in points])
         low, high = span(points, 0)[:, 0]
         # A line needs its two ends; a curve, enough points to look smooth.
@@ -212,6 +235,21 @@ def plot_parameters(history: dict[str, np.ndarray], ols: LinearModel, true_line:
     return figure
 
 
+LEVEL_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+                 "tab:olive", "tab:cyan", "tab:gray")
+
+
+def lines_by_level(design: Design | None) -> tuple[str, str] | None:
+    """(the numeric column, the factor) of a model of one numeric column, as it is, and one factor (as
+    `x + f`, `x*f` or `x:f`), which fit.png draws as a line per level; else None."""
+    if design is None or len(design.raw) != 2 or len(design.levels) != 1 or design.degree != 1:
+        return None
+    (factor,) = design.levels
+    number_column = next(column for column in design.raw if column != factor)
+    plain = all(f.kind in ("number", "factor", "C") for term in design.terms for f in term)
+    return (number_column, factor) if plain and number_column in design.names else None
+
+
 def read_metrics(path: Path, features: tuple[str, ...]) -> tuple[LinearModel, LinearModel, LinearModel | None, float]:
     """The learnt, least-squares and (for synthetic data) true models, and the least-squares training MSE."""
     metrics = read_json(path)
@@ -273,8 +311,8 @@ def main() -> None:
     train = load_params(TrainParams)
     level = load_params(EvaluateParams).level
     params = load_params(VisualizeParams)
-    columns = data.columns
-    split = load_split(data, train.fit_intercept)
+    split = load_split(data, train.fit_intercept, terms=terms_of(MODEL))
+    columns = split.columns
     learnt, ols, true_line, mse_ols = read_metrics(METRICS, columns)
     fit = LeastSquares.load(OLS)
     require_same_fit(fit, ols)
@@ -283,9 +321,10 @@ def main() -> None:
     history = read_history(HISTORY, ("epoch", *losses, *columns, INTERCEPT))
     points = points_of(split, params.max_points, params.seed)
     figures: dict[Path, Figure] = {
-        PLOT_DATA: plot_data(points, tuple(data.features), data.target, true_line),
+        PLOT_DATA: plot_data(points, columns[:len(columns) // data.degree] if split.design is None else columns,
+                             data.target, true_line),
         PLOT_LOSS: plot_loss(history, mse_ols),
-        PLOT_FIT: plot_fit(points, data.target, learnt, ols, true_line, data.degree),
+        PLOT_FIT: plot_fit(points, data.target, learnt, ols, true_line, data.degree, split.design),
         PLOT_PARAMETERS: plot_parameters(history, ols, true_line, train.optimizer, train.lr,
                                          np.array(ols.coefficients) * scales),
         PLOT_RESIDUALS: plot_residuals(points, fit, data.target),

@@ -47,7 +47,7 @@ def expected_points(test_fraction: float, split_seed: int, max_points: int, seed
 
 def shown_points(source: str, test_fraction: float, split_seed: int, max_points: int, seed: int):
     data = DataParams(source=source, features=["x"], target="y", missing="error", degree=1, test_fraction=test_fraction,
-                      split_seed=split_seed)
+                      split_seed=split_seed, max_levels=50)
     points = drawing.points_of(load_split(data, fit_intercept=True), max_points, seed)
     return {each.name: np.column_stack([each.features[:, 0], each.target]) for each in points}, points
 

@@ -535,7 +535,7 @@ def test_drop_splits_the_complete_rows_the_same_way_for_csv_and_streamed_parquet
     parts = {}
     for source in ("t.csv", "t.parquet"):
         data = DataParams(source=source, features=["x", "z"], target="y", missing="drop", degree=1,
-                          test_fraction=0.25, split_seed=3)
+                          test_fraction=0.25, split_seed=3, max_levels=50)
         split = load_split(data, fit_intercept=True)
         unlabeled = np.count_nonzero(np.isfinite(x) & np.isfinite(z) & np.isnan(y))
         assert (split.rows_dropped, split.rows_unlabeled) == (500 - len(complete) - unlabeled, unlabeled) != (69, 0)
@@ -587,7 +587,7 @@ def test_the_passes_over_a_parquet_file_of_one_row_group_share_one_read_only_rea
     x = np.arange(40.0)
     pyarrow.parquet.write_table(pa.table({"x": x, "y": 2 * x + 1}), "t.parquet")
     data = DataParams(source="t.parquet", features=["x"], target="y", missing="error", degree=1,
-                      test_fraction=0.25, split_seed=3)
+                      test_fraction=0.25, split_seed=3, max_levels=50)
     split = load_split(data, fit_intercept=True)
     train = split.train.groups()[0]()
     assert split.train.groups()[0]() is train

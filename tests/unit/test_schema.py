@@ -1,5 +1,6 @@
-"""`data.features: all` is every numeric column of data.source but the target, in file order, read from the
-header alone: Parquet's schema, or a CSV file's header and the types pyarrow infers from its first block."""
+"""`data.features: all` is every numeric, text and true/false column of data.source but the target, in file order,
+read from the header (Parquet's schema, or a CSV file's header and the types pyarrow infers from its first block)
+and, for a text column, its values (a text column of more than data.max_levels levels is left out)."""
 
 import datetime
 from decimal import Decimal
@@ -20,8 +21,7 @@ MIXED_CSV = (
     "Lyon,70,2002-03-04,,150,false,Rue B,,2\n"
     "Nice,90.25,2003-04-05,3,170,true,Rue C,,NA\n"
 )
-MIXED_SKIPPED = ("skipped 5 columns that are not numbers: 'city' (text), 'built' (date32[day]), "
-                 "'sold' (true/false), 'street' (text), 'notes' (empty)")
+MIXED_SKIPPED = "skipped 2 columns that are not numbers: 'built' (date32[day]), 'notes' (empty)"
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,7 @@ def in_a_folder(tmp_path, monkeypatch):
 
 def data_params(source: Path, features="all", target: str = "price", degree: int = 1) -> DataParams:
     return DataParams(source=str(source), features=features, target=target, missing="error", degree=degree,
-                      test_fraction=0.0, split_seed=0)
+                      test_fraction=0.0, split_seed=0, max_levels=50)
 
 
 def write_parquet(path: Path, columns: dict[str, pa.Array]) -> Path:
@@ -48,12 +48,11 @@ def refused(data: DataParams) -> str:
     return message
 
 
-def test_all_in_a_csv_is_its_numeric_columns_in_file_order_without_the_target(tmp_path):
+def test_all_in_a_csv_is_its_numeric_text_and_true_false_columns_in_file_order_without_the_target(tmp_path):
     source = Path("houses.csv")
     source.write_text(MIXED_CSV)
     resolved = resolve_features(data_params(source, degree=2))
-    assert resolved.data.features == ["area", "rooms", "tax"]
-    assert resolved.data.columns == ("area", "rooms", "tax", "area^2", "rooms^2", "tax^2")
+    assert resolved.data.features == ["city", "area", "rooms", "sold", "street", "tax"]
     assert resolved.note == f"{source}: data.features = all: {MIXED_SKIPPED}"
     # Everything else is as written.
     assert resolved.data.model_dump(exclude={"features"}) == data_params(source, degree=2).model_dump(
@@ -72,17 +71,18 @@ def test_all_in_a_parquet_file_follows_its_schema(tmp_path):
         "small": pa.array([1, 0, 1], pa.uint8()),
     })
     resolved = resolve_features(data_params(source))
-    assert resolved.data.features == ["id", "area", "tax", "small"]
-    assert resolved.note == (f"{source}: data.features = all: skipped 3 columns that are not numbers: "
-                             "'city' (text), 'sold' (true/false), 'when' (timestamp[ms])")
+    assert resolved.data.features == ["id", "city", "sold", "area", "tax", "small"]
+    assert resolved.note == (f"{source}: data.features = all: skipped 1 column that is not numbers: "
+                             "'when' (timestamp[ms])")
 
 
-def test_text_columns_alone_are_named_as_text_columns(tmp_path):
+def test_text_columns_are_factors_but_one_of_more_levels_than_max_levels(tmp_path):
     source = Path("houses.csv")
-    source.write_text("city,area,street,price\nParis,50,Rue A,100\nLyon,70,Rue B,150\n")
-    resolved = resolve_features(data_params(source))
-    assert resolved.data.features == ["area"]
-    assert resolved.note == f"{source}: data.features = all: skipped 2 text columns: 'city', 'street'"
+    source.write_text("city,area,street,price\nParis,50,Rue A,100\nLyon,70,Rue B,150\nLyon,60,Rue C,120\n")
+    resolved = resolve_features(data_params(source).model_copy(update={"max_levels": 2}))
+    assert resolved.data.features == ["city", "area"]
+    assert resolved.note == (f"{source}: data.features = all: left out 'street', a text column of 3 levels (more "
+                             "than data.max_levels = 2: an identifier? name it in data.features to fit it)")
 
 
 def test_nothing_skipped_says_nothing_and_a_list_is_left_as_it_is(tmp_path):
@@ -104,10 +104,11 @@ def test_a_list_of_all_is_a_column_named_all(tmp_path):
 
 def test_the_many_skipped_columns_of_a_wide_table_stay_one_short_line(tmp_path):
     source = Path("wide.csv")
-    names = [f"text{i}" for i in range(30)]
-    source.write_text(",".join([*names, "x", "price"]) + "\n" + ",".join(["a"] * 30 + ["1", "2"]) + "\n")
+    names = [f"day{i}" for i in range(30)]
+    source.write_text(",".join([*names, "x", "price"]) + "\n" + ",".join(["2001-02-03"] * 30 + ["1", "2"]) + "\n")
     note = resolve_features(data_params(source)).note
-    assert note.endswith("skipped 30 text columns: " + ", ".join(repr(name) for name in names[:10]) + " and 20 more")
+    assert note.endswith("skipped 30 columns that are not numbers: " + ", ".join(
+        f"{name!r} (date32[day])" for name in names[:10]) + " and 20 more")
 
 
 def test_exactly_the_most_features_are_accepted(tmp_path):
@@ -123,20 +124,20 @@ def test_more_numeric_columns_than_the_most_features_is_one_line_naming_data_fea
     names = [f"x{i}" for i in range(MAX_FEATURES + 1)]
     source.write_text(",".join(["city", *names, "price"]) + "\n" + ",".join(["a"] + ["1"] * (MAX_FEATURES + 2)) + "\n")
     assert refused(data_params(source)) == (
-        f"{source}: data.features = all: 1001 numeric columns besides the target 'price': expected at most 1000 "
+        f"{source}: data.features = all: 1002 columns besides the target 'price': expected at most 1000 "
         "(list the ones to fit in data.features)")
 
 
 def test_no_numeric_column_but_the_target_is_one_line_naming_what_was_found(tmp_path):
     source = Path("names.csv")
-    source.write_text("city,price,street\nParis,100,Rue A\nLyon,150,Rue B\n")
+    source.write_text("day,price\n2001-02-03,100\n2001-02-04,150\n")
     assert refused(data_params(source)) == (
-        f"{source}: data.features = all: no numeric column besides the target 'price' (2 text columns: 'city', "
-        "'street'): expected at least one integer or floating-point column")
+        f"{source}: data.features = all: no numeric, text or true/false column besides the target 'price' "
+        "(1 column that is not numbers: 'day' (date32[day])): expected at least one column to fit")
     only_target = write_parquet(Path("only.parquet"), {"price": pa.array([1.0, 2.0])})
     assert refused(data_params(only_target)) == (
-        f"{only_target}: data.features = all: no numeric column besides the target 'price': "
-        "expected at least one integer or floating-point column")
+        f"{only_target}: data.features = all: no numeric, text or true/false column besides the target 'price': "
+        "expected at least one column to fit")
 
 
 def test_the_target_missing_is_todays_line_with_did_you_mean(tmp_path):

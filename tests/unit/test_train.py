@@ -171,7 +171,7 @@ def parquet_split(tmp_path, features, target, row_group_size: int, test_fraction
     columns = {f"x{column}": features[:, column] for column in range(features.shape[1])} | {"y": target}
     pyarrow.parquet.write_table(pyarrow.table(columns), path, row_group_size=row_group_size)
     data = DataParams(source=str(path), features=list(columns)[:-1], target="y", missing="error", degree=1,
-                      test_fraction=test_fraction, split_seed=3)
+                      test_fraction=test_fraction, split_seed=3, max_levels=50)
     return load_split(data, fit_intercept=True), tuple(data.features)
 
 
