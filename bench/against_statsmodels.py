@@ -17,7 +17,8 @@ import statsmodels.api as sm
 import pipeline.rows
 from pipeline.dataset import Split
 from pipeline.evaluate import evaluate
-from pipeline.least_squares import Tolerances, fit_least_squares
+from pipeline.convergence import Tolerances
+from pipeline.least_squares import fit_least_squares
 from pipeline.rows import Table
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")

@@ -21,11 +21,11 @@ from pipeline.cell_checks import (
 from pipeline.errors import PipelineError
 from pipeline.params import MAX_FEATURES, DataParams
 from pipeline.schema import (
-    CSV_PARSE, CSV_SUFFIXES, MAX_LINE_BYTES, SNIFF_BYTES, arrow_message, check_header, column_names, column_types,
-    header_names, is_numeric, number_shares, require_file, show, show_type, where_of, with_long_lines,
+    CSV_PARSE, CSV_SUFFIXES, MAX_LINE_BYTES, arrow_message, check_header, column_kinds, column_names,
+    header_names, is_numeric, require_file, requested_columns, show, show_type, where_of, with_long_lines,
 )
 from pipeline.levels import Coder, Known, WithTerms, coders_for, find_levels, require_cells
-from pipeline.terms import BOOL, NUMBER, TEXT, Design, design, design_of, is_plain, parse
+from pipeline.terms import Design, design, design_of, is_plain, parse
 from pipeline.rows import (
     CHUNK_ROWS, WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of,
     with_powers,
@@ -60,7 +60,7 @@ def open_labeled_rows(path: Path, features: Sequence[str], target: str, check: b
     if isinstance(features, str):
         raise TypeError(f"features: expected a sequence of column names, not the string {features!r}")
     path = Path(path)
-    return _open(path, _check_request(where_of(path), list(features), target), check, missing)
+    return _open(path, requested_columns(where_of(path), list(features), target), check, missing)
 
 
 def open_every_row(path: Path, features: Sequence[str], target: str, missing: str,
@@ -68,7 +68,7 @@ def open_every_row(path: Path, features: Sequence[str], target: str, missing: st
     """Every row of data.source, in order, those with a missing value too (after the checks that
     open_labeled_rows makes), and how many are labeled: the rows that load_split splits."""
     path = Path(path)
-    names = _check_request(where_of(path), list(features), target)
+    names = requested_columns(where_of(path), list(features), target)
     source, rows_dropped, rows_unlabeled = _open(path, names, True, missing, every_row=True, coders=coders)
     return source, len(source) - rows_dropped - rows_unlabeled
 
@@ -86,7 +86,7 @@ def open_rows_to_predict(path: Path, features: Sequence[str], target: str, missi
     target is kept (a row to predict), and a feature may be constant (one row is)."""
     path = Path(path)
     has_target = target in column_names(path)
-    names = _check_request(where_of(path), list(features), target)
+    names = requested_columns(where_of(path), list(features), target)
     if not has_target:
         names = names[:-1]
     source, rows_dropped, _ = _open(path, names, True, missing, has_target=has_target, new_rows=True, coders=coders)
@@ -192,7 +192,7 @@ def _load_terms(data: DataParams, fit_intercept: bool, check: bool, kinds: dict[
         raw = tuple(dict.fromkeys(f.column for term in terms for f in term))
         coders = coders_for(raw, kinds)
     raw = built.raw if described is not None else raw
-    table, rows_dropped, rows_unlabeled = _open(source, _check_request(where, list(raw), data.target), check,
+    table, rows_dropped, rows_unlabeled = _open(source, requested_columns(where, list(raw), data.target), check,
                                                 data.missing, coders=coders)
     if described is None:
         found = find_levels(table, terms, kinds, coders, data.test_fraction, data.split_seed, where)
@@ -214,41 +214,6 @@ def _load_terms(data: DataParams, fit_intercept: bool, check: bool, kinds: dict[
                  rows_unseen)
 
 
-def column_kinds(path: Path, named: Sequence[str] = ()) -> dict[str, str]:
-    """Each column's kind for terms: number, text, true/false, or (another type) its type's name; {} for a file
-    whose header cannot be read (the reader then says why, in its words). A CSV column named in `named` that
-    pyarrow infers as text but whose cells are mostly numbers is a column of numbers with a typo ("2,5"): a
-    number, so that the reader names the bad cell, rather than a factor."""
-    try:
-        names, types = column_types(path)
-    except PipelineError:
-        return {}
-    kinds = {name: NUMBER if is_numeric(kind) else TEXT if pa.types.is_string(kind) or pa.types.is_large_string(kind)
-             else BOOL if pa.types.is_boolean(kind) else show_type(kind) for name, kind in zip(names, types)}
-    texts = [name for name in named if kinds.get(name) == TEXT and names.count(name) == 1]
-    if texts and path.suffix.lower() in CSV_SUFFIXES:
-        for name, share in number_shares(path, texts).items():
-            if share > 0.5:
-                kinds[name] = NUMBER
-    return kinds
-
-
-
-
-def _check_request(where: str, features: list[str], target: str) -> list[str]:
-    """The columns to read, features first then the target; each named once."""
-    if not features:
-        raise PipelineError(f"{where}: no features requested: expected at least one feature column")
-    for name in features:
-        if features.count(name) > 1:
-            raise PipelineError(
-                f"{where}: feature {show(name)} is listed {features.count(name)} times: expected each feature once"
-            )
-    if target in features:
-        raise PipelineError(
-            f"{where}: target {show(target)} is also a feature: expected a target apart from the features"
-        )
-    return [*features, target]
 
 
 # --- CSV -----------------------------------------------------------------------------------------------

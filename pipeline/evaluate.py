@@ -18,7 +18,8 @@ from pipeline.files import (
     HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, prepare_outputs, read_history, read_json, write_json,
 )
 from pipeline.linear import INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores, terms_of
-from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
+from pipeline.convergence import convergence, Tolerances
+from pipeline.least_squares import LeastSquares, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 from pipeline.schema import resolve_features
 

@@ -6,7 +6,7 @@ readers in dataset.py and this module say things the same way.
 """
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -20,6 +20,7 @@ import pyarrow.parquet
 from pipeline.errors import PipelineError, first_few
 from pipeline.files import note_input
 from pipeline.params import ALL_FEATURES, MAX_FEATURES, RESERVED_NAMES, DataParams
+from pipeline.terms import BOOL, NUMBER, TEXT
 
 T = TypeVar("T")
 
@@ -324,3 +325,38 @@ def arrow_message(error: Exception) -> str:
     text = lines[0] if lines else type(error).__name__
     text = text if text.isprintable() else repr(text)[1:-1]
     return text if len(text) <= _ARROW_CHARS else text[:_ARROW_CHARS] + "..."
+
+
+def column_kinds(path: Path, named: Sequence[str] = ()) -> dict[str, str]:
+    """Each column's kind for terms: number, text, true/false, or (another type) its type's name; {} for a file
+    whose header cannot be read (the reader then says why, in its words). A CSV column named in `named` that
+    pyarrow infers as text but whose cells are mostly numbers is a column of numbers with a typo ("2,5"): a
+    number, so that the reader names the bad cell, rather than a factor."""
+    try:
+        names, types = column_types(path)
+    except PipelineError:
+        return {}
+    kinds = {name: NUMBER if is_numeric(kind) else TEXT if pa.types.is_string(kind) or pa.types.is_large_string(kind)
+             else BOOL if pa.types.is_boolean(kind) else show_type(kind) for name, kind in zip(names, types)}
+    texts = [name for name in named if kinds.get(name) == TEXT and names.count(name) == 1]
+    if texts and path.suffix.lower() in CSV_SUFFIXES:
+        for name, share in number_shares(path, texts).items():
+            if share > 0.5:
+                kinds[name] = NUMBER
+    return kinds
+
+
+def requested_columns(where: str, features: list[str], target: str) -> list[str]:
+    """The columns to read, features first then the target; each named once."""
+    if not features:
+        raise PipelineError(f"{where}: no features requested: expected at least one feature column")
+    for name in features:
+        if features.count(name) > 1:
+            raise PipelineError(
+                f"{where}: feature {show(name)} is listed {features.count(name)} times: expected each feature once"
+            )
+    if target in features:
+        raise PipelineError(
+            f"{where}: target {show(target)} is also a feature: expected a target apart from the features"
+        )
+    return [*features, target]

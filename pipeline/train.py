@@ -22,7 +22,8 @@ from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
 from pipeline.files import HISTORY, MODEL, prepare_outputs, read_history, write_history
 from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, load_weights, prediction_gap, save_weights
-from pipeline.least_squares import LeastSquares, Tolerances, convergence, fit_least_squares
+from pipeline.convergence import convergence, Tolerances
+from pipeline.least_squares import LeastSquares, fit_least_squares
 from pipeline.optimizers import make_optimizer
 from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.rows import SERIAL, Workers, workers

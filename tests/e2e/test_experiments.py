@@ -58,7 +58,8 @@ def test_exp_run_with_a_new_lr_is_listed_by_exp_show_with_its_params_and_metrics
     metrics = listed["faster"]["metrics"]
     assert set(metrics) == {"learnt", "ols", "true", "gap", "converged", "train", "test", "device", "processes",
                             "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number",
-                            "inference", "dtype", "epochs_run", "rows_dropped", "rows_unlabeled"}
+                            "inference", "dtype", "epochs_run", "rows_dropped", "rows_unlabeled",
+                            "r2", "log_likelihood", "aic", "bic", "n_coefficients", "df_model", "cov_type"}
     assert set(metrics["learnt"]) == set(metrics["ols"]) == {"x", "intercept"}
     # Nested metrics are columns with dotted names.
     table = dvc(reproduced, "exp", "show", "--md", "--drop", ".*", "--keep", "Experiment|learnt.x|train.lr").stdout

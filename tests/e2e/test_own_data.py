@@ -76,7 +76,8 @@ def test_the_metrics_name_the_houses_columns_have_no_true_line_and_training_conv
     metrics = metrics_of(worked_example.project)
     assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "test", "device", "processes",
                             "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number",
-                            "inference", "dtype", "epochs_run", "rows_dropped", "rows_unlabeled"}  # no "true"
+                            "inference", "dtype", "epochs_run", "rows_dropped", "rows_unlabeled",
+                            "r2", "log_likelihood", "aic", "bic", "n_coefficients", "df_model", "cov_type"}  # no "true"
     assert list(metrics["learnt"]) == list(metrics["ols"]) == [*FEATURES, "intercept"]
     # x in the hundreds, y in the hundreds of thousands: the committed train section still reaches least squares.
     assert metrics["converged"] is True

@@ -32,7 +32,8 @@ def test_dvc_metrics_show_lists_the_learnt_true_and_least_squares_line(reproduce
     metrics = shown[""]["data"]["metrics/metrics.json"]["data"]  # "" is the workspace
     assert set(metrics) == {"learnt", "ols", "true", "gap", "converged", "train", "test", "device", "processes",
                             "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number",
-                            "inference", "dtype", "epochs_run", "rows_dropped", "rows_unlabeled"}
+                            "inference", "dtype", "epochs_run", "rows_dropped", "rows_unlabeled",
+                            "r2", "log_likelihood", "aic", "bic", "n_coefficients", "df_model", "cov_type"}
     for model in ("learnt", "ols", "true"):
         assert set(metrics[model]) == {"x", "intercept"}
     assert set(metrics["train"]) == set(metrics["test"]) == {"mse", "mse_ols", "r2", "n"}

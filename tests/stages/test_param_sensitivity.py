@@ -28,6 +28,7 @@ CHANGES = {
     "data.degree": 2,
     "data.test_fraction": 0.5,
     "data.split_seed": 1,
+    "data.max_levels": 2,  # below the text column's 3 levels: features: all leaves it out
     "train.optimizer": "adam",
     "train.lr": 0.02,
     "train.momentum": 0.5,
@@ -58,6 +59,7 @@ CHANGES = {
 # scatter shows (the default data has 1000); synthesize's points have no other columns to choose.
 SETTING_FIRST = {
     "data.missing": {"data.source": "data/with_gap.csv"},
+    "data.max_levels": {"data.source": "data/with_text.csv", "data.features": "all"},
     "visualize.seed": {"visualize.max_points": 100},
     "data.features": {"data.source": TABLE},
     "data.target": {"data.source": TABLE},
@@ -94,6 +96,10 @@ def write_tables(folder) -> None:
     # The points with one row's x missing: refused with data.missing: error, fitted without it with drop.
     with_gap = "x,y\n" + "".join(f"{'' if k == 5 else k % 17},{2.0 * (k % 17) + (k % 3)}\n" for k in range(200))
     (folder / "data/with_gap.csv").write_text(with_gap)
+    # A text column of 3 levels, a factor under features: all while data.max_levels allows it.
+    with_text = "x,group,y\n" + "".join(f"{k % 13},{'abc'[k % 3]},{1.5 * (k % 13) + (k % 3) + (k % 5) / 7}\n"
+                                         for k in range(200))
+    (folder / "data/with_text.csv").write_text(with_text)
 
 
 def outcome(folder, stage_name: str) -> dict[str, bytes] | str:

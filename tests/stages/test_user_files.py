@@ -197,7 +197,8 @@ def test_a_table_of_integers_is_fitted_and_every_stage_writes_its_outputs(reprod
     assert load_weights(project / "models/model.safetensors", tuple(features), True).features == tuple(features)
     metrics = json.loads((project / "metrics/metrics.json").read_text())
     assert set(metrics) == {"learnt", "ols", "gap", "converged", "train", "coefficient_gap", "residual_sd", "df_resid", "r2_adj", "f", "f_p", "condition_number", "inference", "dtype", "epochs_run", "device", "processes",
-                            "rows_dropped", "rows_unlabeled"}  # no true line, no test rows
+                            "rows_dropped", "rows_unlabeled",
+                            "r2", "log_likelihood", "aic", "bic", "n_coefficients", "df_model", "cov_type"}  # no true line, no test rows
     assert metrics["train"]["n"] == len(values)
     exact = exact_least_squares(values[:, :-1], values[:, -1])
     ols = [metrics["ols"]["intercept"]] + [metrics["ols"][name] for name in features]

@@ -6,7 +6,7 @@ import pytest
 from pipeline.dataset import Split, Table
 from pipeline.evaluate import evaluate, summary
 from pipeline.linear import LinearModel
-from pipeline.least_squares import Tolerances
+from pipeline.convergence import Tolerances
 
 FEATURES = np.linspace(-1, 1, 20)[:, None]
 TARGET = 2.0 * FEATURES[:, 0] + 1.0

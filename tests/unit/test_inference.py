@@ -17,7 +17,8 @@ from pipeline.dataset import Split
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate
 from pipeline.linear import INTERCEPT, LinearModel
-from pipeline.least_squares import Tolerances, convergence, fit_least_squares
+from pipeline.convergence import convergence, Tolerances
+from pipeline.least_squares import fit_least_squares
 from pipeline.rows import Table, powers
 
 TOLERANCES = Tolerances("float64", 1e-4, 0.01)

@@ -15,7 +15,8 @@ from safetensors.numpy import load, save
 from pipeline.dataset import Split
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate
-from pipeline.least_squares import LeastSquares, Tolerances, fit_least_squares
+from pipeline.convergence import Tolerances
+from pipeline.least_squares import LeastSquares, fit_least_squares
 from pipeline.linear import Description, LinearModel, load_weights, safe_open_metadata, save_weights
 from pipeline.predict import predict
 from pipeline.rows import Table

@@ -197,7 +197,7 @@ def test_every_row_of_data_source_has_its_split_the_one_load_split_makes(tmp_pat
     y[[5, 17, 30]] = np.nan  # 5 and 30 unlabeled; 17 dropped (a feature is missing too)
     cells = lambda values: ["" if np.isnan(value) else repr(float(value)) for value in values]
     (tmp_path / "t.csv").write_text("x,y\n" + "".join(f"{a},{b}\n" for a, b in zip(cells(x), cells(y))))
-    data = DataParams(source="t.csv", features=["x"], target="y", missing="drop", degree=1, test_fraction=0.25,
+    data = DataParams(source="t.csv", features=["x"], target="y", missing="drop", degree=1, test_fraction=0.25, max_levels=50,
                       split_seed=2)
     split = load_split(data, fit_intercept=True)
     assert (split.rows_dropped, split.rows_unlabeled) == (2, 2)

@@ -16,7 +16,8 @@ from exact import correlated_table, exact_inference, exact_sandwich, exact_wald_
 from pipeline.dataset import Split
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate, summary
-from pipeline.least_squares import LeastSquares, Tolerances, fit_least_squares
+from pipeline.convergence import Tolerances
+from pipeline.least_squares import LeastSquares, fit_least_squares
 from pipeline.linear import INTERCEPT
 from pipeline.params import EvaluateParams, load_params
 from pipeline.rows import Table

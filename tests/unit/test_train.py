@@ -255,7 +255,8 @@ def test_a_window_shuffles_whole_groups_in_a_seeded_order_and_every_row_comes_on
                          ids=["full batch", "mini-batches", "lbfgs", "adam"])
 def test_given_least_squares_training_stops_at_a_converged_epoch_with_the_history_of_a_full_run(changes):
     from pipeline.linear import prediction_gap
-    from pipeline.least_squares import Tolerances, convergence, fit_least_squares
+    from pipeline.convergence import Tolerances, convergence
+    from pipeline.least_squares import fit_least_squares
 
     rng = np.random.default_rng(4)
     features = rng.normal(size=(120, 3)) * [1.0, 10.0, 0.1]
