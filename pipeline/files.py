@@ -368,8 +368,9 @@ def _label_arrays(labels: Mapping[str, Sequence[str]] | None) -> dict[str, pa.Ar
 
 
 # A text column is written as Arrow's dictionary of its labels (pandas reads it as a categorical): faster to
-# write than the strings themselves, and CSV writes the labels.
-LABEL_CODES = np.int8
+# write than the strings themselves, and CSV writes the labels. int32: a factor may have many levels; a
+# negative code is an empty cell.
+LABEL_CODES = np.int32
 
 
 def _schema(names: Sequence[str], labels: Mapping[str, pa.Array]) -> pa.Schema:
@@ -380,7 +381,8 @@ def _schema(names: Sequence[str], labels: Mapping[str, pa.Array]) -> pa.Schema:
 def _arrow_column(name: str, values: np.ndarray, labels: Mapping[str, pa.Array]) -> pa.Array:
     """A text column from its codes; a float64 column with NaN written as null (an empty cell in CSV)."""
     if name in labels:
-        return pa.DictionaryArray.from_arrays(pa.array(np.asarray(values, dtype=LABEL_CODES)), labels[name])
+        codes = np.asarray(values, dtype=LABEL_CODES)
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), labels[name])
     return pa.array(np.asarray(values, dtype=np.float64), from_pandas=True)
 
 

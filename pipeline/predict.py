@@ -65,7 +65,7 @@ class Output:
     with_influence: bool = False
 
     def names(self) -> tuple[str, ...]:
-        return (*written_features(self.model), *([self.target] if self.target else []), *([SPLIT] if self.fitted else []),
+        return (*self.model.raw_features, *([self.target] if self.target else []), *([SPLIT] if self.fitted else []),
                 PREDICTION, LOWER, UPPER, SE_FIT, *([RESIDUAL] if self.target else []),
                 *(INFLUENCE if self.with_influence else ()))
 
@@ -99,8 +99,10 @@ def predicted(chunk: Table, model: LinearModel, fit: LeastSquares, level: float,
     leverage = fit.leverage(columns)
     se_fit = fit.residual_sd * np.sqrt(leverage)
     half_width = fit.t_quantile(level) * fit.residual_sd * np.sqrt(leverage + float(not confidence))
-    written = written_features(model)
-    found = {name: chunk.features[:, j] for j, name in enumerate(model.raw_features) if name in written}
+    texts = text_labels(model)
+    # A text column's codes index its levels; -1 (an empty cell, or a level training never saw) is written empty.
+    found = {name: np.where(chunk.features[:, j] >= 0, chunk.features[:, j], -1) if name in texts
+             else chunk.features[:, j] for j, name in enumerate(model.raw_features)}
     if target is not None:
         found[target] = chunk.target
     found |= {PREDICTION: prediction, LOWER: prediction - half_width, UPPER: prediction + half_width, SE_FIT: se_fit}
@@ -158,12 +160,13 @@ def output_names(model: LinearModel, target: str | None) -> tuple[str, ...]:
     return Output(model, target, False).names()
 
 
-def written_features(model: LinearModel) -> tuple[str, ...]:
-    """The raw features the output repeats: the numeric ones (the writers write numbers; a factor's codes are
-    not what the user wrote, and the rows are in data.source's order or predict.source's)."""
+def text_labels(model: LinearModel) -> dict[str, list[str]]:
+    """The levels of each text or true/false column of a model of terms: the output writes such a column as its
+    level names, from the codes the rows are read as."""
     if model.design is None:
-        return model.raw_features
-    return tuple(name for name in model.raw_features if model.design.kinds[name] == NUMBER)
+        return {}
+    return {name: [str(level) for level in model.design.levels[name]] for name in model.raw_features
+            if model.design.kinds[name] != NUMBER}
 
 
 def require_same_columns(model: LinearModel, fit_intercept: bool, fit: LeastSquares) -> None:
@@ -225,7 +228,7 @@ def write_fitted(source: Path, missing: str, held_out: tuple[float, int], model:
     require_distinct_names(source, output)
     cooks = LargestCooks(fit.n) if params.influence else None
     counts = np.zeros(len(SPLITS), dtype=np.int64)
-    with table_writer(Path(params.output), output.names(), {SPLIT: SPLITS}) as writer:
+    with table_writer(Path(params.output), output.names(), {SPLIT: SPLITS} | text_labels(model)) as writer:
         for columns in predict_fitted(rows, split, model, fit, params.level, target,
                                       params.interval == "confidence", cooks):
             counts += np.bincount(columns[SPLIT], minlength=len(SPLITS))
@@ -247,7 +250,7 @@ def write_new(source: Path, missing: str, model: LinearModel, target: str, fit: 
     warn_if_untracked(source)
     output = Output(model, target if has_target else None, False)
     require_distinct_names(source, output)
-    with table_writer(Path(params.output), output.names()) as writer:
+    with table_writer(Path(params.output), output.names(), text_labels(model)) as writer:
         for columns in predict(rows, model, fit, params.level, output.target, params.interval == "confidence"):
             writer.write(columns)
     residual = f", {RESIDUAL} (of {output.target})" if output.target else ""

@@ -31,4 +31,7 @@ def test_a_text_column_runs_through_every_stage_with_its_level_names_intact(repr
     shown = json.loads(dvc(project, "metrics", "show", "--json").stdout)
     assert 'region[T.U.S. "West"]' in shown[""]["data"]["metrics/metrics.json"]["data"]["ols"]
     predictions = list(csv.DictReader(io.StringIO((project / "data" / "predictions.csv").read_text())))
-    assert len(predictions) == 60 and {"area", "year", "rent", "prediction"} <= set(predictions[0])
+    assert len(predictions) == 60 and {"area", "year", "region", "rent", "prediction"} <= set(predictions[0])
+    # The text column is written as the user's level names, in the rows' order (predict.rows: fitted).
+    with (project / "examples" / "rents.csv").open(newline="") as rents:
+        assert [row["region"] for row in predictions] == [row["region"] for row in csv.DictReader(rents)]
