@@ -19,12 +19,11 @@ from pipeline.params import TrainParams
 Closure = Callable[[], torch.Tensor]
 
 
-class FunctionalSGD:
-    """torch.optim.SGD(parameters, lr, momentum), stepped through torch.optim.sgd.sgd."""
+class _Functional:
+    """What torch.optim.Optimizer does around its functional update: zero_grad, and a step that evaluates the
+    closure with gradients, then updates the parameters that have one."""
 
-    def __init__(self, parameters: list[torch.Tensor], lr: float, momentum: float = 0.0):
-        self.parameters, self.lr, self.momentum = parameters, lr, momentum
-        self.momentum_buffers: list[torch.Tensor | None] = [None] * len(parameters)
+    parameters: list[torch.Tensor]
 
     def zero_grad(self) -> None:
         for parameter in self.parameters:
@@ -34,18 +33,31 @@ class FunctionalSGD:
         with torch.enable_grad():
             loss = closure()
         with torch.no_grad():
-            # As SGD.step: the parameters with a gradient, their buffers (None until the first step fills them).
-            stepped = [index for index, parameter in enumerate(self.parameters) if parameter.grad is not None]
-            buffers = [self.momentum_buffers[index] for index in stepped] if self.momentum != 0 else []
-            sgd([self.parameters[index] for index in stepped], [self.parameters[index].grad for index in stepped],
-                buffers, weight_decay=0.0, momentum=self.momentum, lr=self.lr, dampening=0.0, nesterov=False,
-                maximize=False)
-            for index, buffer in zip(stepped, buffers):
-                self.momentum_buffers[index] = buffer
+            self._update([index for index, parameter in enumerate(self.parameters) if parameter.grad is not None])
         return loss
 
+    def _update(self, stepped: list[int]) -> None:
+        raise NotImplementedError
 
-class FunctionalAdam:
+
+class FunctionalSGD(_Functional):
+    """torch.optim.SGD(parameters, lr, momentum), stepped through torch.optim.sgd.sgd."""
+
+    def __init__(self, parameters: list[torch.Tensor], lr: float, momentum: float = 0.0):
+        self.parameters, self.lr, self.momentum = parameters, lr, momentum
+        self.momentum_buffers: list[torch.Tensor | None] = [None] * len(parameters)
+
+    def _update(self, stepped: list[int]) -> None:
+        # As SGD.step: the parameters with a gradient, their buffers (None until the first step fills them).
+        buffers = [self.momentum_buffers[index] for index in stepped] if self.momentum != 0 else []
+        sgd([self.parameters[index] for index in stepped], [self.parameters[index].grad for index in stepped],
+            buffers, weight_decay=0.0, momentum=self.momentum, lr=self.lr, dampening=0.0, nesterov=False,
+            maximize=False)
+        for index, buffer in zip(stepped, buffers):
+            self.momentum_buffers[index] = buffer
+
+
+class FunctionalAdam(_Functional):
     """torch.optim.Adam(parameters, lr) with its default betas and eps, stepped through torch.optim.adam.adam."""
 
     BETAS = (0.9, 0.999)
@@ -59,20 +71,11 @@ class FunctionalAdam:
         self.exp_avgs = [torch.zeros_like(parameter, memory_format=torch.preserve_format) for parameter in parameters]
         self.exp_avg_sqs = [torch.zeros_like(parameter, memory_format=torch.preserve_format) for parameter in parameters]
 
-    def zero_grad(self) -> None:
-        for parameter in self.parameters:
-            parameter.grad = None
-
-    def step(self, closure: Closure) -> torch.Tensor:
-        with torch.enable_grad():
-            loss = closure()
-        with torch.no_grad():
-            stepped = [index for index, parameter in enumerate(self.parameters) if parameter.grad is not None]
-            adam([self.parameters[index] for index in stepped], [self.parameters[index].grad for index in stepped],
-                 [self.exp_avgs[index] for index in stepped], [self.exp_avg_sqs[index] for index in stepped], [],
-                 [self.steps[index] for index in stepped], amsgrad=False, beta1=self.BETAS[0], beta2=self.BETAS[1],
-                 lr=self.lr, weight_decay=0.0, eps=self.EPS, maximize=False)
-        return loss
+    def _update(self, stepped: list[int]) -> None:
+        adam([self.parameters[index] for index in stepped], [self.parameters[index].grad for index in stepped],
+             [self.exp_avgs[index] for index in stepped], [self.exp_avg_sqs[index] for index in stepped], [],
+             [self.steps[index] for index in stepped], amsgrad=False, beta1=self.BETAS[0], beta2=self.BETAS[1],
+             lr=self.lr, weight_decay=0.0, eps=self.EPS, maximize=False)
 
 
 def make_optimizer(model: torch.nn.Module, params: TrainParams) -> "FunctionalSGD | FunctionalAdam | torch.optim.LBFGS":
