@@ -13,6 +13,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from pipeline.files import HISTORY, MODEL, read_history
+from pipeline.linear import Description
 from workspace import environment, error_line, set_params, stage
 
 COLUMNS = ("train_loss", "test_loss", "x", "intercept")
@@ -115,3 +116,20 @@ def test_cuda_without_a_gpu_stops_with_one_line(reproduced):
     line = error_line(stage(reproduced, "train"))
     assert line.startswith("error: params.yaml: train.device = 'cuda': ") and "expected train.device: cpu" in line
     assert not (reproduced / MODEL).exists()
+
+
+def test_a_text_column_is_coded_alike_in_every_process(reproduced):
+    """Each process finds the factor's levels among the same training rows: two processes learn the one
+    process's weights, bit for bit, for a model with a text column."""
+    rents = reproduced / "data" / "rents.csv"
+    rents.write_bytes((reproduced / "examples" / "rents.csv").read_bytes())
+    set_params(reproduced, {"data.source": "data/rents.csv", "data.features": ["area", "region"],
+                            "data.target": "rent"})
+    weights = []
+    for processes in (1, 2):
+        set_params(reproduced, {"train.processes": processes})
+        stage(reproduced, "train", check=True)
+        weights.append((reproduced / MODEL).read_bytes())
+    assert weights[0] == weights[1]
+    assert Description.load(reproduced / MODEL).features == ('region[T.U.S. "West"]', "region[T.east]", "region[T.north]",
+                                                             "area")  # the factor's columns, by statsmodels' names
