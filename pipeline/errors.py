@@ -14,7 +14,7 @@ INTERRUPTED = 128 + signal.SIGINT
 # stage says which, if any.
 outputs_written: list[Path] = []
 # Its inputs (its params' source paths, and every file it reads: pipeline.files notes each, from the root), which
-# the guard on every write (pipeline.files.guard) never lets an output be; and the outputs a param chose, by key.
+# the guard on every write (pipeline.guard.guard) never lets an output be; and the outputs a param chose, by key.
 inputs_named: list[Path] = []
 outputs_chosen: dict[Path, str] = {}
 

@@ -15,8 +15,9 @@ from pipeline.covariance import NONROBUST, Robust, Sandwich
 from pipeline.dataset import Split, load_split
 from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.files import (
-    HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, prepare_outputs, read_history, read_json, write_json,
+    HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json,
 )
+from pipeline.guard import prepare_outputs
 from pipeline.linear import INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores, terms_of
 from pipeline.convergence import convergence, Tolerances
 from pipeline.least_squares import LeastSquares, fit_least_squares

@@ -14,7 +14,8 @@ import numpy as np
 from pipeline.cell_checks import row_kinds
 from pipeline.dataset import open_every_row, open_rows_to_predict
 from pipeline.errors import PipelineError, first_few, run_stage
-from pipeline.files import MODEL, OLS, prepare_outputs, table_writer
+from pipeline.files import MODEL, OLS, table_writer
+from pipeline.guard import prepare_outputs
 from pipeline.influence import LargestCooks, influence
 from pipeline.linear import RESTORE, SHOWN_COEFFICIENTS, Description, LinearModel
 from pipeline.least_squares import LeastSquares
@@ -203,7 +204,7 @@ def open_new(source: Path, model: LinearModel, target: str, missing: str) -> tup
 def main() -> None:
     params = load_params(PredictParams)
     data = load_params(DataParams)
-    # Refused before any work: an output over an input, a tracked file or a folder (pipeline/files.py: guard).
+    # Refused before any work: an output over an input, a tracked file or a folder (pipeline/guard.py).
     prepare_outputs([Path(params.output)], inputs=[Path(params.source), Path(data.source)], chosen_by="predict.output")
     model = LinearModel.load(MODEL)
     described = Description.load(MODEL)

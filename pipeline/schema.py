@@ -18,7 +18,7 @@ import pyarrow.csv
 import pyarrow.parquet
 
 from pipeline.errors import PipelineError, first_few
-from pipeline.files import note_input
+from pipeline.guard import note_input
 from pipeline.params import ALL_FEATURES, MAX_FEATURES, RESERVED_NAMES, DataParams
 from pipeline.terms import BOOL, NUMBER, TEXT
 

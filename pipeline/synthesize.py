@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import run_stage
-from pipeline.files import POINTS, TRUTH, TableWriter, prepare_outputs, write_json
+from pipeline.files import POINTS, TRUTH, TableWriter, write_json
+from pipeline.guard import prepare_outputs
 from pipeline.linear import LinearModel
 from pipeline.params import SynthesizeParams, load_params
 

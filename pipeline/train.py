@@ -20,7 +20,8 @@ from pipeline.dataset import Split, load_split
 from pipeline.distributed import SOLO, Team
 from pipeline.errors import PipelineError, first_few, run_stage
 from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
-from pipeline.files import HISTORY, MODEL, prepare_outputs, read_history, write_history
+from pipeline.files import HISTORY, MODEL, read_history, write_history
+from pipeline.guard import prepare_outputs
 from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, load_weights, prediction_gap, save_weights
 from pipeline.convergence import convergence, Tolerances
 from pipeline.least_squares import LeastSquares, fit_least_squares

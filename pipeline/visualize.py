@@ -25,8 +25,9 @@ from pipeline.drawing import (
 from pipeline.errors import PipelineError, run_stage
 from pipeline.files import (
     CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, MODEL, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT,
-    PLOT_LOSS, PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, prepare_outputs, read_history, read_json,
+    PLOT_LOSS, PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, read_history, read_json,
 )
+from pipeline.guard import prepare_outputs
 from pipeline.linear import INTERCEPT, RESTORE, LinearModel, terms_of
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, VisualizeParams, load_params
