@@ -27,8 +27,8 @@ from pipeline.schema import (
 from pipeline.levels import Coder, Known, WithTerms, coders_for, find_levels, require_cells
 from pipeline.terms import Design, design, design_of, is_plain, parse
 from pipeline.rows import (
-    CHUNK_ROWS, WHOLE, Part, Rows, Share, Source, Table, chunks, concatenate, groups_of, held_out, share_of,
-    with_powers,
+    CHUNK_ROWS, KEPT_BYTES, WHOLE, Kept, Part, Rows, Share, Source, Table, chunks, concatenate, draw_ahead, groups_of,
+    held_out, share_of, with_powers,
 )
 
 _COLUMNS_PER_READ = 64  # of a Parquet row group decoded at once
@@ -173,6 +173,7 @@ def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms:
     if terms is not None or not is_plain(data.features, kinds):
         return _load_terms(data, fit_intercept, check, kinds, terms)
     table, rows_dropped, rows_unlabeled = open_labeled_rows(source, data.features, data.target, check, data.missing)
+    draw_ahead(len(table), data.test_fraction, data.split_seed)
     table = with_powers(table, data.degree)
     train = Part(table, False, data.test_fraction, data.split_seed)
     test = Part(table, True, data.test_fraction, data.split_seed)
@@ -194,6 +195,7 @@ def _load_terms(data: DataParams, fit_intercept: bool, check: bool, kinds: dict[
     raw = built.raw if described is not None else raw
     table, rows_dropped, rows_unlabeled = _open(source, requested_columns(where, list(raw), data.target), check,
                                                 data.missing, coders=coders)
+    draw_ahead(len(table), data.test_fraction, data.split_seed)
     if described is None:
         found = find_levels(table, terms, kinds, coders, data.test_fraction, data.split_seed, where)
         built = design(terms, kinds, found.levels, fit_intercept, data.degree, tuple(data.features))
@@ -291,9 +293,9 @@ class ParquetTable:
         self.coders = coders or {}
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
         self._file: pyarrow.parquet.ParquetFile | None = None  # opened at the first read, kept for the rest
-        # The last span read, and its rows: the passes of a stage over a file of one row group (a wide table's,
-        # often) then decode it once, not once per pass; memory for one row group, as each pass takes anyway.
-        self._last: tuple[tuple[int, int], Table] | None = None
+        # Every span read, where all the rows fit in KEPT_BYTES: later passes decode nothing; or the last one.
+        self.keeps_all = len(self) * len(names) * np.dtype(np.float64).itemsize <= KEPT_BYTES
+        self._memory = Kept(KEPT_BYTES if self.keeps_all else 0)
 
     @classmethod
     def open(cls, where: str, path: Path, names: list[str], check: bool = True, missing: str = MISSING_ERROR,
@@ -321,15 +323,15 @@ class ParquetTable:
                     return cls._labeled(where, path, file, names, group_rows, coders)
                 values = Values(names, new_rows, factors=set(coders or {}))
                 complete_rows = []
-                whole = None  # a file of one complete row group: its rows, kept for the stage's first pass
+                decoded = []  # the groups as read, for the stage's first pass, while they fit in KEPT_BYTES
                 for i in range(file.num_row_groups):
                     features, target = _read_group(file, i, names, has_target, coders)
                     if len(target) != group_rows[i]:
                         break
                     complete = values.add(features, target)
                     complete_rows.append(len(target) if complete is None else int(np.count_nonzero(complete)))
-                    if file.num_row_groups == 1 and (complete is None or every_row):
-                        whole = Table(features, target)
+                    if sum(group_rows) * len(names) * np.dtype(np.float64).itemsize <= KEPT_BYTES:
+                        decoded.append(Table(features, target))
                 if values.n_rows != n_rows or sum(group_rows) != n_rows:
                     raise PipelineError(f"{where}: its row groups do not hold the {n_rows} rows its footer says: "
                                         "expected a whole file")
@@ -337,12 +339,12 @@ class ParquetTable:
             raise _unreadable(where, error) from None
         values.check(where, missing, lambda row: f"row index {row}", new_rows)
         left_out = values.rows_missing + (0 if new_rows else values.rows_unlabeled)
-        if every_row or not left_out:
+        if every_row or not left_out:  # each group's rows are the table's: the decoded groups are its spans
             table = cls(where, path, names, group_rows, False, has_target, new_rows, coders)
+            for span, group in zip(table.spans(), decoded):
+                table.keep(span, group)
         else:
             table = cls(where, path, names, complete_rows, True, has_target, new_rows, coders)
-        if whole is not None:
-            table.keep((0, len(whole)), whole)
         return table, values.rows_missing, values.rows_unlabeled
 
     @classmethod
@@ -366,8 +368,9 @@ class ParquetTable:
                 if max(a, start) < min(b, stop)]
 
     def read(self, span: tuple[int, int]) -> Table:
-        if self._last is not None and self._last[0] == span:
-            return self._last[1]
+        kept = self._memory.get(span)
+        if kept is not None:
+            return kept
         start, stop = span
         first = int(np.searchsorted(self._starts, start, side="right")) - 1
         pieces = []
@@ -397,10 +400,8 @@ class ParquetTable:
         return labeled | unlabeled
 
     def keep(self, span: tuple[int, int], table: Table) -> Table:
-        """Remember the rows of `span` for the next read of it; read-only, since every pass shares them."""
-        table.features.flags.writeable = table.target.flags.writeable = False
-        self._last = (span, table)
-        return table
+        """Remember the rows of `span` for the next reads of it (Kept)."""
+        return self._memory.keep(span, table)
 
     def groups(self, share: Share = WHOLE) -> list[Callable[[], Table]]:
         return groups_of(self, share)

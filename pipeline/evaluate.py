@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from scipy.special import fdtrc, stdtr, stdtrit
+from scipy.special import fdtrc, stdtr
 
 from pipeline.covariance import NONROBUST, Robust, Sandwich
 from pipeline.dataset import Split, load_split
@@ -66,7 +66,7 @@ def inference(fit: LeastSquares, level: float, robust: Robust | None = None) -> 
     """Per coefficient: se (classical, or robust's), t = estimate / se, the two-sided p of Student's t with
     n − p degrees of freedom, and the confidence interval at `level`, as statsmodels' use_t=True and R's
     lmtest::coeftest. An exact fit has se 0, and t and p null (JSON has no infinity)."""
-    quantile = float(stdtrit(fit.df_resid, 1 - (1 - level) / 2))
+    quantile = fit.t_quantile(level)
     table = {}
     estimates = fit.model.as_dict()
     errors = fit.standard_errors() if robust is None else robust.standard_errors

@@ -4,6 +4,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,10 @@ class TableWriter:
     (by default rows_per_group of their number).
 
     Rows are buffered until a whole group is ready (every ParquetWriter.write_table call starts a new
-    group), so pieces of any lengths give the same bytes, and memory holds one group at most. The file
-    appears under `path` only when the `with` block succeeds.
+    group), so pieces of any lengths give the same bytes. A finished group is encoded and written by a
+    thread of its own while the caller fills the next (pyarrow lets go of the GIL): memory holds two groups
+    at most, and the groups reach the file in order, so the bytes are those of writing them one by one. The
+    file appears under `path` only when the `with` block succeeds.
     """
 
     def __init__(self, path: Path, names: Sequence[str], group_rows: int | None = None,
@@ -149,18 +152,26 @@ class TableWriter:
         self._labels = _label_arrays(labels)
         self._schema = _schema(self.names, self._labels)
         self._group: list[np.ndarray] = []
+        self._spare: list[np.ndarray] = []  # the group being written, free again once it is
         self._filled = 0
         self._exits = ExitStack()
+        self._pending: Future[None] | None = None
 
     def __enter__(self) -> "TableWriter":
         with ExitStack() as exits:
             temporary = exits.enter_context(atomic_output(self.path))
             self._writer = exits.enter_context(pyarrow.parquet.ParquetWriter(temporary, self._schema))
+            # Last in, so first out: every group written before the file is closed and renamed.
+            self._background = exits.enter_context(ThreadPoolExecutor(1, thread_name_prefix="parquet"))
             self._exits = exits.pop_all()
-        self._group = [np.empty(self.group_rows, dtype=LABEL_CODES if name in self._labels else np.float64)
-                       for name in self.names]
+        self._group, self._spare = self._empty_group(), []
         self._filled = 0
+        self._pending = None
         return self
+
+    def _empty_group(self) -> list[np.ndarray]:
+        return [np.empty(self.group_rows, dtype=LABEL_CODES if name in self._labels else np.float64)
+                for name in self.names]
 
     def write(self, columns: Mapping[str, np.ndarray]) -> None:
         """Append rows: one array of equal length for each name, in any order."""
@@ -189,14 +200,25 @@ class TableWriter:
             with self._exits:  # the last, shorter group; then close the writer and rename the file
                 if self._filled:
                     self._write_group()
+                self._written()
         finally:
-            self._group = []
+            self._group = self._spare = []
 
     def _write_group(self) -> None:
-        table = pa.table([_arrow_column(name, group[:self._filled], self._labels) for name, group
+        """Hand the group to the writing thread, once the one before is written (its error raised here). Its
+        Arrow columns are made here, a share of the work for the caller's thread; they view the group's arrays,
+        which are filled again only once the thread is done with them."""
+        table = pa.table([_arrow_column(name, values[:self._filled], self._labels) for name, values
                           in zip(self.names, self._group)], schema=self._schema)
-        self._writer.write_table(table, row_group_size=self.group_rows)
+        self._written()
+        self._pending = self._background.submit(self._writer.write_table, table, row_group_size=self.group_rows)
+        self._group, self._spare = self._spare or self._empty_group(), self._group
         self._filled = 0
+
+    def _written(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
 
 class CsvWriter:

@@ -26,6 +26,14 @@ from pipeline.params import MAX_FEATURES
 from pipeline.rows import Rows, chunks
 
 
+@functools.cache  # predict asks once a chunk, and the inversion takes milliseconds at 10^7 degrees of freedom
+def two_sided_t_quantile(df: float, level: float) -> float:
+    """t(1 − (1 − level)/2, df): the quantile of a two-sided interval at `level`."""
+    from scipy.special import stdtrit  # here, not above: train uses least squares without distributions
+
+    return float(stdtrit(df, 1 - (1 - level) / 2))
+
+
 @dataclass(frozen=True)
 class LeastSquares:
     """The least-squares fit to the training rows, and what inference needs from its QR factorisation.
@@ -126,9 +134,7 @@ class LeastSquares:
     def interval_half_width(self, features: np.ndarray, level: float, new_observation: bool) -> np.ndarray:
         """t(1 − (1 − level)/2, n − p) · s · sqrt([1 +] leverage): the half width of the interval for a
         new observation (prediction interval) or for the mean at these rows (confidence interval)."""
-        from scipy.special import stdtrit  # here, not above: train uses this class without distributions
-
-        quantile = float(stdtrit(self.df_resid, 1 - (1 - level) / 2))
+        quantile = self.t_quantile(level)
         with np.errstate(over="ignore", invalid="ignore"):
             return quantile * self.residual_sd * np.sqrt(float(new_observation) + self.leverage(features))
 
@@ -180,9 +186,7 @@ class LeastSquares:
 
     def t_quantile(self, level: float) -> float:
         """t(1 − (1 − level)/2, n − p): the quantile of a two-sided interval at `level`."""
-        from scipy.special import stdtrit  # here, not above: train uses this class without distributions
-
-        return float(stdtrit(self.df_resid, 1 - (1 - level) / 2))
+        return two_sided_t_quantile(self.df_resid, level)
 
     def save(self, path: Path) -> None:
         state = {"coefficients": np.array(self.model.coefficients), "intercept": np.array([self.model.intercept]),

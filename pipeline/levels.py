@@ -72,6 +72,10 @@ class WithTerms:
     def __len__(self) -> int:
         return len(self.source)
 
+    @property
+    def keeps_all(self) -> bool:  # the source holds every row: the parts may keep theirs (rows.Part)
+        return getattr(self.source, "keeps_all", False)
+
     def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
         step = chunk_rows(len(self.design.names))
         return [(start, min(start + step, stop)) for low, stop in self.source.spans(share)

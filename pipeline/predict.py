@@ -21,7 +21,7 @@ from pipeline.linear import RESTORE, SHOWN_COEFFICIENTS, Description, LinearMode
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, PredictParams, load_params
 from pipeline.repository import warn_if_untracked
-from pipeline.rows import Rows, Table, chunks, held_out
+from pipeline.rows import Rows, Table, chunks, draw_ahead, held_out
 from pipeline.levels import coders_for
 from pipeline.terms import NUMBER
 
@@ -225,6 +225,7 @@ def write_fitted(source: Path, missing: str, held_out: tuple[float, int], model:
     coders = {} if model.design is None else coders_for(model.design.raw, model.design.kinds, model.design.levels)
     rows, n_labeled = open_every_row(source, model.raw_features, target, missing, coders)
     split = SplitOf(n_labeled, *held_out)
+    draw_ahead(n_labeled, *held_out)
     output = Output(model, target, True, params.influence)
     require_distinct_names(source, output)
     cooks = LargestCooks(fit.n) if params.influence else None

@@ -10,6 +10,7 @@ are added up in chunk order.
 
 import functools
 import itertools
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -24,6 +25,9 @@ from pipeline.files import rows_per_group  # a table held in memory is cut into 
 CHUNK_ROWS = 1 << 18  # rows per chunk: small enough for its temporaries to stay in cache
 CHUNK_CELLS = 1 << 22  # values per chunk at most (32 MiB of float64): wide tables take fewer rows at a time
 SPLIT_BLOCK = 1 << 20  # rows that share one seeded draw of held-out rows
+# Decoded rows a Parquet table keeps in memory between a stage's passes (the check, least squares, the scores)
+# when all of them fit: the tutorial's 10^7 points are read once a stage. A larger table is read each pass.
+KEPT_BYTES = 1 << 28
 
 Block = TypeVar("Block")  # a Table, or train's tensors of rows
 Result = TypeVar("Result")
@@ -40,6 +44,10 @@ class Table:
 
     def __len__(self) -> int:
         return len(self.target)
+
+    @property
+    def nbytes(self) -> int:
+        return self.features.nbytes + self.target.nbytes
 
     def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
         start, stop = share_of(len(self), share)
@@ -111,6 +119,10 @@ class WithPowers:
 
     def __len__(self) -> int:
         return len(self.source)
+
+    @property
+    def keeps_all(self) -> bool:
+        return getattr(self.source, "keeps_all", False)
 
     def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
         return self.source.spans(share)
@@ -257,14 +269,46 @@ def _held_out_in_block(n_rows: int, test_fraction: float, seed: int, block: int,
 
 
 # Each block is drawn once per process, not once per pass (a permutation of 2^20 rows takes about 16 ms,
-# as long as reading the block), and kept as one bit a row: 125 MB at 10^9 rows.
-@functools.lru_cache(maxsize=None)
+# as long as reading the block), and kept as one bit a row: 125 MB at 10^9 rows. draw_ahead draws them on a
+# thread of its own while the stage reads; a block asked for before that thread gets to it is drawn by the
+# thread that asks. Either way once: the first to start a block publishes it, the others wait for it.
+_drawn: dict[tuple[int, float, int, int, int], Future[np.ndarray]] = {}
+_drawing = threading.Lock()
+
+
 def _packed_held_out(n_rows: int, test_fraction: float, seed: int, block: int, block_rows: int) -> np.ndarray:
+    key = (n_rows, test_fraction, seed, block, block_rows)
+    with _drawing:
+        drawn, mine = _drawn.get(key), False
+        if drawn is None:
+            drawn, mine = _drawn.setdefault(key, Future()), True
+    if mine:
+        try:
+            drawn.set_result(_draw_block(*key))
+        except BaseException as error:
+            drawn.set_exception(error)
+            raise
+    return drawn.result()
+
+
+def _draw_block(n_rows: int, test_fraction: float, seed: int, block: int, block_rows: int) -> np.ndarray:
     length = min(block_rows, n_rows - block * block_rows)
     in_block = np.zeros(length, dtype=bool)
     generator = np.random.default_rng(seed if block == 0 else [seed, block])
     in_block[generator.permutation(length)[:n_held_out(length, test_fraction)]] = True
     return np.packbits(in_block)
+
+
+def draw_ahead(n_rows: int, test_fraction: float, seed: int) -> None:
+    """Start drawing every block of held_out(n_rows, test_fraction, seed), in order, on a thread of its own:
+    NumPy shuffles without the GIL, so the draws overlap the stage's reading and sums. The same bits: each
+    block has a generator of its own."""
+    if test_fraction == 0:
+        return
+    blocks = range(-(-n_rows // SPLIT_BLOCK))
+    threading.Thread(target=lambda: [_packed_held_out(n_rows, test_fraction, seed, block, SPLIT_BLOCK)
+                                     for block in blocks],
+                     name="held-out", daemon=True).start()
 
 
 def held_out_count(n_rows: int, test_fraction: float) -> int:
@@ -273,15 +317,45 @@ def held_out_count(n_rows: int, test_fraction: float) -> int:
     return whole_blocks * n_held_out(SPLIT_BLOCK, test_fraction) + (n_held_out(rest, test_fraction) if rest else 0)
 
 
+class Kept:
+    """The rows of spans read, kept for a stage's later passes while they fit in `limit` bytes; beyond, the
+    last span read (the passes over one large group, a wide table's often, then read it once). Read-only,
+    since every pass shares them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self.tables: dict[tuple[int, int], Table] = {}
+        self.last: tuple[tuple[int, int], Table] | None = None
+
+    def get(self, span: tuple[int, int]) -> Table | None:
+        if span in self.tables:
+            return self.tables[span]
+        return self.last[1] if self.last is not None and self.last[0] == span else None
+
+    def keep(self, span: tuple[int, int], table: Table) -> Table:
+        table.features.flags.writeable = table.target.flags.writeable = False
+        if self.used + table.nbytes <= self.limit:
+            self.tables[span] = table
+            self.used += table.nbytes
+        else:
+            self.last = (span, table)
+        return table
+
+
 @dataclass(frozen=True)
 class Part:
-    """The training rows (held_out False) or the held-out rows (True) of a table."""
+    """The training rows (held_out False) or the held-out rows (True) of a table. Where the table keeps all
+    its rows in memory (`keeps_all`: a Parquet file of up to KEPT_BYTES), each part keeps its own up to half
+    that, so that later passes select nothing again."""
 
     table: Source
     is_held_out: bool
     test_fraction: float
     seed: int
-    _last: list = field(default_factory=list, compare=False, repr=False)  # [span, its rows] last selected
+
+    @functools.cached_property
+    def _kept(self) -> Kept:
+        return Kept(KEPT_BYTES // 2 if getattr(self.table, "keeps_all", False) else 0)
 
     def __len__(self) -> int:
         n_test = held_out_count(len(self.table), self.test_fraction)
@@ -293,11 +367,8 @@ class Part:
         return [lambda span=span: self._select(span) for span in self.table.spans(share)]
 
     def _select(self, span: tuple[int, int]) -> Table:
-        if self._last and self._last[0] == span:
-            return self._last[1]
+        kept = self._kept.get(span)
+        if kept is not None:
+            return kept
         mask = held_out(len(self.table), self.test_fraction, self.seed, *span)
-        selected = self.table.read(span).select(mask if self.is_held_out else ~mask)
-        # Kept, read-only, for the next pass over a table of one group: selected once per stage, not per pass.
-        selected.features.flags.writeable = selected.target.flags.writeable = False
-        self._last[:] = [span, selected]
-        return selected
+        return self._kept.keep(span, self.table.read(span).select(mask if self.is_held_out else ~mask))

@@ -8,8 +8,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from pipeline.errors import PipelineError
+from pipeline.files import TableWriter
 from workspace import contents, error_line, run_in_process, set_params, stage
 
 # Training that would run for hours: a refusal must come before it.
@@ -114,3 +117,20 @@ class TestFolderWhereAFileGoes:
         (reproduced / "plots").write_text("not a folder\n", encoding="utf-8")
         line = error_line(run_in_process(reproduced, "visualize"))
         assert line.startswith("error: plots/data.png: cannot write it (File exists): a file stands where its folder")
+
+
+def test_a_disk_that_fills_while_a_group_is_written_behind_the_caller_is_one_line_and_nothing_is_left(tmp_path,
+                                                                                                    monkeypatch):
+    """TableWriter writes a group on a thread of its own while the caller fills the next: the error of a write
+    that fails there is raised to the caller, as a write of its own would be."""
+    monkeypatch.chdir(tmp_path)
+    folder = Path("out")
+    folder.mkdir()
+    values = np.random.default_rng(0).normal(size=200_000)  # 1.6 MB against 256 kB: groups 8 and on cannot fit
+    with small_disk(folder, "256k"):
+        with pytest.raises(PipelineError) as raised, TableWriter(folder / "t.parquet", ("a",), group_rows=4096) as writer:
+            for start in range(0, len(values), 1000):
+                writer.write({"a": values[start:start + 1000]})
+        assert str(raised.value) == ("out/t.parquet: cannot write it (No space left on device): free space on its "
+                                     "disk, then run the stage again; out/t.parquet left as it was")
+        assert list(folder.iterdir()) == []

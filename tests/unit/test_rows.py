@@ -1,8 +1,18 @@
-"""Chunks worked on by several threads come back in chunk order, the order every sum adds them in."""
+"""Chunks worked on by several threads come back in chunk order, the order every sum adds them in; rows kept
+between a stage's passes and held-out rows drawn ahead are the rows read and drawn on demand."""
 
 import threading
 
-from pipeline.rows import SERIAL, workers
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet
+import pytest
+
+import pipeline.dataset
+import pipeline.rows
+from pipeline.dataset import load_split
+from pipeline.params import DataParams
+from pipeline.rows import KEPT_BYTES, SERIAL, SPLIT_BLOCK, Kept, Table, chunks, draw_ahead, held_out, workers
 
 
 def test_results_come_in_the_blocks_order_even_when_a_later_block_is_done_first():
@@ -40,3 +50,75 @@ def test_one_thread_works_on_each_block_here_as_it_is_read():
         assert chunk_workers is SERIAL
         assert list(chunk_workers.in_order(lambda block: (block, threading.get_ident()), range(3))) == [
             (0, caller), (1, caller), (2, caller)]
+
+
+# --- Rows kept between passes, held-out rows drawn ahead ------------------------------------------------
+
+
+def write_points(path, n_rows: int, group_rows: int) -> np.ndarray:
+    """x, y as a Parquet file of `group_rows`-row groups; y is each row's own number, so a part's rows read off it."""
+    x = np.random.default_rng(1).normal(size=n_rows)
+    pyarrow.parquet.write_table(pa.table({"x": x, "y": np.arange(n_rows, dtype=np.float64)}), path,
+                                row_group_size=group_rows)
+    return x
+
+
+def passes(split, times: int) -> list[tuple[list[float], list[float]]]:
+    """The rows of both parts, `times` passes over each, as a stage's passes read them."""
+    return [(np.concatenate([t.target for t in chunks(split.train)]).tolist(),
+             np.concatenate([t.target for t in chunks(split.test)]).tolist()) for _ in range(times)]
+
+
+@pytest.mark.parametrize("kept_bytes", [KEPT_BYTES, 0])
+def test_a_table_that_fits_is_decoded_once_a_stage_and_every_pass_sees_the_same_rows(tmp_path, monkeypatch,
+                                                                                     kept_bytes):
+    monkeypatch.chdir(tmp_path)
+    write_points(tmp_path / "t.parquet", 1000, 64)
+    monkeypatch.setattr(pipeline.rows, "KEPT_BYTES", kept_bytes)
+    monkeypatch.setattr(pipeline.dataset, "KEPT_BYTES", kept_bytes)
+    decoded = []
+    read_group = pipeline.dataset._read_group
+    monkeypatch.setattr(pipeline.dataset, "_read_group", lambda file, group, *rest: decoded.append(group) or
+                        read_group(file, group, *rest))
+    data = DataParams(source="t.parquet", features=["x"], target="y", missing="error", degree=1,
+                      test_fraction=0.25, split_seed=3, max_levels=50)
+    seen = passes(load_split(data, fit_intercept=True), 3)
+    mask = held_out(1000, 0.25, 3)  # the split as drawn on demand, by one thread
+    assert seen == [(np.flatnonzero(~mask).tolist(), np.flatnonzero(mask).tolist())] * 3
+    # The check reads each of the 16 groups; kept, no pass reads one again; else each pass reads them all.
+    assert len(decoded) == (16 if kept_bytes else 16 + 3 * 2 * 16)
+
+
+def test_rows_beyond_what_may_be_kept_are_read_again_each_pass_keeping_only_the_last_span():
+    kept = Kept(limit=100)
+    small, large = (Table(np.zeros((n, 1)), np.zeros(n)) for n in (5, 10))  # 80 and 160 bytes
+    assert kept.keep((0, 5), small) is small and kept.get((0, 5)) is small
+    kept.keep((5, 15), large)
+    assert kept.get((5, 15)) is large and kept.used == 80
+    kept.keep((15, 25), Table(np.zeros((10, 1)), np.zeros(10)))
+    assert kept.get((5, 15)) is None and kept.get((0, 5)) is small
+    assert not small.features.flags.writeable  # every pass shares the kept rows
+
+
+def test_held_out_rows_drawn_ahead_or_by_racing_threads_are_each_blocks_own_seeded_draw(monkeypatch):
+    n_rows, fraction, seed = 3 * SPLIT_BLOCK + 5, 0.2, 11
+    draws = []
+    draw_block = pipeline.rows._draw_block
+    monkeypatch.setattr(pipeline.rows, "_draw_block", lambda *key: draws.append(key[3]) or draw_block(*key))
+    monkeypatch.setattr(pipeline.rows, "_drawn", {})
+    draw_ahead(n_rows, fraction, seed)
+    results = []
+    racers = [threading.Thread(target=lambda: results.append(held_out(n_rows, fraction, seed))) for _ in range(3)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert sorted(draws) == [0, 1, 2, 3]  # each block drawn once, whoever asked first
+    # Independently: block b holds out the first round(len · fraction) of the permutation of its seed.
+    expected = np.zeros(n_rows, dtype=bool)
+    for block in range(4):
+        start = block * SPLIT_BLOCK
+        length = min(SPLIT_BLOCK, n_rows - start)
+        order = np.random.default_rng(seed if block == 0 else [seed, block]).permutation(length)
+        expected[start + order[:round(length * fraction)]] = True
+    assert all(np.array_equal(result, expected) for result in results) and len(results) == 3

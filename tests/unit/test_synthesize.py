@@ -3,6 +3,7 @@ chunk, and streams them to Parquet: the same bytes whatever the chunk size, in m
 n_points."""
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet
 import pytest
 
@@ -164,3 +165,21 @@ def test_pieces_of_any_lengths_write_the_bytes_of_one_piece_and_only_on_success(
         writer.write({"a": rows[0]})
         raise RuntimeError("interrupted")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["pieces.parquet", "whole.parquet"]
+
+
+def test_a_group_written_while_the_caller_fills_the_next_holds_the_values_given_whatever_the_caller_does_after(
+        tmp_path):
+    """The group in writing and the one filling are apart: a caller may reuse its arrays (and NaN is written
+    as null) as soon as write() returns. Checked against pyarrow writing the whole table at once."""
+    values = np.random.default_rng(0).normal(size=(2, 100))
+    values[0, ::7] = np.nan
+    reused = np.empty((2, 10))
+    with TableWriter(tmp_path / "groups.parquet", ("a", "b"), group_rows=16) as writer:
+        for start in range(0, 100, 10):
+            reused[:] = values[:, start:start + 10]
+            writer.write({"a": reused[0], "b": reused[1]})
+            reused[:] = -1.0  # at once: the caller's arrays are its own again
+    whole = pa.table({"a": pa.array(values[0], from_pandas=True), "b": values[1]})
+    pyarrow.parquet.write_table(whole, tmp_path / "whole.parquet", row_group_size=16)
+    assert pyarrow.parquet.read_table(tmp_path / "groups.parquet").equals(whole)
+    assert (tmp_path / "groups.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
