@@ -17,7 +17,7 @@ from matplotlib.ticker import Formatter, NullFormatter
 from pipeline.dataset import Split
 from pipeline.errors import INTERRUPTED, PipelineError, first_few
 from pipeline.files import atomic_output
-from pipeline.rows import Rows, Table, chunks, concatenate
+from pipeline.rows import Part, Rows, Table, chunks, concatenate
 
 
 # Least squares thick and translucent underneath, the learnt model thin on top, the truth dashed above
@@ -52,6 +52,8 @@ def sample(rows: Rows, max_points: int, seed: int) -> Table:
         return concatenate(list(chunks(rows)))
     # n_rows is known up front, so choosing indices first draws as a seeded reservoir would, in O(max_points) memory.
     chosen = np.sort(np.random.default_rng(seed).choice(n_rows, size=max_points, replace=False))
+    if isinstance(rows, Part):  # the chosen rows alone, not a copy of every row of the part first
+        return rows.rows_at(chosen)
     picked, start = [], 0
     for chunk in chunks(rows):
         low, high = np.searchsorted(chosen, [start, start + len(chunk)])

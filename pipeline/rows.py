@@ -366,6 +366,19 @@ class Part:
             return groups_of(self.table, share)
         return [lambda span=span: self._select(span) for span in self.table.spans(share)]
 
+    def rows_at(self, positions: np.ndarray) -> Table:
+        """The part's rows at `positions` (at least one, sorted, counted among the part's rows from 0), span by
+        span, only they gathered: a sample of a few rows without a copy of the whole part."""
+        pieces, before = [], 0
+        for span in self.table.spans():
+            mask = held_out(len(self.table), self.test_fraction, self.seed, *span)
+            mine = np.flatnonzero(mask if self.is_held_out else ~mask)  # the part's rows, within the span
+            low, high = np.searchsorted(positions, [before, before + len(mine)])
+            if high > low:
+                pieces.append(self.table.read(span).select(mine[positions[low:high] - before]))
+            before += len(mine)
+        return concatenate(pieces)
+
     def _select(self, span: tuple[int, int]) -> Table:
         kept = self._kept.get(span)
         if kept is not None:

@@ -122,3 +122,16 @@ def test_held_out_rows_drawn_ahead_or_by_racing_threads_are_each_blocks_own_seed
         order = np.random.default_rng(seed if block == 0 else [seed, block]).permutation(length)
         expected[start + order[:round(length * fraction)]] = True
     assert all(np.array_equal(result, expected) for result in results) and len(results) == 3
+
+
+def test_a_parts_rows_at_chosen_positions_are_those_rows_of_the_whole_part(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_points(tmp_path / "t.parquet", 1000, 64)
+    data = DataParams(source="t.parquet", features=["x"], target="y", missing="error", degree=1,
+                      test_fraction=0.25, split_seed=3, max_levels=50)
+    split = load_split(data, fit_intercept=True)
+    mask = held_out(1000, 0.25, 3)
+    for part, rows in ((split.train, np.flatnonzero(~mask)), (split.test, np.flatnonzero(mask))):
+        positions = np.sort(np.random.default_rng(0).choice(len(part), 40, replace=False))
+        assert part.rows_at(positions).target.tolist() == rows[positions].tolist()  # y is each row's number
+        assert part.rows_at(positions[-1:]).target.tolist() == [rows[positions[-1]]]
