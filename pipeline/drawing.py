@@ -5,6 +5,7 @@ import math
 import os
 import sys
 import textwrap
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,24 +236,27 @@ def save(path: Path, figure: Figure, dpi: int) -> None:
 
 
 
-def save_all(figures: dict[Path, Figure], dpi: int) -> None:
-    """Write every figure (`save`). Where the system forks and has a second core, a child process draws every
-    other figure meanwhile: a picture's time is mostly matplotlib's Python, one core's work, and each
-    figure's bytes are the same whichever process draws it."""
+def save_all(figures: dict[Path, Callable[[], Figure]], dpi: int, apart: Collection[Path] | None = None) -> None:
+    """Draw and write every figure (`save`), each made by its function in the process that writes it. Where the
+    system forks and has a second core, a child process makes and writes the figures `apart` (by default every
+    other one) meanwhile: a picture's time is mostly matplotlib's Python, one core's work, and each figure's
+    bytes are the same whichever process draws it."""
     items = list(figures.items())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     if not hasattr(os, "fork") or cores < 2 or len(items) < 2:
-        for path, figure in items:
-            save(path, figure, dpi)
+        for path, make in items:
+            save(path, make(), dpi)
         return
-    theirs, ours = items[0::2], items[1::2]
+    apart = set(list(figures)[0::2] if apart is None else apart)
+    theirs = [(path, make) for path, make in items if path in apart]
+    ours = [(path, make) for path, make in items if path not in apart]
     sys.stdout.flush(), sys.stderr.flush()  # nothing buffered may be written twice
     child = os.fork()
     if child == 0:
         status = 1
         try:
-            for path, figure in theirs:
-                save(path, figure, dpi)
+            for path, make in theirs:
+                save(path, make(), dpi)
             status = 0
         except KeyboardInterrupt:
             status = INTERRUPTED  # the parent, interrupted too, says so
@@ -261,8 +265,8 @@ def save_all(figures: dict[Path, Figure], dpi: int) -> None:
         finally:
             os._exit(status)
     try:
-        for path, figure in ours:
-            save(path, figure, dpi)
+        for path, make in ours:
+            save(path, make(), dpi)
     finally:
         _, status = os.waitpid(child, 0)
     code = os.waitstatus_to_exitcode(status)

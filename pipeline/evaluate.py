@@ -13,7 +13,7 @@ from scipy.special import fdtrc, stdtr
 
 from pipeline.covariance import NONROBUST, Robust, Sandwich
 from pipeline.dataset import Split, load_split
-from pipeline.errors import PipelineError, first_few, run_stage
+from pipeline.errors import PipelineError, first_few, run_stage_process
 from pipeline.files import (
     HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json,
 )
@@ -211,4 +211,4 @@ def shown(value: Any) -> str:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage_process(main)

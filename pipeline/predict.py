@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.cell_checks import row_kinds
 from pipeline.dataset import open_every_row, open_rows_to_predict
-from pipeline.errors import PipelineError, first_few, run_stage
+from pipeline.errors import PipelineError, first_few, run_stage_process
 from pipeline.files import MODEL, OLS, table_writer
 from pipeline.guard import prepare_outputs
 from pipeline.influence import LargestCooks, influence
@@ -272,4 +272,4 @@ def percent(level: float) -> str:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage_process(main)

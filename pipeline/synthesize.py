@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import run_stage
+from pipeline.errors import run_stage_process
 from pipeline.files import POINTS, TRUTH, TableWriter, write_json
 from pipeline.guard import prepare_outputs
 from pipeline.linear import LinearModel
@@ -71,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage_process(main)

@@ -7,6 +7,7 @@ small multiples of the features that matter most and predicted against actual. H
 from training rows. No torch: the models are read from the metrics and models/ols.safetensors.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,12 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator
 
 from pipeline.dataset import load_split
-from pipeline.diagnostics import intervals_of, plot_coefficients, plot_residuals
+from pipeline.diagnostics import intervals_of, plot_coefficients, plot_residuals, residuals_of
 from pipeline.drawing import (
     LEARNT, LEAST_SQUARES, MAX_PANELS, ROWS, TRUE, Points, epoch_axis, largest, left_out, legend_below, number,
     panels, points_of, save_all, scatter, span, tidy, wrap,
 )
-from pipeline.errors import PipelineError, run_stage
+from pipeline.errors import PipelineError, run_stage_process
 from pipeline.files import (
     CHART_COEFFICIENTS, CHART_INTERCEPT, HISTORY, METRICS, MODEL, OLS, PLOT_COEFFICIENTS, PLOT_DATA, PLOT_FIT,
     PLOT_LOSS, PLOT_PARAMETERS, PLOT_RESIDUALS, atomic_output, numbers, read_history, read_json,
@@ -321,21 +322,26 @@ def main() -> None:
     losses = ("train_loss", "test_loss") if split.test is not None else ("train_loss",)
     history = read_history(HISTORY, ("epoch", *losses, *columns, INTERCEPT))
     points = points_of(split, params.max_points, params.seed)
-    figures: dict[Path, Figure] = {
-        PLOT_DATA: plot_data(points, columns[:len(columns) // data.degree] if split.design is None else columns,
-                             data.target, true_line),
-        PLOT_LOSS: plot_loss(history, mse_ols),
-        PLOT_FIT: plot_fit(points, data.target, learnt, ols, true_line, data.degree, split.design),
-        PLOT_PARAMETERS: plot_parameters(history, ols, true_line, train.optimizer, train.lr,
-                                         np.array(ols.coefficients) * scales),
-        PLOT_RESIDUALS: plot_residuals(points, fit, data.target),
-        PLOT_COEFFICIENTS: plot_coefficients(intervals_of(METRICS, learnt, ols, scales), level),
+    # Every input read and checked here, where an error is one line; each figure is then made by the process
+    # that writes it (drawing.save_all).
+    residuals_of(points, fit)
+    intervals = intervals_of(METRICS, learnt, ols, scales)
+    figures: dict[Path, Callable[[], Figure]] = {
+        PLOT_DATA: lambda: plot_data(points, columns[:len(columns) // data.degree] if split.design is None else columns,
+                                     data.target, true_line),
+        PLOT_LOSS: lambda: plot_loss(history, mse_ols),
+        PLOT_FIT: lambda: plot_fit(points, data.target, learnt, ols, true_line, data.degree, split.design),
+        PLOT_PARAMETERS: lambda: plot_parameters(history, ols, true_line, train.optimizer, train.lr,
+                                                 np.array(ols.coefficients) * scales),
+        PLOT_RESIDUALS: lambda: plot_residuals(points, fit, data.target),
+        PLOT_COEFFICIENTS: lambda: plot_coefficients(intervals, level),
     }
-    save_all(figures, params.dpi)
+    # The four panels of the residuals (and scipy's import) take about as long as the tutorial's four figures
+    # together: a second process draws the two diagnostics.
+    save_all(figures, params.dpi, apart=[PLOT_RESIDUALS, PLOT_COEFFICIENTS])
     for path, table in charts(history, ols, scales).items():
         write_chart(path, table)
 
 
 if __name__ == "__main__":
-    run_stage(main)
-
+    run_stage_process(main)

@@ -59,7 +59,7 @@ def train_processes(project: Path) -> dict[int, int]:
 
 
 def test_a_killed_process_fails_the_stage_with_one_line_and_writes_nothing(reproduced):
-    set_params(reproduced, {"train.processes": 2, "train.epochs": 1_000_000})
+    set_params(reproduced, {"train.processes": 2, "train.epochs": 1_000_000, "train.stop_when_converged": False})
     for path in (MODEL, HISTORY):
         (reproduced / path).unlink()
     running = subprocess.Popen([sys.executable, "-m", "pipeline.train"], cwd=reproduced, env=environment(),

@@ -1,4 +1,4 @@
-"""Saving the pictures: a second process draws half of them, with the bytes one process would write."""
+"""Saving the pictures: a second process makes and draws half of them, with the bytes one process would write."""
 
 import os
 
@@ -21,7 +21,7 @@ def figures(n: int) -> dict:
 @pytest.mark.skipif(not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2, reason="draws in one process")
 def test_figures_saved_by_two_processes_have_the_bytes_of_one(tmp_path):
     drawn = figures(5)
-    save_all({tmp_path / "both" / name: figure for name, figure in drawn.items()}, dpi=50)
+    save_all({tmp_path / "both" / name: lambda figure=figure: figure for name, figure in drawn.items()}, dpi=50)
     for name, figure in drawn.items():
         save(tmp_path / "one" / name, figure, dpi=50)
         assert (tmp_path / "both" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
@@ -32,6 +32,22 @@ def test_a_picture_the_second_process_cannot_write_stops_the_stage_with_one_line
     (tmp_path / "taken").write_text("a file where a folder should be")
     drawn = figures(2)
     with pytest.raises(PipelineError, match=r"^the process drawing .*taken/figure0.png exited 1: run the stage again$"):
-        save_all({tmp_path / "taken" / "figure0.png": drawn["figure0.png"], tmp_path / "figure1.png": drawn["figure1.png"]},
-                 dpi=50)
+        save_all({tmp_path / "taken" / "figure0.png": lambda: drawn["figure0.png"],
+                  tmp_path / "figure1.png": lambda: drawn["figure1.png"]}, dpi=50)
     assert (tmp_path / "figure1.png").is_file()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2, reason="draws in one process")
+def test_each_figure_is_made_by_the_process_that_writes_it(tmp_path):
+    made_by = tmp_path / "made_by"
+    made_by.mkdir()
+
+    def maker(index: int):
+        def make() -> Figure:
+            (made_by / str(index)).write_text(str(os.getpid()))
+            return figures(index + 1)[f"figure{index}.png"]
+        return make
+
+    save_all({tmp_path / f"figure{index}.png": maker(index) for index in range(4)}, dpi=50)
+    makers = [int((made_by / str(index)).read_text()) for index in range(4)]
+    assert makers[1] == makers[3] == os.getpid() != makers[0] == makers[2]  # every other one: the child

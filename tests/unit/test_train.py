@@ -2,6 +2,8 @@
 checked against exact rational solutions."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -333,3 +335,35 @@ def test_a_diverging_run_that_would_stop_when_converged_ends_with_the_divergence
     features, target = reference_table()
     with pytest.raises(PipelineError, match="training diverged"):
         train_on(features, target, standardize=False, lr=0.5, stop_when_converged=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_scaled_loss_gives_the_gradient_of_a_scale_passed_as_grad_outputs_bit_for_bit(dtype):
+    """squared_error scales the loss instead of passing the scale to torch.autograd.grad: the same gradient."""
+    generator = torch.Generator().manual_seed(0)
+    columns, target = torch.randn(3, 1000, generator=generator, dtype=dtype), torch.randn(1000, 1, dtype=dtype)
+    model = torch.nn.Linear(3, 1, dtype=dtype)
+    parameters = list(model.parameters())
+    for scale in (1.0, 1 / 1000, 1e6 / 7, 0.1 / 3):
+        loss = torch.nn.functional.mse_loss(model(columns.T), target, reduction="sum")
+        passed = torch.autograd.grad(loss, parameters, torch.tensor(scale, dtype=dtype))
+        loss = torch.nn.functional.mse_loss(model(columns.T), target, reduction="sum")
+        scaled = torch.autograd.grad(loss * scale, parameters)
+        assert all(torch.equal(a, b) for a, b in zip(passed, scaled))
+
+
+def test_a_training_step_loads_neither_sympy_nor_torchs_compiler():
+    # A fresh interpreter: this one may have loaded either for another test.
+    script = """
+import sys, torch
+from pipeline.distributed import SOLO
+from pipeline.feed import Batch
+from pipeline.train import squared_error
+model = torch.nn.Linear(1, 1)
+batch = Batch(torch.ones(1, 8), torch.zeros(8, 1))
+squared_error(model, [batch], 8, SOLO, gradient_scale=1.0)
+assert model.weight.grad is not None
+print(sorted(name for name in ("sympy", "torch._dynamo") if name in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
