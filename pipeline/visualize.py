@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator
 
-from pipeline.dataset import load_split
+from pipeline.split import load_split
 from pipeline.diagnostics import intervals_of, plot_coefficients, plot_residuals
 from pipeline.drawing import (
     LEARNT, LEAST_SQUARES, MAX_PANELS, ROWS, TRUE, Points, epoch_axis, largest, left_out, legend_below, number,
