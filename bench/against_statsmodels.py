@@ -15,7 +15,7 @@ import numpy as np
 import statsmodels.api as sm
 
 import pipeline.rows
-from pipeline.dataset import Split
+from pipeline.split import Split
 from pipeline.evaluate import evaluate
 from pipeline.convergence import Tolerances
 from pipeline.least_squares import fit_least_squares

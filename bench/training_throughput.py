@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from bench.common import ROOT, load_average, machine, record
-from pipeline.dataset import Split, Table
+from pipeline.dataset import Table
+from pipeline.split import Split
 from pipeline.params import TrainParams, load_params
 from pipeline.train import DTYPES, fit
 

@@ -1,4 +1,5 @@
-"""Read the named numeric columns of a user's CSV or Parquet table, with one-line errors, and split its rows.
+"""Read the named columns of a user's CSV or Parquet table (numbers, and text as level codes), with one-line
+errors; pipeline/split.py splits its rows.
 
 The table is hostile until proven otherwise: every problem is a PipelineError that reads
 `<path>: <what was found>: expected <what is needed>`. Reading is vectorised (pyarrow's multi-threaded
@@ -6,7 +7,6 @@ readers, numpy checks); the slower work of finding *where* a problem lies runs o
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +16,16 @@ import pyarrow.csv
 import pyarrow.parquet
 
 from pipeline.cell_checks import (
-    LARGEST_VALUE, MISSING_DROP, MISSING_ERROR, Values, complete_rows, csv_line, csv_problem, row_kinds,
+    MISSING_DROP, MISSING_ERROR, Values, complete_rows, csv_line, csv_problem, row_kinds,
 )
 from pipeline.errors import PipelineError
-from pipeline.params import MAX_FEATURES, DataParams
 from pipeline.schema import (
-    CSV_PARSE, CSV_SUFFIXES, MAX_LINE_BYTES, arrow_message, check_header, column_kinds, column_names,
+    CSV_PARSE, CSV_SUFFIXES, MAX_LINE_BYTES, arrow_message, check_header, column_names,
     header_names, is_numeric, require_file, requested_columns, show, show_type, where_of, with_long_lines,
 )
-from pipeline.levels import Coder, Known, WithTerms, coders_for, find_levels, require_cells
-from pipeline.terms import Design, design, design_of, is_plain, parse
+from pipeline.levels import Coder
 from pipeline.rows import (
-    CHUNK_ROWS, KEPT_BYTES, WHOLE, Kept, Part, Rows, Share, Source, Table, chunks, concatenate, draw_ahead, groups_of,
-    held_out, share_of, with_powers,
+    CHUNK_ROWS, KEPT_BYTES, WHOLE, Kept, Share, Source, Table, chunks, concatenate, groups_of, share_of,
 )
 
 _COLUMNS_PER_READ = 64  # of a Parquet row group decoded at once
@@ -60,7 +57,7 @@ def open_labeled_rows(path: Path, features: Sequence[str], target: str, check: b
     if isinstance(features, str):
         raise TypeError(f"features: expected a sequence of column names, not the string {features!r}")
     path = Path(path)
-    return _open(path, requested_columns(where_of(path), list(features), target), check, missing)
+    return open_source(path, requested_columns(where_of(path), list(features), target), check, missing)
 
 
 def open_every_row(path: Path, features: Sequence[str], target: str, missing: str,
@@ -69,7 +66,7 @@ def open_every_row(path: Path, features: Sequence[str], target: str, missing: st
     open_labeled_rows makes), and how many are labeled: the rows that load_split splits."""
     path = Path(path)
     names = requested_columns(where_of(path), list(features), target)
-    source, rows_dropped, rows_unlabeled = _open(path, names, True, missing, every_row=True, coders=coders)
+    source, rows_dropped, rows_unlabeled = open_source(path, names, True, missing, every_row=True, coders=coders)
     return source, len(source) - rows_dropped - rows_unlabeled
 
 
@@ -89,11 +86,11 @@ def open_rows_to_predict(path: Path, features: Sequence[str], target: str, missi
     names = requested_columns(where_of(path), list(features), target)
     if not has_target:
         names = names[:-1]
-    source, rows_dropped, _ = _open(path, names, True, missing, has_target=has_target, new_rows=True, coders=coders)
+    source, rows_dropped, _ = open_source(path, names, True, missing, has_target=has_target, new_rows=True, coders=coders)
     return source, has_target, rows_dropped
 
 
-def _open(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
+def open_source(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
           new_rows: bool = False, every_row: bool = False,
           coders: "dict[str, Coder] | None" = None) -> tuple[Source, int, int]:
     """The source; the rows left out by missing="drop"; the unlabeled rows (left out but for new rows). With
@@ -117,105 +114,6 @@ def gather(rows) -> Table:
     if not pieces:
         return Table(np.empty((0, 0)), np.empty(0))
     return concatenate(pieces)
-
-
-def split_rows(n_rows: int, test_fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out (test) rows: the same rows for the same arguments, on any machine."""
-    if n_rows < 0 or not 0 <= test_fraction < 1:
-        raise ValueError(f"split_rows({n_rows}, {test_fraction}, ...): expected n_rows >= 0, 0 <= test_fraction < 1")
-    return held_out(n_rows, test_fraction, seed)
-
-
-def require_enough_training_rows(path: Path, n_train: int, n_coefficients: int) -> None:
-    """A fit needs more training rows than coefficients: with as many, no degree of freedom is left for a
-    standard error."""
-    if n_train < n_coefficients + 1:
-        left = " (no degrees of freedom left for a standard error)" if n_train == n_coefficients else ""
-        raise PipelineError(
-            f"{where_of(Path(path))}: {n_train} training rows{left}: expected at least {n_coefficients + 1} "
-            f"(one more than the {n_coefficients} coefficients); add rows or lower data.test_fraction"
-        )
-
-
-# --- What was asked for, and whether the file is there -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Split:
-    """The rows of data.source a model is fitted to (train) and the rows held out (test)."""
-
-    source: Path
-    train: Rows
-    test: Rows | None  # None when data.test_fraction is 0
-    rows_dropped: int = 0  # rows of data.source left out by data.missing: drop
-    rows_unlabeled: int = 0  # rows of data.source left out for a missing target (and no other missing value)
-
-    def unlabeled_note(self, target: str) -> str | None:
-        """The line train and evaluate print about the unlabeled rows, if there are any."""
-        if not self.rows_unlabeled:
-            return None
-        rows = "1 row" if self.rows_unlabeled == 1 else f"{self.rows_unlabeled} rows"
-        return (f"{self.source}: left out {rows} without a value of {target!r} (unlabeled): not fitted "
-                "or scored; predict predicts them (predict.rows: fitted)")
-    columns: tuple[str, ...] = ()  # the model's columns: data.columns, or the design's
-    design: Design | None = None  # where data.features holds terms beyond numeric columns
-    rows_unseen: int = 0  # held-out rows left out of the scores: a level the training rows never had
-
-
-def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms: dict | None = None) -> Split:
-    """Open data.source and split its rows (with data.missing: drop, its complete rows): the same rows in every
-    stage, on every machine. check=False skips the pass over a Parquet file's values, for a process whose
-    parent has made it. Terms (factors, interactions, logs) are coded with the levels `terms` holds (the
-    weights' metadata, Design.as_json), or else with those found among the training rows."""
-    source = Path(data.source)
-    # The header's kinds (a Parquet schema, a CSV file's first block) tell a text column from a numeric one.
-    kinds = column_kinds(source, data.features) if terms is None else {}
-    if terms is not None or not is_plain(data.features, kinds):
-        return _load_terms(data, fit_intercept, check, kinds, terms)
-    table, rows_dropped, rows_unlabeled = open_labeled_rows(source, data.features, data.target, check, data.missing)
-    draw_ahead(len(table), data.test_fraction, data.split_seed)
-    table = with_powers(table, data.degree)
-    train = Part(table, False, data.test_fraction, data.split_seed)
-    test = Part(table, True, data.test_fraction, data.split_seed)
-    require_enough_training_rows(source, len(train), len(data.columns) + int(fit_intercept))
-    return Split(source, train, test if len(test) else None, rows_dropped, rows_unlabeled, data.columns)
-
-
-def _load_terms(data: DataParams, fit_intercept: bool, check: bool, kinds: dict[str, str],
-                described: dict | None) -> Split:
-    source = Path(data.source)
-    where = where_of(source)
-    if described is not None:
-        built = design_of(described, data.target, fit_intercept, data.degree, where)
-        coders = coders_for(built.raw, built.kinds, built.levels)
-    else:
-        terms = parse(list(data.features), kinds, data.target, where)
-        raw = tuple(dict.fromkeys(f.column for term in terms for f in term))
-        coders = coders_for(raw, kinds)
-    raw = built.raw if described is not None else raw
-    table, rows_dropped, rows_unlabeled = _open(source, requested_columns(where, list(raw), data.target), check,
-                                                data.missing, coders=coders)
-    draw_ahead(len(table), data.test_fraction, data.split_seed)
-    if described is None:
-        found = find_levels(table, terms, kinds, coders, data.test_fraction, data.split_seed, where)
-        built = design(terms, kinds, found.levels, fit_intercept, data.degree, tuple(data.features))
-        require_cells(found, built, where)
-        encoded, rows_unseen = WithTerms(table, built, found.remaps), found.rows_unseen
-    else:
-        encoded, rows_unseen = WithTerms(table, built), None
-    if len(built.names) > MAX_FEATURES:
-        raise PipelineError(f"{where}: data.features = {list(data.features)[:5]}...: {len(built.names)} columns once "
-                            f"factors are coded: expected at most {MAX_FEATURES} (fewer levels, or fewer terms)")
-    train = Part(encoded, False, data.test_fraction, data.split_seed)
-    test = Part(encoded, True, data.test_fraction, data.split_seed)
-    require_enough_training_rows(source, len(train), len(built.names) + int(fit_intercept))
-    if rows_unseen is None:  # counted once, here, where the weights' levels are not the training rows' own
-        rows_unseen = sum(int(np.isnan(read().features[:, 0]).sum()) for read in test.groups()) if len(test) else 0
-    known = Known(test, rows_unseen) if rows_unseen else test
-    return Split(source, train, known if len(known) else None, rows_dropped, rows_unlabeled, built.names, built,
-                 rows_unseen)
-
-
 
 
 # --- CSV -----------------------------------------------------------------------------------------------
@@ -302,7 +200,7 @@ class ParquetTable:
              has_target: bool = True, new_rows: bool = False,
              every_row: bool = False, coders: "dict[str, Coder] | None" = None) -> tuple["ParquetTable", int, int]:
         """Check the schema, then every value, in one pass over the row groups; the table, how many rows
-        missing="drop" left out and how many are unlabeled (as _open). check=False skips the pass where
+        missing="drop" left out and how many are unlabeled (as open_source). check=False skips the pass where
         nothing needs counting (missing="error"): only the target is read, for the unlabeled rows."""
         try:
             with pyarrow.parquet.ParquetFile(path) as file:

@@ -15,7 +15,7 @@ from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, NullFormatter
 
-from pipeline.dataset import Split
+from pipeline.split import Split
 from pipeline.errors import INTERRUPTED, PipelineError, first_few
 from pipeline.files import atomic_output
 from pipeline.rows import Part, Rows, Table, chunks, concatenate

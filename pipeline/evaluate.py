@@ -12,8 +12,8 @@ import numpy as np
 from scipy.special import fdtrc, stdtr
 
 from pipeline.covariance import NONROBUST, Robust, Sandwich
-from pipeline.dataset import Split, load_split
 from pipeline.errors import PipelineError, first_few, run_stage_process
+from pipeline.split import Split, load_split
 from pipeline.files import (
     HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json,
 )

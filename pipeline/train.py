@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import distributed
-from pipeline.dataset import Split, load_split
+from pipeline.split import Split, load_split
 from pipeline.distributed import SOLO, Team
 from pipeline.errors import PipelineError, first_few, run_stage_process
 from pipeline.feed import Batch, Feed, Scaling, shuffled_batches

@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator
 
-from pipeline.dataset import load_split
 from pipeline.diagnostics import intervals_of, plot_coefficients, plot_residuals, residuals_of
 from pipeline.drawing import (
     LEARNT, LEAST_SQUARES, MAX_PANELS, ROWS, TRUE, Points, epoch_axis, largest, left_out, legend_below, number,
@@ -33,6 +32,7 @@ from pipeline.linear import INTERCEPT, RESTORE, LinearModel, terms_of
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, VisualizeParams, load_params
 from pipeline.schema import resolve_features
+from pipeline.split import load_split
 from pipeline.rows import powers
 from pipeline.terms import Design, level_name
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from exact import exact_least_squares
-from pipeline.dataset import gather, load_split
+from pipeline.dataset import gather
+from pipeline.split import load_split
 from pipeline.params import DataParams, load_params
 from workspace import OUTS, ROOT, copy_project, read_outs, set_params, stage
 

@@ -14,7 +14,8 @@ import termios
 import pytest
 
 from exact import exact_least_squares
-from pipeline.dataset import gather, load_split
+from pipeline.dataset import gather
+from pipeline.split import load_split
 from pipeline.files import HISTORY, read_history
 from pipeline.params import DataParams, TrainParams, load_params
 from workspace import environment, stage

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pipeline import files, train
-from pipeline.dataset import Split, Table, gather, load_split, read_table
+from pipeline.dataset import Table, gather, read_table
+from pipeline.split import Split, load_split
 from pipeline.errors import PipelineError
 from pipeline.least_squares import fit_least_squares
 from pipeline.params import DataParams, TrainParams, load_params

@@ -10,7 +10,7 @@ import pytest
 
 import pipeline.files
 from pipeline import drawing, rows
-from pipeline.dataset import load_split, split_rows
+from pipeline.split import load_split, split_rows
 from pipeline.params import DataParams
 
 N_ROWS = 100

@@ -12,10 +12,9 @@ import pyarrow.csv
 import pyarrow.parquet
 import pytest
 
-from pipeline.dataset import (
-    LARGEST_VALUE, Table, gather, load_split, open_every_row, open_labeled_rows, open_new_rows, open_rows, read_table,
-    require_enough_training_rows, split_rows,
-)
+from pipeline.cell_checks import LARGEST_VALUE
+from pipeline.dataset import Table, gather, open_every_row, open_labeled_rows, open_new_rows, open_rows, read_table
+from pipeline.split import load_split, require_enough_training_rows, split_rows
 from pipeline.params import DataParams
 from pipeline.errors import PipelineError
 

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import cell_checks, dataset
+from pipeline.cell_checks import LARGEST_VALUE
 from pipeline.dataset import read_table
 from pipeline.errors import PipelineError
 
@@ -53,7 +54,7 @@ def assert_table_or_one_line_error(path: Path, features: list[str], target: str)
     assert table.features.shape == (n_rows, len(features)) and table.target.shape == (n_rows,)
     assert table.features.flags.c_contiguous
     assert np.isfinite(table.features).all() and np.isfinite(table.target).all()
-    assert np.abs(table.features).max() <= dataset.LARGEST_VALUE and np.abs(table.target).max() <= dataset.LARGEST_VALUE
+    assert np.abs(table.features).max() <= LARGEST_VALUE and np.abs(table.target).max() <= LARGEST_VALUE
     return table
 
 

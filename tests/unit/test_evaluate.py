@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.dataset import Split, Table
+from pipeline.dataset import Table
+from pipeline.split import Split
 from pipeline.evaluate import evaluate, summary
 from pipeline.linear import LinearModel
 from pipeline.convergence import Tolerances

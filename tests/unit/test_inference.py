@@ -13,7 +13,7 @@ import pipeline.rows
 from exact import (
     correlated_table, exact_inference, polynomial_table, reference_table, through_origin_table,
 )
-from pipeline.dataset import Split
+from pipeline.split import Split
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate
 from pipeline.linear import INTERCEPT, LinearModel

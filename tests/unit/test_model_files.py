@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load, save
 
-from pipeline.dataset import Split
+from pipeline.split import Split
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate
 from pipeline.convergence import Tolerances

@@ -12,7 +12,8 @@ import pyarrow.parquet
 import pytest
 
 from exact import exact_inference
-from pipeline.dataset import gather, load_split, open_every_row, open_new_rows, open_rows_to_predict
+from pipeline.dataset import gather, open_every_row, open_new_rows, open_rows_to_predict
+from pipeline.split import load_split
 from pipeline.errors import PipelineError
 from pipeline.files import table_writer
 from pipeline.influence import LargestCooks, influence

@@ -13,7 +13,7 @@ import pipeline.covariance
 import pipeline.least_squares
 import pipeline.rows
 from exact import correlated_table, exact_inference, exact_sandwich, exact_wald_f, reference_table, through_origin_table
-from pipeline.dataset import Split
+from pipeline.split import Split
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate, summary
 from pipeline.convergence import Tolerances

@@ -10,7 +10,7 @@ import pytest
 
 import pipeline.dataset
 import pipeline.rows
-from pipeline.dataset import load_split
+from pipeline.split import load_split
 from pipeline.params import DataParams
 from pipeline.rows import KEPT_BYTES, SERIAL, SPLIT_BLOCK, Kept, Table, chunks, draw_ahead, held_out, workers
 

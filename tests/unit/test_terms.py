@@ -11,7 +11,8 @@ import pyarrow as pa
 import pytest
 
 from exact import exact_least_squares
-from pipeline.dataset import gather, load_split
+from pipeline.dataset import gather
+from pipeline.split import load_split
 from pipeline.errors import PipelineError
 from pipeline.least_squares import fit_least_squares
 from pipeline.linear import LinearModel, save_weights

@@ -17,7 +17,8 @@ import pyarrow.parquet
 import pipeline.rows as rows
 import pipeline.feed as feed
 import pipeline.shuffle as shuffle
-from pipeline.dataset import Split, Table, gather, load_split
+from pipeline.dataset import Table, gather
+from pipeline.split import Split, load_split
 from pipeline.errors import PipelineError
 from pipeline.least_squares import least_squares
 from pipeline.params import DataParams, TrainParams, load_params

@@ -11,7 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
 
 from pipeline import visualize
-from pipeline.dataset import Split, Table
+from pipeline.dataset import Table
+from pipeline.split import Split
 from pipeline.diagnostics import (
     Interval, cooks_contour, intervals_of, plot_coefficients, plot_residuals, residuals_of,
 )
