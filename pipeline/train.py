@@ -61,10 +61,7 @@ def squared_error(model: torch.nn.Linear, batches: Iterable[Batch], n: int, team
         return loss.item(), gradient
 
     parts, gradient = [], ()
-    # A mini-batch is one chunk: worked on here, not handed to a worker and waited for (the same bits: every
-    # thread runs torch's kernels on one), while the workers gather the batches ahead.
-    one = isinstance(batches, list) and len(batches) == 1
-    for loss, chunk_gradient in map(chunk_sums, batches) if one else chunk_workers.in_order(chunk_sums, batches):
+    for loss, chunk_gradient in chunk_workers.in_order(chunk_sums, batches):
         parts.append(loss)
         gradient = tuple(map(torch.add, gradient, chunk_gradient)) if gradient else chunk_gradient
     for parameter, total in zip(parameters, gradient):
