@@ -1,4 +1,5 @@
-"""Rows of a table as a stream of blocks, so that no stage holds more than a few blocks whatever the size.
+"""Rows of a table as a stream of blocks, so that no stage holds more than a few blocks whatever the size
+(beyond what it keeps between passes: KEPT_BYTES of a table that fits, `Kept`).
 
 A table is a sequence of groups: a Parquet file's row groups, read one at a time, or slices of a table
 held in memory (a CSV file, a test's arrays). A split selects the training or the held-out rows of each
