@@ -20,38 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
-from bench.common import ROOT, STAGES, clone_head, load_average, machine, record, run_stage, set_points
-from tools.commands import environment
+from bench.common import ROOT, STAGES, clone_head, load_average, machine, record, run_stage, seconds, set_points
+from tools.commands import DVC
+from tools.project import declared
 
 TARGET = 1.0  # `dvc repro -f` within this many times the statsmodels script
-
-
-def seconds(command: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"{' '.join(command)} exited {done.returncode}")
-    return time.perf_counter() - start
-
-
-def stage_outputs(project: Path) -> dict[str, list[Path]]:
-    """Each stage's outs, as dvc.yaml names them (`${…}` read from params.yaml)."""
-    yaml = YAML(typ="safe")
-    stages = yaml.load((project / "dvc.yaml").read_text())["stages"]
-    params = yaml.load((project / "params.yaml").read_text())
-
-    def resolved(out: str) -> Path:
-        if out.startswith("${"):
-            value = params
-            for key in out[2:-1].split("."):
-                value = value[key]
-            out = value
-        return project / out
-
-    return {name: [resolved(out) for out in stage.get("outs", [])] for name, stage in stages.items()}
 
 
 def md5_seconds(paths: list[Path]) -> float:
@@ -67,7 +40,7 @@ def md5_seconds(paths: list[Path]) -> float:
 
 def set_cache_type(project: Path, cache_type: str) -> None:
     """DVC's cache.type for this clone only (.dvc/config.local), its workspace relinked to match."""
-    dvc = [sys.executable, "-m", "dvc"]
+    dvc = list(DVC)
     seconds([*dvc, "config", "--local", "cache.type", cache_type], project)
     seconds([*dvc, "checkout", "--relink", "--quiet"], project)
 
@@ -86,7 +59,7 @@ def main() -> None:
     load_before = load_average()
     project = clone_head()
     set_points(project, arguments.points)
-    dvc = [sys.executable, "-m", "dvc"]
+    dvc = list(DVC)
     seconds([*dvc, "repro", "--quiet"], project)
     table = project / "data" / "points.parquet"
     out = Path(tempfile.mkdtemp(prefix="alternatives-"))
@@ -102,7 +75,7 @@ def main() -> None:
         for name, command in runs.items():
             times[name].append(seconds(command, project))
     set_cache_type(project, "copy")
-    outputs = stage_outputs(project)
+    outputs = {name: [project / out for out in declared(name, project)["outs"]] for name in STAGES}
     hashing = min(md5_seconds([path for name in STAGES for path in outputs[name]]) for _ in range(3))
     stages = {}
     for name in STAGES:  # each alone, no DVC, its outputs removed first as `dvc repro -f` does

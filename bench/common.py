@@ -3,6 +3,7 @@ the file each writes its figures to (bench/results/, which tools/performance_pag
 
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,27 @@ def load_average() -> str:
 def set_points(project: Path, n_points: int) -> dict:
     """Set synthesize.n_points in the clone's params.yaml; return all params."""
     return set_params(project, {"synthesize.n_points": n_points})
+
+
+def seconds(command: list[str], cwd: Path, cpu: list[float] | None = None) -> float:
+    """Wall seconds of the command; with `cpu`, also appends the CPU seconds of it and all its processes,
+    which a busy machine stretches far less than the wall time. A failure shows its stderr and stops the
+    benchmark in one line."""
+    before = children_cpu()
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}")
+    if cpu is not None:
+        cpu.append(children_cpu() - before)
+    return elapsed
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_stage(project: Path, name: str) -> tuple[float, int]:

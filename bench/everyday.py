@@ -7,7 +7,6 @@ Run from the repository root: `python -m bench.everyday [--repeats N]` (or `make
 """
 
 import argparse
-import resource
 import shutil
 import statistics
 import subprocess
@@ -16,32 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, STAGES, clone_head, load_average, machine, record
-from tools.commands import environment
+from bench.common import ROOT, STAGES, clone_head, load_average, machine, record, seconds
+from tools.commands import DVC, environment
 
 TARGET = 1.5  # `dvc repro -f` within this many times the plain script
 PLAIN = ROOT / "bench" / "plain_tutorial.py"
 # The child prints when its imports are done (perf_counter is the system's monotonic clock, the parent's too),
-# then runs the stage as `python -m pipeline.<stage>` would.
+# then runs the stage as `python -m pipeline.<stage>` does, its process ended as the stage ends it.
 STAGE_RUN = ("import sys, time\nimport pipeline.{stage} as stage\nprint(time.perf_counter(), file=sys.stderr, flush=True)\n"
-             "from pipeline.errors import run_stage\nrun_stage(stage.main)\n")
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def seconds(command: list[str], cwd: Path, cpu: list[float] | None = None) -> float:
-    """Wall seconds of the command; with `cpu`, also appends the CPU seconds of it and all its processes,
-    which a busy machine stretches far less than the wall time."""
-    before = children_cpu()
-    start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=environment(), check=True, capture_output=True)
-    elapsed = time.perf_counter() - start
-    if cpu is not None:
-        cpu.append(children_cpu() - before)
-    return elapsed
+             "from pipeline.errors import run_stage_process\nrun_stage_process(stage.main)\n")
 
 
 def stage_seconds(project: Path, stage: str) -> tuple[float, float]:
@@ -60,7 +42,7 @@ def main() -> None:
     load_before = load_average()
     project = clone_head()
     pictures = Path(tempfile.mkdtemp(prefix="plain-"))
-    dvc = [sys.executable, "-m", "dvc"]
+    dvc = list(DVC)
     seconds([*dvc, "repro", "--quiet"], project)
     plain = [sys.executable, str(PLAIN), str(pictures)]
     seconds(plain, project)  # warm the file cache for both alike

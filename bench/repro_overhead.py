@@ -6,25 +6,18 @@ Run from the repository root: `python -m bench.repro_overhead [--repeats N]` (or
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.common import STAGES, clone_head, load_average, machine, record, set_points
-from tools.commands import environment
+from bench.common import STAGES, clone_head, load_average, machine, record, seconds, set_points
+from tools.commands import DVC
 
 ONE_PROCESS = (
     "from pipeline import synthesize, train, evaluate, visualize\n"
     "for stage in (synthesize, train, evaluate, visualize):\n"
     "    stage.main()\n"
 )
-
-
-def seconds(command: list[str], cwd) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=environment(), check=True, capture_output=True)
-    return time.perf_counter() - start
 
 
 FULL, ONE_PROCESS_RUN, NOTHING = "dvc repro -f (4 processes)", "one process, 4 stages", "dvc repro, nothing to do"
@@ -46,7 +39,7 @@ def main() -> None:
     project = clone_head()
     if arguments.points:
         set_points(project, arguments.points)
-    dvc = [sys.executable, "-m", "dvc"]
+    dvc = list(DVC)
     seconds([*dvc, "repro", "--quiet"], project)
 
     timings: dict[str, list[float]] = {FULL: [], ONE_PROCESS_RUN: [], NOTHING: []}

@@ -227,7 +227,7 @@ class Values:
             column.add(values[finite], offset + np.flatnonzero(finite))
         return None if kept.all() else kept
 
-    def check(self, where: str, missing: str, locate: Callable[[int], str], new_rows: bool = False) -> None:
+    def check(self, where: str, missing: str, locate: Callable[[int], str]) -> None:
         """No missing value (unless missing is "drop", which leaves such rows out), every value within
         ±LARGEST_VALUE, and no feature constant; `locate` names the line of a row."""
         if self.rows_missing:
@@ -244,12 +244,12 @@ class Values:
             if self.rows_missing == self.n_rows:
                 raise PipelineError(f"{where}: every one of its {counted(self.n_rows, 'row')} has {found}: "
                                     "expected at least one complete row")
-        if not new_rows and self.rows_unlabeled and self.rows_missing + self.rows_unlabeled == self.n_rows:
+        if not self.new_rows and self.rows_unlabeled and self.rows_missing + self.rows_unlabeled == self.n_rows:
             dropped = f" and {self.rows_missing} a missing value" if self.rows_missing else ""
             raise PipelineError(f"{where}: none of its {counted(self.n_rows, 'row')} is complete "
                                 f"({self.rows_unlabeled} without a target{dropped}): expected at least one complete "
                                 "row")
-        _check_values(where, self.names, self.columns, locate, new_rows, self.factors)
+        _check_values(where, self.names, self.columns, locate, self.new_rows, self.factors)
 
 
 @dataclass

@@ -79,5 +79,3 @@ def convergence(learnt: LinearModel, fit: LeastSquares, gap: float, tolerances: 
     converged = gap < tolerances.gap and coefficients < tolerances.coefficients and resolvable
     return Convergence(gap, coefficients, resolution, bool(converged), fit.exact)
 
-
-# Residuals whose norm is below this fraction of the target's spread are rounding, not noise: an exact fit.

@@ -14,15 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.least_squares import WIDE, LeastSquares, one_blas_thread, times_upper
+from pipeline.least_squares import LEVERAGE_ONE, WIDE, LeastSquares, one_blas_thread, times_upper
 from pipeline.linear import INTERCEPT, ordered_sum
 from pipeline.rows import Table
 
 NONROBUST = "nonrobust"
 
-# A leverage within this of 1: the row alone decides a coefficient, its residual is 0, and HC2 and HC3
-# divide 0 by 0.
-LEVERAGE_ONE = 1e-12
 
 
 @dataclass(frozen=True)

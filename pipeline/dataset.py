@@ -70,12 +70,6 @@ def open_every_row(path: Path, features: Sequence[str], target: str, missing: st
     return source, len(source) - rows_dropped - rows_unlabeled
 
 
-def open_new_rows(path: Path, features: Sequence[str], target: str,
-                  coders: "dict[str, Coder] | None" = None) -> tuple[Source, bool]:
-    """Rows to predict, and whether they hold the target: open_rows_to_predict with data.missing: error."""
-    return open_rows_to_predict(path, features, target, MISSING_ERROR, coders)[:2]
-
-
 def open_rows_to_predict(path: Path, features: Sequence[str], target: str, missing: str,
                          coders: "dict[str, Coder] | None" = None) -> tuple[Source, bool, int]:
     """Rows to predict, whether they hold the target, and how many missing="drop" left out: open_table's
@@ -91,8 +85,8 @@ def open_rows_to_predict(path: Path, features: Sequence[str], target: str, missi
 
 
 def open_source(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
-          new_rows: bool = False, every_row: bool = False,
-          coders: "dict[str, Coder] | None" = None) -> tuple[Source, int, int]:
+                new_rows: bool = False, every_row: bool = False,
+                coders: "dict[str, Coder] | None" = None) -> tuple[Source, int, int]:
     """The source; the rows left out by missing="drop"; the unlabeled rows (left out but for new rows). With
     every_row, the source holds every row all the same. coders: the factor columns' level coders."""
     where = where_of(path)
@@ -141,7 +135,7 @@ def _read_csv(where: str, path: Path, names: list[str], missing: str, has_target
         block = slice(start, start + CHUNK_ROWS)
         mask = values.add(features[block], target[block])
         masks.append(np.ones(len(target[block]), dtype=bool) if mask is None else mask)
-    values.check(where, missing, lambda row: f"line {csv_line(path, row)}", new_rows)
+    values.check(where, missing, lambda row: f"line {csv_line(path, row)}")
     complete = np.concatenate(masks)
     if every_row or complete.all():
         return Table(features, target), values.rows_missing, values.rows_unlabeled
@@ -192,7 +186,7 @@ class ParquetTable:
         self._starts = np.concatenate([[0], np.cumsum(group_rows, dtype=np.int64)]).tolist()
         self._file: pyarrow.parquet.ParquetFile | None = None  # opened at the first read, kept for the rest
         # Every span read, where all the rows fit in KEPT_BYTES: later passes decode nothing; or the last one.
-        self.keeps_all = len(self) * len(names) * np.dtype(np.float64).itemsize <= KEPT_BYTES
+        self.keeps_all = all_fit(len(self), len(names))
         self._memory = Kept(KEPT_BYTES if self.keeps_all else 0)
 
     @classmethod
@@ -221,21 +215,22 @@ class ParquetTable:
                     return cls._labeled(where, path, file, names, group_rows, coders)
                 values = Values(names, new_rows, factors=set(coders or {}))
                 complete_rows = []
-                decoded = []  # the groups as read, for the stage's first pass, while they fit in KEPT_BYTES
+                decoded = []  # the groups as read, for the stage's first pass, where they all fit in KEPT_BYTES
+                keep_decoded = all_fit(n_rows, len(names))
                 for i in range(file.num_row_groups):
                     features, target = _read_group(file, i, names, has_target, coders)
                     if len(target) != group_rows[i]:
                         break
                     complete = values.add(features, target)
                     complete_rows.append(len(target) if complete is None else int(np.count_nonzero(complete)))
-                    if sum(group_rows) * len(names) * np.dtype(np.float64).itemsize <= KEPT_BYTES:
+                    if keep_decoded:
                         decoded.append(Table(features, target))
                 if values.n_rows != n_rows or sum(group_rows) != n_rows:
                     raise PipelineError(f"{where}: its row groups do not hold the {n_rows} rows its footer says: "
                                         "expected a whole file")
         except (pa.ArrowException, OSError) as error:
             raise _unreadable(where, error) from None
-        values.check(where, missing, lambda row: f"row index {row}", new_rows)
+        values.check(where, missing, lambda row: f"row index {row}")
         left_out = values.rows_missing + (0 if new_rows else values.rows_unlabeled)
         if every_row or not left_out:  # each group's rows are the table's: the decoded groups are its spans
             table = cls(where, path, names, group_rows, False, has_target, new_rows, coders)
@@ -303,6 +298,11 @@ class ParquetTable:
 
     def groups(self, share: Share = WHOLE) -> list[Callable[[], Table]]:
         return groups_of(self, share)
+
+
+def all_fit(n_rows: int, n_columns: int) -> bool:
+    """Whether a table's rows, decoded as float64, fit in what a stage keeps between its passes (KEPT_BYTES)."""
+    return n_rows * n_columns * np.dtype(np.float64).itemsize <= KEPT_BYTES
 
 
 def _read_group(file: pyarrow.parquet.ParquetFile, group: int, names: list[str],

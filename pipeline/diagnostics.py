@@ -65,15 +65,14 @@ COOK = {0.5: {"color": "tab:red", "linestyle": (0, (5, 3)), "linewidth": 1},
         1.0: {"color": "tab:red", "linestyle": (0, (1, 2)), "linewidth": 1.5}}
 
 
-def plot_residuals(points: list[Points], fit: LeastSquares, target: str) -> Figure:
-    """The four panels of R's plot(lm) for the least-squares fit: residuals against fitted values, a normal
-    Q–Q plot of the standardised residuals, scale–location, and residuals against leverage with Cook's
-    distance 0.5 and 1. Training and held-out rows apart."""
+def plot_residuals(shown: list[Residuals], fit: LeastSquares, target: str) -> Figure:
+    """The four panels of R's plot(lm) for the least-squares fit (`shown`: residuals_of its rows): residuals
+    against fitted values, a normal Q–Q plot of the standardised residuals, scale–location, and residuals
+    against leverage with Cook's distance 0.5 and 1. Training and held-out rows apart."""
     from scipy.special import ndtri  # the normal quantile: only this figure needs scipy
 
     figure = Figure(layout="constrained")
     by_fitted, qq, scale_location, by_leverage = panels(figure, 4)
-    shown = residuals_of(points, fit)
     style = marker_style(sum(len(each.fitted) for each in shown))
     for each in shown:
         look = {**ROWS[each.name], **style, "label": each.label, "zorder": 2}

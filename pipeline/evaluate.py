@@ -192,8 +192,8 @@ def main() -> None:
                   "from the test scores")
     write_json(METRICS, metrics)
     fit.save(OLS)
-    if split.unlabeled_note(data.target):
-        print(split.unlabeled_note(data.target))
+    if note := split.unlabeled_note(data.target):
+        print(note)
     print(summary(metrics, data.target, level))
     print(convergence(learnt, fit, metrics["gap"], tolerances).verdict(data.target, tolerances))
     for name in ("learnt", "ols", "true", "train", "test", "dtype", "device", "processes", "epochs_run"):

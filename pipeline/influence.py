@@ -7,11 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.least_squares import LeastSquares
+from pipeline.least_squares import LEVERAGE_ONE, LeastSquares
 
-# A leverage within this of 1 is 1: the row is fitted exactly, whatever its target, and its studentized
-# residual and Cook's distance (0/0) are left empty.
-LEVERAGE_ONE = 1e-12
 COOKS_SHOWN = 5  # the rows of largest Cook's distance that predict names
 
 

@@ -92,8 +92,7 @@ class LeastSquares:
             differences = np.array(learnt.coefficients) - np.array(self.model.coefficients)
             at_mean = (learnt.intercept - self.model.intercept) + np.sum(differences * self.x_mean)
             by_column = np.sum(np.abs(differences) * self.x_spread)
-            scaled = differences * self.x_scale
-            rows = np.array([np.sum(self._r[k, k:] * scaled[k:]) for k in range(len(scaled))])
+            rows = self._r_times_scaled(differences)
             over_rows = np.sqrt(np.sum(rows * rows))
             # × (1 + 1e-9): R comes back from R⁻¹ to a few digits fewer than float64 holds
             return float((abs(at_mean) + min(by_column, over_rows * (1 + 1e-9))) / (self.y_sd or 1.0))
@@ -134,9 +133,12 @@ class LeastSquares:
     def interval_half_width(self, features: np.ndarray, level: float, new_observation: bool) -> np.ndarray:
         """t(1 − (1 − level)/2, n − p) · s · sqrt([1 +] leverage): the half width of the interval for a
         new observation (prediction interval) or for the mean at these rows (confidence interval)."""
-        quantile = self.t_quantile(level)
+        return self.half_width_at(self.leverage(features), level, new_observation)
+
+    def half_width_at(self, leverage: np.ndarray, level: float, new_observation: bool) -> np.ndarray:
+        """interval_half_width of rows whose leverage is known already."""
         with np.errstate(over="ignore", invalid="ignore"):
-            return quantile * self.residual_sd * np.sqrt(float(new_observation) + self.leverage(features))
+            return self.t_quantile(level) * self.residual_sd * np.sqrt(float(new_observation) + leverage)
 
     @property
     def has_constant(self) -> bool:
@@ -176,13 +178,12 @@ class LeastSquares:
     def qty(self) -> np.ndarray:
         """Qᵀy: the least-squares coefficients in the orthonormal basis Q of the (centred) scaled columns,
         R·(x_scale ⊙ coefficients)."""
-        scaled = np.array(self.model.coefficients) * self.x_scale
-        return np.array([ordered_sum(self._r[k, k:] * scaled[k:]) for k in range(len(scaled))])
+        return self._r_times_scaled(np.array(self.model.coefficients))
 
-    def se_fit(self, features: np.ndarray) -> np.ndarray:
-        """s · sqrt(leverage): the standard error of the fitted mean at each row of `features` (R's se.fit,
-        statsmodels' mean_se); classical, whatever covariance evaluate reports."""
-        return self.residual_sd * np.sqrt(self.leverage(features))
+    def _r_times_scaled(self, coefficients: np.ndarray) -> np.ndarray:
+        """R·(x_scale ⊙ coefficients): coefficients of the data's columns in the orthonormal basis Q."""
+        scaled = coefficients * self.x_scale
+        return np.array([ordered_sum(self._r[k, k:] * scaled[k:]) for k in range(len(scaled))])
 
     def t_quantile(self, level: float) -> float:
         """t(1 − (1 − level)/2, n − p): the quantile of a two-sided interval at `level`."""
@@ -277,9 +278,12 @@ def least_squares_problem(state: dict[str, np.ndarray], metadata: object) -> str
 
 MAX_ROWS = 2**62  # n: any count of rows, and √n is a float
 
-
-
+# Residuals whose norm is below this fraction of the target's spread are rounding, not noise: an exact fit.
 EXACT_FIT = 1e-12
+
+# A leverage within this of 1 is 1: the row alone decides a coefficient and is fitted exactly, whatever its
+# target (its residual is 0: HC2 and HC3 divide 0 by 0, rstudent and Cook's distance are left empty).
+LEVERAGE_ONE = 1e-12
 
 
 def least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, source: Path) -> LinearModel:

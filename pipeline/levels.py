@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.errors import PipelineError
+from pipeline.params import MAX_NAME_CHARS  # a level's name is held to a column's length
 from pipeline.rows import WHOLE, Rows, Share, Source, Table, chunk_rows, held_out
-from pipeline.terms import BOOL, MAX_NAME, TEXT, Design, Term, design, level_name, sort_levels, unseen_level
+from pipeline.terms import BOOL, TEXT, Design, Term, design, level_name, sort_levels, unseen_level
 
 
 class Coder:
@@ -165,10 +166,10 @@ def find_levels(source: Source, terms: tuple[Term, ...], kinds: dict[str, str], 
         else:
             values = tuple(float(code) for code in codes)
             indices.append(np.searchsorted(codes, seen[:, k]).astype(np.float64))
-        long = [value for value in values if len(level_name(value)) > MAX_NAME]
+        long = [value for value in values if len(level_name(value)) > MAX_NAME_CHARS]
         if long:
             raise PipelineError(f"{where}: factor {column!r} has a level of {len(level_name(long[0]))} characters "
-                                f"({level_name(long[0])[:32]!r}...): expected at most {MAX_NAME} (shorten it)")
+                                f"({level_name(long[0])[:32]!r}...): expected at most {MAX_NAME_CHARS} (shorten it)")
         if len(values) < 2:
             shown = level_name(values[0]) if values else ""
             raise PipelineError(f"{where}: factor {column!r} has a single level among the training rows "

@@ -17,8 +17,8 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
 from pipeline.errors import PipelineError, cut, first_few
 from pipeline.files import atomic_output, read_bytes
-from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS
-from pipeline.rows import Rows, Table, chunks, power_names, powers
+from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS, power_names
+from pipeline.rows import Rows, Table, chunks, powers
 from pipeline.levels import coders_for
 from pipeline.terms import Design, design_of
 

@@ -71,6 +71,14 @@ class SynthesizeParams(_Section):
 MAX_PATH_CHARS = 4096
 # The longest column name: of data.features, data.target, and the raw names a weights file holds.
 MAX_NAME_CHARS = 200
+
+
+def power_names(raw: "tuple[str, ...] | list[str]", degree: int) -> tuple[str, ...]:
+    """The names of a model's columns: the features x, y, …, then their powers x^2, y^2, … up to `degree`, as
+    rows.powers builds them and the metrics, the history and the weights name them."""
+    return tuple(raw) + tuple(f"{name}^{power}" for power in range(2, degree + 1) for name in raw)
+
+
 ColumnName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, description="a column name")]
 
 
@@ -125,8 +133,7 @@ class DataParams(_Section):
         (pipeline.schema.resolve_features)."""
         if self.features == ALL_FEATURES:
             raise ValueError("data.features = 'all': resolve it first (pipeline.schema.resolve_features)")
-        return tuple(self.features) + tuple(f"{name}^{power}" for power in range(2, self.degree + 1)
-                                            for name in self.features)
+        return power_names(self.features, self.degree)
 
 
 class TrainParams(_Section):

@@ -99,8 +99,8 @@ def predicted(chunk: Table, model: LinearModel, fit: LeastSquares, level: float,
     prediction = model.predict_columns(columns)
     leverage = fit.leverage(columns)
     se_fit = fit.residual_sd * np.sqrt(leverage)
-    half_width = fit.t_quantile(level) * fit.residual_sd * np.sqrt(leverage + float(not confidence))
-    texts = text_labels(model)
+    half_width = fit.half_width_at(leverage, level, new_observation=not confidence)
+    texts = text_columns(model)
     # A text column's codes index its levels; -1 (an empty cell, or a level training never saw) is written empty.
     found = {name: np.where(chunk.features[:, j] >= 0, chunk.features[:, j], -1) if name in texts
              else chunk.features[:, j] for j, name in enumerate(model.raw_features)}
@@ -144,8 +144,7 @@ def require_finite(found: dict[str, np.ndarray], first_row: int, where: str,
                    predicted_rows: np.ndarray | None = None) -> None:
     """A prediction or a bound beyond float64 (weights too large for a row's values) is one line, never a file
     of ±inf; `predicted_rows`: the rows that have a prediction (all by default)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        finite = np.isfinite(found[PREDICTION]) & np.isfinite(found[LOWER]) & np.isfinite(found[UPPER])
+    finite = np.isfinite(found[PREDICTION]) & np.isfinite(found[LOWER]) & np.isfinite(found[UPPER])
     if predicted_rows is not None:
         finite |= ~predicted_rows
     if not finite.all():
@@ -156,18 +155,16 @@ def require_finite(found: dict[str, np.ndarray], first_row: int, where: str,
             f"are too large for this row's values in float64 (if they are damaged, {RESTORE})")
 
 
-def output_names(model: LinearModel, target: str | None) -> tuple[str, ...]:
-    """The columns of new rows' predictions."""
-    return Output(model, target, False).names()
+def text_columns(model: LinearModel) -> list[str]:
+    """The text and true/false columns of a model of terms, which the rows are read as level codes."""
+    if model.design is None:
+        return []
+    return [name for name in model.raw_features if model.design.kinds[name] != NUMBER]
 
 
 def text_labels(model: LinearModel) -> dict[str, list[str]]:
-    """The levels of each text or true/false column of a model of terms: the output writes such a column as its
-    level names, from the codes the rows are read as."""
-    if model.design is None:
-        return {}
-    return {name: [str(level) for level in model.design.levels[name]] for name in model.raw_features
-            if model.design.kinds[name] != NUMBER}
+    """The levels of each text or true/false column: the output writes such a column as its level names."""
+    return {name: [str(level) for level in model.design.levels[name]] for name in text_columns(model)}
 
 
 def require_same_columns(model: LinearModel, fit_intercept: bool, fit: LeastSquares) -> None:

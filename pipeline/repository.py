@@ -257,13 +257,3 @@ def warn_if_untracked(path: Path) -> None:
         return
     print(f"warning: {path} is tracked by neither DVC nor git, so a clone cannot reproduce this run: "
           f"run `dvc add {shlex.quote(str(path))}`", file=sys.stderr)
-
-
-def param(key: str) -> object:
-    """The value of a dotted key in params.yaml as written, unchecked; None where it is not there."""
-    found = _params(Path("."))
-    for part in key.split("."):
-        if not isinstance(found, dict) or part not in found:
-            return None
-        found = found[part]
-    return found

@@ -1,5 +1,6 @@
 """Rows of a table as a stream of blocks, so that no stage holds more than a few blocks whatever the size
-(beyond what it keeps between passes: KEPT_BYTES of a table that fits, `Kept`).
+(beyond what it keeps between passes, `Kept`: a table of up to KEPT_BYTES, and each part of its split up to
+half that again).
 
 A table is a sequence of groups: a Parquet file's row groups, read one at a time, or slices of a table
 held in memory (a CSV file, a test's arrays). A split selects the training or the held-out rows of each
@@ -104,11 +105,6 @@ def powers(features: np.ndarray, degree: int) -> np.ndarray:
         return features
     raw = np.asarray(features, dtype=np.float64)
     return np.concatenate([raw] + [np.power(raw, float(power)) for power in range(2, degree + 1)], axis=1)
-
-
-def power_names(raw: "tuple[str, ...] | list[str]", degree: int) -> tuple[str, ...]:
-    """The names of the columns `powers` builds: x, y, x^2, y^2, …, as DataParams.columns names them."""
-    return tuple(raw) + tuple(f"{name}^{power}" for power in range(2, degree + 1) for name in raw)
 
 
 @dataclass(frozen=True)

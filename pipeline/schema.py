@@ -64,11 +64,12 @@ def resolve_features(data: DataParams) -> Resolved:
     names, types = column_types(path)
     check_header(where, names, [data.target])
     texts = [name for name, kind in zip(names, types) if _kind(kind) == "text" and name != data.target]
+    cells = text_cells(path, texts) if texts else None  # read once, for the typos and the levels
     if texts and path.suffix.lower() in CSV_SUFFIXES:  # numbers with a typo: numeric, and the reader names it
-        typos = [name for name, share in number_shares(path, texts).items() if share > 0.5]
+        typos = typo_columns(cells, texts)
         types = [pa.float64() if name in typos else kind for name, kind in zip(names, types)]
         texts = [name for name in texts if name not in typos]
-    counts = level_counts(path, texts) if texts else {}
+    counts = level_counts(cells, texts) if texts else {}
     many = [name for name in texts if counts[name] > data.max_levels]
     features = [name for name, kind in zip(names, types)
                 if (is_numeric(kind) or _kind(kind) in ("text", "true/false")) and name != data.target
@@ -101,33 +102,36 @@ def resolve_features(data: DataParams) -> Resolved:
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
-def number_shares(path: Path, names: list[str]) -> dict[str, float]:
-    """The share of each text column of a CSV file whose non-empty cells are numbers as written: above half, a
-    column of numbers with a typo ("2,5"), which the reader names, rather than a factor."""
-    try:
-        table = pyarrow.csv.read_csv(path, parse_options=CSV_PARSE, convert_options=pyarrow.csv.ConvertOptions(
-            include_columns=names, column_types=dict.fromkeys(names, pa.string())))
-    except (pa.ArrowException, OSError):
-        return {}
-    shares = {}
-    for name in names:
-        cells = table.column(name).drop_null()
-        numbers = pc.sum(pc.match_substring_regex(cells, _NUMBER)).as_py() or 0
-        shares[name] = numbers / len(cells) if len(cells) else 0.0
-    return shares
-
-
-def level_counts(path: Path, names: list[str]) -> dict[str, int]:
-    """How many distinct values (empty cells apart) each text column holds, over every row of the file."""
+def text_cells(path: Path, names: list[str]) -> pa.Table | None:
+    """The named text columns of a CSV or Parquet file, every row, as text; None where the file cannot be read
+    (reading the rows then says what is wrong, in its own words)."""
     try:
         if path.suffix.lower() in CSV_SUFFIXES:
             convert = pyarrow.csv.ConvertOptions(include_columns=names, column_types=dict.fromkeys(names, pa.string()))
-            table = pyarrow.csv.read_csv(path, parse_options=CSV_PARSE, convert_options=convert)
-        else:
-            table = pyarrow.parquet.read_table(path, columns=names)
+            return pyarrow.csv.read_csv(path, parse_options=CSV_PARSE, convert_options=convert)
+        return pyarrow.parquet.read_table(path, columns=names)
     except (pa.ArrowException, OSError):
-        return dict.fromkeys(names, 0)  # reading the rows says what is wrong, in its own words
-    return {name: pc.count_distinct(table.column(name)).as_py() for name in names}
+        return None
+
+
+def typo_columns(cells: pa.Table | None, names: list[str]) -> list[str]:
+    """The text columns of a CSV file (`cells`: text_cells) whose non-empty cells are mostly numbers as written:
+    columns of numbers with a typo ("2,5"), which the reader names, rather than factors."""
+    typos = []
+    for name in names if cells is not None else []:
+        values = cells.column(name).drop_null()
+        numbers = pc.sum(pc.match_substring_regex(values, _NUMBER)).as_py() or 0
+        if len(values) and numbers / len(values) > 0.5:
+            typos.append(name)
+    return typos
+
+
+def level_counts(cells: pa.Table | None, names: list[str]) -> dict[str, int]:
+    """How many distinct values (empty cells apart) each text column holds (`cells`: text_cells), over every
+    row of the file; 0 where it cannot be read."""
+    if cells is None:
+        return dict.fromkeys(names, 0)
+    return {name: pc.count_distinct(cells.column(name)).as_py() for name in names}
 
 
 def skipped(others: list[tuple[str, pa.DataType]]) -> str:
@@ -340,9 +344,8 @@ def column_kinds(path: Path, named: Sequence[str] = ()) -> dict[str, str]:
              else BOOL if pa.types.is_boolean(kind) else show_type(kind) for name, kind in zip(names, types)}
     texts = [name for name in named if kinds.get(name) == TEXT and names.count(name) == 1]
     if texts and path.suffix.lower() in CSV_SUFFIXES:
-        for name, share in number_shares(path, texts).items():
-            if share > 0.5:
-                kinds[name] = NUMBER
+        for name in typo_columns(text_cells(path, texts), texts):
+            kinds[name] = NUMBER
     return kinds
 
 

@@ -25,7 +25,6 @@ NUMBER, TEXT, BOOL = "number", "text", "true/false"  # a raw column's kind, from
 FUNCTIONS = ("C", "log", "sqrt")
 _CALL = re.compile(r"^\s*(C|log|sqrt)\s*\((.*)\)\s*$", re.DOTALL)
 _SHOWN_LEVELS = 10
-MAX_NAME = 200  # characters of a level's name, as of a column's (params.ColumnName)
 
 
 @dataclass(frozen=True)

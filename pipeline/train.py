@@ -191,9 +191,9 @@ def diverged(loss: float, epoch: int, params: TrainParams) -> str:
     elif params.lr > safe:
         remedies = [f"train.lr: {safe:g}, which is safe with train.standardize: true"]
     elif params.optimizer != "lbfgs" and params.batch_size is None:
-        remedies = ["train.optimizer: lbfgs with train.lr: 1"]
+        remedies = [f"train.optimizer: lbfgs with train.lr: {SAFE_LR['lbfgs']:g}"]
     else:
-        remedies = ["train.optimizer: adam with train.lr: 0.1"]
+        remedies = [f"train.optimizer: adam with train.lr: {SAFE_LR['adam']:g}"]
     return (f"training diverged: train loss = {loss} at epoch {epoch} with train.optimizer = {params.optimizer}, "
             f"train.lr = {params.lr!r}: try {', or '.join(remedies)}")
 
@@ -217,8 +217,8 @@ def main() -> None:
                   + (len(split.test) if split.test is not None else 0))
         print(f"{split.source}: left out {split.rows_dropped} of {n_rows} rows, each with a missing value in a used "
               "column (data.missing: drop)")
-    if split.unlabeled_note(data.target):
-        print(split.unlabeled_note(data.target))
+    if note := split.unlabeled_note(data.target):
+        print(note)
     features = split.columns
     if split.rows_unseen:
         print(unseen_line(split))
@@ -253,8 +253,8 @@ def save_outputs(folder: Path, learnt: LinearModel, history: dict[str, np.ndarra
 
 
 def report(split: Split, learnt: LinearModel, baseline: LeastSquares, params: TrainParams, target: str) -> None:
-    final_loss = read_history(HISTORY, ["train_loss"])["train_loss"][-1]
-    epochs_run = len(read_history(HISTORY, ["epoch"])["epoch"]) - 1
+    history = read_history(HISTORY, ["epoch", "train_loss"])
+    final_loss, epochs_run = history["train_loss"][-1], len(history["epoch"]) - 1
     gap = prediction_gap(learnt, baseline.model, split.train)
     where = "" if (params.device, params.processes) == ("cpu", 1) else (
         f" on {params.device}" if params.processes == 1 else f" in {params.processes} processes on {params.device}")

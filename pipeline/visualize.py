@@ -324,7 +324,7 @@ def main() -> None:
     points = points_of(split, params.max_points, params.seed)
     # Every input read and checked here, where an error is one line; each figure is then made by the process
     # that writes it (drawing.save_all).
-    residuals_of(points, fit)
+    residuals = residuals_of(points, fit)
     intervals = intervals_of(METRICS, learnt, ols, scales)
     figures: dict[Path, Callable[[], Figure]] = {
         PLOT_DATA: lambda: plot_data(points, columns[:len(columns) // data.degree] if split.design is None else columns,
@@ -333,7 +333,7 @@ def main() -> None:
         PLOT_FIT: lambda: plot_fit(points, data.target, learnt, ols, true_line, data.degree, split.design),
         PLOT_PARAMETERS: lambda: plot_parameters(history, ols, true_line, train.optimizer, train.lr,
                                                  np.array(ols.coefficients) * scales),
-        PLOT_RESIDUALS: lambda: plot_residuals(points, fit, data.target),
+        PLOT_RESIDUALS: lambda: plot_residuals(residuals, fit, data.target),
         PLOT_COEFFICIENTS: lambda: plot_coefficients(intervals, level),
     }
     # The four panels of the residuals (and scipy's import) take about as long as the tutorial's four figures

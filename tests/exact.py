@@ -15,17 +15,27 @@ def exact_least_squares(features: np.ndarray, target: np.ndarray, fit_intercept:
     rows = [[Fraction(1)] * fit_intercept + [Fraction(float(value)) for value in row] for row in features]
     ys = [Fraction(float(value)) for value in target]
     size = len(rows[0])
-    # The augmented normal equations [XᵀX | Xᵀy], solved by Gauss-Jordan elimination, exactly.
-    system = [[sum(row[i] * row[j] for row in rows) for j in range(size)]
-              + [sum(row[i] * y for row, y in zip(rows, ys))] for i in range(size)]
+    # The normal equations XᵀX b = Xᵀy, solved exactly.
+    gram = [[sum(row[i] * row[j] for row in rows) for j in range(size)] for i in range(size)]
+    xty = [[sum(row[i] * y for row, y in zip(rows, ys))] for i in range(size)]
+    return [float(value) for value, in solve_exact(gram, xty)]
+
+
+def solve_exact(matrix: list[list], right: list[list]) -> list[list]:
+    """A⁻¹B for a square A and the rows of B: Gauss-Jordan elimination of [A | B], exact for Fractions. The
+    largest pivot of each column, so that Decimals (bench/against_statsmodels.py) keep their digits too."""
+    size = len(matrix)
+    system = [list(a) + list(b) for a, b in zip(matrix, right)]
     for column in range(size):
-        pivot = next(row for row in range(column, size) if system[row][column] != 0)
+        pivot = max(range(column, size), key=lambda row: abs(system[row][column]))
         system[column], system[pivot] = system[pivot], system[column]
+        divisor = system[column][column]
+        system[column] = [value / divisor for value in system[column]]
         for row in range(size):
             if row != column and system[row][column] != 0:
-                factor = system[row][column] / system[column][column]
+                factor = system[row][column]
                 system[row] = [a - factor * b for a, b in zip(system[row], system[column])]
-    return [float(system[i][size] / system[i][i]) for i in range(size)]
+    return [row[size:] for row in system]
 
 
 def relative_errors(found: list[float], exact: list[float]) -> list[float]:
@@ -61,22 +71,12 @@ def correlated_table(rows: int = 200, seed: int = 1) -> tuple[np.ndarray, np.nda
 
 def exact_inference(features: np.ndarray, target: np.ndarray, fit_intercept: bool = True) -> dict:
     """The exact least-squares estimates, s² = RSS / (n − p) and diag((XᵀX)⁻¹), as Fractions, in the order
-    [intercept (if fitted), coefficient 1, …]: (XᵀX)⁻¹ by Gauss-Jordan elimination of [XᵀX | I]."""
+    [intercept (if fitted), coefficient 1, …]: (XᵀX)⁻¹ = solve_exact(XᵀX, I)."""
     rows = [[Fraction(1)] * fit_intercept + [Fraction(float(value)) for value in row] for row in features]
     ys = [Fraction(float(value)) for value in target]
     size = len(rows[0])
-    system = [[sum(row[i] * row[j] for row in rows) for j in range(size)]
-              + [Fraction(int(i == j)) for j in range(size)] for i in range(size)]
-    for column in range(size):
-        pivot = next(row for row in range(column, size) if system[row][column] != 0)
-        system[column], system[pivot] = system[pivot], system[column]
-        divisor = system[column][column]
-        system[column] = [value / divisor for value in system[column]]
-        for row in range(size):
-            if row != column and system[row][column] != 0:
-                factor = system[row][column]
-                system[row] = [a - factor * b for a, b in zip(system[row], system[column])]
-    inverse = [row[size:] for row in system]
+    gram = [[sum(row[i] * row[j] for row in rows) for j in range(size)] for i in range(size)]
+    inverse = solve_exact(gram, [[Fraction(int(i == j)) for j in range(size)] for i in range(size)])
     xty = [sum(row[i] * y for row, y in zip(rows, ys)) for i in range(size)]
     estimates = [sum(inverse[i][j] * xty[j] for j in range(size)) for i in range(size)]
     rss = sum((y - sum(b * x for b, x in zip(estimates, row))) ** 2 for row, y in zip(rows, ys))
@@ -116,18 +116,11 @@ def exact_sandwich(features: np.ndarray, target: np.ndarray, fit_intercept: bool
 
 def exact_wald_f(estimates: list[Fraction], covariance: list[list[Fraction]],
                  restrictions: list[list[int]]) -> Fraction:
-    """(Lβ)ᵀ (L V Lᵀ)⁻¹ (Lβ) / q for the q rows of L, exactly (Gauss-Jordan elimination of [LVLᵀ | Lβ])."""
+    """(Lβ)ᵀ (L V Lᵀ)⁻¹ (Lβ) / q for the q rows of L, exactly."""
     q = len(restrictions)
     tested = [sum(l * b for l, b in zip(row, estimates)) for row in restrictions]
     terms = [[(a, l) for a, l in enumerate(row) if l] for row in restrictions]  # L is mostly zeros
     middle = [[sum(l * covariance[a][b] * m for a, l in terms[i] for b, m in terms[j]) for j in range(q)]
               for i in range(q)]
-    system = [row + [value] for row, value in zip(middle, tested)]
-    for column in range(q):
-        pivot = next(row for row in range(column, q) if system[row][column] != 0)
-        system[column], system[pivot] = system[pivot], system[column]
-        for row in range(q):
-            if row != column and system[row][column] != 0:
-                factor = system[row][column] / system[column][column]
-                system[row] = [a - factor * b for a, b in zip(system[row], system[column])]
-    return sum(value * system[i][q] / system[i][i] for i, value in enumerate(tested)) / q
+    solved = solve_exact(middle, [[value] for value in tested])
+    return sum(value * found for value, (found,) in zip(tested, solved)) / q

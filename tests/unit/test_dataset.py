@@ -13,7 +13,9 @@ import pyarrow.parquet
 import pytest
 
 from pipeline.cell_checks import LARGEST_VALUE
-from pipeline.dataset import Table, gather, open_every_row, open_labeled_rows, open_new_rows, open_rows, read_table
+from pipeline.dataset import (
+    Table, gather, open_every_row, open_labeled_rows, open_rows, open_rows_to_predict, read_table,
+)
 from pipeline.split import load_split, require_enough_training_rows, split_rows
 from pipeline.params import DataParams
 from pipeline.errors import PipelineError
@@ -105,7 +107,7 @@ def test_a_wide_parquet_file_is_read_a_few_columns_at_a_time_into_the_requested_
     if has_target:
         rows, _ = open_rows(path, names, "y")
     else:
-        rows, _ = open_new_rows(path, names, "y_not_in_the_file")
+        rows, _ = open_rows_to_predict(path, names, "y_not_in_the_file", "error")[:2]
     table = gather(rows)
     assert table.features.tolist() == [[float(columns[name][row]) for name in names] for row in range(7)]
     if has_target:

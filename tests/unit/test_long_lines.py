@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pipeline.schema
-from pipeline.dataset import gather, open_new_rows, read_table
+from pipeline.dataset import gather, open_rows_to_predict, read_table
 from pipeline.errors import PipelineError
 from pipeline.schema import column_types
 
@@ -32,7 +32,7 @@ def test_the_columns_of_a_header_wider_than_the_block_are_found_at_its_end(tmp_p
 def test_a_wide_header_with_one_row_to_predict_has_a_row(tmp_path):
     path = tmp_path / "wide.csv"
     wide_csv(path, [["1", "2"]])
-    rows, has_target = open_new_rows(path, ["x"], "y")
+    rows, has_target = open_rows_to_predict(path, ["x"], "y", "error")[:2]
     assert has_target and gather(rows).target.tolist() == [2.0]
 
 
@@ -61,4 +61,4 @@ def test_a_wide_header_without_rows_says_it_has_no_rows(tmp_path, ending):
     path = tmp_path / "wide.csv"
     path.write_text(",".join(f"{index:06d}" + "n" * 184 for index in range(6000)) + ",x,y" + ending)
     with pytest.raises(PipelineError, match=rf"^{path}: has no rows: expected a header row, then at least one row"):
-        open_new_rows(path, ["x"], "y")
+        open_rows_to_predict(path, ["x"], "y", "error")[:2]

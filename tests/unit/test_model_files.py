@@ -146,24 +146,19 @@ def json_edits(key: str) -> dict:
             for how in ("missing", "wrong type", "huge", "repeated")}
 
 
-@pytest.mark.parametrize("case", json_edits("linear_model"))
-def test_every_damaged_field_of_the_weights_metadata_is_one_line(tmp_path, case):
-    weights, ols = good_files(tmp_path)
-    rewrite(weights, edit=json_edits("linear_model")[case])
+# Each model file, its metadata key and its loader.
+DAMAGED_METADATA = {"linear_model": (0, LinearModel.load), "least_squares": (1, LeastSquares.load)}
+
+
+@pytest.mark.parametrize(("key", "case"), [(key, case) for key in DAMAGED_METADATA for case in json_edits(key)])
+def test_every_damaged_field_of_a_model_files_metadata_is_one_line(tmp_path, key, case):
+    which, load = DAMAGED_METADATA[key]
+    path = good_files(tmp_path)[which]
+    rewrite(path, edit=json_edits(key)[case])
     with pytest.raises(PipelineError) as raised:
-        LinearModel.load(weights)
-    assert one_line_naming(raised.value, weights) and RESTORE in str(raised.value)
+        load(path)
+    assert one_line_naming(raised.value, path) and RESTORE in str(raised.value)
     assert "z" * 50 not in str(raised.value)  # a huge name is cut, never echoed
-
-
-@pytest.mark.parametrize("case", json_edits("least_squares"))
-def test_every_damaged_field_of_the_least_squares_metadata_is_one_line(tmp_path, case):
-    weights, ols = good_files(tmp_path)
-    rewrite(ols, edit=json_edits("least_squares")[case])
-    with pytest.raises(PipelineError) as raised:
-        LeastSquares.load(ols)
-    assert one_line_naming(raised.value, ols) and RESTORE in str(raised.value)
-    assert "z" * 50 not in str(raised.value)
 
 
 def description(**changes) -> dict:

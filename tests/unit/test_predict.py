@@ -12,7 +12,7 @@ import pyarrow.parquet
 import pytest
 
 from exact import exact_inference
-from pipeline.dataset import gather, open_every_row, open_new_rows, open_rows_to_predict
+from pipeline.dataset import gather, open_every_row, open_rows_to_predict
 from pipeline.split import load_split
 from pipeline.errors import PipelineError
 from pipeline.files import table_writer
@@ -20,7 +20,7 @@ from pipeline.influence import LargestCooks, influence
 from pipeline.linear import LinearModel
 from pipeline.least_squares import fit_least_squares
 from pipeline.params import DataParams, PredictParams, load_params
-from pipeline.predict import SPLITS, TEST, TRAIN, UNLABELED, Output, SplitOf, output_names, predict, predict_fitted
+from pipeline.predict import SPLITS, TEST, TRAIN, UNLABELED, Output, SplitOf, predict, predict_fitted
 from pipeline.rows import Table, powers
 from workspace import ROOT
 
@@ -68,7 +68,7 @@ def fitted():
 
 def predicted(rows: Table, target: str | None, confidence: bool = False) -> list[dict[str, float]]:
     pieces = list(predict(rows, TRAINED, fitted(), LEVEL, target, confidence))
-    names = output_names(TRAINED, target)
+    names = Output(TRAINED, target, False).names()
     assert all(tuple(piece) == names for piece in pieces)
     columns = {name: np.concatenate([piece[name] for piece in pieces]) for name in names}
     return [dict(zip(names, (float(value) for value in row))) for row in zip(*columns.values())]
@@ -101,7 +101,7 @@ def test_the_interval_is_wider_far_from_the_training_rows_and_at_a_higher_level(
 def test_rows_without_the_target_are_read(tmp_path):
     path = tmp_path / "new.csv"
     path.write_text("x,note\n1.5,a\n-2,b\n")
-    rows, has_target = open_new_rows(path, ("x",), "y")
+    rows, has_target = open_rows_to_predict(path, ("x",), "y", "error")[:2]
     assert not has_target
     assert rows.read(rows.spans()[0]).features.tolist() == [[1.5], [-2.0]]
 
@@ -109,7 +109,7 @@ def test_rows_without_the_target_are_read(tmp_path):
 def test_one_new_row_and_a_constant_feature_are_predicted_though_not_fitted(tmp_path):
     path = tmp_path / "new.parquet"
     pyarrow.parquet.write_table(pa.table({"y": [4.0, 5.0], "x": [3.0, 3.0]}), path)
-    rows, has_target = open_new_rows(path, ("x",), "y")
+    rows, has_target = open_rows_to_predict(path, ("x",), "y", "error")[:2]
     assert has_target
     table = rows.read(rows.spans()[0])
     assert table.features.tolist() == [[3.0], [3.0]] and table.target.tolist() == [4.0, 5.0]
@@ -118,7 +118,7 @@ def test_one_new_row_and_a_constant_feature_are_predicted_though_not_fitted(tmp_
 NEW_ROWS = {  # file content: the end of the one line that refuses it
     b"X,y\n1,2\n": "column 'x' is missing (did you mean 'X'?): expected one of the columns X, y",
     b"x\n1\nabc\n": "column 'x' line 3 holds 'abc': expected a number",
-    # With data.missing: error (open_new_rows); a blank target alone is no error: the row is predicted.
+    # With data.missing: error (open_rows_to_predict); a blank target alone is no error: the row is predicted.
     b"x,y\n1,2\n,3\n": "1 row has a missing value (empty, NA, NaN or infinite) in column 'x' (1), the first at "
                        "line 3: expected a number in every used column, or data.missing: drop to leave such rows out",
     b"x,y\n1\x002\n": "holds binary data (a NUL byte at byte 5): expected CSV text",
@@ -132,7 +132,7 @@ def test_bad_rows_to_predict_get_the_one_line_data_source_gets(tmp_path, content
     path = tmp_path / "new.csv"
     path.write_bytes(content)
     with pytest.raises(PipelineError) as raised:
-        open_new_rows(path, ("x",), "y")
+        open_rows_to_predict(path, ("x",), "y", "error")[:2]
     assert str(raised.value) == f"{path}: {NEW_ROWS[content]}"
 
 

@@ -18,7 +18,7 @@ from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate, summary
 from pipeline.convergence import Tolerances
 from pipeline.least_squares import LeastSquares, fit_least_squares
-from pipeline.linear import INTERCEPT
+from pipeline.linear import INTERCEPT, LinearModel
 from pipeline.params import EvaluateParams, load_params
 from pipeline.rows import Table
 
@@ -102,6 +102,9 @@ def test_t_p_and_intervals_follow_the_robust_errors_with_students_t_on_the_resid
     assert lre(metrics["f"], t * t) >= 13 and lre(metrics["f_p"], row["p"]) >= 11
     # The classical errors stay where cov_type does not reach: convergence is judged on them.
     assert metrics["coefficient_gap"] == 0.0 and fit.standard_errors()["x"] != row["se"]
+    off = LinearModel(("x",), (estimate + 0.01,), fit.model.intercept)  # a learnt slope 0.01 away
+    judged, _ = evaluate(split, off, None, True, TOLERANCES, 0.9, "HC1")
+    assert judged["coefficient_gap"] == pytest.approx(0.01 / fit.standard_errors()["x"], rel=1e-9)
 
 
 @pytest.mark.parametrize("cov_type", COV_TYPES)

@@ -22,7 +22,9 @@ from pipeline.split import Split, load_split
 from pipeline.errors import PipelineError
 from pipeline.least_squares import least_squares
 from pipeline.params import DataParams, TrainParams, load_params
-from pipeline.train import fit
+from pipeline.distributed import SOLO
+from pipeline.feed import Batch
+from pipeline.train import fit, squared_error
 from workspace import ROOT
 
 DEFAULTS = load_params(TrainParams, ROOT / "params.yaml")  # the committed train section
@@ -347,10 +349,9 @@ def test_a_scaled_loss_gives_the_gradient_of_a_scale_passed_as_grad_outputs_bit_
     parameters = list(model.parameters())
     for scale in (1.0, 1 / 1000, 1e6 / 7, 0.1 / 3):
         loss = torch.nn.functional.mse_loss(model(columns.T), target, reduction="sum")
-        passed = torch.autograd.grad(loss, parameters, torch.tensor(scale, dtype=dtype))
-        loss = torch.nn.functional.mse_loss(model(columns.T), target, reduction="sum")
-        scaled = torch.autograd.grad(loss * scale, parameters)
-        assert all(torch.equal(a, b) for a, b in zip(passed, scaled))
+        passed = torch.autograd.grad(loss, parameters, torch.tensor(scale * (1.0 / 1000), dtype=dtype))
+        squared_error(model, [Batch(columns, target)], 1000, SOLO, gradient_scale=scale)
+        assert all(torch.equal(a, parameter.grad) for a, parameter in zip(passed, parameters))
 
 
 def test_a_training_step_loads_neither_sympy_nor_torchs_compiler():

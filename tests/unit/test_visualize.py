@@ -338,7 +338,7 @@ def long_names_case():
     split = split_of(features, truth.predict(features), n_test=12)
     figures = four_figures(split, LONG, LONG_TARGET, None, truth, truth)
     fit = fit_least_squares(split.train, LONG, True, Path("t.csv"))
-    figures["residuals"] = plot_residuals(points_of(split, 2000, 0), fit, LONG_TARGET)
+    figures["residuals"] = plot_residuals(residuals_of(points_of(split, 2000, 0), fit), fit, LONG_TARGET)
     figures["coefficients"] = plot_coefficients(
         [Interval(name, 1.0, 0.5, 1.5, 1.1, 4.0) for name in LONG], level=0.95)
     one = split_of(features[:, :1], 3000 * features[:, 0], n_test=12)
@@ -480,7 +480,7 @@ def test_cooks_distance_contours_lie_where_d_is_half_and_one():
 
 def test_the_residual_figure_has_r_s_four_panels_with_training_and_test_rows_apart():
     split, fit, points = diagnosed()
-    figure = plot_residuals(points, fit, "y")
+    figure = plot_residuals(residuals_of(points, fit), fit, "y")
     titles = [axes.get_title() for axes in figure.axes]
     assert titles == ["Residuals against fitted", "Normal Q–Q", "Scale–location", "Residuals against leverage"]
     for axes in figure.axes:
@@ -498,8 +498,8 @@ def test_the_residual_figure_has_r_s_four_panels_with_training_and_test_rows_apa
     labels = [line.get_label() for line in figure.axes[3].get_lines()]
     assert sum(label.startswith("Cook's distance 0.5") for label in labels) == 1
     assert sum(label.startswith("Cook's distance 1") for label in labels) == 1
-    assert not any("test" in label for label in legend_texts(plot_residuals(points_of(
-        split_of(split.train.features, split.train.target, 0), 2000, 0), fit, "y")))
+    assert not any("test" in label for label in legend_texts(plot_residuals(residuals_of(points_of(
+        split_of(split.train.features, split.train.target, 0), 2000, 0), fit), fit, "y")))
 
 
 def intervals(n: int) -> list[Interval]:
