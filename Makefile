@@ -16,9 +16,11 @@ help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
 
 repro: $(INSTALLED)  ## set up .venv if needed, then dvc repro: the pipeline, running only what changed
+	python -m tools.bytecode
 	dvc repro
 
 test: $(INSTALLED)  ## set up .venv if needed, then the whole test suite (about 8 minutes on 2 cores)
+	python -m tools.bytecode
 	python -m pytest -n auto
 
 test-fast: $(INSTALLED)  ## the in-memory unit tests only (tests/unit, well under a minute)

@@ -13,6 +13,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from pipeline.files import write_json
+from tools.bytecode import write_bytecode
 from tools.commands import environment
 from tools.project import set_params, stage_names
 
@@ -22,9 +23,11 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def clone_head() -> Path:
-    """A fresh clone of the committed project in a new temporary folder; the caller removes it."""
+    """A fresh clone of the committed project in a new temporary folder, with the stages' bytecode that
+    `make repro` writes at set-up; the caller removes it."""
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder / "project")], check=True)
+    write_bytecode(folder / "project")
     return folder / "project"
 
 

@@ -83,8 +83,11 @@ class Batch:
         return Batch(self.columns[:, start:stop], self.target[start:stop])
 
     def take(self, order: torch.Tensor) -> "Batch":
-        # The target gathered as a flat vector: the same values, three times faster than along (n, 1).
-        return Batch(self.columns.index_select(1, order), self.target.view(-1).index_select(0, order).unsqueeze(1))
+        # Gathered as flat vectors where they are (the target, one feature's row): the same values, faster than
+        # along a dimension of a 2-D tensor (three times for the (n, 1) target).
+        flat = len(self.columns) == 1 and self.columns.is_contiguous()
+        columns = self.columns[0].index_select(0, order).unsqueeze(0) if flat else self.columns.index_select(1, order)
+        return Batch(columns, self.target.view(-1).index_select(0, order).unsqueeze(1))
 
     def contiguous(self) -> "Batch":
         return Batch(self.columns.contiguous(), self.target.contiguous())

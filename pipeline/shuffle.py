@@ -53,13 +53,15 @@ class Shuffle:
         parts = [self._whole(start, min(stop, tail_start), 0),
                  self.tail[max(start, tail_start) - tail_start:max(0, min(stop, tail_stop) - tail_start)],
                  self._whole(max(start, tail_stop), stop, len(self.tail))]
-        return np.concatenate(parts)
+        filled = [part for part in parts if len(part)]
+        return filled[0] if len(filled) == 1 else np.concatenate(parts)  # a batch rarely spans the short block
 
     def _whole(self, start: int, stop: int, shift: int) -> np.ndarray:
         """Positions start … stop − 1 of whole blocks, which begin `shift` positions after block k × size."""
         if start >= stop:
             return np.empty(0, dtype=np.int64)
         first, last = (start - shift) // self.size, (stop - 1 - shift) // self.size
-        blocks = (self.first_rows[first:last + 1, None] + (self.within[None, :] ^ self.keys[first:last + 1, None]))
+        blocks = np.bitwise_xor(self.within, self.keys[first:last + 1, None])
+        blocks += self.first_rows[first:last + 1, None]  # in place: one array of the batch's size, not three
         offset = start - shift - first * self.size
         return blocks.ravel()[offset:offset + stop - start]

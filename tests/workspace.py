@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import run_stage
 import tools.commands
+from tools.bytecode import copy_bytecode
 from tools.project import declared, set_params, stage_names
 from tools.plots_page import write_page
 
@@ -69,6 +70,7 @@ def copy_project(destination: Path, *, with_git: bool = True) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     write_page(destination)  # what `make` writes at set-up and git ignores: the page `dvc plots` fills
+    copy_bytecode(ROOT, destination)  # and the stages' bytecode, which `make test` wrote here
     if with_git:
         git(destination, "init", "--quiet", "--initial-branch=main")
         git(destination, "config", "user.name", "Pipeline Tests")
