@@ -120,16 +120,22 @@ def test_cuda_without_a_gpu_stops_with_one_line(reproduced):
 
 def test_a_text_column_is_coded_alike_in_every_process(reproduced):
     """Each process finds the factor's levels among the same training rows: two processes learn the one
-    process's weights, bit for bit, for a model with a text column."""
+    process's model, its columns coded alike, for a model with a text column. The weights agree to float32
+    rounding, not bit for bit: each process sums the gradient over its 24 of the 48 training rows, and
+    whether two halves add up to the bits of one sum depends on the CPU's matrix-product kernel (an Intel
+    CPU's MKL gives the same bits, an AMD one's the last bit of a weight apart: docs/reproducibility.md)."""
     rents = reproduced / "data" / "rents.csv"
     rents.write_bytes((reproduced / "examples" / "rents.csv").read_bytes())
     set_params(reproduced, {"data.source": "data/rents.csv", "data.features": ["area", "region"],
                             "data.target": "rent"})
-    weights = []
+    models = []
     for processes in (1, 2):
         set_params(reproduced, {"train.processes": processes})
         stage(reproduced, "train", check=True)
-        weights.append((reproduced / MODEL).read_bytes())
-    assert weights[0] == weights[1]
+        models.append((Description.load(reproduced / MODEL), load_file(reproduced / MODEL)))
+    (one, alone), (two, together) = models
+    assert one == two  # the same columns, levels and names
+    for name in ("weight", "bias"):  # measured: 3e-7 apart; a column coded otherwise moves a weight by far more
+        np.testing.assert_allclose(together[name], alone[name], rtol=1e-5, atol=0)
     assert Description.load(reproduced / MODEL).features == ('region[T.U.S. "West"]', "region[T.east]", "region[T.north]",
                                                              "area")  # the factor's columns, by statsmodels' names
