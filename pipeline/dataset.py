@@ -223,6 +223,8 @@ class ParquetTable:
                         break
                     complete = values.add(features, target)
                     complete_rows.append(len(target) if complete is None else int(np.count_nonzero(complete)))
+                    if keep_decoded and not every_row and complete_rows[-1] < len(target):
+                        keep_decoded, decoded = False, []  # rows left out: the groups are not the table's spans
                     if keep_decoded:
                         decoded.append(Table(features, target))
                 if values.n_rows != n_rows or sum(group_rows) != n_rows:

@@ -130,13 +130,9 @@ class LeastSquares:
             hat = np.sum(projected * projected, axis=1)
         return hat + 1.0 / self.n if self.fit_intercept else hat
 
-    def interval_half_width(self, features: np.ndarray, level: float, new_observation: bool) -> np.ndarray:
-        """t(1 − (1 − level)/2, n − p) · s · sqrt([1 +] leverage): the half width of the interval for a
-        new observation (prediction interval) or for the mean at these rows (confidence interval)."""
-        return self.half_width_at(self.leverage(features), level, new_observation)
-
     def half_width_at(self, leverage: np.ndarray, level: float, new_observation: bool) -> np.ndarray:
-        """interval_half_width of rows whose leverage is known already."""
+        """t(1 − (1 − level)/2, n − p) · s · sqrt([1 +] leverage): the half width of the interval for a
+        new observation (prediction interval) or for the mean at rows of this leverage (confidence interval)."""
         with np.errstate(over="ignore", invalid="ignore"):
             return self.t_quantile(level) * self.residual_sd * np.sqrt(float(new_observation) + leverage)
 

@@ -14,16 +14,9 @@ from pipeline.dataset import open_labeled_rows, open_source
 from pipeline.errors import PipelineError
 from pipeline.levels import Known, WithTerms, coders_for, find_levels, require_cells
 from pipeline.params import MAX_FEATURES, DataParams
-from pipeline.rows import Part, Rows, draw_ahead, held_out, with_powers
+from pipeline.rows import Part, Rows, draw_ahead, with_powers
 from pipeline.schema import column_kinds, requested_columns, where_of
 from pipeline.terms import Design, design, design_of, is_plain, parse
-
-
-def split_rows(n_rows: int, test_fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out (test) rows: the same rows for the same arguments, on any machine."""
-    if n_rows < 0 or not 0 <= test_fraction < 1:
-        raise ValueError(f"split_rows({n_rows}, {test_fraction}, ...): expected n_rows >= 0, 0 <= test_fraction < 1")
-    return held_out(n_rows, test_fraction, seed)
 
 
 def require_enough_training_rows(path: Path, n_train: int, n_coefficients: int) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 import pipeline.files
 from pipeline import drawing, rows
-from pipeline.split import load_split, split_rows
+from pipeline.rows import held_out as held_out_rows
+from pipeline.split import load_split
 from pipeline.params import DataParams
 
 N_ROWS = 100
@@ -33,7 +34,7 @@ def expected_points(test_fraction: float, split_seed: int, max_points: int, seed
     """(x, y) of each part's rows shown, chosen from the whole arrays in memory: each part gets its share of
     max_points, and a part with more rows than its share shows a seeded choice of them, in their order."""
     x, y = whole_table()
-    held_out = split_rows(N_ROWS, test_fraction, split_seed)
+    held_out = held_out_rows(N_ROWS, test_fraction, split_seed)
     parts = {"train": ~held_out, "test": held_out} if held_out.any() else {"train": ~held_out}
     shown = {}
     for name, mask in parts.items():

@@ -16,7 +16,8 @@ from pipeline.cell_checks import LARGEST_VALUE
 from pipeline.dataset import (
     Table, gather, open_every_row, open_labeled_rows, open_rows, open_rows_to_predict, read_table,
 )
-from pipeline.split import load_split, require_enough_training_rows, split_rows
+from pipeline.rows import held_out
+from pipeline.split import load_split, require_enough_training_rows
 from pipeline.params import DataParams
 from pipeline.errors import PipelineError
 
@@ -433,26 +434,26 @@ def test_a_constant_feature_is_refused(tmp_path):
 # --- Splitting rows -------------------------------------------------------------------------------------
 
 
-def test_split_rows_holds_out_the_rounded_fraction_the_same_way_everywhere():
-    assert np.flatnonzero(split_rows(10, 0.3, seed=0)).tolist() == [2, 4, 6]
-    mask = split_rows(1000, 0.2, seed=42)
+def test_held_out_holds_out_the_rounded_fraction_the_same_way_everywhere():
+    assert np.flatnonzero(held_out(10, 0.3, seed=0)).tolist() == [2, 4, 6]
+    mask = held_out(1000, 0.2, seed=42)
     assert mask.dtype == bool and mask.shape == (1000,) and mask.sum() == 200
-    assert np.array_equal(mask, split_rows(1000, 0.2, seed=42))
-    assert not np.array_equal(mask, split_rows(1000, 0.2, seed=43))
+    assert np.array_equal(mask, held_out(1000, 0.2, seed=42))
+    assert not np.array_equal(mask, held_out(1000, 0.2, seed=43))
 
 
 @pytest.mark.parametrize(
     ("n_rows", "test_fraction", "n_test"),
     [(100, 0.0, 0), (100, 0.001, 1), (3, 0.9, 2), (1, 0.5, 0), (0, 0.5, 0), (7, 0.5, 4)],
 )
-def test_split_rows_holds_out_at_least_one_row_and_keeps_at_least_one(n_rows, test_fraction, n_test):
-    assert split_rows(n_rows, test_fraction, seed=0).sum() == n_test
+def test_held_out_holds_out_at_least_one_row_and_keeps_at_least_one(n_rows, test_fraction, n_test):
+    assert held_out(n_rows, test_fraction, seed=0).sum() == n_test
 
 
 @pytest.mark.parametrize(("n_rows", "test_fraction"), [(10, 1.0), (10, -0.1), (10, float("nan")), (-1, 0.2)])
-def test_split_rows_refuses_arguments_out_of_range(n_rows, test_fraction):
+def test_held_out_refuses_arguments_out_of_range(n_rows, test_fraction):
     with pytest.raises(ValueError):
-        split_rows(n_rows, test_fraction, seed=0)
+        held_out(n_rows, test_fraction, seed=0)
 
 
 def test_too_few_training_rows_for_the_coefficients_is_an_error(tmp_path):

@@ -200,9 +200,9 @@ def test_prediction_intervals_widen_with_leverage_and_match_the_closed_form():
     for row, value in enumerate(x0[:, 0]):
         leverage = 1 / 4 + (value - x.mean()) ** 2 / sxx  # a line's hat value, in closed form
         expected = quantile * fit.residual_sd * math.sqrt(1 + leverage)
-        assert fit.interval_half_width(x0, 0.9, True)[row] == pytest.approx(expected, rel=1e-12)
-        assert fit.interval_half_width(x0, 0.9, False)[row] == pytest.approx(expected / math.sqrt(1 + leverage)
-                                                                             * math.sqrt(leverage), rel=1e-12)
+        assert fit.half_width_at(fit.leverage(x0), 0.9, True)[row] == pytest.approx(expected, rel=1e-12)
+        assert fit.half_width_at(fit.leverage(x0), 0.9, False)[row] == pytest.approx(
+            expected / math.sqrt(1 + leverage) * math.sqrt(leverage), rel=1e-12)
 
 
 def test_a_feature_near_1e_300_is_one_line_without_a_numpy_warning():

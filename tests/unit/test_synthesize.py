@@ -2,6 +2,8 @@
 chunk, and streams them to Parquet: the same bytes whatever the chunk size, in memory that does not grow with
 n_points."""
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet
@@ -170,15 +172,42 @@ def test_pieces_of_any_lengths_write_the_bytes_of_one_piece_and_only_on_success(
 def test_a_group_written_while_the_caller_fills_the_next_holds_the_values_given_whatever_the_caller_does_after(
         tmp_path):
     """The group in writing and the one filling are apart: a caller may reuse its arrays (and NaN is written
-    as null) as soon as write() returns. Checked against pyarrow writing the whole table at once."""
+    as null) as soon as write() returns. Each group's write is held until the call that handed it over has
+    returned, having filled the next group meanwhile: a group refilled while in writing would show. Checked
+    against pyarrow writing the whole table at once."""
     values = np.random.default_rng(0).normal(size=(2, 100))
     values[0, ::7] = np.nan
     reused = np.empty((2, 10))
+    returned = threading.Condition()
+    calls = [0, False]  # write() calls returned so far; whether the caller writes no more
+
+    def handed_back(done: bool = False) -> None:
+        with returned:
+            calls[0] += 1
+            calls[1] = done
+            returned.notify_all()
+
     with TableWriter(tmp_path / "groups.parquet", ("a", "b"), group_rows=16) as writer:
+        submit = writer._background.submit
+
+        def held(function, *args, **kwargs):
+            """The group's write, begun only once the write() call that handed it over has returned."""
+            during = calls[0]
+
+            def once_returned():
+                with returned:
+                    assert returned.wait_for(lambda: calls[0] > during or calls[1], timeout=10)
+                return function(*args, **kwargs)
+
+            return submit(once_returned)
+
+        writer._background.submit = held
         for start in range(0, 100, 10):
             reused[:] = values[:, start:start + 10]
             writer.write({"a": reused[0], "b": reused[1]})
             reused[:] = -1.0  # at once: the caller's arrays are its own again
+            handed_back()
+        handed_back(done=True)  # the last, shorter group is handed over as the block ends
     whole = pa.table({"a": pa.array(values[0], from_pandas=True), "b": values[1]})
     pyarrow.parquet.write_table(whole, tmp_path / "whole.parquet", row_group_size=16)
     assert pyarrow.parquet.read_table(tmp_path / "groups.parquet").equals(whole)
