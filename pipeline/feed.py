@@ -17,6 +17,7 @@ from pipeline.rows import SERIAL, WHOLE, Rows, Share, Table, Workers, chunk_rows
 from pipeline.shuffle import Shuffle
 
 CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
+GATHER_CHUNKS = 2  # a mini-batch epoch's worker gathers the rows of this many chunks at a call (whole batches)
 WINDOW_ROWS = 1 << 22  # a mini-batch epoch shuffles the rows of this many at a time (whole groups, seeded order)
 
 
@@ -88,6 +89,13 @@ class Batch:
         flat = len(self.columns) == 1 and self.columns.is_contiguous()
         columns = self.columns[0].index_select(0, order).unsqueeze(0) if flat else self.columns.index_select(1, order)
         return Batch(columns, self.target.view(-1).index_select(0, order).unsqueeze(1))
+
+    def split(self, size: int) -> list["Batch"]:
+        """The rows `size` at a time (the last maybe fewer), each batch laid out on its own."""
+        columns = self.columns.split(size, 1)
+        if len(self.columns) > 1:
+            columns = [piece.contiguous() for piece in columns]
+        return list(map(Batch, columns, self.target.split(size)))
 
     def contiguous(self) -> "Batch":
         return Batch(self.columns.contiguous(), self.target.contiguous())
@@ -175,11 +183,19 @@ def shuffled_batches(feed: Feed, batch_size: int, seed: int, epoch: int,
         """The window's rows shuffled, a batch at a time up to row `stop`, then the rest in one."""
         rows = Batch.join(window)
         shuffle = Shuffle.of(len(rows), batch_size, seed, epoch, windows)
-        spans = [(start, min(start + batch_size, stop)) for start in range(0, stop, batch_size)]
-        if stop < len(rows):
-            spans.append((stop, len(rows)))
         device = rows.columns.device
-        return chunk_workers.in_order(lambda span: rows.take(torch.from_numpy(shuffle.rows(*span)).to(device)), spans)
+        # A worker gathers whole batches, as many as GATHER_CHUNKS chunks hold (at least one), and cuts them:
+        # few calls, each long enough to run beside the caller's steps instead of trading the interpreter with
+        # them batch by batch (153 batches of 65,536 rows, interleaved: 64-71 ms an epoch against 72-80 ms).
+        per_gather = max(1, GATHER_CHUNKS * chunk_rows(len(rows.columns)) // batch_size) * batch_size
+        spans = [(start, min(start + per_gather, stop)) for start in range(0, stop, per_gather)]
+        if stop < len(rows):
+            spans.append((stop, len(rows)))  # the rest, fewer than a batch
+
+        def gathered(span: tuple[int, int]) -> list[Batch]:
+            return rows.take(torch.from_numpy(shuffle.rows(*span)).to(device)).split(batch_size)
+
+        return (batch for batches in chunk_workers.in_order(gathered, spans) for batch in batches)
 
     for group in feed.groups(order):
         window.append(group)

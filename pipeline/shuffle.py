@@ -39,15 +39,17 @@ class Shuffle:
         size = block_rows(batch_size)
         whole = n // size
         generator = np.random.default_rng([seed, epoch, window])
-        first_rows = generator.permutation(whole) * size
-        keys = generator.integers(0, size, whole)
-        within = generator.permutation(size)
+        # Rows held as int32 where they fit: half the bytes to compute and hand to the gather.
+        index = np.int32 if n <= np.iinfo(np.int32).max else np.int64
+        first_rows = (generator.permutation(whole) * size).astype(index)
+        keys = generator.integers(0, size, whole).astype(index)
+        within = generator.permutation(size).astype(index)
         tail_at = int(generator.integers(0, whole + 1))
-        tail = whole * size + generator.permutation(n - whole * size)
+        tail = (whole * size + generator.permutation(n - whole * size)).astype(index)
         return cls(n, size, first_rows, keys, within, tail, tail_at)
 
     def rows(self, start: int, stop: int) -> np.ndarray:
-        """The rows (int64) the epoch visits at positions start … stop − 1."""
+        """The rows (int32, or int64 beyond 2³¹ rows) the epoch visits at positions start … stop − 1."""
         tail_start = self.tail_at * self.size
         tail_stop = tail_start + len(self.tail)
         parts = [self._whole(start, min(stop, tail_start), 0),
@@ -59,7 +61,7 @@ class Shuffle:
     def _whole(self, start: int, stop: int, shift: int) -> np.ndarray:
         """Positions start … stop − 1 of whole blocks, which begin `shift` positions after block k × size."""
         if start >= stop:
-            return np.empty(0, dtype=np.int64)
+            return np.empty(0, dtype=self.within.dtype)
         first, last = (start - shift) // self.size, (stop - 1 - shift) // self.size
         blocks = np.bitwise_xor(self.within, self.keys[first:last + 1, None])
         blocks += self.first_rows[first:last + 1, None]  # in place: one array of the batch's size, not three

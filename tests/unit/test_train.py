@@ -138,6 +138,34 @@ def test_every_optimiser_batch_size_and_dtype_gives_the_same_bits_on_1_2_3_or_mo
         assert all(np.array_equal(first[1][name], again[1][name]) for name in first[1])
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_mini_batch_epoch_is_torch_optims_own_step_on_each_shuffled_batch_in_turn(optimizer, dtype):
+    """The textbook loop, with torch.optim's class and backward(), gives fit's weights bit for bit."""
+    generator = np.random.default_rng(2)
+    features = generator.normal(size=(1000, 3))
+    target = features @ [1.0, -2.0, 0.5] + 1.0 + generator.normal(size=1000)
+    names = tuple(f"x{column}" for column in range(features.shape[1]))
+    changes = dict(optimizer=optimizer, dtype=dtype, batch_size=64, epochs=3, lr=0.01, standardize=False, seed=3)
+    _, history = fit(Split("t.csv", Table(features, target), None), names, params(**changes))
+
+    torch_dtype = getattr(torch, dtype)
+    batches = feed.Feed(Table(features, target), feed.Scaling(np.zeros(len(names)), np.ones(len(names)), 0.0, 1.0),
+                        torch_dtype, torch.device("cpu"))
+    torch.manual_seed(3)
+    model = torch.nn.Linear(len(names), 1, dtype=torch_dtype)
+    optimizer_class = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+    textbook = optimizer_class(model.parameters(), lr=0.01)
+    for epoch in range(3):
+        for batch in feed.shuffled_batches(batches, 64, 3, epoch):
+            textbook.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(batch.columns.T), batch.target, reduction="sum")
+            (loss * (1.0 / len(batch))).backward()
+            textbook.step()
+    assert [history[name][3] for name in names] == model.weight.detach().view(-1).tolist()
+    assert history["intercept"][3] == model.bias.item()
+
+
 def test_mini_batches_are_shuffled_by_the_seed():
     features, target = reference_table()
     first, again, other = (train_on(features, target, batch_size=5, epochs=3, seed=seed)[1] for seed in (0, 0, 1))
@@ -235,6 +263,43 @@ def test_a_shuffle_is_a_permutation_however_its_spans_are_cut():
         assert np.array_equal(np.sort(whole), np.arange(n))
         cuts = sorted({0, n, *np.random.default_rng(n).integers(0, n + 1, 12).tolist()})
         assert np.array_equal(np.concatenate([order.rows(start, stop) for start, stop in zip(cuts, cuts[1:])]), whole)
+
+
+@pytest.mark.parametrize("chunk_rows", [4, 9, 50, 10**6])
+def test_the_batches_are_the_same_however_many_rows_a_worker_gathers_at_once(tmp_path, monkeypatch, chunk_rows):
+    """Windows with rows left over for the next, a short last batch: cut from gathers of any size, the same batches."""
+    monkeypatch.setattr(feed, "WINDOW_ROWS", 20)
+    monkeypatch.chdir(tmp_path)
+    target = np.arange(103.0)
+    split, _ = parquet_split(tmp_path, np.stack([target * 2, -target], axis=1), target, row_group_size=9,
+                             test_fraction=0.0)
+    scaled = raw_feed(split.train)
+    monkeypatch.setattr(feed, "GATHER_CHUNKS", 0)  # a batch at a time
+    one_at_a_time = [batches_of(scaled, 8, seed=1, epoch=epoch) for epoch in range(2)]
+    monkeypatch.setattr(feed, "GATHER_CHUNKS", 2)
+    monkeypatch.setattr(rows, "CHUNK_ROWS", chunk_rows)  # gathers of 8 (one batch), 16, 96 and every row
+    with rows.workers(2) as two:
+        for epoch, expected in enumerate(one_at_a_time):
+            batches = list(feed.shuffled_batches(scaled, 8, 1, epoch, two))
+            assert [batch.target.view(-1).tolist() for batch in batches] == [batch.tolist() for batch in expected]
+            # Each batch's features are its own rows' (x0 = 2 y, x1 = -y), laid out as a batch of its own.
+            for batch in batches:
+                assert batch.columns.is_contiguous()
+                assert torch.equal(batch.columns, torch.stack([batch.target.view(-1) * 2, -batch.target.view(-1)]))
+
+
+def test_a_shuffle_holds_rows_as_int32_up_to_2_to_the_31_rows_and_as_int64_beyond():
+    assert shuffle.Shuffle.of(2**31 - 1, 65_536, seed=0, epoch=0, window=0).rows(0, 10).dtype == np.int32
+    n = 2**31 + 5
+    beyond = shuffle.Shuffle.of(n, 65_536, seed=0, epoch=0, window=0)
+    visited = np.concatenate([beyond.rows(0, 3), beyond.rows(n - 3000, n)])
+    assert visited.dtype == np.int64
+    assert visited.min() >= 0 and visited.max() < n
+    # The rows past 2³¹: the short block's 5, at a seeded place among the whole blocks, and the last whole block's.
+    tail = beyond.rows(beyond.tail_at * beyond.size, beyond.tail_at * beyond.size + 5)
+    assert sorted(tail.tolist()) == list(range(n - 5, n))
+    last = int(np.argmax(beyond.first_rows)) * beyond.size + 5 * (beyond.tail_at <= np.argmax(beyond.first_rows))
+    assert sorted(beyond.rows(last, last + beyond.size).tolist()) == list(range(n - 5 - beyond.size, n - 5))
 
 
 def test_a_window_shuffles_whole_groups_in_a_seeded_order_and_every_row_comes_once_an_epoch(tmp_path, monkeypatch):
