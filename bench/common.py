@@ -15,9 +15,8 @@ from pathlib import Path
 from pipeline.files import write_json
 from tools.bytecode import write_bytecode
 from tools.commands import environment
-from tools.project import set_params, stage_names
+from tools.project import ROOT, set_params, stage_names
 
-ROOT = Path(__file__).resolve().parents[1]
 STAGES = stage_names(ROOT)
 RESULTS = ROOT / "bench" / "results"
 

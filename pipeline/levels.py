@@ -75,7 +75,7 @@ class WithTerms:
 
     @property
     def keeps_all(self) -> bool:  # the source holds every row: the parts may keep theirs (rows.Part)
-        return getattr(self.source, "keeps_all", False)
+        return self.source.keeps_all
 
     def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
         step = chunk_rows(len(self.design.names))

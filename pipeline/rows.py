@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class Table:
 
     features: np.ndarray  # float64, shape (n, d), C-contiguous
     target: np.ndarray  # float64, shape (n,)
+    keeps_all: ClassVar[bool] = False  # rows already in memory: its parts select theirs on each pass
 
     def __len__(self) -> int:
         return len(self.target)
@@ -87,6 +88,10 @@ class Rows(Protocol):
 class Source(Protocol):
     """A whole table: its groups are row ranges, read one at a time."""
 
+    # Whether the source holds every row in memory once read (a Parquet file of up to KEPT_BYTES), so that
+    # its parts may keep theirs too (Part).
+    keeps_all: bool
+
     def __len__(self) -> int: ...
 
     def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
@@ -119,7 +124,7 @@ class WithPowers:
 
     @property
     def keeps_all(self) -> bool:
-        return getattr(self.source, "keeps_all", False)
+        return self.source.keeps_all
 
     def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:
         return self.source.spans(share)
@@ -352,7 +357,7 @@ class Part:
 
     @functools.cached_property
     def _kept(self) -> Kept:
-        return Kept(KEPT_BYTES // 2 if getattr(self.table, "keeps_all", False) else 0)
+        return Kept(KEPT_BYTES // 2 if self.table.keeps_all else 0)
 
     def __len__(self) -> int:
         n_test = held_out_count(len(self.table), self.test_fraction)

@@ -13,10 +13,8 @@ from pathlib import Path
 from pipeline.errors import run_stage
 import tools.commands
 from tools.bytecode import copy_bytecode
-from tools.project import declared, set_params, stage_names
+from tools.project import ROOT, declared, set_params, stage_names
 from tools.plots_page import write_page
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 STAGES = stage_names(ROOT)

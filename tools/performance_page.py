@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from pipeline.files import atomic_output, read_json
+from tools.project import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PAGE = ROOT / "docs" / "performance.md"
 # The page's sections by the result's name up to its first "-", sizes growing; others follow by name.
