@@ -47,10 +47,13 @@ _NAMED = 10  # columns named in the line that says which ones `all` skipped
 
 @dataclass(frozen=True)
 class Resolved:
-    """data.features as names, and the line that says what `all` left out ("" for a list, or nothing left out)."""
+    """data.features as names, and the line that says what `all` left out ("" for a list, or nothing left out).
+    Resolving `all` reads the header and the text columns: `kinds` keeps what column_kinds would find, so that
+    load_split does not read them again (None for a list)."""
 
     data: DataParams
     note: str = ""
+    kinds: dict[str, str] | None = None
 
 
 def resolve_features(data: DataParams) -> Resolved:
@@ -96,7 +99,7 @@ def resolve_features(data: DataParams) -> Resolved:
                                 f"expected none of {', '.join(RESERVED_NAMES)} (rename it, or list data.features)")
     resolved = DataParams.model_validate({**data.model_dump(), "features": features})
     notes += [f"{said}: skipped {skipped(others)}"] if others else []
-    return Resolved(resolved, "\n".join(notes))
+    return Resolved(resolved, "\n".join(notes), kinds_of(names, types))
 
 
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
@@ -340,13 +343,18 @@ def column_kinds(path: Path, named: Sequence[str] = ()) -> dict[str, str]:
         names, types = column_types(path)
     except PipelineError:
         return {}
-    kinds = {name: NUMBER if is_numeric(kind) else TEXT if pa.types.is_string(kind) or pa.types.is_large_string(kind)
-             else BOOL if pa.types.is_boolean(kind) else show_type(kind) for name, kind in zip(names, types)}
+    kinds = kinds_of(names, types)
     texts = [name for name in named if kinds.get(name) == TEXT and names.count(name) == 1]
     if texts and path.suffix.lower() in CSV_SUFFIXES:
         for name in typo_columns(text_cells(path, texts), texts):
             kinds[name] = NUMBER
     return kinds
+
+
+def kinds_of(names: list[str], types: list[pa.DataType]) -> dict[str, str]:
+    """Each column's kind for terms, from its type: number, text, true/false, or its type's name."""
+    return {name: NUMBER if is_numeric(kind) else TEXT if pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            else BOOL if pa.types.is_boolean(kind) else show_type(kind) for name, kind in zip(names, types)}
 
 
 def requested_columns(where: str, features: list[str], target: str) -> list[str]:

@@ -52,14 +52,19 @@ class Split:
     rows_unseen: int = 0  # held-out rows left out of the scores: a level the training rows never had
 
 
-def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms: dict | None = None) -> Split:
+def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms: dict | None = None,
+               kinds: dict[str, str] | None = None) -> Split:
     """Open data.source and split its rows (with data.missing: drop, its complete rows): the same rows in every
     stage, on every machine. check=False skips the pass over a Parquet file's values, for a process whose
     parent has made it. Terms (factors, interactions, logs) are coded with the levels `terms` holds (the
-    weights' metadata, Design.as_json), or else with those found among the training rows."""
+    weights' metadata, Design.as_json), or else with those found among the training rows. `kinds`: the
+    columns' kinds where resolving `data.features: all` found them (Resolved.kinds), or else read here."""
     source = Path(data.source)
     # The header's kinds (a Parquet schema, a CSV file's first block) tell a text column from a numeric one.
-    kinds = column_kinds(source, data.features) if terms is None else {}
+    if terms is not None:
+        kinds = {}
+    elif kinds is None:
+        kinds = column_kinds(source, data.features)
     if terms is not None or not is_plain(data.features, kinds):
         return _load_terms(data, fit_intercept, check, kinds, terms)
     table, rows_dropped, rows_unlabeled = open_labeled_rows(source, data.features, data.target, check, data.missing)

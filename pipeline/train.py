@@ -231,11 +231,11 @@ def main() -> None:
     data = resolved.data
     params = load_params(TrainParams)
     if distributed.is_worker():
-        return train_as_worker(data, params)
+        return train_as_worker(data, params, resolved.kinds)
     distributed.require_device(params.device, params.processes)
     if resolved.note:  # train is the stage a user watches: the others resolve `all` the same way, silently
         print(resolved.note)
-    split = load_split(data, params.fit_intercept)
+    split = load_split(data, params.fit_intercept, kinds=resolved.kinds)
     warn_if_untracked(split.source)
     if data.missing == "drop":
         n_rows = (split.rows_dropped + split.rows_unlabeled + len(split.train)
@@ -260,10 +260,11 @@ def main() -> None:
     report(split, learnt, baseline, params, data.target)
 
 
-def train_as_worker(data: DataParams, params: TrainParams) -> None:
+def train_as_worker(data: DataParams, params: TrainParams, kinds: dict[str, str] | None) -> None:
     """One of train.processes processes under torchrun: train on its share; the first writes the outputs."""
     with distributed.joined(params.device) as team:
-        split = load_split(data, params.fit_intercept, check=False)  # checked by the process that started us
+        # Checked by the process that started us.
+        split = load_split(data, params.fit_intercept, check=False, kinds=kinds)
         # Each process finds the same least squares (the same bits): the same whitening, the same stop.
         learnt, history = fit(split, split.columns, params, team)
         team.barrier()

@@ -10,9 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet
 import pytest
 
+import pipeline.schema as schema
 from pipeline.errors import PipelineError
 from pipeline.params import MAX_FEATURES, DataParams
 from pipeline.schema import resolve_features
+from pipeline.split import load_split
+from pipeline.terms import BOOL, NUMBER, TEXT
 
 # Text, a date, true/false and an empty column among numbers, the target in the middle.
 MIXED_CSV = (
@@ -171,3 +174,31 @@ def test_a_missing_or_broken_file_is_the_readers_line(tmp_path):
 def test_columns_of_an_unresolved_all_says_to_resolve_it_first(tmp_path):
     with pytest.raises(ValueError, match="resolve it first"):
         data_params(Path("points.csv")).columns
+
+
+@pytest.mark.parametrize("size", ["2.5", "2,5"], ids=["numbers", "a decimal comma"])
+def test_resolving_all_keeps_the_kinds_load_split_needs_so_a_csvs_text_columns_are_read_once(monkeypatch, size):
+    """A factor, true/false and a column of numbers, once with a typo ("2,5": numbers as text, which the reader
+    names, not a factor): the kinds found on the way are column_kinds's, and loading the split reads no text again."""
+    source = Path("houses.csv")
+    rows = [(50, "north", size, "true", 100), (70, "south", "3", "false", 150), (90, "north", "2.75", "true", 170),
+            (60, "east", "4", "false", 130), *((40 + k, "south", str(k), "true", 90 + 7 * k) for k in range(6))]
+    source.write_text("area,region,size,sold,price\n" + "".join(f'{a},{r},"{s}",{b},{p}\n' for a, r, s, b, p in rows))
+    reads = []
+    real_text_cells = schema.text_cells
+    monkeypatch.setattr(schema, "text_cells", lambda path, names: reads.append(list(names)) or real_text_cells(path, names))
+    resolved = resolve_features(data_params(source))
+    text_read = [["region"]] if size == "2.5" else [["region", "size"]]
+    assert reads == text_read
+    found_again = schema.column_kinds(source, resolved.data.features)
+    assert {name: resolved.kinds[name] for name in resolved.data.features} == {
+        name: found_again[name] for name in resolved.data.features} == {
+        "area": NUMBER, "region": TEXT, "size": NUMBER, "sold": BOOL}
+    reads.clear()
+    if size == "2.5":
+        split = load_split(resolved.data, fit_intercept=True, kinds=resolved.kinds)
+        assert split.columns == ("region[T.north]", "region[T.south]", "sold[T.True]", "area", "size")
+    else:
+        with pytest.raises(PipelineError, match="holds '2,5': expected a number"):
+            load_split(resolved.data, fit_intercept=True, kinds=resolved.kinds)
+    assert reads == []  # the text columns are not read again
