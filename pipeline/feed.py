@@ -169,9 +169,9 @@ def chunk_of(pieces: list[Batch]) -> Batch:
 
 
 def shuffled_batches(feed: Feed, batch_size: int, seed: int, epoch: int,
-                     chunk_workers: Workers = SERIAL) -> Iterator[Batch]:
+                     gatherers: Workers = SERIAL) -> Iterator[Batch]:
     """One epoch of mini-batches: the groups in a seeded order, WINDOW_ROWS of their rows at a time shuffled
-    together (pipeline/shuffle.py); rows short of a whole batch wait for the next window. The workers find
+    together (pipeline/shuffle.py); rows short of a whole batch wait for the next window. The gatherers find
     and gather the rows of the batches ahead while the caller steps on this one (a copy: the same bits on
     any number of threads)."""
     order = np.random.default_rng([seed, epoch]).permutation(len(feed.readers)).tolist()
@@ -195,7 +195,7 @@ def shuffled_batches(feed: Feed, batch_size: int, seed: int, epoch: int,
         def gathered(span: tuple[int, int]) -> list[Batch]:
             return rows.take(torch.from_numpy(shuffle.rows(*span)).to(device)).split(batch_size)
 
-        return (batch for batches in chunk_workers.in_order(gathered, spans) for batch in batches)
+        return (batch for batches in gatherers.in_order(gathered, spans) for batch in batches)
 
     for group in feed.groups(order):
         window.append(group)

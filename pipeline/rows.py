@@ -188,22 +188,23 @@ def rechunk(blocks: Iterable[Block], size: int, join: Callable[[list[Block]], Bl
 
 @dataclass(frozen=True)
 class Workers:
-    """Threads that work on blocks at once: a pool of `threads`, or none, each block then worked on by the caller."""
+    """Threads that work on blocks at once: a pool, or none, each block then worked on by the caller. `ahead`
+    blocks are handed to the pool beyond the one whose result the caller waits for."""
 
     pool: Executor | None = None
-    threads: int = 1
+    ahead: int = 1
 
     def in_order(self, work: Callable[[Block], Result], blocks: Iterable[Block]) -> Iterator[Result]:
         """work(block) for each block, yielded in the blocks' order, so that whatever is added up from them is
-        added in that order however many threads did the work. The blocks are read here, one after another:
-        one per thread ahead of the one yielded, so that no thread waits and no more blocks are held than that."""
+        added in that order however many threads did the work. The blocks are read here, one after another,
+        `ahead` of the one yielded, so that no thread waits and no more blocks are held than that."""
         if self.pool is None:
             yield from map(work, blocks)
             return
         pending: deque[Future[Result]] = deque()
         for block in blocks:
             pending.append(self.pool.submit(work, block))
-            if len(pending) > self.threads:
+            if len(pending) > self.ahead:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
@@ -213,12 +214,14 @@ SERIAL = Workers()
 
 
 @contextmanager
-def workers(threads: int) -> Iterator[Workers]:
-    if threads == 1:
+def workers(threads: int, ahead: int | None = None) -> Iterator[Workers]:
+    """A pool of `threads`, handed a block a thread ahead unless `ahead` says otherwise; SERIAL for one thread
+    with nothing said."""
+    if threads == 1 and ahead is None:
         yield SERIAL
         return
     with ThreadPoolExecutor(threads, thread_name_prefix="chunks") as pool:
-        yield Workers(pool, threads)
+        yield Workers(pool, threads if ahead is None else ahead)
 
 
 def concatenate(tables: list[Table]) -> Table:

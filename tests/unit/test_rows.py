@@ -44,6 +44,23 @@ def test_blocks_are_read_one_per_thread_ahead_of_the_one_given_back():
         assert list(results) == list(range(1, 100))
 
 
+def test_one_thread_can_be_handed_blocks_further_ahead_and_works_on_them_away_from_the_caller():
+    read = []
+
+    def blocks():
+        for block in range(10):
+            read.append(block)
+            yield block
+
+    caller = threading.get_ident()
+    with workers(1, ahead=2) as gatherers:
+        results = gatherers.in_order(lambda block: (block, threading.get_ident()), blocks())
+        first, thread = next(results)
+        assert (first, len(read)) == (0, 2 + 1)
+        assert thread != caller
+        assert list(results) == [(block, thread) for block in range(1, 10)]
+
+
 def test_one_thread_works_on_each_block_here_as_it_is_read():
     caller = threading.get_ident()
     with workers(1) as chunk_workers:

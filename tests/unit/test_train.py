@@ -1,6 +1,7 @@
 """train fits torch.nn.Linear(d, 1) with torch.optim and reaches the least-squares answer on real tables,
 checked against exact rational solutions."""
 
+import itertools
 import os
 import subprocess
 import sys
@@ -278,9 +279,10 @@ def test_the_batches_are_the_same_however_many_rows_a_worker_gathers_at_once(tmp
     one_at_a_time = [batches_of(scaled, 8, seed=1, epoch=epoch) for epoch in range(2)]
     monkeypatch.setattr(feed, "GATHER_CHUNKS", 2)
     monkeypatch.setattr(rows, "CHUNK_ROWS", chunk_rows)  # gathers of 8 (one batch), 16, 96 and every row
-    with rows.workers(2) as two:
-        for epoch, expected in enumerate(one_at_a_time):
-            batches = list(feed.shuffled_batches(scaled, 8, 1, epoch, two))
+    # Two threads a gather ahead each, and train's one thread two gathers ahead (train.gather_thread).
+    with rows.workers(2) as two, rows.workers(1, ahead=2) as one:
+        for (epoch, expected), gatherers in itertools.product(enumerate(one_at_a_time), (two, one)):
+            batches = list(feed.shuffled_batches(scaled, 8, 1, epoch, gatherers))
             assert [batch.target.view(-1).tolist() for batch in batches] == [batch.tolist() for batch in expected]
             # Each batch's features are its own rows' (x0 = 2 y, x1 = -y), laid out as a batch of its own.
             for batch in batches:
