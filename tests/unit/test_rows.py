@@ -2,6 +2,7 @@
 between a stage's passes and held-out rows drawn ahead are the rows read and drawn on demand."""
 
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -29,32 +30,27 @@ def test_results_come_in_the_blocks_order_even_when_a_later_block_is_done_first(
         assert list(chunk_workers.in_order(work, range(6))) == [0, 10, 20, 30, 40, 50]
 
 
+def recorded(n_blocks: int, read: list[int]) -> Iterator[int]:
+    """Blocks 0 … n_blocks − 1, each noted in `read` as it is taken."""
+    for block in range(n_blocks):
+        read.append(block)
+        yield block
+
+
 def test_blocks_are_read_one_per_thread_ahead_of_the_one_given_back():
-    read = []
-
-    def blocks():
-        for block in range(100):
-            read.append(block)
-            yield block
-
+    read: list[int] = []
     with workers(2) as chunk_workers:
-        results = chunk_workers.in_order(lambda block: block, blocks())
+        results = chunk_workers.in_order(lambda block: block, recorded(100, read))
         assert next(results) == 0
         assert len(read) == 2 + 1
         assert list(results) == list(range(1, 100))
 
 
 def test_one_thread_can_be_handed_blocks_further_ahead_and_works_on_them_away_from_the_caller():
-    read = []
-
-    def blocks():
-        for block in range(10):
-            read.append(block)
-            yield block
-
+    read: list[int] = []
     caller = threading.get_ident()
     with workers(1, ahead=2) as gatherers:
-        results = gatherers.in_order(lambda block: (block, threading.get_ident()), blocks())
+        results = gatherers.in_order(lambda block: (block, threading.get_ident()), recorded(10, read))
         first, thread = next(results)
         assert (first, len(read)) == (0, 2 + 1)
         assert thread != caller
