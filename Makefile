@@ -18,7 +18,7 @@ help:  ## this list
 repro: $(INSTALLED) bytecode  ## set up .venv if needed, then dvc repro: the pipeline, running only what changed
 	dvc repro
 
-test: $(INSTALLED) bytecode  ## set up .venv if needed, then the whole test suite (about 8 minutes on 2 cores)
+test: $(INSTALLED) bytecode  ## set up .venv if needed, then the whole test suite (about 10 minutes on 2 cores)
 	python -m pytest -n auto
 
 test-fast: $(INSTALLED)  ## the in-memory unit tests only (tests/unit, well under a minute)
@@ -48,12 +48,12 @@ bench: $(INSTALLED)  ## figures, not tests: the everyday run against a plain scr
 	python -m bench.wide_table
 	python -m tools.performance_page
 
-# The stamp is newer than requirements.txt once it is installed, so a second run installs nothing. Then
-# tools/plots_page.py inlines the installed Vega JavaScript into the page `dvc plots` fills (offline charts).
 # The stages' bytecode (tools/bytecode.py): where PYTHONDONTWRITEBYTECODE is set, Python keeps none of its own.
 bytecode: $(INSTALLED)
 	python -m tools.bytecode
 
+# The stamp is newer than requirements.txt once it is installed, so a second run installs nothing. Then
+# tools/plots_page.py inlines the installed Vega JavaScript into the page `dvc plots` fills (offline charts).
 $(INSTALLED): requirements.txt tools/plots_page.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
 		{ echo "error: $(PYTHON): not found or older than 3.11: expected Python 3.11 or newer (make PYTHON=python3.12 …)"; exit 1; }

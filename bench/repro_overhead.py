@@ -7,7 +7,6 @@ import argparse
 import shutil
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from bench.common import STAGES, clone_head, load_average, machine, record, seconds, set_points

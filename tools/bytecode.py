@@ -3,8 +3,9 @@
 Where PYTHONDONTWRITEBYTECODE is set, as in many containers, Python compiles every project module a stage
 imports from its source each time the stage starts, and keeps nothing: about 55 ms a stage (80 ms for all
 of pipeline/), a quarter of a second over the five stages of the tutorial's run. Python still reads a cache
-that is there and matches its source, so set-up writes it. compileall skips the modules whose cache is current; a module edited after set-up is
-compiled in memory until the next `make`, as before. The cache is git-ignored, and no stage depends on it.
+that is there and matches its source, so set-up writes it. compileall skips the modules whose cache is
+current; a module edited after set-up is compiled in memory until the next `make`, as before. The cache is
+git-ignored, and no stage depends on it.
 """
 
 import compileall
