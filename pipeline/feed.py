@@ -121,6 +121,7 @@ class Feed:
         budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else CACHE_BYTES
         self.cached = [self._batch(read()) for read in self.readers] if expected_bytes <= budget else None
         self._cached_chunks: list[Batch] | None = None
+        self._window: torch.Tensor | None = None  # storage for the windows of mini-batch epochs, reused
 
     def _batch(self, table: Table) -> Batch:
         """The group's rows scaled, a chunk's worth at a time: a wide group's float64 temporaries stay small."""
@@ -132,6 +133,23 @@ class Feed:
             columns[:, start:start + len(piece)] = torch.from_numpy(self.scaling.features(piece.features).T)
             target[start:start + len(piece), 0] = torch.from_numpy(self.scaling.target(piece.target))
         return Batch(columns.to(self.device), target.to(self.device))
+
+    def window(self, pieces: list[Batch]) -> Batch:
+        """The pieces (consecutive rows of a mini-batch epoch) as one batch, laid out as Batch.join lays it out,
+        in storage kept from window to window and epoch to epoch: a new tensor for a window of 4M rows cost its
+        page faults each time, 10-20 ms against 3 ms (an epoch of 10^7 rows: 66-68 ms against 80-82 ms, the
+        same bits). Safe because a window's batches are all gathered (copies) before the next is joined."""
+        if len(pieces) == 1:
+            return pieces[0]
+        n, d = sum(map(len, pieces)), len(pieces[0].columns)
+        if self._window is None or len(self._window) < (d + 1) * n:
+            self._window = None  # the old storage goes before the new comes
+            # A quarter more: the next windows hold the rows one carries over (less than a batch) too.
+            self._window = torch.empty((d + 1) * n * 5 // 4, dtype=self.dtype, device=self.device)
+        columns, target = self._window[:d * n].view(d, n), self._window[d * n:(d + 1) * n].view(n, 1)
+        torch.cat([piece.columns for piece in pieces], 1, out=columns)
+        torch.cat([piece.target for piece in pieces], out=target)
+        return Batch(columns, target)
 
     def groups(self, order: Iterable[int] | None = None) -> Iterator[Batch]:
         for index in range(len(self.readers)) if order is None else order:
@@ -181,7 +199,7 @@ def shuffled_batches(feed: Feed, batch_size: int, seed: int, epoch: int,
 
     def shuffled(window: list[Batch], stop: int) -> Iterator[Batch]:
         """The window's rows shuffled, a batch at a time up to row `stop`, then the rest in one."""
-        rows = Batch.join(window)
+        rows = feed.window(window)
         shuffle = Shuffle.of(len(rows), batch_size, seed, epoch, windows)
         device = rows.columns.device
         # A worker gathers whole batches, as many as GATHER_CHUNKS chunks hold (at least one), and cuts them:

@@ -5,7 +5,7 @@ import json
 import re
 
 from pipeline.params import TrainParams, load_params
-from workspace import ALL_OUTS, LOWER_LR, ROOT, dvc, git
+from workspace import ALL_OUTS, LOWER_LR, ROOT, dvc, error_line, git, read_outs, stage
 
 
 def test_every_direct_dependency_is_pinned_exactly_and_torch_is_2_13_0():
@@ -20,6 +20,20 @@ def test_dvc_never_phones_home():
     config.read(ROOT / ".dvc" / "config")
     assert config["core"]["analytics"] == "false"
     assert config["core"]["check_update"] == "false"
+
+
+def test_a_params_yaml_nested_too_deep_gets_one_line_from_dvc_and_from_a_stage_never_a_crash(reproduced):
+    """YAML is parsed in pure Python. ruamel.yaml's C parser (ruamel.yaml.clib) would be faster, but it recurses
+    on the C stack: here both would die of a segmentation fault, without a word (docs/design.md, Outputs)."""
+    params = reproduced / "params.yaml"
+    params.write_text(params.read_text().replace("  features:\n  - x\n",
+                                                 "  features: " + "[" * 100_000 + "]" * 100_000 + "\n"))
+    before = read_outs(reproduced)
+    repro = dvc(reproduced, "repro", check=False)
+    assert repro.returncode == 255, repro  # DVC's own code for an error of its own, not a signal's
+    assert "ERROR: unexpected error - maximum recursion depth exceeded" in repro.stderr.splitlines(), repro.stderr
+    assert "nests lists or mappings too deep to read" in error_line(stage(reproduced, "evaluate"))
+    assert read_outs(reproduced) == before
 
 
 def test_every_dvc_output_is_git_ignored_and_a_repro_leaves_nothing_to_commit(reproduced):
