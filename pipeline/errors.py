@@ -117,9 +117,9 @@ def keep_freed_memory() -> None:
     memory handed back comes again through page faults, which a virtual machine makes dear: about 2 µs a page
     here. At 5·10^7 points, interleaved: evaluate 3.55-3.62 s against 3.77-3.90 s, train (3 epochs) 7.2-7.3 s
     against 7.7-10.9 s, and a third less system time (predict's time goes to writing its file: no different).
-    Peaks rose by at most 36 MiB, since what is kept is what the process held. Elsewhere than glibc (macOS)
-    there is no mallopt, and nothing to do."""
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    Peaks rose by at most 36 MiB, since what is kept is what the process held. Linux only (musl's mallopt
+    does nothing); elsewhere nothing is done."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform.startswith("linux") else None
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, LARGEST_MMAP_THRESHOLD)  # below 32 MiB from the heap, which it keeps …
         mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # … as it never gives its top back
