@@ -1,4 +1,5 @@
-"""The one exception type for mistakes a user can fix, and the one place it becomes a message."""
+"""The one exception type for mistakes a user can fix, and the one place it becomes a message; how a stage's
+process starts (keeping the memory it frees) and ends (its exit status, without Python's teardown)."""
 
 import contextlib
 import ctypes

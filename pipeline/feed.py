@@ -101,10 +101,19 @@ class Batch:
         return Batch(self.columns.contiguous(), self.target.contiguous())
 
     @staticmethod
-    def join(batches: list["Batch"]) -> "Batch":
+    def join(batches: list["Batch"], storage: torch.Tensor | None = None) -> "Batch":
+        """The batches' rows in order as one batch, in new tensors or at the start of `storage` (flat, of at
+        least (d + 1) × n values): the columns (d, n), then the target (n, 1), each contiguous."""
         if len(batches) == 1:
             return batches[0]
-        return Batch(torch.cat([batch.columns for batch in batches], 1), torch.cat([batch.target for batch in batches]))
+        if storage is None:
+            return Batch(torch.cat([batch.columns for batch in batches], 1),
+                         torch.cat([batch.target for batch in batches]))
+        n, d = sum(map(len, batches)), len(batches[0].columns)
+        columns, target = storage[:d * n].view(d, n), storage[d * n:(d + 1) * n].view(n, 1)
+        torch.cat([batch.columns for batch in batches], 1, out=columns)
+        torch.cat([batch.target for batch in batches], out=target)
+        return Batch(columns, target)
 
 
 class Feed:
@@ -135,21 +144,16 @@ class Feed:
         return Batch(columns.to(self.device), target.to(self.device))
 
     def window(self, pieces: list[Batch]) -> Batch:
-        """The pieces (consecutive rows of a mini-batch epoch) as one batch, laid out as Batch.join lays it out,
-        in storage kept from window to window and epoch to epoch: a new tensor for a window of 4M rows cost its
-        page faults each time, 10-20 ms against 3 ms (an epoch of 10^7 rows: 66-68 ms against 80-82 ms, the
-        same bits). Safe because a window's batches are all gathered (copies) before the next is joined."""
-        if len(pieces) == 1:
-            return pieces[0]
-        n, d = sum(map(len, pieces)), len(pieces[0].columns)
-        if self._window is None or len(self._window) < (d + 1) * n:
+        """The pieces (consecutive rows of a mini-batch epoch) joined in storage kept from window to window and
+        epoch to epoch: a new tensor for a window of 4M rows cost its page faults each time, 10-20 ms against
+        3 ms (an epoch of 10^7 rows: 66-68 ms against 80-82 ms, the same bits). Safe because a window's batches
+        are all gathered (copies) before the next is joined."""
+        values = (len(pieces[0].columns) + 1) * sum(map(len, pieces))
+        if len(pieces) > 1 and (self._window is None or len(self._window) < values):
             self._window = None  # the old storage goes before the new comes
             # A quarter more: the next windows hold the rows one carries over (less than a batch) too.
-            self._window = torch.empty((d + 1) * n * 5 // 4, dtype=self.dtype, device=self.device)
-        columns, target = self._window[:d * n].view(d, n), self._window[d * n:(d + 1) * n].view(n, 1)
-        torch.cat([piece.columns for piece in pieces], 1, out=columns)
-        torch.cat([piece.target for piece in pieces], out=target)
-        return Batch(columns, target)
+            self._window = torch.empty(values * 5 // 4, dtype=self.dtype, device=self.device)
+        return Batch.join(pieces, self._window)
 
     def groups(self, order: Iterable[int] | None = None) -> Iterator[Batch]:
         for index in range(len(self.readers)) if order is None else order:
