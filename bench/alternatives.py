@@ -10,32 +10,20 @@ Run from the repository root: `python -m bench.alternatives [--points N] [--repe
 """
 
 import argparse
-import hashlib
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench.common import ROOT, STAGES, clone_head, load_average, machine, record, run_stage, seconds, set_points
+from bench.common import (ROOT, STAGES, clone_head, load_average, machine, md5_seconds, record, run_stage, seconds,
+                          set_points)
 from tools.commands import DVC
 from tools.project import declared
 
 TARGET = 1.0  # `dvc repro -f` within this many times the statsmodels script
-
-
-def md5_seconds(paths: list[Path]) -> float:
-    """Hashing every output once, as DVC does after each stage (md5, 1 MiB reads): the least DVC's share holds."""
-    start = time.perf_counter()
-    for path in paths:
-        digest = hashlib.md5()
-        with path.open("rb") as file:
-            while block := file.read(1 << 20):
-                digest.update(block)
-    return time.perf_counter() - start
 
 
 def set_cache_type(project: Path, cache_type: str) -> None:

@@ -1,9 +1,12 @@
 """A wide Parquet table (50,000 rows × 500 correlated features) through the whole pipeline, against LAPACK.
 
 The floor is `numpy.linalg.lstsq` on the same matrix (the features and a column of ones), on every core, in
-the same run: `dvc repro` of every stage should take at most 15 times as long. Then each stage runs again as
-its own process for its peak memory (target: 1.5 GB), and the least-squares coefficients evaluate wrote
-(models/ols.safetensors) are compared with lstsq's (target: within 1e-9, relative to the largest).
+the same run: `dvc repro` of every stage should take at most 15 times as long. That first run is what a user
+meets after pointing data.source at a new file, and DVC then hashes the file twice in each stage that reads it
+(docs/scale.md); `dvc repro -f` after it, with the file's hash in dvc.lock, is timed too, beside one md5 of the
+file. Then each stage runs again as its own process for its peak memory (target: 1.5 GB), and the
+least-squares coefficients evaluate wrote (models/ols.safetensors) are compared with lstsq's (target: within
+1e-9, relative to the largest).
 
 Run from the repository root: `python -m bench.wide_table [--rows N] [--features D]` (or `make bench`).
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
-from bench.common import STAGES, clone_head, load_average, machine, record, run_stage, set_params
+from bench.common import STAGES, clone_head, load_average, machine, md5_seconds, record, run_stage, set_params
 from tools.commands import environment
 
 LIMIT_BYTES = 1.5 * 1024**3
@@ -50,6 +53,13 @@ def write_table(path: Path, n_rows: int, n_features: int, solution: Path, second
     np.save(seconds, np.array(min(times)))
 
 
+def dvc_seconds(project: Path, *arguments: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dvc", *arguments], cwd=project, env=environment(), check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
@@ -73,11 +83,10 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "dvc", "add", "--quiet", "data/wide.parquet"], cwd=project,
                    env=environment(), check=True)
 
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dvc", "repro", "--quiet"], cwd=project, env=environment(), check=True,
-                   stdout=subprocess.DEVNULL)
-    repro = time.perf_counter() - start
+    repro = dvc_seconds(project, "repro", "--quiet")
+    again = dvc_seconds(project, "repro", "--force", "--quiet")
     load_repro = load_average()
+    hashing = min(md5_seconds([table]) for _ in range(3))
     stages = {name: run_stage(project, name) for name in STAGES if name != "synthesize"}
 
     ols = load_file(project / "models" / "ols.safetensors")
@@ -90,8 +99,12 @@ def main() -> None:
     print(f"{n_rows:,} rows × {n_features} features (Parquet), data.features: all")
     print(f"  numpy.linalg.lstsq (the floor, least of {SOLVES}) {floor:8.2f} s")
     verdict = "met" if repro <= TIMES_LSTSQ * floor else "NOT met"
+    verdict_again = "met" if again <= TIMES_LSTSQ * floor else "NOT met"
     print(f"  dvc repro, every stage             {repro:8.2f} s  {repro / floor:6.1f}× lstsq  "
           f"(target {TIMES_LSTSQ}×: {verdict})")
+    print(f"  dvc repro -f, after it             {again:8.2f} s  {again / floor:6.1f}× lstsq  "
+          f"(target {TIMES_LSTSQ}×: {verdict_again})")
+    print(f"  one md5 of the table               {hashing:8.2f} s")
     for name, (elapsed, peak) in stages.items():
         within = "within 1.5 GB" if peak <= LIMIT_BYTES else "OVER 1.5 GB"
         print(f"  {name:<11} {elapsed:7.2f} s   peak {peak / 1024**2:7.0f} MiB   {within}")
@@ -99,7 +112,9 @@ def main() -> None:
           f"(target {AGREEMENT:g}: {'met' if agreement <= AGREEMENT else 'NOT met'})")
     rows = [["what", "time", "× lstsq", "peak memory"],
             ["numpy.linalg.lstsq (floor)", f"{floor:.2f} s", "1", ""],
-            ["dvc repro, every stage", f"{repro:.1f} s", f"{repro / floor:.1f}", ""],
+            ["dvc repro, every stage (the first run on the table)", f"{repro:.1f} s", f"{repro / floor:.1f}", ""],
+            ["dvc repro -f, every stage (run again)", f"{again:.1f} s", f"{again / floor:.1f}", ""],
+            ["one md5 of the table (DVC's hash, least of 3)", f"{hashing:.2f} s", f"{hashing / floor:.2f}", ""],
             *([f"{name} alone", f"{elapsed:.1f} s", f"{elapsed / floor:.1f}", f"{peak / 1024**2:,.0f} MiB"]
               for name, (elapsed, peak) in stages.items())]
     record(f"wide_table-{n_features}", f"A wide table: {n_rows:,} rows × {n_features} features",
@@ -107,7 +122,12 @@ def main() -> None:
            f"data.test_fraction: 0 (every row trains, as lstsq fits them); the "
            f"floor is numpy.linalg.lstsq on the same matrix (every core, least of {SOLVES}). Targets: dvc repro "
            f"within {TIMES_LSTSQ}× lstsq, every stage within 1.5 GB, least squares within {AGREEMENT:g} of lstsq.",
-           rows, [f"dvc repro took {repro / floor:.1f}× lstsq: target {verdict}.",
+           rows, [f"dvc repro took {repro / floor:.1f}× lstsq: target {verdict}. Run again (`dvc repro -f`): "
+                  f"{again / floor:.1f}× lstsq, target {verdict_again}.",
+                  f"The first run is {repro - again:.1f} s longer: DVC 3.67 hashes a dependency that dvc.lock does not "
+                  "list yet twice in each stage that reads it (its 2.x hash, md5-dos2unix, then md5; its state keeps "
+                  f"one hash a file), and four stages read the table, predict twice: ten hashes of {hashing:.2f} s "
+                  "each (docs/scale.md).",
                   f"Least squares (models/ols.safetensors) against lstsq: {agreement:.2g} of the largest "
                   "coefficient.",
                   f"Load average {load_before} before, {load_repro} after dvc repro."])
