@@ -124,10 +124,10 @@ def main() -> None:
            f"within {TIMES_LSTSQ}× lstsq, every stage within 1.5 GB, least squares within {AGREEMENT:g} of lstsq.",
            rows, [f"dvc repro took {repro / floor:.1f}× lstsq: target {verdict}. Run again (`dvc repro -f`): "
                   f"{again / floor:.1f}× lstsq, target {verdict_again}.",
-                  f"The first run is {repro - again:.1f} s longer: DVC 3.67 hashes a dependency that dvc.lock does not "
-                  "list yet twice in each stage that reads it (its 2.x hash, md5-dos2unix, then md5; its state keeps "
-                  f"one hash a file), and four stages read the table, predict twice: ten hashes of {hashing:.2f} s "
-                  "each (docs/scale.md).",
+                  f"The first run is {repro - again:.1f} s longer. In it DVC 3.67 hashes a dependency that dvc.lock "
+                  "does not list yet twice in each stage that reads it (its 2.x hash, md5-dos2unix, then md5; its "
+                  "state keeps one hash a file), and four stages read the table, predict twice: ten hashes of "
+                  f"{hashing:.2f} s each (docs/scale.md); and it copies each output into its cache for the first time.",
                   f"Least squares (models/ols.safetensors) against lstsq: {agreement:.2g} of the largest "
                   "coefficient.",
                   f"Load average {load_before} before, {load_repro} after dvc repro."])
