@@ -115,11 +115,8 @@ LARGEST_MMAP_THRESHOLD = 32 << 20  # glibc's own bound on 64-bit systems
 def keep_freed_memory() -> None:
     """Have glibc's malloc keep what the process frees for its next allocations, not hand it back to the system.
     A stage allocates and frees the same sizes pass after pass (a row group's columns, a window's rows), and
-    memory handed back comes again through page faults, which a virtual machine makes dear: about 2 µs a page
-    here. At 5·10^7 points, interleaved: evaluate 3.55-3.62 s against 3.77-3.90 s, train (3 epochs) 7.2-7.3 s
-    against 7.7-10.9 s, and a third less system time (predict's time goes to writing its file: no different).
-    Peaks rose by at most 36 MiB, since what is kept is what the process held. Linux only (musl's mallopt
-    does nothing); elsewhere nothing is done."""
+    memory handed back comes again through page faults, which a virtual machine makes dear (figures:
+    docs/design.md, Outputs). Linux only (musl's mallopt does nothing); elsewhere nothing is done."""
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform.startswith("linux") else None
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, LARGEST_MMAP_THRESHOLD)  # below 32 MiB from the heap, which it keeps …
