@@ -12,7 +12,7 @@ from pipeline.drawing import (
     LEARNT, LEAST_SQUARES, ROWS, Points, Ticks, legend_below, marker_style, number, panels, tidy, wrap,
 )
 from pipeline.errors import PipelineError
-from pipeline.files import OLS, numbers, read_json
+from pipeline.files import OLS, numbers
 from pipeline.linear import RESTORE, LinearModel
 from pipeline.least_squares import LeastSquares
 
@@ -130,14 +130,16 @@ class Interval:
     t: float | None
 
 
-def intervals_of(metrics: Path, learnt: LinearModel, ols: LinearModel, scales: np.ndarray) -> list[Interval]:
-    """Every coefficient's interval from metrics.json (`inference.<name>.ci_low` …), times its scale."""
-    inference = read_json(metrics).get("inference")
+def intervals_of(path: Path, metrics: dict, learnt: LinearModel, ols: LinearModel, scales: np.ndarray
+                 ) -> list[Interval]:
+    """Every coefficient's interval from `metrics`, as read from `path` (`inference.<name>.ci_low` …), times its
+    scale."""
+    inference = metrics.get("inference")
     found = []
     for name, scale, m_learnt, m_ols in zip(ols.features, scales, learnt.coefficients, ols.coefficients):
         entry = inference.get(name) if isinstance(inference, dict) else None
         dotted = {f"inference.{name}.{key}": value for key, value in (entry or {}).items()}
-        bounds = numbers(metrics, dotted, [f"inference.{name}.ci_low", f"inference.{name}.ci_high"])
+        bounds = numbers(path, dotted, [f"inference.{name}.ci_low", f"inference.{name}.ci_high"])
         t = dotted.get(f"inference.{name}.t")
         found.append(Interval(name, m_ols * scale, bounds[f"inference.{name}.ci_low"] * scale,
                               bounds[f"inference.{name}.ci_high"] * scale, m_learnt * scale,

@@ -1,5 +1,6 @@
 """Typed, validated params: one model per section of params.yaml, and the one loader."""
 
+import functools
 import re
 import reprlib
 from difflib import get_close_matches
@@ -265,11 +266,19 @@ def load_params(model: type[Params], path: Path = PARAMS_FILE) -> Params:
 
 def _read_document(path: Path) -> dict:
     try:
-        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise PipelineError(f"{path}: cannot read it ({error.strerror})") from None
     except UnicodeDecodeError:
         raise PipelineError(f"{path}: not UTF-8 text") from None
+    return _parsed(path, text)
+
+
+@functools.lru_cache(maxsize=4)  # a stage reads up to four sections: one parse of the text (6 ms each after)
+def _parsed(path: Path, text: str) -> dict:
+    """The document of params.yaml's `text`, shared by the loads that ask: read only, never changed."""
+    try:
+        document = YAML(typ="safe").load(text)
     except YAMLError as error:
         raise PipelineError(f"{path}: not valid YAML ({_one_line(error)})") from None
     except RecursionError:

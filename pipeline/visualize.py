@@ -252,9 +252,10 @@ def lines_by_level(design: Design | None) -> tuple[str, str] | None:
     return (number_column, factor) if plain and number_column in design.names else None
 
 
-def read_metrics(path: Path, features: tuple[str, ...]) -> tuple[LinearModel, LinearModel, LinearModel | None, float]:
-    """The learnt, least-squares and (for synthetic data) true models, and the least-squares training MSE."""
-    metrics = read_json(path)
+def read_metrics(path: Path, metrics: dict, features: tuple[str, ...]
+                 ) -> tuple[LinearModel, LinearModel, LinearModel | None, float]:
+    """The learnt, least-squares and (for synthetic data) true models, and the least-squares training MSE, from
+    `metrics` as read from `path` (which an error names)."""
     # Dotted keys, as `dvc metrics show` names them, so that a missing number is named in its one line.
     dotted = {}
     for section, values in metrics.items():
@@ -315,7 +316,8 @@ def main() -> None:
     params = load_params(VisualizeParams)
     split = load_split(data, train.fit_intercept, terms=terms_of(MODEL))
     columns = split.columns
-    learnt, ols, true_line, mse_ols = read_metrics(METRICS, columns)
+    metrics = read_json(METRICS)
+    learnt, ols, true_line, mse_ols = read_metrics(METRICS, metrics, columns)
     fit = LeastSquares.load(OLS)
     require_same_fit(fit, ols)
     scales = spread(fit)
@@ -325,7 +327,7 @@ def main() -> None:
     # Every input read and checked here, where an error is one line; each figure is then made by the process
     # that writes it (drawing.save_all).
     residuals = residuals_of(points, fit)
-    intervals = intervals_of(METRICS, learnt, ols, scales)
+    intervals = intervals_of(METRICS, metrics, learnt, ols, scales)
     figures: dict[Path, Callable[[], Figure]] = {
         PLOT_DATA: lambda: plot_data(points, columns[:len(columns) // data.degree] if split.design is None else columns,
                                      data.target, true_line),

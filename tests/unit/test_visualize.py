@@ -18,7 +18,7 @@ from pipeline.diagnostics import (
 )
 from pipeline.drawing import MAX_PIXELS, marker_style, number, points_of, sample, save
 from pipeline.errors import PipelineError
-from pipeline.files import CHART_COEFFICIENTS, CHART_INTERCEPT, write_json
+from pipeline.files import CHART_COEFFICIENTS, CHART_INTERCEPT
 from pipeline.linear import LinearModel
 from pipeline.least_squares import fit_least_squares
 from pipeline.visualize import plot_data, plot_fit, plot_loss, plot_parameters, read_metrics
@@ -234,19 +234,14 @@ def test_points_stay_visible_at_six_and_do_not_merge_into_a_blot_at_a_million():
                if isinstance(handle, PathCollection))
 
 
-def test_the_models_are_read_from_the_metrics_and_a_missing_number_is_named(tmp_path):
-    path = tmp_path / "metrics.json"
+def test_the_models_are_read_from_the_metrics_and_a_missing_number_is_named():
+    path = Path("metrics/metrics.json")  # only named: visualize reads the file once, and hands its values on
     metrics = {"learnt": {"x": 2.49, "intercept": -0.98}, "ols": {"x": 2.52, "intercept": -1.1},
                "gap": 0.01, "converged": True, "train": {"mse": 1.0, "mse_ols": 0.98, "r2": 0.9, "n": 80}}
-    write_json(path, metrics)
-    assert read_metrics(path, ("x",)) == (LEARNT_1, OLS_1, None, 0.98)
-    path = tmp_path / "with-truth" / "metrics.json"  # a new file each time: one read in this process is an input, never written over
-    write_json(path, {**metrics, "true": {"x": 2.5, "intercept": -1.0}})
-    assert read_metrics(path, ("x",))[2] == TRUE_1
-    path = tmp_path / "without-intercept" / "metrics.json"
-    write_json(path, {**metrics, "ols": {"x": 2.52}})
-    with pytest.raises(PipelineError, match=r"metrics.json: ols.intercept missing: expected a finite number"):
-        read_metrics(path, ("x",))
+    assert read_metrics(path, metrics, ("x",)) == (LEARNT_1, OLS_1, None, 0.98)
+    assert read_metrics(path, {**metrics, "true": {"x": 2.5, "intercept": -1.0}}, ("x",))[2] == TRUE_1
+    with pytest.raises(PipelineError, match=r"^metrics/metrics.json: ols.intercept missing: expected a finite number"):
+        read_metrics(path, {**metrics, "ols": {"x": 2.52}}, ("x",))
 
 
 def test_the_epoch_axis_is_logarithmic_after_the_first_epoch_so_the_early_movement_reads():
@@ -538,15 +533,13 @@ def test_of_many_coefficients_the_figure_shows_the_largest_t_and_says_how_many_i
     assert max(png_size(tmp_path / "coefficients.png")) <= MAX_PIXELS
 
 
-def test_the_intervals_are_read_from_the_metrics_and_standardised(tmp_path):
-    path = tmp_path / "metrics.json"
+def test_the_intervals_are_read_from_the_metrics_and_standardised():
+    path = Path("metrics/metrics.json")  # only named, as above
     inference = {"x1": {"se": 0.5, "t": 4.0, "p": 0.001, "ci_low": 1.0, "ci_high": 3.0},
                  "x2": {"se": 0.0, "t": None, "p": None, "ci_low": -1.0, "ci_high": -1.0}}
-    write_json(path, {"inference": inference})
     learnt, ols = model(("x1", "x2"), 2.1, -1.0, 0.0), model(("x1", "x2"), 2.0, -1.0, 0.0)
-    assert intervals_of(path, learnt, ols, np.array([10.0, 0.5])) == [
+    assert intervals_of(path, {"inference": inference}, learnt, ols, np.array([10.0, 0.5])) == [
         Interval("x1", 20.0, 10.0, 30.0, 21.0, 4.0), Interval("x2", -0.5, -0.5, -0.5, -0.5, None)]
-    path = tmp_path / "one-interval" / "metrics.json"  # a new file: the one read above is an input of this process now
-    write_json(path, {"inference": {"x1": inference["x1"]}})
-    with pytest.raises(PipelineError, match=r"metrics.json: inference.x2.ci_low missing: expected a finite number"):
-        intervals_of(path, learnt, ols, np.array([10.0, 0.5]))
+    with pytest.raises(PipelineError,
+                       match=r"^metrics/metrics.json: inference.x2.ci_low missing: expected a finite number"):
+        intervals_of(path, {"inference": {"x1": inference["x1"]}}, learnt, ols, np.array([10.0, 0.5]))
