@@ -90,3 +90,35 @@ def test_a_progress_bar_shows_the_epochs_only_when_stderr_is_a_terminal(reproduc
     run = len(read_history(reproduced / HISTORY, ("epoch",))["epoch"]) - 1  # fewer: it stopped once converged
     assert f"{run}/{rows}" in train_stderr(reproduced, on_a_terminal=True)
     assert "epoch" not in train_stderr(reproduced, on_a_terminal=False)
+
+
+# Loaded at startup by every process with its folder on PYTHONPATH: each garbage collection's generation, whether
+# numpy is imported yet, and how many objects were frozen (gc.freeze) then, one line each, written at once (a stage
+# ends with os._exit).
+COLLECTIONS_SEEN = """
+import gc, os, sys
+
+def seen(phase, info):
+    if phase == "start":
+        line = f"{info['generation']} {'numpy' in sys.modules} {gc.get_freeze_count()}\\n"
+        with open(os.environ["COLLECTIONS_FILE"], "a") as file:
+            file.write(line)
+
+gc.callbacks.append(seen)
+"""
+
+
+def test_a_stage_collects_garbage_only_among_the_objects_made_after_its_imports(reproduced, tmp_path):
+    """The imports (numpy's and on) make objects that live as long as the process; no garbage collection walks
+    them: none runs while they are imported, and they are frozen before the stage's work, whose own garbage is
+    collected as usual."""
+    (tmp_path / "hook" / "sitecustomize.py").parent.mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(COLLECTIONS_SEEN)
+    for name in ("synthesize", "train", "evaluate", "visualize", "predict"):
+        seen = tmp_path / f"{name}.txt"
+        stage(reproduced, name, check=True, PYTHONPATH=str(tmp_path / "hook"), COLLECTIONS_FILE=str(seen))
+        collections = [line.split() for line in seen.read_text().splitlines()]
+        after_imports = [(generation, int(frozen)) for generation, numpy_seen, frozen in collections
+                         if numpy_seen == "True"]
+        assert after_imports, f"{name}: no garbage collection once its imports were done"
+        assert min(frozen for _, frozen in after_imports) > 10_000, (name, collections)  # numpy alone makes more
