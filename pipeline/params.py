@@ -274,7 +274,7 @@ def _read_document(path: Path) -> dict:
     return _parsed(path, text)
 
 
-@functools.lru_cache(maxsize=4)  # a stage reads up to four sections: one parse of the text (6 ms each after)
+@functools.lru_cache(maxsize=4)  # a stage loads up to four sections: the text parsed once (6 ms a parse)
 def _parsed(path: Path, text: str) -> dict:
     """The document of params.yaml's `text`, shared by the loads that ask: read only, never changed."""
     try:
