@@ -97,6 +97,18 @@ def open_source(path: Path, names: list[str], check: bool, missing: str, has_tar
     return ParquetTable.open(where, path, names, check, missing, has_target, new_rows, every_row, coders)
 
 
+def rows_in_footer(path: Path) -> int:
+    """The rows a Parquet file's footer says it holds, before any is read: at most the rows a stage keeps. 0
+    for a CSV file, or a file whose footer cannot be read here (the read that follows says why)."""
+    path = Path(path)
+    if path.suffix.lower() in CSV_SUFFIXES or not path.is_file():  # a FIFO would block: the read says what it is
+        return 0
+    try:
+        return max(0, pyarrow.parquet.read_metadata(path).num_rows)
+    except (pa.ArrowException, OSError):
+        return 0
+
+
 def read_table(path: Path, features: Sequence[str], target: str, missing: str = MISSING_ERROR) -> Table:
     """The whole table in memory: open_table for tables that fit."""
     return gather(open_table(path, features, target, missing=missing))

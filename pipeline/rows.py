@@ -267,7 +267,7 @@ def held_out(n_rows: int, test_fraction: float, seed: int, start: int = 0, stop:
 
 def _held_out_in_block(n_rows: int, test_fraction: float, seed: int, block: int, block_rows: int) -> np.ndarray:
     length = min(block_rows, n_rows - block * block_rows)
-    in_block = np.unpackbits(_packed_held_out(n_rows, test_fraction, seed, block, block_rows), count=length)
+    in_block = np.unpackbits(_packed_held_out(length, test_fraction, seed, block), count=length)
     in_block = in_block.view(bool)
     in_block.flags.writeable = False
     return in_block
@@ -276,13 +276,14 @@ def _held_out_in_block(n_rows: int, test_fraction: float, seed: int, block: int,
 # Each block is drawn once per process, not once per pass (a permutation of 2^20 rows takes about 16 ms,
 # as long as reading the block), and kept as one bit a row: 125 MB at 10^9 rows. draw_ahead draws them on a
 # thread of its own while the stage reads; a block asked for before that thread gets to it is drawn by the
-# thread that asks. Either way once: the first to start a block publishes it, the others wait for it.
-_drawn: dict[tuple[int, float, int, int, int], Future[np.ndarray]] = {}
+# thread that asks. Either way once: the first to start a block publishes it, the others wait for it. A
+# block's draw depends on its length, not on the table's: a whole block is the same in any table that fills it.
+_drawn: dict[tuple[int, float, int, int], Future[np.ndarray]] = {}
 _drawing = threading.Lock()
 
 
-def _packed_held_out(n_rows: int, test_fraction: float, seed: int, block: int, block_rows: int) -> np.ndarray:
-    key = (n_rows, test_fraction, seed, block, block_rows)
+def _packed_held_out(length: int, test_fraction: float, seed: int, block: int) -> np.ndarray:
+    key = (length, test_fraction, seed, block)
     with _drawing:
         drawn, mine = _drawn.get(key), False
         if drawn is None:
@@ -296,8 +297,7 @@ def _packed_held_out(n_rows: int, test_fraction: float, seed: int, block: int, b
     return drawn.result()
 
 
-def _draw_block(n_rows: int, test_fraction: float, seed: int, block: int, block_rows: int) -> np.ndarray:
-    length = min(block_rows, n_rows - block * block_rows)
+def _draw_block(length: int, test_fraction: float, seed: int, block: int) -> np.ndarray:
     in_block = np.zeros(length, dtype=bool)
     generator = np.random.default_rng(seed if block == 0 else [seed, block])
     in_block[generator.permutation(length)[:n_held_out(length, test_fraction)]] = True
@@ -311,9 +311,31 @@ def draw_ahead(n_rows: int, test_fraction: float, seed: int) -> None:
     if test_fraction == 0:
         return
     blocks = range(-(-n_rows // SPLIT_BLOCK))
-    threading.Thread(target=lambda: [_packed_held_out(n_rows, test_fraction, seed, block, SPLIT_BLOCK)
-                                     for block in blocks],
+    threading.Thread(target=lambda: [_packed_held_out(min(SPLIT_BLOCK, n_rows - block * SPLIT_BLOCK), test_fraction,
+                                                       seed, block) for block in blocks],
                      name="held-out", daemon=True).start()
+
+
+@contextmanager
+def drawing_while_reading(rows_at_most: int, test_fraction: float, seed: int) -> Iterator[None]:
+    """Draw the held-out rows of the whole blocks of `rows_at_most` rows (a Parquet footer's count, which rows
+    left out may lower) on a thread of its own while the body reads the table, before its count of rows is
+    known: the draws then overlap the read as well as the passes after it (draw_ahead, once it is known).
+    The thread stops when the body ends, however it ends; a block the table does not fill is a draw wasted."""
+    stop = threading.Event()
+
+    def draw() -> None:
+        for block in range(rows_at_most // SPLIT_BLOCK):
+            if stop.is_set():
+                return
+            _packed_held_out(SPLIT_BLOCK, test_fraction, seed, block)
+
+    if test_fraction > 0 and rows_at_most >= SPLIT_BLOCK:
+        threading.Thread(target=draw, name="held-out-early", daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def held_out_count(n_rows: int, test_fraction: float) -> int:

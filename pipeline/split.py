@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.dataset import open_labeled_rows, open_source
+from pipeline.dataset import open_labeled_rows, open_source, rows_in_footer
 from pipeline.errors import PipelineError
 from pipeline.levels import Known, WithTerms, coders_for, find_levels, require_cells
 from pipeline.params import MAX_FEATURES, DataParams
-from pipeline.rows import Part, Rows, draw_ahead, with_powers
+from pipeline.rows import Part, Rows, draw_ahead, drawing_while_reading, with_powers
 from pipeline.schema import column_kinds, requested_columns, where_of
 from pipeline.terms import Design, design, design_of, is_plain, parse
 
@@ -67,7 +67,9 @@ def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms:
         kinds = column_kinds(source, data.features)
     if terms is not None or not is_plain(data.features, kinds):
         return _load_terms(data, fit_intercept, check, kinds, terms)
-    table, rows_dropped, rows_unlabeled = open_labeled_rows(source, data.features, data.target, check, data.missing)
+    with drawing_while_reading(rows_in_footer(source), data.test_fraction, data.split_seed):
+        table, rows_dropped, rows_unlabeled = open_labeled_rows(source, data.features, data.target, check,
+                                                                data.missing)
     draw_ahead(len(table), data.test_fraction, data.split_seed)
     table = with_powers(table, data.degree)
     train = Part(table, False, data.test_fraction, data.split_seed)
@@ -88,8 +90,9 @@ def _load_terms(data: DataParams, fit_intercept: bool, check: bool, kinds: dict[
         raw = tuple(dict.fromkeys(f.column for term in terms for f in term))
         coders = coders_for(raw, kinds)
     raw = built.raw if described is not None else raw
-    table, rows_dropped, rows_unlabeled = open_source(source, requested_columns(where, list(raw), data.target), check,
-                                                data.missing, coders=coders)
+    with drawing_while_reading(rows_in_footer(source), data.test_fraction, data.split_seed):
+        table, rows_dropped, rows_unlabeled = open_source(source, requested_columns(where, list(raw), data.target),
+                                                          check, data.missing, coders=coders)
     draw_ahead(len(table), data.test_fraction, data.split_seed)
     if described is None:
         found = find_levels(table, terms, kinds, coders, data.test_fraction, data.split_seed, where)

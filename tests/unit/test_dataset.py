@@ -1,8 +1,10 @@
 """Reading a user's table: every problem is one line naming the file, what was found and what is expected."""
 
+import os
 import re
 import subprocess
 import sys
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from pipeline.cell_checks import LARGEST_VALUE
 from pipeline.dataset import (
-    Table, gather, open_every_row, open_labeled_rows, open_rows, open_rows_to_predict, read_table,
+    Table, gather, open_every_row, open_labeled_rows, open_rows, open_rows_to_predict, read_table, rows_in_footer,
 )
 from pipeline.rows import held_out
 from pipeline.split import load_split, require_enough_training_rows
@@ -138,6 +140,23 @@ def test_the_module_imports_without_torch():
 
 
 # --- The file itself ----------------------------------------------------------------------------------
+
+
+def test_the_rows_a_footer_counts_are_read_before_the_table_and_anything_else_is_none(tmp_path):
+    # The count the split's draws start from (pipeline.rows.drawing_while_reading), before the checked read,
+    # which alone says what is wrong with a file.
+    table = write_parquet(tmp_path, {"x": pa.array(np.arange(1234.0)), "y": pa.array(np.arange(1234.0))})
+    assert rows_in_footer(table) == 1234
+    assert rows_in_footer(write_csv(tmp_path, "x,y\n1,2\n")) == 0
+    assert rows_in_footer(write_csv(tmp_path, b"PAR1 not a footer", "damaged.parquet")) == 0
+    assert rows_in_footer(tmp_path / "missing.parquet") == 0
+    fifo = tmp_path / "fifo.parquet"
+    os.mkfifo(fifo)
+    counted = []
+    reader = threading.Thread(target=lambda: counted.append(rows_in_footer(fifo)), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert counted == [0]  # not opened: a FIFO without a writer would block the stage before its checks
 
 
 def test_a_missing_file_says_how_to_make_it(tmp_path):

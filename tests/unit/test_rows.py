@@ -2,6 +2,7 @@
 between a stage's passes and held-out rows drawn ahead are the rows read and drawn on demand."""
 
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,9 +12,12 @@ import pytest
 
 import pipeline.dataset
 import pipeline.rows
+import pipeline.split
 from pipeline.split import load_split
 from pipeline.params import DataParams
-from pipeline.rows import KEPT_BYTES, SERIAL, SPLIT_BLOCK, Kept, Table, chunks, draw_ahead, held_out, workers
+from pipeline.rows import (
+    KEPT_BYTES, SERIAL, SPLIT_BLOCK, Kept, Table, chunks, draw_ahead, drawing_while_reading, held_out, workers,
+)
 
 
 def test_results_come_in_the_blocks_order_even_when_a_later_block_is_done_first():
@@ -135,6 +139,74 @@ def test_held_out_rows_drawn_ahead_or_by_racing_threads_are_each_blocks_own_seed
         order = np.random.default_rng(seed if block == 0 else [seed, block]).permutation(length)
         expected[start + order[:round(length * fraction)]] = True
     assert all(np.array_equal(result, expected) for result in results) and len(results) == 3
+
+
+def seeded_held_out(n_rows: int, fraction: float, seed: int, block_rows: int) -> np.ndarray:
+    """Independently: block b of `block_rows` rows holds out the first round(len · fraction) (at least one) of
+    the permutation its seed gives."""
+    expected = np.zeros(n_rows, dtype=bool)
+    for block in range(-(-n_rows // block_rows)):
+        start = block * block_rows
+        length = min(block_rows, n_rows - start)
+        order = np.random.default_rng(seed if block == 0 else [seed, block]).permutation(length)
+        expected[start + order[:max(1, round(length * fraction))]] = True
+    return expected
+
+
+def test_the_split_is_drawn_while_the_table_is_read_and_a_block_the_kept_rows_do_not_fill_is_drawn_for_them(
+        tmp_path, monkeypatch):
+    # 330 rows, 5 whole blocks of 64 by the footer's count; 71 rows miss x, so the 259 kept rows fill 4 blocks
+    # and 3 rows of a fifth: the block of 64 drawn during the read is not theirs.
+    monkeypatch.setattr(pipeline.rows, "SPLIT_BLOCK", 64)
+    monkeypatch.setattr(pipeline.rows, "_drawn", {})
+    x = np.random.default_rng(2).normal(size=330)
+    x[:284:4] = np.nan
+    pyarrow.parquet.write_table(pa.table({"x": x, "y": np.arange(330, dtype=np.float64)}), tmp_path / "t.parquet",
+                                row_group_size=50)
+    draws, early_blocks_drawn = [], threading.Event()
+    draw_block = pipeline.rows._draw_block
+
+    def recorded(*key):
+        draws.append((key, threading.current_thread().name))
+        if threading.current_thread().name == "held-out-early" and key[3] == 4:
+            early_blocks_drawn.set()
+        return draw_block(*key)
+
+    monkeypatch.setattr(pipeline.rows, "_draw_block", recorded)
+    read = pipeline.split.open_labeled_rows
+
+    def read_after_the_early_draws(*args, **kwargs):  # a read long enough for every whole block of the footer
+        assert early_blocks_drawn.wait(timeout=30), "no block was drawn while the table was read"
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.split, "open_labeled_rows", read_after_the_early_draws)
+    monkeypatch.chdir(tmp_path)
+    data = DataParams(source="t.parquet", features=["x"], target="y", missing="drop", degree=1,
+                      test_fraction=0.25, split_seed=3, max_levels=50)
+    split = load_split(data, fit_intercept=True)
+    kept = np.flatnonzero(~np.isnan(x))
+    mask = seeded_held_out(len(kept), 0.25, 3, 64)
+    assert np.concatenate([t.target for t in chunks(split.train)]).tolist() == kept[~mask].tolist()
+    assert np.concatenate([t.target for t in chunks(split.test)]).tolist() == kept[mask].tolist()
+    keys = [key for key, _ in draws]
+    assert len(keys) == len(set(keys))  # each (length, fraction, seed, block) drawn once
+    assert {key for key, thread in draws if thread == "held-out-early"} == {(64, 0.25, 3, b) for b in range(5)}
+    assert (3, 0.25, 3, 4) in keys  # the kept rows' own short last block
+
+
+def test_drawing_while_reading_stops_when_the_read_ends_however_it_ends(monkeypatch):
+    monkeypatch.setattr(pipeline.rows, "SPLIT_BLOCK", 64)
+    monkeypatch.setattr(pipeline.rows, "_drawn", {})
+    draws, first = [], threading.Event()
+    draw_block = pipeline.rows._draw_block
+    monkeypatch.setattr(pipeline.rows, "_draw_block", lambda *key: draws.append(key) or first.set() or draw_block(*key))
+    with pytest.raises(OSError):
+        with drawing_while_reading(64 * 10**7, 0.2, 1):  # a footer's count of rows that no read will reach
+            assert first.wait(timeout=30)
+            raise OSError("the read failed")
+    stopped_at = len(draws)
+    time.sleep(0.5)
+    assert len(draws) <= stopped_at + 1  # at most the block being drawn as the read ended
 
 
 def test_a_parts_rows_at_chosen_positions_are_those_rows_of_the_whole_part(tmp_path, monkeypatch):
