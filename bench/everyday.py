@@ -23,9 +23,9 @@ PLAIN = ROOT / "bench" / "plain_tutorial.py"
 # The child prints when its imports are done (perf_counter is the system's monotonic clock, the parent's too),
 # then runs the stage as `python -m pipeline.<stage>` does: its process started before the stage's imports (as
 # pipeline/__init__.py starts it under -m) and ended as the stage ends it.
-STAGE_RUN = ("import sys, time\nfrom pipeline.errors import start_stage_process\nstart_stage_process()\n"
-             "import pipeline.{stage} as stage\nprint(time.perf_counter(), file=sys.stderr, flush=True)\n"
-             "from pipeline.errors import run_stage_process\nrun_stage_process(stage.main)\n")
+STAGE_RUN = ("import sys, time\nfrom pipeline.errors import run_stage_process, start_stage_process\n"
+             "start_stage_process()\nimport pipeline.{stage} as stage\n"
+             "print(time.perf_counter(), file=sys.stderr, flush=True)\nrun_stage_process(stage.main)\n")
 
 
 def stage_seconds(project: Path, stage: str) -> tuple[float, float]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.cell_checks import row_kinds
-from pipeline.dataset import open_every_row, open_rows_to_predict, rows_in_footer
+from pipeline.dataset import open_every_row, open_rows_to_predict
 from pipeline.errors import PipelineError, first_few, run_stage_process
 from pipeline.files import MODEL, OLS, table_writer
 from pipeline.guard import prepare_outputs
@@ -21,7 +21,8 @@ from pipeline.linear import RESTORE, SHOWN_COEFFICIENTS, Description, LinearMode
 from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, PredictParams, load_params
 from pipeline.repository import warn_if_untracked
-from pipeline.rows import Rows, Table, chunks, draw_ahead, drawing_while_reading, held_out
+from pipeline.split import read_while_drawing
+from pipeline.rows import Rows, Table, chunks, held_out
 from pipeline.levels import coders_for
 from pipeline.terms import NUMBER
 
@@ -220,10 +221,9 @@ def write_fitted(source: Path, missing: str, held_out: tuple[float, int], model:
     predict.output; with predict.influence, the rows of large Cook's distance named."""
     # Not strict: a held-out row of a level training never saw gets empty computed columns.
     coders = {} if model.design is None else coders_for(model.design.raw, model.design.kinds, model.design.levels)
-    with drawing_while_reading(rows_in_footer(source), *held_out):
-        rows, n_labeled = open_every_row(source, model.raw_features, target, missing, coders)
+    rows, n_labeled = read_while_drawing(source, *held_out, lambda: open_every_row(
+        source, model.raw_features, target, missing, coders), lambda opened: opened[1])
     split = SplitOf(n_labeled, *held_out)
-    draw_ahead(n_labeled, *held_out)
     output = Output(model, target, True, params.influence)
     require_distinct_names(source, output)
     cooks = LargestCooks(fit.n) if params.influence else None

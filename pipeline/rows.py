@@ -259,14 +259,19 @@ def held_out(n_rows: int, test_fraction: float, seed: int, start: int = 0, stop:
         return mask
     for block in range(start // SPLIT_BLOCK, -(-stop // SPLIT_BLOCK)):
         first = block * SPLIT_BLOCK
-        in_block = _held_out_in_block(n_rows, test_fraction, seed, block, SPLIT_BLOCK)
+        in_block = _held_out_in_block(n_rows, test_fraction, seed, block)
         low, high = max(start, first), min(stop, first + len(in_block))
         mask[low - start:high - start] = in_block[low - first:high - first]
     return mask
 
 
-def _held_out_in_block(n_rows: int, test_fraction: float, seed: int, block: int, block_rows: int) -> np.ndarray:
-    length = min(block_rows, n_rows - block * block_rows)
+def _block_length(n_rows: int, block: int) -> int:
+    """The rows of block `block` of a table of `n_rows`: SPLIT_BLOCK, fewer in a short last block."""
+    return min(SPLIT_BLOCK, n_rows - block * SPLIT_BLOCK)
+
+
+def _held_out_in_block(n_rows: int, test_fraction: float, seed: int, block: int) -> np.ndarray:
+    length = _block_length(n_rows, block)
     in_block = np.unpackbits(_packed_held_out(length, test_fraction, seed, block), count=length)
     in_block = in_block.view(bool)
     in_block.flags.writeable = False
@@ -308,12 +313,7 @@ def draw_ahead(n_rows: int, test_fraction: float, seed: int) -> None:
     """Start drawing every block of held_out(n_rows, test_fraction, seed), in order, on a thread of its own:
     NumPy shuffles without the GIL, so the draws overlap the stage's reading and sums. The same bits: each
     block has a generator of its own."""
-    if test_fraction == 0:
-        return
-    blocks = range(-(-n_rows // SPLIT_BLOCK))
-    threading.Thread(target=lambda: [_packed_held_out(min(SPLIT_BLOCK, n_rows - block * SPLIT_BLOCK), test_fraction,
-                                                       seed, block) for block in blocks],
-                     name="held-out", daemon=True).start()
+    _draw_on_a_thread("held-out", n_rows, test_fraction, seed)
 
 
 @contextmanager
@@ -322,20 +322,28 @@ def drawing_while_reading(rows_at_most: int, test_fraction: float, seed: int) ->
     left out may lower) on a thread of its own while the body reads the table, before its count of rows is
     known: the draws then overlap the read as well as the passes after it (draw_ahead, once it is known).
     The thread stops when the body ends, however it ends; a block the table does not fill is a draw wasted."""
-    stop = threading.Event()
-
-    def draw() -> None:
-        for block in range(rows_at_most // SPLIT_BLOCK):
-            if stop.is_set():
-                return
-            _packed_held_out(SPLIT_BLOCK, test_fraction, seed, block)
-
-    if test_fraction > 0 and rows_at_most >= SPLIT_BLOCK:
-        threading.Thread(target=draw, name="held-out-early", daemon=True).start()
+    read = threading.Event()
+    _draw_on_a_thread("held-out-early", rows_at_most - rows_at_most % SPLIT_BLOCK, test_fraction, seed, until=read)
     try:
         yield
     finally:
-        stop.set()
+        read.set()
+
+
+def _draw_on_a_thread(name: str, n_rows: int, test_fraction: float, seed: int,
+                      until: threading.Event | None = None) -> None:
+    """Draw every block of a table of `n_rows` rows, in order, on a thread of its own; stop before the next
+    block once `until` is set."""
+    if test_fraction == 0 or n_rows <= 0:
+        return
+
+    def draw() -> None:
+        for block in range(-(-n_rows // SPLIT_BLOCK)):
+            if until is not None and until.is_set():
+                return
+            _packed_held_out(_block_length(n_rows, block), test_fraction, seed, block)
+
+    threading.Thread(target=draw, name=name, daemon=True).start()
 
 
 def held_out_count(n_rows: int, test_fraction: float) -> int:

@@ -5,8 +5,10 @@ held-out rows in each block of 2^20 rows (pipeline/rows.py), with data.missing: 
 and formula terms (factors, interactions, logs) coded as the design's columns.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -52,6 +54,19 @@ class Split:
     rows_unseen: int = 0  # held-out rows left out of the scores: a level the training rows never had
 
 
+Opened = TypeVar("Opened")
+
+
+def read_while_drawing(source: Path, test_fraction: float, seed: int, read: Callable[[], Opened],
+                       rows_split: Callable[[Opened], int]) -> Opened:
+    """read() data.source while the split's held-out rows are drawn for its footer's count of rows
+    (rows.drawing_while_reading); then draw for the rows it splits, rows_split(what read gave) (rows.draw_ahead)."""
+    with drawing_while_reading(rows_in_footer(source), test_fraction, seed):
+        opened = read()
+    draw_ahead(rows_split(opened), test_fraction, seed)
+    return opened
+
+
 def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms: dict | None = None,
                kinds: dict[str, str] | None = None) -> Split:
     """Open data.source and split its rows (with data.missing: drop, its complete rows): the same rows in every
@@ -67,10 +82,9 @@ def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms:
         kinds = column_kinds(source, data.features)
     if terms is not None or not is_plain(data.features, kinds):
         return _load_terms(data, fit_intercept, check, kinds, terms)
-    with drawing_while_reading(rows_in_footer(source), data.test_fraction, data.split_seed):
-        table, rows_dropped, rows_unlabeled = open_labeled_rows(source, data.features, data.target, check,
-                                                                data.missing)
-    draw_ahead(len(table), data.test_fraction, data.split_seed)
+    table, rows_dropped, rows_unlabeled = read_while_drawing(
+        source, data.test_fraction, data.split_seed, lambda: open_labeled_rows(
+            source, data.features, data.target, check, data.missing), lambda opened: len(opened[0]))
     table = with_powers(table, data.degree)
     train = Part(table, False, data.test_fraction, data.split_seed)
     test = Part(table, True, data.test_fraction, data.split_seed)
@@ -90,10 +104,10 @@ def _load_terms(data: DataParams, fit_intercept: bool, check: bool, kinds: dict[
         raw = tuple(dict.fromkeys(f.column for term in terms for f in term))
         coders = coders_for(raw, kinds)
     raw = built.raw if described is not None else raw
-    with drawing_while_reading(rows_in_footer(source), data.test_fraction, data.split_seed):
-        table, rows_dropped, rows_unlabeled = open_source(source, requested_columns(where, list(raw), data.target),
-                                                          check, data.missing, coders=coders)
-    draw_ahead(len(table), data.test_fraction, data.split_seed)
+    table, rows_dropped, rows_unlabeled = read_while_drawing(
+        source, data.test_fraction, data.split_seed, lambda: open_source(
+            source, requested_columns(where, list(raw), data.target), check, data.missing, coders=coders),
+        lambda opened: len(opened[0]))
     if described is None:
         found = find_levels(table, terms, kinds, coders, data.test_fraction, data.split_seed, where)
         built = design(terms, kinds, found.levels, fit_intercept, data.degree, tuple(data.features))
