@@ -13,10 +13,10 @@ def stage_names(root: Path) -> tuple[str, ...]:
     return tuple(YAML(typ="safe").load(root / "dvc.yaml")["stages"])
 
 
-def declared(stage_name: str, project: Path = ROOT) -> dict:
+def declared(stage_name: str, project: Path = ROOT, params_file: Path | None = None) -> dict:
     """What dvc.yaml declares for a stage: cmd, and lists of deps, params and outs, with `${key}`
-    replaced by its value in the project's params.yaml, as DVC resolves it."""
-    params = YAML(typ="safe").load(project / "params.yaml")
+    replaced by its value in the project's params.yaml (or in `params_file`), as DVC resolves it."""
+    params = YAML(typ="safe").load(params_file or project / "params.yaml")
     stage_entry = YAML(typ="safe").load(project / "dvc.yaml")["stages"][stage_name]
 
     def resolve(text: str) -> str:
