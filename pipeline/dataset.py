@@ -100,7 +100,6 @@ def open_source(path: Path, names: list[str], check: bool, missing: str, has_tar
 def rows_in_footer(path: Path) -> int:
     """The rows a Parquet file's footer says it holds, before any is read: at most the rows a stage keeps. 0
     for a CSV file, or a file whose footer cannot be read here (the read that follows says why)."""
-    path = Path(path)
     if path.suffix.lower() in CSV_SUFFIXES or not path.is_file():  # a FIFO would block: the read says what it is
         return 0
     try:

@@ -66,13 +66,17 @@ def run_case(source: Path, stage_name: str, params_text: str | bytes, data: dict
             outs = declared(stage_name, params_file=folder / "params.yaml")["outs"]
             assert files_in(folder) == set(before) | set(outs)
             readable(folder, stage_name)
-            if currently_in_test_context():  # hypothesis counts the kinds of case it tried
-                event(f"{stage_name}: ran")
+            count(f"{stage_name}: ran")
         else:
             _, path, found, *_ = error_line(result).split(": ")
-            if currently_in_test_context():
-                event(f"{stage_name}: refused ({path}: {' '.join(found.split()[:3])})")
+            count(f"{stage_name}: refused ({path}: {' '.join(found.split()[:3])})")
             assert contents(folder) == before
+
+
+def count(kind: str) -> None:
+    """Tell hypothesis the kind of case it tried (its statistics); a plain test's case is not counted."""
+    if currently_in_test_context():
+        event(kind)
 
 
 def readable(folder: Path, stage_name: str) -> None:

@@ -117,6 +117,18 @@ def test_rows_beyond_what_may_be_kept_are_read_again_each_pass_keeping_only_the_
     assert not small.features.flags.writeable  # every pass shares the kept rows
 
 
+def seeded_held_out(n_rows: int, fraction: float, seed: int, block_rows: int) -> np.ndarray:
+    """Independently: block b of `block_rows` rows holds out the first round(len · fraction) (at least one) of
+    the permutation its seed gives."""
+    expected = np.zeros(n_rows, dtype=bool)
+    for block in range(-(-n_rows // block_rows)):
+        start = block * block_rows
+        length = min(block_rows, n_rows - start)
+        order = np.random.default_rng(seed if block == 0 else [seed, block]).permutation(length)
+        expected[start + order[:max(1, round(length * fraction))]] = True
+    return expected
+
+
 def test_held_out_rows_drawn_ahead_or_by_racing_threads_are_each_blocks_own_seeded_draw(monkeypatch):
     n_rows, fraction, seed = 3 * SPLIT_BLOCK + 5, 0.2, 11
     draws = []
@@ -131,26 +143,8 @@ def test_held_out_rows_drawn_ahead_or_by_racing_threads_are_each_blocks_own_seed
     for racer in racers:
         racer.join()
     assert sorted(draws) == [0, 1, 2, 3]  # each block drawn once, whoever asked first
-    # Independently: block b holds out the first round(len · fraction) of the permutation of its seed.
-    expected = np.zeros(n_rows, dtype=bool)
-    for block in range(4):
-        start = block * SPLIT_BLOCK
-        length = min(SPLIT_BLOCK, n_rows - start)
-        order = np.random.default_rng(seed if block == 0 else [seed, block]).permutation(length)
-        expected[start + order[:round(length * fraction)]] = True
+    expected = seeded_held_out(n_rows, fraction, seed, SPLIT_BLOCK)
     assert all(np.array_equal(result, expected) for result in results) and len(results) == 3
-
-
-def seeded_held_out(n_rows: int, fraction: float, seed: int, block_rows: int) -> np.ndarray:
-    """Independently: block b of `block_rows` rows holds out the first round(len · fraction) (at least one) of
-    the permutation its seed gives."""
-    expected = np.zeros(n_rows, dtype=bool)
-    for block in range(-(-n_rows // block_rows)):
-        start = block * block_rows
-        length = min(block_rows, n_rows - start)
-        order = np.random.default_rng(seed if block == 0 else [seed, block]).permutation(length)
-        expected[start + order[:max(1, round(length * fraction))]] = True
-    return expected
 
 
 def test_the_split_is_drawn_while_the_table_is_read_and_a_block_the_kept_rows_do_not_fill_is_drawn_for_them(
