@@ -23,6 +23,7 @@ from pipeline.schema import CSV_PARSE, arrow_message, counted, show, with_long_l
 LARGEST_VALUE = 1e15
 
 _SCAN_BYTES = 1 << 24  # block of the file scanned at a time to number its lines
+RANGES_ALONG_ROWS = 16  # features from which a block's ranges are found in one pass along its rows (Values.add)
 
 
 # data.missing: what to do with a row that has a missing (empty, NA, NaN or infinite) value in a used column.
@@ -209,8 +210,17 @@ class Values:
         columns = [features[:, j] for j in range(features.shape[1])] + [target] * has_target
         complete = complete_rows(features, target if has_target else None)
         if complete is None:
-            for column, values in zip(self.columns, columns):
-                column.add(values, offset)
+            if features.shape[1] < RANGES_ALONG_ROWS or not len(features):
+                for column, values in zip(self.columns, columns):
+                    column.add(values, offset)
+                return None
+            # Every feature's range in one pass along the rows rather than one strided pass per column: 500
+            # features of 50,000 rows took 0.035 s against 0.37 s (but 3 of 2^18 rows, 8.8 ms against 1.3 ms).
+            lows, highs = features.min(axis=0), features.max(axis=0)
+            for column, values, low, high in zip(self.columns, columns, lows, highs):
+                column.add_in_range(values, offset, low, high)
+            if has_target:
+                self.columns[-1].add(target, offset)
             return None
         labeled, unlabeled = row_kinds(features, target if has_target else None)
         self.rows_unlabeled += int(np.count_nonzero(unlabeled))
@@ -264,9 +274,11 @@ class _Column:
 
     def add(self, values: np.ndarray, rows: int | np.ndarray) -> None:
         """Take in finite values: of rows `rows`, rows + 1, … (an int), or of the row indices `rows`."""
-        if not len(values):
-            return
-        low, high = values.min(), values.max()
+        if len(values):
+            self.add_in_range(values, rows, values.min(), values.max())
+
+    def add_in_range(self, values: np.ndarray, rows: int | np.ndarray, low: float, high: float) -> None:
+        """add, with the values' least and greatest already found."""
         self.lowest, self.highest = min(self.lowest, float(low)), max(self.highest, float(high))
         if -LARGEST_VALUE <= low and high <= LARGEST_VALUE:
             return

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
 from pipeline.errors import PipelineError, cut, first_few
-from pipeline.files import atomic_output, read_bytes
+from pipeline.files import atomic_output, read_bytes, row_blocks
 from pipeline.linear import (
     INTERCEPT, MAX_BUILT_NAME_CHARS, MAX_DEGREE, RESTORE, LinearModel, ordered_sum, safe_open_metadata, shown_json,
     unique_json,
@@ -307,7 +307,8 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     for chunk in chunks(rows):
         size = len(chunk)
         block = np.empty((size, width), order="F")  # columns contiguous: each sum adds pairwise
-        block[:, :n_features] = chunk.features
+        for rows in row_blocks(size, width):  # a whole chunk at once read every row's lines once per column
+            block[rows, :n_features] = chunk.features[rows]
         block[:, n_features] = chunk.target
         lows, highs = np.minimum(lows, block.min(axis=0)), np.maximum(highs, block.max(axis=0))
         chunk_means = np.array([ordered_sum(block[:, k]) for k in range(width)]) / size

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors, save as save_safetensors
 
 from pipeline.errors import PipelineError, cut, first_few
-from pipeline.files import atomic_output, read_bytes
+from pipeline.files import atomic_output, read_bytes, row_blocks
 from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS, power_names
 from pipeline.rows import Rows, Table, chunks, powers
 from pipeline.levels import coders_for
@@ -59,8 +59,10 @@ class LinearModel:
         """float64 predictions of rows of every column of the model (n, p), as columns_of gives them."""
         predictions = np.full(len(columns), self.intercept, dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: the stages refuse it in one line
-            for column, coefficient in enumerate(self.coefficients):
-                predictions += coefficient * columns[:, column]
+            for rows in row_blocks(len(columns), len(self.coefficients)):  # each row's sum in the same order
+                block, total = columns[rows], predictions[rows]
+                for column, coefficient in enumerate(self.coefficients):
+                    total += coefficient * block[:, column]
         return predictions
 
     def columns_of(self, features: "np.ndarray | pa.Table") -> np.ndarray:

@@ -117,6 +117,31 @@ def test_a_wide_parquet_file_is_read_a_few_columns_at_a_time_into_the_requested_
         assert table.target.tolist() == columns["y"].tolist()
 
 
+def test_a_wide_parquet_file_of_many_rows_is_read_exactly_block_by_block(tmp_path):
+    # 150 features of 5,000 rows in row groups of 3,000: each read of 64 columns is copied 2,048 rows at a
+    # time (files.row_blocks), so blocks end inside a group and groups inside a block's span.
+    generator = np.random.default_rng(1)
+    columns = {f"c{k}": (generator.integers(-50, 50, 5000) if k % 3 == 0 else generator.standard_normal(5000))
+               for k in range(150)} | {"y": generator.standard_normal(5000)}
+    path = tmp_path / "wide.parquet"
+    pyarrow.parquet.write_table(pa.table(columns), path, row_group_size=3000)
+    names = [f"c{k}" for k in reversed(range(150))]
+    table = gather(open_rows(path, names, "y")[0])
+    assert np.array_equal(table.features, np.column_stack([columns[name].astype(np.float64) for name in names]))
+    assert np.array_equal(table.target, columns["y"])
+
+
+def test_a_csv_of_several_blocks_is_read_exactly(tmp_path):
+    # pyarrow parses a CSV a block at a time: each column comes in several chunks, which the rows copied at a
+    # time (files.row_blocks) straddle.
+    generator = np.random.default_rng(2)
+    values = np.column_stack([generator.integers(-10**6, 10**6, 60_000), generator.standard_normal((60_000, 2))])
+    path = write_csv(tmp_path, "a,b,y\n" + "".join(f"{int(a)},{float(b)!r},{float(y)!r}\n" for a, b, y in values))
+    assert pyarrow.csv.read_csv(path).column("a").num_chunks > 1
+    table = read_table(path, ["b", "a"], "y")
+    assert np.array_equal(table.features, values[:, [1, 0]]) and np.array_equal(table.target, values[:, 2])
+
+
 def test_parquet_decimals_are_read_as_the_nearest_float64(tmp_path):
     decimals = pa.array([Decimal("0.10"), Decimal("2.50")], pa.decimal128(5, 2))
     path = write_parquet(tmp_path, {"x": decimals, "y": [1.0, 2.0]})
@@ -438,6 +463,20 @@ def test_values_beyond_the_largest_are_refused(tmp_path):
     assert error_of(path) == (
         "column 'y' has 2 values beyond ±1e+15 (first at line 4: -1.5e+15): expected |value| <= 1e+15"
     )
+
+
+def test_in_a_wide_table_a_value_beyond_the_largest_and_a_constant_feature_name_their_column_and_row(tmp_path):
+    # Every column's range is found for a whole block of rows at once: the error still names the column.
+    generator = np.random.default_rng(3)
+    columns = {f"f{k}": generator.standard_normal(5000) for k in range(70)} | {"y": generator.standard_normal(5000)}
+    names = list(columns)[:-1]
+    columns["f66"][4321] = -2e15
+    assert error_of(write_parquet(tmp_path, columns), names) == (
+        "column 'f66' has 1 value beyond ±1e+15 (first at row index 4321: -2e+15): expected |value| <= 1e+15")
+    columns["f66"][4321] = 0.5
+    columns["f65"][:] = 7.0
+    assert error_of(write_parquet(tmp_path, columns), names) == (
+        "feature 'f65' is constant (every row is 7.0): expected at least two distinct values")
 
 
 def test_integers_that_float64_cannot_hold_exactly_are_refused(tmp_path):

@@ -72,6 +72,22 @@ def test_a_model_predicts_mse_r2_and_gap():
     assert LinearModel.from_dict(("a", "b"), model.as_dict()) == model
 
 
+def test_a_wide_model_predicts_each_row_as_its_terms_added_in_order():
+    # Predictions go a block of rows at a time (files.row_blocks): each row's sum must still be the intercept,
+    # then each coefficient's term in column order, as Python's floats add them one by one.
+    generator = np.random.default_rng(0)
+    features = generator.standard_normal((5000, 40)) * 10.0 ** generator.integers(-8, 8, 40)
+    model = LinearModel(tuple(f"f{k}" for k in range(40)), tuple(generator.standard_normal(40).tolist()), 0.3)
+
+    def one_by_one(row: np.ndarray) -> float:
+        total = model.intercept
+        for coefficient, value in zip(model.coefficients, row.tolist()):
+            total += coefficient * value
+        return total
+
+    assert model.predict(features).tolist() == [one_by_one(row) for row in features]
+
+
 # --- Streamed: chunk by chunk, whatever the number of rows -----------------------------------------------
 
 

@@ -10,7 +10,7 @@ import pyarrow.parquet
 import pytest
 
 import pipeline.files
-from pipeline.files import TableWriter
+from pipeline.files import TableWriter, row_blocks
 from pipeline.params import SynthesizeParams
 from pipeline.synthesize import CHUNK_ROWS, DRAWN_RANGE, draw_points, true_line, write_points
 
@@ -167,6 +167,24 @@ def test_pieces_of_any_lengths_write_the_bytes_of_one_piece_and_only_on_success(
         writer.write({"a": rows[0]})
         raise RuntimeError("interrupted")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["pieces.parquet", "whole.parquet"]
+
+
+@pytest.mark.parametrize("n_rows, width", [(0, 3), (1, 1), (1023, 500), (5000, 1), (5000, 64), (300_001, 20)])
+def test_row_blocks_take_every_row_once_in_order_at_least_1024_at_a_time(n_rows, width):
+    blocks = list(row_blocks(n_rows, width))
+    assert [row for block in blocks for row in range(n_rows)[block]] == list(range(n_rows))
+    assert all(len(range(n_rows)[block]) >= 1024 for block in blocks[:-1])
+
+
+def test_the_columns_of_a_wide_matrix_written_in_pieces_are_read_back_exactly(tmp_path):
+    # Copied into the groups 1,024 rows at a time (row_blocks): pieces and groups end within those blocks.
+    matrix = np.random.default_rng(1).normal(size=(3000, 150))
+    names = [f"c{k}" for k in range(150)]
+    with TableWriter(tmp_path / "wide.parquet", names, group_rows=2500) as writer:
+        for rows in (slice(0, 1700), slice(1700, 3000)):
+            writer.write({name: matrix[rows, k] for k, name in enumerate(names)})
+    table = pyarrow.parquet.read_table(tmp_path / "wide.parquet")
+    assert np.array_equal(np.column_stack([table.column(name).to_numpy() for name in names]), matrix)
 
 
 def test_a_group_written_while_the_caller_fills_the_next_holds_the_values_given_whatever_the_caller_does_after(
