@@ -316,9 +316,9 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
         target_squares += ordered_sum((block[:, n_features] - chunk_means[n_features]) ** 2) + shift[-1] ** 2
         if fit_intercept:
             block -= chunk_means
-            r = factorise(np.concatenate([r, block, shift[np.newaxis]]))
+            r = factorise(_stacked([r, block, shift[np.newaxis]]))
         else:
-            r = factorise(np.concatenate([r, block]))
+            r = factorise(_stacked([r, block]))
         means += (chunk_means - means) * (size / (n + size))
         n += size
     r = r[:width]
@@ -411,6 +411,14 @@ def _inverse_upper(r: np.ndarray) -> np.ndarray:
         # Row k of R⁻¹ from the rows below it: R[k, k+1:] · R⁻¹[k+1:, j] for every j at once.
         inverse[k, k + 1:] = -np.sum(r[k, k + 1:, np.newaxis] * inverse[k + 1:, k + 1:], axis=0) / r[k, k]
     return inverse
+
+
+def _stacked(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces one above the other, each column contiguous, as a chunk's block is and as LAPACK takes a
+    matrix: stacked row by row, the copy was strided, and so was LAPACK's copy of it (8,194 × 501: 2.7 ms and a
+    QR of 147 ms, against 15.6 ms and 176 ms; the same bits, as every factorisation reads the same values)."""
+    stacked = np.empty((sum(len(piece) for piece in pieces), pieces[0].shape[1]), order="F")
+    return np.concatenate(pieces, out=stacked)
 
 
 def _gram_schmidt(matrix: np.ndarray) -> np.ndarray:
