@@ -72,6 +72,18 @@ def test_estimates_standard_errors_and_s_match_the_exact_rational_answers(name, 
     assert fit.df_resid == len(target) - len(order)
 
 
+def test_a_householder_qr_of_pieces_stacked_column_by_column_has_the_bits_of_their_row_by_row_stack():
+    # Least squares stacks the factor so far and each chunk in Fortran order, as LAPACK takes a matrix (no
+    # strided copy); R must keep the bits of the row-major stack it replaced.
+    generator = np.random.default_rng(0)
+    pieces = [np.triu(generator.standard_normal((40, 40))), np.asfortranarray(generator.standard_normal((300, 40))),
+              generator.standard_normal((1, 40))]
+    stacked = pipeline.least_squares._stacked(pieces)
+    assert stacked.flags.f_contiguous and np.array_equal(stacked, np.concatenate(pieces))
+    assert np.array_equal(pipeline.least_squares._householder(stacked),
+                          pipeline.least_squares._householder(np.concatenate(pieces)))
+
+
 def test_leverage_is_the_exact_hat_value():
     features, target = correlated_table(rows=40)
     exact = exact_inference(features, target)
