@@ -195,9 +195,10 @@ class TableWriter:
         start = 0
         while start < n_rows:
             taken = min(self.group_rows - self._filled, n_rows - start)
-            for rows in row_blocks(taken, len(pieces)):  # the pieces are often the columns of one matrix
+            for span in row_blocks(taken, len(pieces)):  # the pieces are often the columns of one matrix
+                into = slice(self._filled + span.start, self._filled + span.stop)
                 for group, piece in zip(self._group, pieces):
-                    group[self._filled + rows.start:self._filled + rows.stop] = piece[start + rows.start:start + rows.stop]
+                    group[into] = piece[start + span.start:start + span.stop]
             self._filled += taken
             start += taken
             if self._filled == self.group_rows:

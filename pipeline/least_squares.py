@@ -307,8 +307,8 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     for chunk in chunks(rows):
         size = len(chunk)
         block = np.empty((size, width), order="F")  # columns contiguous: each sum adds pairwise
-        for rows in row_blocks(size, width):  # a whole chunk at once read every row's lines once per column
-            block[rows, :n_features] = chunk.features[rows]
+        for span in row_blocks(size, width):  # a whole chunk at once read every row's lines once per column
+            block[span, :n_features] = chunk.features[span]
         block[:, n_features] = chunk.target
         lows, highs = np.minimum(lows, block.min(axis=0)), np.maximum(highs, block.max(axis=0))
         chunk_means = np.array([ordered_sum(block[:, k]) for k in range(width)]) / size
