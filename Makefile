@@ -18,7 +18,7 @@ help:  ## this list
 repro: $(INSTALLED) bytecode  ## set up .venv if needed, then dvc repro: the pipeline, running only what changed
 	dvc repro
 
-test: $(INSTALLED) bytecode  ## set up .venv if needed, then the whole test suite (9 to 15 minutes on 2 cores)
+test: $(INSTALLED) bytecode  ## set up .venv if needed, then the whole test suite (8 to 15 minutes on 2 cores)
 	python -m pytest -n auto
 
 test-fast: $(INSTALLED)  ## the in-memory unit tests only (tests/unit, well under a minute)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.least_squares import LEVERAGE_ONE, WIDE, LeastSquares, one_blas_thread, times_upper
+from pipeline.least_squares import LEVERAGE_ONE, LeastSquares
+from pipeline.qr import WIDE, one_blas_thread, times_upper
 from pipeline.linear import INTERCEPT, ordered_sum
 from pipeline.rows import Table
 

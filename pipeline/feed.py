@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from pipeline.params import TrainParams
-from pipeline.least_squares import LeastSquares, times_upper
+from pipeline.least_squares import LeastSquares
+from pipeline.qr import times_upper
 from pipeline.rows import SERIAL, WHOLE, Rows, Share, Table, Workers, chunk_rows, rechunk
 from pipeline.shuffle import Shuffle
 

@@ -3,7 +3,7 @@ standard errors, leverage, intervals, and whether training has converged to it. 
 
 Up to WIDE columns (31 features and the target), dot products are plain NumPy sums (ordered_sum) rather than
 BLAS, so the results are the same bits on every CPU; wider tables use LAPACK and BLAS on one thread, the same
-bits on a given machine.
+bits on a given machine (pipeline/qr.py).
 """
 
 import functools
@@ -23,6 +23,7 @@ from pipeline.linear import (
     unique_json,
 )
 from pipeline.params import MAX_FEATURES
+from pipeline.qr import WIDE, gram_schmidt, householder, inverse_upper, one_blas_thread, stacked, times_upper
 from pipeline.rows import Rows, chunks
 
 
@@ -99,7 +100,7 @@ class LeastSquares:
 
     @functools.cached_property
     def _r(self) -> np.ndarray:
-        return _inverse_upper(self.r_inverse)
+        return inverse_upper(self.r_inverse)
 
     @functools.cached_property
     def _standard_errors(self) -> dict[str, float]:
@@ -298,7 +299,7 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     """
     n_features = len(names)
     width = n_features + 1
-    factorise = _householder if width > WIDE else _gram_schmidt
+    factorise = householder if width > WIDE else gram_schmidt
     r = np.zeros((0, width))
     n = 0
     means = np.zeros(width)
@@ -316,9 +317,9 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
         target_squares += ordered_sum((block[:, n_features] - chunk_means[n_features]) ** 2) + shift[-1] ** 2
         if fit_intercept:
             block -= chunk_means
-            r = factorise(_stacked([r, block, shift[np.newaxis]]))
+            r = factorise(stacked([r, block, shift[np.newaxis]]))
         else:
-            r = factorise(_stacked([r, block]))
+            r = factorise(stacked([r, block]))
         means += (chunk_means - means) * (size / (n + size))
         n += size
     r = r[:width]
@@ -345,7 +346,7 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     y_mean = float(means[n_features]) if fit_intercept else 0.0
     intercept = y_mean - math.fsum(c * m for c, m in zip(coefficients, x_means)) if fit_intercept else 0.0
     spreads = np.maximum(highs - np.append(x_means, y_mean), np.append(x_means, y_mean) - lows)[:n_features]
-    r_inverse = _inverse_upper(r_scaled)
+    r_inverse = inverse_upper(r_scaled)
     constant = None if fit_intercept else implicit_constant(r_inverse, n * means[:n_features] / scales, n)
     return LeastSquares(LinearModel(names, coefficients, intercept), n, fit_intercept, x_means, scales, y_mean,
                         math.sqrt(ordered_sum(r[:, n_features] ** 2)), r_inverse,
@@ -370,82 +371,3 @@ def implicit_constant(r_inverse: np.ndarray, column_sums: np.ndarray, n: int) ->
 
 # A feature whose values span less than this has squares near float64's smallest normal number (2.2e-308).
 SMALLEST_SPREAD = 1e-100
-
-# Above this many columns (the features and the target), that is from 32 features on, the QR is LAPACK's
-# Householder (blocked, BLAS) rather than Gram-Schmidt in NumPy sums: its bits are fixed on a given machine,
-# not on every CPU (docs/reproducibility.md).
-WIDE = 32
-
-
-def times_upper(rows: np.ndarray, upper: np.ndarray, order: str = "C") -> np.ndarray:
-    """rows (n, d) · upper (d, d, upper triangular), in `order` ("F": each column contiguous). Up to
-    d = WIDE − 1, elementwise sums added in column order, so each row's bits depend on that row alone, on
-    every CPU; wider, BLAS on one thread."""
-    if rows.shape[1] + 1 > WIDE:
-        with one_blas_thread():
-            return np.asarray(rows @ upper, order=order)
-    # A column at a time, in contiguous columns (2 to 5 times as fast as rows of d values): each product is
-    # Σ rows[:, j]·upper[j, k] added in the order of j.
-    columns = np.asfortranarray(rows)
-    product = np.zeros(rows.shape, order="F")
-    for k in range(rows.shape[1]):
-        for j in range(k + 1):
-            product[:, k] += columns[:, j] * upper[j, k]
-    return np.asarray(product, order=order)
-
-
-def one_blas_thread():
-    """A context in which BLAS and LAPACK run on one thread: OpenBLAS's bits depend on its thread count."""
-    from threadpoolctl import threadpool_limits  # here: only wide tables and the condition number need it
-
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _inverse_upper(r: np.ndarray) -> np.ndarray:
-    """R⁻¹ of an upper-triangular R by back substitution, a row at a time; each sum adds in index order
-    (elementwise NumPy, not BLAS), so the bits do not depend on the CPU."""
-    size = len(r)
-    inverse = np.zeros_like(r)
-    for k in reversed(range(size)):
-        inverse[k, k] = 1.0 / r[k, k]
-        # Row k of R⁻¹ from the rows below it: R[k, k+1:] · R⁻¹[k+1:, j] for every j at once.
-        inverse[k, k + 1:] = -np.sum(r[k, k + 1:, np.newaxis] * inverse[k + 1:, k + 1:], axis=0) / r[k, k]
-    return inverse
-
-
-def _stacked(pieces: list[np.ndarray]) -> np.ndarray:
-    """The pieces one above the other, each column contiguous, as a chunk's block is and as LAPACK takes a
-    matrix: stacked row by row, the copy was strided, and so was LAPACK's copy of it (8,194 × 501: 2.7 ms and a
-    QR of 147 ms, against 15.6 ms and 176 ms; the same bits, as every factorisation reads the same values)."""
-    stacked = np.empty((sum(len(piece) for piece in pieces), pieces[0].shape[1]), order="F")
-    return np.concatenate(pieces, out=stacked)
-
-
-def _gram_schmidt(matrix: np.ndarray) -> np.ndarray:
-    """R of the columns [x1 … xd | y] of `matrix` by modified Gram-Schmidt: the x columns become an orthonormal
-    basis, y is projected on it (r[:d, d] is Q^T y) and r[d, d] is the norm of what is left of y. Plain NumPy
-    sums (ordered_sum), so the bits are the same on every CPU."""
-    width = matrix.shape[1]
-    r = np.zeros((width, width))
-    basis: list[np.ndarray] = []
-    for k in range(width):
-        vector = matrix[:, k]
-        for j, q in enumerate(basis):  # remove what earlier columns explain (modified Gram-Schmidt)
-            r[j, k] = ordered_sum(q * vector)
-            vector = vector - r[j, k] * q
-        r[k, k] = math.sqrt(ordered_sum(vector * vector))
-        if k < width - 1:
-            # Within one chunk a column may depend on the others: the basis vector is then zeros, and
-            # fit_least_squares judges the features on the R of every row.
-            basis.append(vector / r[k, k] if r[k, k] else np.zeros_like(vector))
-    return r
-
-
-def _householder(matrix: np.ndarray) -> np.ndarray:
-    """R of `matrix` by LAPACK's blocked Householder QR (a few BLAS calls rather than d² NumPy ones), on one
-    thread, since OpenBLAS's bits depend on its thread count; rows of R signed so its diagonal is ≥ 0."""
-    with one_blas_thread():
-        r = np.linalg.qr(matrix, mode="r")
-    if len(r) < matrix.shape[1]:  # fewer rows than columns so far: R's missing rows are zeros
-        r = np.concatenate([r, np.zeros((matrix.shape[1] - len(r), matrix.shape[1]))])
-    return r * np.where(np.diagonal(r) < 0, -1.0, 1.0)[:, np.newaxis]

@@ -9,7 +9,7 @@ import pyarrow.parquet
 from matplotlib.image import imread
 
 from exact import exact_least_squares, relative_errors
-from pipeline.least_squares import WIDE
+from pipeline.qr import WIDE
 from workspace import set_params, stage
 
 READERS = ("train", "evaluate", "visualize", "predict")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import pipeline.least_squares
+import pipeline.qr
 import pipeline.rows
 
 from exact import (
@@ -55,6 +56,7 @@ def test_estimates_standard_errors_and_s_match_the_exact_rational_answers(name, 
     # from chunk to chunk about each chunk's own means.
     if qr == "Householder":
         monkeypatch.setattr(pipeline.least_squares, "WIDE", 1)
+        monkeypatch.setattr(pipeline.qr, "WIDE", 1)
     if chunk == "chunks of 16 rows":
         monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", 16)
     (features, target), degree, fit_intercept, coefficient_digits, se_digits, s_digits = TABLES[name]
@@ -78,10 +80,10 @@ def test_a_householder_qr_of_pieces_stacked_column_by_column_has_the_bits_of_the
     generator = np.random.default_rng(0)
     pieces = [np.triu(generator.standard_normal((40, 40))), np.asfortranarray(generator.standard_normal((300, 40))),
               generator.standard_normal((1, 40))]
-    stacked = pipeline.least_squares._stacked(pieces)
+    stacked = pipeline.qr.stacked(pieces)
     assert stacked.flags.f_contiguous and np.array_equal(stacked, np.concatenate(pieces))
-    assert np.array_equal(pipeline.least_squares._householder(stacked),
-                          pipeline.least_squares._householder(np.concatenate(pieces)))
+    assert np.array_equal(pipeline.qr.householder(stacked),
+                          pipeline.qr.householder(np.concatenate(pieces)))
 
 
 def test_leverage_is_the_exact_hat_value():

@@ -11,6 +11,7 @@ import pytest
 
 import pipeline.covariance
 import pipeline.least_squares
+import pipeline.qr
 import pipeline.rows
 from exact import correlated_table, exact_inference, exact_sandwich, exact_wald_f, reference_table, through_origin_table
 from pipeline.split import Split
@@ -75,6 +76,7 @@ def test_hc_standard_errors_match_the_exact_sandwich(name, cov_type, chunk, qr, 
     # A wide table's LAPACK QR and BLAS sums, a narrow one's NumPy sums; the middle summed chunk by chunk.
     if qr == "Householder":
         monkeypatch.setattr(pipeline.least_squares, "WIDE", 1)
+        monkeypatch.setattr(pipeline.qr, "WIDE", 1)
         monkeypatch.setattr(pipeline.covariance, "WIDE", 1)
     if chunk == "chunks of 16 rows":
         monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", 16)
