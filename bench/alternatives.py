@@ -1,8 +1,8 @@
 """The pipeline against what a user would run instead at scale: `dvc repro -f` of every stage at 10^7 points
 against a statsmodels script (bench/statsmodels_script.py: pandas read, OLS, summary, every row predicted with
 its 95% interval into Parquet, one plot) and scikit-learn's LinearRegression fit and predict
-(bench/sklearn_script.py), interleaved on the same table. `dvc repro -f` runs with DVC's cache.type copy (the
-project's default on a file system without reflinks) and hardlink; each stage is also timed alone, so that
+(bench/sklearn_script.py), interleaved on the same table. `dvc repro -f` runs with each DVC cache.type: copy
+(the project's, .dvc/config), reflink,copy (DVC's default) and hardlink; each stage is also timed alone, so that
 what DVC itself adds (hashing and caching every output) shows.
 
 The alternatives run on their own interpreter (bench/requirements.txt): ALTERNATIVE_PYTHON, or --python.
@@ -24,6 +24,11 @@ from tools.commands import DVC
 from tools.project import declared
 
 TARGET = 1.0  # `dvc repro -f` within this many times the statsmodels script
+
+
+# The project's cache.type, DVC's default and links: label, cache.type.
+CACHE_TYPES = {"copy": "cache.type copy, the project's", "reflink,copy": "cache.type reflink,copy, DVC's default",
+               "hardlink": "cache.type hardlink"}
 
 
 def set_cache_type(project: Path, cache_type: str) -> None:
@@ -55,9 +60,9 @@ def main() -> None:
         "statsmodels": [arguments.python, str(ROOT / "bench" / "statsmodels_script.py"), str(table), str(out)],
         "scikit-learn": [arguments.python, str(ROOT / "bench" / "sklearn_script.py"), str(table)],
     }
-    times: dict[str, list[float]] = {"copy": [], "hardlink": [], **{name: [] for name in runs}}
+    times: dict[str, list[float]] = {**{cache_type: [] for cache_type in CACHE_TYPES}, **{name: [] for name in runs}}
     for _ in range(arguments.repeats):  # interleaved, so that a slow moment of the machine hits all alike
-        for cache_type in ("copy", "hardlink"):
+        for cache_type in CACHE_TYPES:
             set_cache_type(project, cache_type)
             times[cache_type].append(seconds([*dvc, "repro", "--force", "--quiet"], project))
         for name, command in runs.items():
@@ -84,8 +89,8 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     print(f"load average: {load_before} before, {load_after} after; medians of {arguments.repeats} interleaved runs")
-    row("`dvc repro -f`, every stage (cache.type copy, the default here)", repro)
-    row("`dvc repro -f`, every stage (cache.type hardlink)", medians["hardlink"])
+    for cache_type, label in CACHE_TYPES.items():
+        row(f"`dvc repro -f`, every stage ({label})", medians[cache_type])
     row("statsmodels script (bench/statsmodels_script.py)", medians["statsmodels"])
     row("scikit-learn fit and predict (bench/sklearn_script.py)", medians["scikit-learn"])
     for name, value in stages.items():

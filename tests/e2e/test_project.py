@@ -2,10 +2,11 @@
 
 import configparser
 import json
+import os
 import re
 
 from pipeline.params import TrainParams, load_params
-from workspace import ALL_OUTS, LOWER_LR, ROOT, dvc, error_line, git, read_outs, stage
+from workspace import ALL_OUTS, LOWER_LR, OUTS, ROOT, dvc, error_line, git, read_outs, stage
 
 
 def test_every_direct_dependency_is_pinned_exactly_and_torch_is_2_13_0():
@@ -20,6 +21,25 @@ def test_dvc_never_phones_home():
     config.read(ROOT / ".dvc" / "config")
     assert config["core"]["analytics"] == "false"
     assert config["core"]["check_update"] == "false"
+
+
+def test_dvc_writes_each_output_once_and_caches_a_copy_of_its_own(reproduced):
+    """cache.type copy (.dvc/config): DVC copies each output into its cache and keeps the file the stage wrote.
+    Its default, reflink,copy, removes that file after the stage and links the cache's back, which is a second
+    copy of every output where the file system has no reflinks (docs/design.md, Outputs)."""
+    log = dvc(reproduced, "repro", "--force", "--verbose", "synthesize").stdout  # DVC's debug lines
+    for path in OUTS["synthesize"]:
+        removals = [line for line in log.splitlines() if "Removing '" in line and line.endswith(f"/{path}'")]
+        assert len(removals) == 1, log  # --force's, before the stage runs; none after it
+    # A copy, not a link: editing the output in place leaves the cache's bytes as they were.
+    output = reproduced / OUTS["synthesize"][0]
+    before = output.read_bytes()
+    assert output.stat().st_nlink == 1 and os.access(output, os.W_OK)
+    with output.open("r+b") as file:
+        file.write(b"edited in place")
+    assert "modified" in dvc(reproduced, "status", "synthesize").stdout
+    dvc(reproduced, "checkout", "--force", "synthesize")
+    assert output.read_bytes() == before
 
 
 def test_a_params_yaml_nested_too_deep_gets_one_line_from_dvc_and_from_a_stage_never_a_crash(reproduced):
