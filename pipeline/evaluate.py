@@ -18,7 +18,9 @@ from pipeline.files import (
     HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json,
 )
 from pipeline.guard import prepare_outputs
-from pipeline.linear import INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores, terms_of
+from pipeline.linear import (
+    INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores_of_parts, terms_of,
+)
 from pipeline.convergence import convergence, Tolerances
 from pipeline.least_squares import LeastSquares, fit_least_squares
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
@@ -31,12 +33,14 @@ def evaluate(split: Split, learnt: LinearModel, true_line: LinearModel | None, f
              tolerances: Tolerances, level: float, cov_type: str = NONROBUST) -> tuple[dict[str, Any], LeastSquares]:
     """metrics.json: the models by name (learnt, ols, true), how each does on the rows, whether training
     reached least squares, and the inference for least squares under `cov_type`; and the least-squares fit
-    itself. Streams the rows: one pass over the training rows for least squares, then one over each part
-    for the scores (a robust covariance sums its middle in the training rows' pass)."""
+    itself. Streams the rows: one pass over the training rows for least squares, then one over both parts
+    for the scores (a robust covariance sums its middle in it)."""
     fit = fit_least_squares(split.train, learnt.features, fit_intercept, split.source)
     sandwich = None if cov_type == NONROBUST else Sandwich(fit, cov_type)
+    parts = [split.train] if split.test is None else [split.train, split.test]
     with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: refused below, naming the weights
-        on_train = scores(learnt, fit.model, split.train, fit_intercept, sandwich.add if sandwich else None)
+        on_train, *on_test = scores_of_parts(learnt, fit.model, parts, fit_intercept,
+                                             sandwich.add if sandwich else None)
     if not math.isfinite(on_train.mse + on_train.gap):
         raise PipelineError(f"{MODEL}: its predictions of the training rows are beyond float64 (mse {on_train.mse:g}): "
                             f"expected finite numbers (if the file is damaged, {RESTORE})")
@@ -52,8 +56,8 @@ def evaluate(split: Split, learnt: LinearModel, true_line: LinearModel | None, f
     metrics["coefficient_gap"] = judged.coefficient_gap
     metrics["converged"] = judged.converged
     metrics["train"] = as_metrics(on_train)
-    if split.test is not None:
-        metrics["test"] = as_metrics(scores(learnt, fit.model, split.test, fit_intercept))
+    if on_test:
+        metrics["test"] = as_metrics(on_test[0])
     metrics |= overall(fit, robust) | comparison(fit, cov_type)
     return metrics | {"inference": inference(fit, level, robust)}, fit
 

@@ -6,7 +6,7 @@ and so can a notebook: `LinearModel.load("models/model.safetensors").predict(tab
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 from pipeline.errors import PipelineError, cut, first_few
 from pipeline.files import atomic_output, read_bytes, row_blocks
 from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS, power_names
-from pipeline.rows import Rows, Table, chunks, powers
+from pipeline.rows import Rows, Table, chunks, chunks_of_parts, powers
 from pipeline.levels import coders_for
 from pipeline.terms import Design, design_of
 
@@ -140,34 +140,61 @@ def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept:
            each_chunk: Callable[[Table, np.ndarray], None] | None = None) -> Scores:
     """mse, r2 and the gap of `model` and the mse of `baseline` on the rows, in one pass over them; in the
     same pass, each_chunk(chunk, baseline's residuals), in chunk order, if given."""
-    n_rows = 0
-    target_mean = about_mean = 0.0  # of the rows so far: Σ (y − mean)² merged chunk by chunk (Chan's update)
-    errors = baseline_errors = squares = 0.0
-    largest = 0.0
+    sums = ScoreSums(model, baseline, each_chunk)
     for chunk in chunks(rows):
-        predictions, baseline_predictions = model.predict(chunk.features), baseline.predict(chunk.features)
+        sums.add(chunk)
+    return sums.scores(fit_intercept)
+
+
+def scores_of_parts(model: LinearModel, baseline: LinearModel, parts: Sequence[Rows], fit_intercept: bool,
+                    each_chunk: Callable[[Table, np.ndarray], None] | None = None) -> list[Scores]:
+    """scores() on each part (each_chunk on the first's chunks), the same bits, in one read of a table too
+    large to keep whose parts they are: a split's training and held-out rows (rows.chunks_of_parts)."""
+    sums = [ScoreSums(model, baseline, each_chunk if index == 0 else None) for index in range(len(parts))]
+    for index, chunk in chunks_of_parts(parts):
+        sums[index].add(chunk)
+    return [found.scores(fit_intercept) for found in sums]
+
+
+class ScoreSums:
+    """What scores() adds up, chunk by chunk in the rows' order."""
+
+    def __init__(self, model: LinearModel, baseline: LinearModel,
+                 each_chunk: Callable[[Table, np.ndarray], None] | None = None) -> None:
+        self.model, self.baseline, self.each_chunk = model, baseline, each_chunk
+        self.n_rows = 0
+        # Of the rows so far: Σ (y − mean)² merged chunk by chunk (Chan's update).
+        self.target_mean = self.about_mean = 0.0
+        self.errors = self.baseline_errors = self.squares = 0.0
+        self.largest = 0.0
+
+    def add(self, chunk: Table) -> None:
+        predictions, baseline_predictions = self.model.predict(chunk.features), self.baseline.predict(chunk.features)
         residuals = chunk.target - predictions
         baseline_residuals = chunk.target - baseline_predictions
-        errors += ordered_sum(residuals * residuals)
-        baseline_errors += ordered_sum(baseline_residuals * baseline_residuals)
-        if each_chunk is not None:
-            each_chunk(chunk, baseline_residuals)
-        squares += ordered_sum(chunk.target * chunk.target)
-        size = len(chunk)
+        self.errors += ordered_sum(residuals * residuals)
+        self.baseline_errors += ordered_sum(baseline_residuals * baseline_residuals)
+        if self.each_chunk is not None:
+            self.each_chunk(chunk, baseline_residuals)
+        self.squares += ordered_sum(chunk.target * chunk.target)
+        size, n_rows = len(chunk), self.n_rows
         chunk_mean = ordered_sum(chunk.target) / size
-        difference = chunk_mean - target_mean
-        about_mean += ordered_sum((chunk.target - chunk_mean) ** 2) + difference ** 2 * n_rows * size / (n_rows + size)
-        target_mean += difference * size / (n_rows + size)
-        n_rows += size
-        largest = max(largest, float(np.max(np.abs(predictions - baseline_predictions))))
-    error = errors / n_rows * n_rows  # n × mse, to the bit, as r2 always computed it
-    # SST about the mean, or about zero for a model without an intercept, as statistics packages measure a
-    # model without a constant.
-    about_centre = about_mean if fit_intercept else squares
-    r2_value = 1.0 - error / about_centre if about_centre > 0 else float(error == 0)
-    # The gap: the largest difference of prediction, divided by the target's standard deviation.
-    spread = math.sqrt(about_mean / n_rows) or 1.0
-    return Scores(n_rows, errors / n_rows, baseline_errors / n_rows, r2_value, largest / spread)
+        difference = chunk_mean - self.target_mean
+        self.about_mean += ordered_sum((chunk.target - chunk_mean) ** 2) + difference ** 2 * n_rows * size / (n_rows + size)
+        self.target_mean += difference * size / (n_rows + size)
+        self.n_rows += size
+        self.largest = max(self.largest, float(np.max(np.abs(predictions - baseline_predictions))))
+
+    def scores(self, fit_intercept: bool) -> Scores:
+        n_rows = self.n_rows
+        error = self.errors / n_rows * n_rows  # n × mse, to the bit, as r2 always computed it
+        # SST about the mean, or about zero for a model without an intercept, as statistics packages measure a
+        # model without a constant.
+        about_centre = self.about_mean if fit_intercept else self.squares
+        r2_value = 1.0 - error / about_centre if about_centre > 0 else float(error == 0)
+        # The gap: the largest difference of prediction, divided by the target's standard deviation.
+        spread = math.sqrt(self.about_mean / n_rows) or 1.0
+        return Scores(n_rows, self.errors / n_rows, self.baseline_errors / n_rows, r2_value, self.largest / spread)
 
 
 def mse(model: LinearModel, rows: Rows) -> float:

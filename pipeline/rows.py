@@ -169,21 +169,54 @@ def chunk_rows(width: int) -> int:
 def rechunk(blocks: Iterable[Block], size: int, join: Callable[[list[Block]], Block] | None = None) -> Iterator[Block]:
     """The rows of `blocks` (Tables, or anything with len() and slice()) `size` at a time, each chunk the
     `join` (by default `concatenate`) of the pieces it takes from consecutive blocks."""
-    join = join or concatenate
-    pending: list[Block] = []
-    count = 0
+    cutter = Chunker(size, join)
     for block in blocks:
-        start = 0
+        yield from cutter.add(block)
+    yield from cutter.rest()
+
+
+class Chunker:
+    """rechunk, for blocks handed over one at a time: each call returns the chunks the block completes."""
+
+    def __init__(self, size: int, join: Callable[[list[Block]], Block] | None = None) -> None:
+        self.size, self.join = size, join or concatenate
+        self.pending: list[Block] = []
+        self.count = 0
+
+    def add(self, block: Block) -> list[Block]:
+        done, start = [], 0
         while start < len(block):
-            piece = block.slice(start, min(len(block), start + size - count))
+            piece = block.slice(start, min(len(block), start + self.size - self.count))
             start += len(piece)
-            pending.append(piece)
-            count += len(piece)
-            if count == size:
-                yield join(pending)
-                pending, count = [], 0
-    if count:
-        yield join(pending)
+            self.pending.append(piece)
+            self.count += len(piece)
+            if self.count == self.size:
+                done.append(self.join(self.pending))
+                self.pending, self.count = [], 0
+        return done
+
+    def rest(self) -> list[Block]:
+        """The last, shorter chunk, if rows are left."""
+        return [self.join(self.pending)] if self.count else []
+
+
+def chunks_of_parts(parts: Sequence[Rows]) -> Iterator[tuple[int, Table]]:
+    """The chunks of each part as chunks(part) yields them, each with its part's index, in order within each
+    part. Parts of one table that keeps none of its rows in memory (a Parquet file beyond KEPT_BYTES) take
+    theirs from one read of each group, not one read per part; other parts come one after the other."""
+    table = getattr(parts[0], "table", None) if len(parts) > 1 else None
+    if table is None or table.keeps_all or any(not isinstance(part, Part) or part.table is not table for part in parts):
+        for index, part in enumerate(parts):
+            yield from ((index, chunk) for chunk in chunks(part))
+        return
+    cutters: list[Chunker] = []
+    for span in table.spans():
+        rows = table.read(span)
+        cutters = cutters or [Chunker(chunk_rows(rows.features.shape[1])) for _ in parts]
+        for index, (part, cutter) in enumerate(zip(parts, cutters)):
+            yield from ((index, chunk) for chunk in cutter.add(part.pick(span, rows)))
+    for index, cutter in enumerate(cutters):
+        yield from ((index, chunk) for chunk in cutter.rest())
 
 
 @dataclass(frozen=True)
@@ -414,9 +447,13 @@ class Part:
             before += len(mine)
         return concatenate(pieces)
 
+    def pick(self, span: tuple[int, int], rows: Table) -> Table:
+        """The part's rows among `rows`, the table's rows of `span`."""
+        mask = held_out(len(self.table), self.test_fraction, self.seed, *span)
+        return rows.select(mask if self.is_held_out else ~mask)
+
     def _select(self, span: tuple[int, int]) -> Table:
         kept = self._kept.get(span)
         if kept is not None:
             return kept
-        mask = held_out(len(self.table), self.test_fraction, self.seed, *span)
-        return self._kept.keep(span, self.table.read(span).select(mask if self.is_held_out else ~mask))
+        return self._kept.keep(span, self.pick(span, self.table.read(span)))

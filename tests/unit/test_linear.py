@@ -9,12 +9,15 @@ import pyarrow.parquet as pq
 import pytest
 from safetensors.numpy import save
 
+import pipeline.dataset
 import pipeline.files
 import pipeline.rows
 from exact import correlated_table, exact_least_squares, reference_table, relative_errors, through_origin_table
 from pipeline.dataset import open_table
 from pipeline.errors import PipelineError
-from pipeline.linear import LinearModel, load_weights, mse, prediction_gap, r2, save_weights, scores
+from pipeline.linear import (
+    LinearModel, load_weights, mse, prediction_gap, r2, save_weights, scores, scores_of_parts,
+)
 from pipeline.least_squares import least_squares
 from pipeline.rows import Part, Table
 
@@ -167,6 +170,27 @@ def test_a_parquet_file_gives_the_same_bits_whatever_its_row_groups(tmp_path, ti
     assert found[0][1].n == np.count_nonzero(~held_out) and found[0][2].n == np.count_nonzero(held_out)
     exact = exact_least_squares(features[~held_out], target[~held_out])
     assert max(relative_errors(coefficients_of(found[0][0]), exact)) < 1e-12
+
+
+@pytest.mark.parametrize("kept_bytes", [pipeline.rows.KEPT_BYTES, 0])
+def test_both_parts_scored_in_one_pass_have_the_bits_of_each_part_scored_alone(tmp_path, tiny_chunks, monkeypatch,
+                                                                              kept_bytes):
+    tiny_chunks(16)
+    monkeypatch.setattr(pipeline.dataset, "KEPT_BYTES", kept_bytes)  # 0: a file read again each pass
+    features, target = correlated_table()
+    source = write_parquet(tmp_path / "t.parquet", features, target, 7)
+    parts = [Part(source, False, 0.2, 3), Part(source, True, 0.2, 3)]
+    model = LinearModel(names_of(features), (1.0, -2.0, 0.3, 0.04, -0.005, 1e-4), 5.0)
+    baseline = least_squares(parts[0], names_of(features), True, "t.parquet")
+    seen: dict[str, list[bytes]] = {"alone": [], "together": []}
+
+    def each_chunk(way: str):
+        return lambda chunk, residuals: seen[way].append(chunk.target.tobytes() + residuals.tobytes())
+
+    alone = [scores(model, baseline, parts[0], True, each_chunk("alone")), scores(model, baseline, parts[1], True)]
+    assert scores_of_parts(model, baseline, parts, True, each_chunk("together")) == alone
+    assert seen["together"] == seen["alone"] and len(seen["alone"]) > 1  # the training rows' chunks, in order
+    assert scores_of_parts(model, baseline, parts[:1], True) == alone[:1]
 
 
 def test_streamed_mse_r2_and_gap_equal_their_formulas_over_every_row(tiny_chunks):

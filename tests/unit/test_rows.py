@@ -16,7 +16,8 @@ import pipeline.split
 from pipeline.split import load_split
 from pipeline.params import DataParams
 from pipeline.rows import (
-    KEPT_BYTES, SERIAL, SPLIT_BLOCK, Kept, Table, chunks, draw_ahead, drawing_while_reading, held_out, workers,
+    KEPT_BYTES, SERIAL, SPLIT_BLOCK, Kept, Table, chunks, chunks_of_parts, draw_ahead, drawing_while_reading, held_out,
+    workers,
 )
 
 
@@ -104,6 +105,32 @@ def test_a_table_that_fits_is_decoded_once_a_stage_and_every_pass_sees_the_same_
     assert seen == [(np.flatnonzero(~mask).tolist(), np.flatnonzero(mask).tolist())] * 3
     # The check reads each of the 16 groups; kept, no pass reads one again; else each pass reads them all.
     assert len(decoded) == (16 if kept_bytes else 16 + 3 * 2 * 16)
+
+
+@pytest.mark.parametrize("kept_bytes", [KEPT_BYTES, 0])
+def test_both_parts_come_from_one_read_of_each_group_in_the_chunks_each_part_gives_alone(tmp_path, monkeypatch,
+                                                                                         kept_bytes):
+    monkeypatch.chdir(tmp_path)
+    write_points(tmp_path / "t.parquet", 1000, 64)
+    monkeypatch.setattr(pipeline.rows, "KEPT_BYTES", kept_bytes)
+    monkeypatch.setattr(pipeline.dataset, "KEPT_BYTES", kept_bytes)
+    monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", 48)  # chunks that straddle the groups of 64 rows
+    decoded = []
+    read_group = pipeline.dataset._read_group
+    monkeypatch.setattr(pipeline.dataset, "_read_group", lambda file, group, *rest: decoded.append(group) or
+                        read_group(file, group, *rest))
+    data = DataParams(source="t.parquet", features=["x"], target="y", missing="error", degree=1,
+                      test_fraction=0.25, split_seed=3, max_levels=50)
+    split = load_split(data, fit_intercept=True)
+    parts = [split.train, split.test]
+    alone = [[(chunk.features.tobytes(), chunk.target.tobytes()) for chunk in chunks(part)] for part in parts]
+    decoded.clear()
+    together: list[list[tuple[bytes, bytes]]] = [[], []]
+    for index, chunk in chunks_of_parts(parts):
+        together[index].append((chunk.features.tobytes(), chunk.target.tobytes()))
+    assert together == alone and len(alone[0]) == 16 and len(alone[1]) == 6  # 750 and 250 rows, 48 a chunk
+    # Kept, the parts hold their rows already; else each of the 16 groups is read once for both, not twice.
+    assert len(decoded) == (0 if kept_bytes else 16)
 
 
 def test_rows_beyond_what_may_be_kept_are_read_again_each_pass_keeping_only_the_last_span():
