@@ -87,9 +87,9 @@ def passes(split, times: int) -> list[tuple[list[float], list[float]]]:
              np.concatenate([t.target for t in chunks(split.test)]).tolist()) for _ in range(times)]
 
 
-@pytest.mark.parametrize("kept_bytes", [KEPT_BYTES, 0])
-def test_a_table_that_fits_is_decoded_once_a_stage_and_every_pass_sees_the_same_rows(tmp_path, monkeypatch,
-                                                                                     kept_bytes):
+def counted_split(tmp_path, monkeypatch, kept_bytes: int) -> tuple[pipeline.split.Split, list[int]]:
+    """The split of 1000 points in groups of 64 rows (a quarter held out, seed 3), a stage keeping `kept_bytes`
+    of decoded rows; and the list of the groups decoded from then on, one entry a read."""
     monkeypatch.chdir(tmp_path)
     write_points(tmp_path / "t.parquet", 1000, 64)
     monkeypatch.setattr(pipeline.rows, "KEPT_BYTES", kept_bytes)
@@ -100,7 +100,14 @@ def test_a_table_that_fits_is_decoded_once_a_stage_and_every_pass_sees_the_same_
                         read_group(file, group, *rest))
     data = DataParams(source="t.parquet", features=["x"], target="y", missing="error", degree=1,
                       test_fraction=0.25, split_seed=3, max_levels=50)
-    seen = passes(load_split(data, fit_intercept=True), 3)
+    return load_split(data, fit_intercept=True), decoded
+
+
+@pytest.mark.parametrize("kept_bytes", [KEPT_BYTES, 0])
+def test_a_table_that_fits_is_decoded_once_a_stage_and_every_pass_sees_the_same_rows(tmp_path, monkeypatch,
+                                                                                     kept_bytes):
+    split, decoded = counted_split(tmp_path, monkeypatch, kept_bytes)
+    seen = passes(split, 3)
     mask = held_out(1000, 0.25, 3)  # the split as drawn on demand, by one thread
     assert seen == [(np.flatnonzero(~mask).tolist(), np.flatnonzero(mask).tolist())] * 3
     # The check reads each of the 16 groups; kept, no pass reads one again; else each pass reads them all.
@@ -110,18 +117,8 @@ def test_a_table_that_fits_is_decoded_once_a_stage_and_every_pass_sees_the_same_
 @pytest.mark.parametrize("kept_bytes", [KEPT_BYTES, 0])
 def test_both_parts_come_from_one_read_of_each_group_in_the_chunks_each_part_gives_alone(tmp_path, monkeypatch,
                                                                                          kept_bytes):
-    monkeypatch.chdir(tmp_path)
-    write_points(tmp_path / "t.parquet", 1000, 64)
-    monkeypatch.setattr(pipeline.rows, "KEPT_BYTES", kept_bytes)
-    monkeypatch.setattr(pipeline.dataset, "KEPT_BYTES", kept_bytes)
     monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", 48)  # chunks that straddle the groups of 64 rows
-    decoded = []
-    read_group = pipeline.dataset._read_group
-    monkeypatch.setattr(pipeline.dataset, "_read_group", lambda file, group, *rest: decoded.append(group) or
-                        read_group(file, group, *rest))
-    data = DataParams(source="t.parquet", features=["x"], target="y", missing="error", degree=1,
-                      test_fraction=0.25, split_seed=3, max_levels=50)
-    split = load_split(data, fit_intercept=True)
+    split, decoded = counted_split(tmp_path, monkeypatch, kept_bytes)
     parts = [split.train, split.test]
     alone = [[(chunk.features.tobytes(), chunk.target.tobytes()) for chunk in chunks(part)] for part in parts]
     decoded.clear()
