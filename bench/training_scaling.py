@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, clone_head, load_average, machine, record, run_stage, set_points
-from pipeline.rows import held_out_count
+from pipeline.holdout import held_out_count
 from tools.commands import environment
 from tools.project import set_params
 

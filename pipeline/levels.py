@@ -10,7 +10,8 @@ import pyarrow.compute as pc
 
 from pipeline.errors import PipelineError
 from pipeline.params import MAX_NAME_CHARS  # a level's name is held to a column's length
-from pipeline.rows import WHOLE, Rows, Share, Source, Table, chunk_rows, held_out
+from pipeline.holdout import held_out
+from pipeline.rows import WHOLE, Rows, Share, Source, Table, chunk_rows
 from pipeline.terms import BOOL, TEXT, Design, Term, design, level_name, sort_levels, unseen_level
 
 

@@ -18,7 +18,7 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 from pipeline.errors import PipelineError, cut, first_few
 from pipeline.files import atomic_output, read_bytes, row_blocks
 from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS, power_names
-from pipeline.rows import Rows, Table, chunks, chunks_of_parts, powers
+from pipeline.rows import Rows, Table, chunks_of_parts, powers
 from pipeline.levels import coders_for
 from pipeline.terms import Design, design_of
 
@@ -140,10 +140,7 @@ def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept:
            each_chunk: Callable[[Table, np.ndarray], None] | None = None) -> Scores:
     """mse, r2 and the gap of `model` and the mse of `baseline` on the rows, in one pass over them; in the
     same pass, each_chunk(chunk, baseline's residuals), in chunk order, if given."""
-    sums = ScoreSums(model, baseline, each_chunk)
-    for chunk in chunks(rows):
-        sums.add(chunk)
-    return sums.scores(fit_intercept)
+    return scores_of_parts(model, baseline, [rows], fit_intercept, each_chunk)[0]
 
 
 def scores_of_parts(model: LinearModel, baseline: LinearModel, parts: Sequence[Rows], fit_intercept: bool,

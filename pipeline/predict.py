@@ -22,7 +22,8 @@ from pipeline.least_squares import LeastSquares
 from pipeline.params import DataParams, PredictParams, load_params
 from pipeline.repository import warn_if_untracked
 from pipeline.split import read_while_drawing
-from pipeline.rows import Rows, Table, chunks, held_out
+from pipeline.holdout import held_out
+from pipeline.rows import Rows, Table, chunks
 from pipeline.levels import coders_for
 from pipeline.terms import NUMBER
 

@@ -16,7 +16,8 @@ from pipeline.dataset import open_labeled_rows, open_source, rows_in_footer
 from pipeline.errors import PipelineError
 from pipeline.levels import Known, WithTerms, coders_for, find_levels, require_cells
 from pipeline.params import MAX_FEATURES, DataParams
-from pipeline.rows import Part, Rows, draw_ahead, drawing_while_reading, with_powers
+from pipeline.holdout import draw_ahead, drawing_while_reading
+from pipeline.rows import Part, Rows, with_powers
 from pipeline.schema import column_kinds, requested_columns, where_of
 from pipeline.terms import Design, design, design_of, is_plain, parse
 
@@ -60,7 +61,7 @@ Opened = TypeVar("Opened")
 def read_while_drawing(source: Path, test_fraction: float, seed: int, read: Callable[[], Opened],
                        rows_split: Callable[[Opened], int]) -> Opened:
     """read() data.source while the split's held-out rows are drawn for its footer's count of rows
-    (rows.drawing_while_reading); then draw for the rows it splits, rows_split(what read gave) (rows.draw_ahead)."""
+    (holdout.drawing_while_reading); then draw for the rows it splits, rows_split(what read gave) (holdout.draw_ahead)."""
     with drawing_while_reading(rows_in_footer(source), test_fraction, seed):
         opened = read()
     draw_ahead(rows_split(opened), test_fraction, seed)

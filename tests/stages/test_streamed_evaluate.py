@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline.files
+import pipeline.holdout
 import pipeline.rows
 from exact import correlated_table, exact_least_squares, relative_errors
 from pipeline import evaluate
@@ -49,7 +50,7 @@ def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", 16)
     monkeypatch.setattr(pipeline.files, "GROUP_ROWS", 10)
-    monkeypatch.setattr(pipeline.rows, "SPLIT_BLOCK", 64)
+    monkeypatch.setattr(pipeline.holdout, "SPLIT_BLOCK", 64)
     return tmp_path
 
 
@@ -58,7 +59,7 @@ def test_the_metrics_are_the_same_bits_whatever_the_row_groups(project):
     assert found[0] == found[1] == found[2]
     metrics = found[0]
     features, target = correlated_table()
-    held_out = pipeline.rows.held_out(len(target), TEST_FRACTION, SPLIT_SEED)
+    held_out = pipeline.holdout.held_out(len(target), TEST_FRACTION, SPLIT_SEED)
     assert (metrics["train"]["n"], metrics["test"]["n"]) == (np.count_nonzero(~held_out), np.count_nonzero(held_out))
     ols = [metrics["ols"]["intercept"], *(metrics["ols"][name] for name in FEATURES)]
     assert max(relative_errors(ols, exact_least_squares(features[~held_out], target[~held_out]))) < 1e-12

@@ -10,7 +10,7 @@ import pytest
 
 import pipeline.files
 from pipeline import drawing, rows
-from pipeline.rows import held_out as held_out_rows
+from pipeline.holdout import held_out as held_out_rows
 from pipeline.split import load_split
 from pipeline.params import DataParams
 

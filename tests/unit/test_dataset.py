@@ -18,7 +18,7 @@ from pipeline.cell_checks import LARGEST_VALUE
 from pipeline.dataset import (
     Table, gather, open_every_row, open_labeled_rows, open_rows, open_rows_to_predict, read_table, rows_in_footer,
 )
-from pipeline.rows import held_out
+from pipeline.holdout import held_out
 from pipeline.split import load_split, require_enough_training_rows
 from pipeline.params import DataParams
 from pipeline.errors import PipelineError
@@ -157,7 +157,7 @@ def test_the_module_imports_without_torch():
 
 
 def test_the_rows_a_footer_counts_are_read_before_the_table_and_anything_else_is_none(tmp_path):
-    # The count the split's draws start from (pipeline.rows.drawing_while_reading), before the checked read,
+    # The count the split's draws start from (pipeline.holdout.drawing_while_reading), before the checked read,
     # which alone says what is wrong with a file.
     table = write_parquet(tmp_path, {"x": pa.array(np.arange(1234.0)), "y": pa.array(np.arange(1234.0))})
     assert rows_in_footer(table) == 1234

@@ -11,6 +11,7 @@ from safetensors.numpy import save
 
 import pipeline.dataset
 import pipeline.files
+import pipeline.holdout
 import pipeline.rows
 from exact import correlated_table, exact_least_squares, reference_table, relative_errors, through_origin_table
 from pipeline.dataset import open_table
@@ -100,7 +101,7 @@ def tiny_chunks(monkeypatch):
     def shrink(chunk_rows: int, group_rows: int = 5, split_block: int = 11):
         monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", chunk_rows)
         monkeypatch.setattr(pipeline.files, "GROUP_ROWS", group_rows)
-        monkeypatch.setattr(pipeline.rows, "SPLIT_BLOCK", split_block)
+        monkeypatch.setattr(pipeline.holdout, "SPLIT_BLOCK", split_block)
     return shrink
 
 
@@ -166,7 +167,7 @@ def test_a_parquet_file_gives_the_same_bits_whatever_its_row_groups(tmp_path, ti
         found.append((model, scores(model, model, train, True), scores(model, model, Part(source, True, 0.2, 3), True)))
     assert found[0] == found[1] == found[2]
     # The training rows, picked in memory and solved exactly: the same answer.
-    held_out = pipeline.rows.held_out(len(target), 0.2, 3)
+    held_out = pipeline.holdout.held_out(len(target), 0.2, 3)
     assert found[0][1].n == np.count_nonzero(~held_out) and found[0][2].n == np.count_nonzero(held_out)
     exact = exact_least_squares(features[~held_out], target[~held_out])
     assert max(relative_errors(coefficients_of(found[0][0]), exact)) < 1e-12
@@ -190,7 +191,6 @@ def test_both_parts_scored_in_one_pass_have_the_bits_of_each_part_scored_alone(t
     alone = [scores(model, baseline, parts[0], True, each_chunk("alone")), scores(model, baseline, parts[1], True)]
     assert scores_of_parts(model, baseline, parts, True, each_chunk("together")) == alone
     assert seen["together"] == seen["alone"] and len(seen["alone"]) > 1  # the training rows' chunks, in order
-    assert scores_of_parts(model, baseline, parts[:1], True) == alone[:1]
 
 
 def test_streamed_mse_r2_and_gap_equal_their_formulas_over_every_row(tiny_chunks):

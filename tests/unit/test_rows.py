@@ -11,14 +11,13 @@ import pyarrow.parquet
 import pytest
 
 import pipeline.dataset
+import pipeline.holdout
 import pipeline.rows
 import pipeline.split
 from pipeline.split import load_split
 from pipeline.params import DataParams
-from pipeline.rows import (
-    KEPT_BYTES, SERIAL, SPLIT_BLOCK, Kept, Table, chunks, chunks_of_parts, draw_ahead, drawing_while_reading, held_out,
-    workers,
-)
+from pipeline.holdout import SPLIT_BLOCK, draw_ahead, drawing_while_reading, held_out
+from pipeline.rows import KEPT_BYTES, SERIAL, Kept, Table, chunks, chunks_of_parts, workers
 
 
 def test_results_come_in_the_blocks_order_even_when_a_later_block_is_done_first():
@@ -156,9 +155,9 @@ def seeded_held_out(n_rows: int, fraction: float, seed: int, block_rows: int) ->
 def test_held_out_rows_drawn_ahead_or_by_racing_threads_are_each_blocks_own_seeded_draw(monkeypatch):
     n_rows, fraction, seed = 3 * SPLIT_BLOCK + 5, 0.2, 11
     draws = []
-    draw_block = pipeline.rows._draw_block
-    monkeypatch.setattr(pipeline.rows, "_draw_block", lambda *key: draws.append(key[3]) or draw_block(*key))
-    monkeypatch.setattr(pipeline.rows, "_drawn", {})
+    draw_block = pipeline.holdout._draw_block
+    monkeypatch.setattr(pipeline.holdout, "_draw_block", lambda *key: draws.append(key[3]) or draw_block(*key))
+    monkeypatch.setattr(pipeline.holdout, "_drawn", {})
     draw_ahead(n_rows, fraction, seed)
     results = []
     racers = [threading.Thread(target=lambda: results.append(held_out(n_rows, fraction, seed))) for _ in range(3)]
@@ -175,14 +174,14 @@ def test_the_split_is_drawn_while_the_table_is_read_and_a_block_the_kept_rows_do
         tmp_path, monkeypatch):
     # 330 rows, 5 whole blocks of 64 by the footer's count; 71 rows miss x, so the 259 kept rows fill 4 blocks
     # and 3 rows of a fifth: the block of 64 drawn during the read is not theirs.
-    monkeypatch.setattr(pipeline.rows, "SPLIT_BLOCK", 64)
-    monkeypatch.setattr(pipeline.rows, "_drawn", {})
+    monkeypatch.setattr(pipeline.holdout, "SPLIT_BLOCK", 64)
+    monkeypatch.setattr(pipeline.holdout, "_drawn", {})
     x = np.random.default_rng(2).normal(size=330)
     x[:284:4] = np.nan
     pyarrow.parquet.write_table(pa.table({"x": x, "y": np.arange(330, dtype=np.float64)}), tmp_path / "t.parquet",
                                 row_group_size=50)
     draws, early_blocks_drawn = [], threading.Event()
-    draw_block = pipeline.rows._draw_block
+    draw_block = pipeline.holdout._draw_block
 
     def recorded(*key):
         draws.append((key, threading.current_thread().name))
@@ -190,7 +189,7 @@ def test_the_split_is_drawn_while_the_table_is_read_and_a_block_the_kept_rows_do
             early_blocks_drawn.set()
         return draw_block(*key)
 
-    monkeypatch.setattr(pipeline.rows, "_draw_block", recorded)
+    monkeypatch.setattr(pipeline.holdout, "_draw_block", recorded)
     read = pipeline.split.open_labeled_rows
 
     def read_after_the_early_draws(*args, **kwargs):  # a read long enough for every whole block of the footer
@@ -213,11 +212,11 @@ def test_the_split_is_drawn_while_the_table_is_read_and_a_block_the_kept_rows_do
 
 
 def test_drawing_while_reading_stops_when_the_read_ends_however_it_ends(monkeypatch):
-    monkeypatch.setattr(pipeline.rows, "SPLIT_BLOCK", 64)
-    monkeypatch.setattr(pipeline.rows, "_drawn", {})
+    monkeypatch.setattr(pipeline.holdout, "SPLIT_BLOCK", 64)
+    monkeypatch.setattr(pipeline.holdout, "_drawn", {})
     draws, first = [], threading.Event()
-    draw_block = pipeline.rows._draw_block
-    monkeypatch.setattr(pipeline.rows, "_draw_block", lambda *key: draws.append(key) or first.set() or draw_block(*key))
+    draw_block = pipeline.holdout._draw_block
+    monkeypatch.setattr(pipeline.holdout, "_draw_block", lambda *key: draws.append(key) or first.set() or draw_block(*key))
     with pytest.raises(OSError):
         with drawing_while_reading(64 * 10**7, 0.2, 1):  # a footer's count of rows that no read will reach
             assert first.wait(timeout=30)
