@@ -25,7 +25,7 @@ from pipeline.least_squares import least_squares
 from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.distributed import SOLO
 from pipeline.feed import Batch
-from pipeline.train import fit, squared_error
+from pipeline.train import fit, squared_error, summed_loss
 from workspace import ROOT
 
 DEFAULTS = load_params(TrainParams, ROOT / "params.yaml")  # the committed train section
@@ -445,6 +445,29 @@ def test_a_scaled_loss_gives_the_gradient_of_a_scale_passed_as_grad_outputs_bit_
         passed = torch.autograd.grad(loss, parameters, torch.tensor(scale * (1.0 / 1000), dtype=dtype))
         squared_error(model, [Batch(columns, target)], 1000, SOLO, gradient_scale=scale)
         assert all(torch.equal(a, parameter.grad) for a, parameter in zip(passed, parameters))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_summed_loss_is_autograds_loss_and_gradient_bit_for_bit(dtype, d, bias):
+    """summed_loss runs the kernels of torch.autograd's backward itself: the loss and each gradient are those of
+    mse_loss and torch.autograd.grad, on whole tensors and on the strided slices a chunk of a group is."""
+    generator = torch.Generator().manual_seed(d)
+    model = torch.nn.Linear(d, 1, bias=bias, dtype=dtype)
+    parameters = list(model.parameters())
+    columns = torch.randn(d, 70_001, generator=generator, dtype=dtype) * 3 + 1
+    target = torch.randn(70_001, 1, generator=generator, dtype=dtype) * 5 - 2
+    for start, stop in [(0, 70_001), (0, 65_536), (1, 70_001), (12_345, 12_346)]:
+        batch = Batch(columns[:, start:stop], target[start:stop])
+        for scale in (1.0, 1 / 65_536, 1 / (stop - start), 1e6 / 7, 0.1 / 3):
+            loss = torch.nn.functional.mse_loss(model(batch.columns.T), batch.target, reduction="sum")
+            expected = torch.autograd.grad(loss * scale, parameters)
+            summed, gradient = summed_loss(model, batch, scale)
+            assert torch.equal(summed, loss.detach())
+            assert len(gradient) == len(expected) and all(
+                a.shape == b.shape and torch.equal(a, b) for a, b in zip(gradient, expected))
+            assert summed_loss(model, batch, scale, with_loss=False)[0] is None
 
 
 def test_a_training_step_loads_neither_sympy_nor_torchs_compiler():
