@@ -6,6 +6,7 @@ The table is hostile until proven otherwise: every problem is a PipelineError th
 readers, numpy checks); the slower work of finding *where* a problem lies runs only once one is found.
 """
 
+import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,15 +51,15 @@ def open_rows(path: Path, features: Sequence[str], target: str, check: bool = Tr
 
 
 def open_labeled_rows(path: Path, features: Sequence[str], target: str, check: bool = True,
-                      missing: str = MISSING_ERROR) -> tuple[Source, int, int]:
+                      missing: str = MISSING_ERROR, seen: "Seen | None" = None) -> tuple[Source, int, int]:
     """The rows a model is fitted to: open_table, how many rows missing="drop" left out, and how many were
-    left out as unlabeled (every feature there, the target missing: never an error)."""
+    left out as unlabeled (every feature there, the target missing: never an error). `seen`: as open_source."""
     if missing not in (MISSING_ERROR, MISSING_DROP):
         raise ValueError(f"missing={missing!r}: expected {MISSING_ERROR!r} or {MISSING_DROP!r}")
     if isinstance(features, str):
         raise TypeError(f"features: expected a sequence of column names, not the string {features!r}")
     path = Path(path)
-    return open_source(path, requested_columns(where_of(path), list(features), target), check, missing)
+    return open_source(path, requested_columns(where_of(path), list(features), target), check, missing, seen=seen)
 
 
 def open_every_row(path: Path, features: Sequence[str], target: str, missing: str,
@@ -86,16 +87,18 @@ def open_rows_to_predict(path: Path, features: Sequence[str], target: str, missi
 
 
 def open_source(path: Path, names: list[str], check: bool, missing: str, has_target: bool = True,
-                new_rows: bool = False, every_row: bool = False,
-                coders: "dict[str, Coder] | None" = None) -> tuple[Source, int, int]:
+                new_rows: bool = False, every_row: bool = False, coders: "dict[str, Coder] | None" = None,
+                seen: "Seen | None" = None) -> tuple[Source, int, int]:
     """The source; the rows left out by missing="drop"; the unlabeled rows (left out but for new rows). With
-    every_row, the source holds every row all the same. coders: the factor columns' level coders."""
+    every_row, the source holds every row all the same. coders: the factor columns' level coders. seen: given
+    each row group of a Parquet file as the check reads it, every row of it, with the span of the file's rows it
+    holds (a CSV file is a table in memory: never called)."""
     where = where_of(path)
     require_file(where, path)
     coders = coders or {}
     if path.suffix.lower() in CSV_SUFFIXES:
         return _read_csv(where, path, names, missing, has_target, new_rows, every_row, coders)
-    return ParquetTable.open(where, path, names, check, missing, has_target, new_rows, every_row, coders)
+    return ParquetTable.open(where, path, names, check, missing, has_target, new_rows, every_row, coders, seen)
 
 
 def rows_in_footer(path: Path) -> int:
@@ -183,6 +186,9 @@ def _csv_header(where: str, path: Path, names: list[str]) -> list[str]:
 
 # --- Parquet -------------------------------------------------------------------------------------------
 
+# Given each row group as the check reads it: the span of the file's rows it holds, and those rows.
+Seen = Callable[[tuple[int, int], Table], None]
+
 
 class ParquetTable:
     """A checked Parquet file, read one row group at a time: memory for a row group, whatever the file's size."""
@@ -204,10 +210,12 @@ class ParquetTable:
     @classmethod
     def open(cls, where: str, path: Path, names: list[str], check: bool = True, missing: str = MISSING_ERROR,
              has_target: bool = True, new_rows: bool = False,
-             every_row: bool = False, coders: "dict[str, Coder] | None" = None) -> tuple["ParquetTable", int, int]:
+             every_row: bool = False, coders: "dict[str, Coder] | None" = None,
+             seen: "Seen | None" = None) -> tuple["ParquetTable", int, int]:
         """Check the schema, then every value, in one pass over the row groups; the table, how many rows
-        missing="drop" left out and how many are unlabeled (as open_source). check=False skips the pass where
-        nothing needs counting (missing="error"): only the target is read, for the unlabeled rows."""
+        missing="drop" left out and how many are unlabeled (as open_source, which says what `seen` is given).
+        check=False skips the pass where nothing needs counting (missing="error"): only the target is read, for
+        the unlabeled rows."""
         try:
             with pyarrow.parquet.ParquetFile(path) as file:
                 schema = file.schema_arrow
@@ -229,6 +237,7 @@ class ParquetTable:
                 complete_rows = []
                 decoded = []  # the groups as read, for the stage's first pass, where they all fit in KEPT_BYTES
                 keep_decoded = all_fit(n_rows, len(names))
+                group_starts = list(itertools.accumulate(group_rows, initial=0))
                 for i in range(file.num_row_groups):
                     features, target = _read_group(file, i, names, has_target, coders)
                     if len(target) != group_rows[i]:
@@ -239,6 +248,8 @@ class ParquetTable:
                         keep_decoded, decoded = False, []  # rows left out: the groups are not the table's spans
                     if keep_decoded:
                         decoded.append(Table(features, target))
+                    if seen is not None:
+                        seen((group_starts[i], group_starts[i + 1]), Table(features, target))
                 if values.n_rows != n_rows or sum(group_rows) != n_rows:
                     raise PipelineError(f"{where}: its row groups do not hold the {n_rows} rows its footer says: "
                                         "expected a whole file")

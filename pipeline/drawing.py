@@ -15,10 +15,13 @@ from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, NullFormatter
 
+from pipeline.dataset import all_fit, rows_in_footer
 from pipeline.split import Split
 from pipeline.errors import INTERRUPTED, PipelineError, first_few
 from pipeline.files import atomic_output
-from pipeline.rows import Part, Rows, Table, chunks, concatenate
+from pipeline.holdout import held_out, held_out_count
+from pipeline.params import DataParams
+from pipeline.rows import Part, Rows, Table, chunks, concatenate, powers
 
 
 # Least squares thick and translucent underneath, the learnt model thin on top, the truth dashed above
@@ -51,8 +54,7 @@ def sample(rows: Rows, max_points: int, seed: int) -> Table:
     n_rows = len(rows)
     if n_rows <= max_points:
         return concatenate(list(chunks(rows)))
-    # n_rows is known up front, so choosing indices first draws as a seeded reservoir would, in O(max_points) memory.
-    chosen = np.sort(np.random.default_rng(seed).choice(n_rows, size=max_points, replace=False))
+    chosen = chosen_rows(n_rows, max_points, seed)
     if isinstance(rows, Part):  # the chosen rows alone, not a copy of every row of the part first
         return rows.rows_at(chosen)
     picked, start = [], 0
@@ -63,17 +65,86 @@ def sample(rows: Rows, max_points: int, seed: int) -> Table:
     return concatenate(picked)
 
 
-def points_of(split: Split, max_points: int, seed: int) -> list[Points]:
+def chosen_rows(n_rows: int, max_points: int, seed: int) -> np.ndarray:
+    """The positions sample() shows of `n_rows` rows: every one, or a seeded choice of max_points, in order."""
+    if n_rows <= max_points:
+        return np.arange(n_rows)
+    # n_rows is known up front, so choosing indices first draws as a seeded reservoir would, in O(max_points) memory.
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=max_points, replace=False))
+
+
+def budgets(sizes: dict[str, int], max_points: int) -> dict[str, int]:
+    """Each part's share of max_points, in proportion to its rows, but one row at the least."""
+    n_rows = sum(sizes.values())
+    return {name: max(1, max_points * size // n_rows) for name, size in sizes.items()}
+
+
+class EarlySample:
+    """points_of's rows, picked from each row group of a Parquet file as the check reads it (load_split's
+    `seen`), where the table is too large to keep: Part.rows_at would read every group again for a few
+    thousand rows (a third of visualize's time at 5·10^7 points). The plan assumes that every row the footer
+    counts is split, none left out; points_of takes these rows only where the split has exactly the parts
+    planned and every group was seen, and reads them again otherwise (rows left out by data.missing, unlabeled
+    rows, terms). The same rows either way."""
+
+    def __init__(self, n_rows: int, test_fraction: float, split_seed: int, degree: int, max_points: int,
+                 seed: int):
+        self.n_rows, self.test_fraction, self.split_seed, self.degree = n_rows, test_fraction, split_seed, degree
+        n_test = held_out_count(n_rows, test_fraction)
+        self.sizes = {"train": n_rows - n_test} | ({"test": n_test} if n_test else {})
+        self.chosen = {name: chosen_rows(self.sizes[name], budget, seed)
+                       for name, budget in budgets(self.sizes, max_points).items()}
+        self.picked: dict[str, list[Table]] = {name: [] for name in self.sizes}
+        self.before = dict.fromkeys(self.sizes, 0)  # each part's rows in the groups seen so far
+        self.rows_seen = 0  # -1 once a group is not the next of the table planned for: never taken
+
+    @classmethod
+    def planned(cls, data: DataParams, max_points: int, seed: int) -> "EarlySample | None":
+        """The plan for data.source, where a stage would not keep its rows in memory (else rows_at reads them
+        from there): a Parquet file beyond KEPT_BYTES of decoded rows."""
+        n_rows = rows_in_footer(Path(data.source))
+        if all_fit(n_rows, len(data.features) + 1):
+            return None
+        return cls(n_rows, data.test_fraction, data.split_seed, data.degree, max_points, seed)
+
+    def __call__(self, span: tuple[int, int], rows: Table) -> None:
+        start, stop = span
+        if start != self.rows_seen or stop > self.n_rows:
+            self.rows_seen = -1
+            return
+        held = held_out(self.n_rows, self.test_fraction, self.split_seed, start, stop)
+        for name, in_part in (("train", ~held), ("test", held)):
+            if name not in self.sizes:
+                continue
+            mine = np.flatnonzero(in_part)  # the part's rows within the group
+            chosen, before = self.chosen[name], self.before[name]
+            low, high = np.searchsorted(chosen, [before, before + len(mine)])
+            if high > low:
+                self.picked[name].append(rows.select(mine[chosen[low:high] - before]))
+            self.before[name] = before + len(mine)
+        self.rows_seen = stop
+
+    def tables(self, split: Split) -> dict[str, Table] | None:
+        """Each part's rows shown, or None where the split is not the one planned for."""
+        sizes = {"train": len(split.train)} | ({"test": len(split.test)} if split.test is not None else {})
+        if (self.rows_seen != self.n_rows or sizes != self.sizes or split.rows_dropped or split.rows_unlabeled
+                or split.design is not None):
+            return None
+        return {name: Table(powers(picked.features, self.degree), picked.target)
+                for name, picked in ((name, concatenate(pieces)) for name, pieces in self.picked.items())}
+
+
+def points_of(split: Split, max_points: int, seed: int, early: EarlySample | None = None) -> list[Points]:
     """The training rows, then the test rows if any: at most `max_points` in all, shared in proportion
-    (but one row of each at the least)."""
+    (but one row of each at the least); the rows `early` picked as the table was checked, where it could."""
     tables = {"train": split.train}
     if split.test is not None:
         tables["test"] = split.test
-    n_rows = sum(len(table) for table in tables.values())
+    picked = early.tables(split) if early is not None else None
     points = []
-    for name, table in tables.items():
-        budget = max(1, max_points * len(table) // n_rows)
-        shown = sample(table, budget, seed)
+    for name, budget in budgets({name: len(table) for name, table in tables.items()}, max_points).items():
+        table = tables[name]
+        shown = picked[name] if picked is not None else sample(table, budget, seed)
         points.append(Points(name, shown.features, shown.target, len(table)))
     return points
 

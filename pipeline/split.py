@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from pipeline.dataset import open_labeled_rows, open_source, rows_in_footer
+from pipeline.dataset import Seen, open_labeled_rows, open_source, rows_in_footer
 from pipeline.errors import PipelineError
 from pipeline.levels import Known, WithTerms, coders_for, find_levels, require_cells
 from pipeline.params import MAX_FEATURES, DataParams
@@ -69,12 +69,13 @@ def read_while_drawing(source: Path, test_fraction: float, seed: int, read: Call
 
 
 def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms: dict | None = None,
-               kinds: dict[str, str] | None = None) -> Split:
+               kinds: dict[str, str] | None = None, seen: Seen | None = None) -> Split:
     """Open data.source and split its rows (with data.missing: drop, its complete rows): the same rows in every
     stage, on every machine. check=False skips the pass over a Parquet file's values, for a process whose
     parent has made it. Terms (factors, interactions, logs) are coded with the levels `terms` holds (the
     weights' metadata, Design.as_json), or else with those found among the training rows. `kinds`: the
-    columns' kinds where resolving `data.features: all` found them (Resolved.kinds), or else read here."""
+    columns' kinds where resolving `data.features: all` found them (Resolved.kinds), or else read here. `seen`:
+    given each row group of a Parquet file of numeric features as the check reads it (dataset.open_source)."""
     source = Path(data.source)
     # The header's kinds (a Parquet schema, a CSV file's first block) tell a text column from a numeric one.
     if terms is not None:
@@ -85,7 +86,7 @@ def load_split(data: DataParams, fit_intercept: bool, check: bool = True, terms:
         return _load_terms(data, fit_intercept, check, kinds, terms)
     table, rows_dropped, rows_unlabeled = read_while_drawing(
         source, data.test_fraction, data.split_seed, lambda: open_labeled_rows(
-            source, data.features, data.target, check, data.missing), lambda opened: len(opened[0]))
+            source, data.features, data.target, check, data.missing, seen), lambda opened: len(opened[0]))
     table = with_powers(table, data.degree)
     train = Part(table, False, data.test_fraction, data.split_seed)
     test = Part(table, True, data.test_fraction, data.split_seed)

@@ -19,8 +19,8 @@ from matplotlib.ticker import LogLocator
 
 from pipeline.diagnostics import intervals_of, plot_coefficients, plot_residuals, residuals_of
 from pipeline.drawing import (
-    LEARNT, LEAST_SQUARES, MAX_PANELS, ROWS, TRUE, Points, epoch_axis, largest, left_out, legend_below, number,
-    panels, points_of, save_all, scatter, span, tidy, wrap,
+    LEARNT, LEAST_SQUARES, MAX_PANELS, ROWS, TRUE, EarlySample, Points, epoch_axis, largest, left_out, legend_below,
+    number, panels, points_of, save_all, scatter, span, tidy, wrap,
 )
 from pipeline.errors import PipelineError, run_stage_process
 from pipeline.files import (
@@ -314,7 +314,8 @@ def main() -> None:
     train = load_params(TrainParams)
     level = load_params(EvaluateParams).level
     params = load_params(VisualizeParams)
-    split = load_split(data, train.fit_intercept, terms=terms_of(MODEL))
+    early = EarlySample.planned(data, params.max_points, params.seed)  # the scatters' rows, picked as the check reads
+    split = load_split(data, train.fit_intercept, terms=terms_of(MODEL), seen=early)
     columns = split.columns
     metrics = read_json(METRICS)
     learnt, ols, true_line, mse_ols = read_metrics(METRICS, metrics, columns)
@@ -323,7 +324,7 @@ def main() -> None:
     scales = spread(fit)
     losses = ("train_loss", "test_loss") if split.test is not None else ("train_loss",)
     history = read_history(HISTORY, ("epoch", *losses, *columns, INTERCEPT))
-    points = points_of(split, params.max_points, params.seed)
+    points = points_of(split, params.max_points, params.seed, early)
     # Every input read and checked here, where an error is one line; each figure is then made by the process
     # that writes it (drawing.save_all).
     residuals = residuals_of(points, fit)
