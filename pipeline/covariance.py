@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.least_squares import LEVERAGE_ONE, LeastSquares
-from pipeline.qr import WIDE, one_blas_thread, times_upper
+from pipeline.qr import is_wide, one_blas_thread, times_upper
 from pipeline.linear import INTERCEPT, ordered_sum
 from pipeline.rows import Table
 
@@ -60,7 +60,7 @@ class Sandwich:
             left[one] = 1.0  # such a row's weight is undefined: counted, and refused in result()
             weights = weights / left if self.cov_type == "HC2" else weights / (left * left)
         weighted = rows * weights[:, np.newaxis]
-        if self.width + 1 > WIDE:
+        if is_wide(self.width):
             with one_blas_thread():
                 self.middle += weighted.T @ rows
             return
@@ -85,7 +85,7 @@ class Sandwich:
             return Robust(dict.fromkeys(names, 0.0), None)
         middle = self.middle * (fit.n / fit.df_resid if self.cov_type == "HC1" else 1.0)
         combinations = _combinations(fit)
-        wide = self.width + 1 > WIDE
+        wide = is_wide(self.width)
         variances = np.sum(_times(combinations, middle, wide) * combinations, axis=1)
         errors = {name: math.sqrt(max(float(value), 0.0)) for name, value in zip(names, variances)}
         return Robust(errors, wald_f(fit, middle[:len(fit.x_scale), :len(fit.x_scale)], wide))

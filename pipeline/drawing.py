@@ -21,7 +21,7 @@ from pipeline.errors import INTERRUPTED, PipelineError, first_few
 from pipeline.files import atomic_output
 from pipeline.holdout import held_out, held_out_count
 from pipeline.params import DataParams
-from pipeline.rows import Part, Rows, Table, chunks, concatenate, powers
+from pipeline.rows import Part, Picker, Rows, Table, chunks, concatenate, powers
 
 
 # Least squares thick and translucent underneath, the learnt model thin on top, the truth dashed above
@@ -92,10 +92,8 @@ class EarlySample:
         self.n_rows, self.test_fraction, self.split_seed, self.degree = n_rows, test_fraction, split_seed, degree
         n_test = held_out_count(n_rows, test_fraction)
         self.sizes = {"train": n_rows - n_test} | ({"test": n_test} if n_test else {})
-        self.chosen = {name: chosen_rows(self.sizes[name], budget, seed)
-                       for name, budget in budgets(self.sizes, max_points).items()}
-        self.picked: dict[str, list[Table]] = {name: [] for name in self.sizes}
-        self.before = dict.fromkeys(self.sizes, 0)  # each part's rows in the groups seen so far
+        self.pickers = {name: Picker(chosen_rows(self.sizes[name], budget, seed))
+                        for name, budget in budgets(self.sizes, max_points).items()}
         self.rows_seen = 0  # -1 once a group is not the next of the table planned for: never taken
 
     @classmethod
@@ -113,33 +111,29 @@ class EarlySample:
             self.rows_seen = -1
             return
         held = held_out(self.n_rows, self.test_fraction, self.split_seed, start, stop)
-        for name, in_part in (("train", ~held), ("test", held)):
-            if name not in self.sizes:
-                continue
-            mine = np.flatnonzero(in_part)  # the part's rows within the group
-            chosen, before = self.chosen[name], self.before[name]
-            low, high = np.searchsorted(chosen, [before, before + len(mine)])
-            if high > low:
-                self.picked[name].append(rows.select(mine[chosen[low:high] - before]))
-            self.before[name] = before + len(mine)
+        for name, picker in self.pickers.items():
+            picker.add(held if name == "test" else ~held, lambda: rows)
         self.rows_seen = stop
 
     def tables(self, split: Split) -> dict[str, Table] | None:
         """Each part's rows shown, or None where the split is not the one planned for."""
-        sizes = {"train": len(split.train)} | ({"test": len(split.test)} if split.test is not None else {})
+        sizes = {name: len(part) for name, part in parts_of(split).items()}
         if (self.rows_seen != self.n_rows or sizes != self.sizes or split.rows_dropped or split.rows_unlabeled
                 or split.design is not None):
             return None
         return {name: Table(powers(picked.features, self.degree), picked.target)
-                for name, picked in ((name, concatenate(pieces)) for name, pieces in self.picked.items())}
+                for name, picked in ((name, picker.rows()) for name, picker in self.pickers.items())}
+
+
+def parts_of(split: Split) -> dict[str, Rows]:
+    """The training rows, then the test rows if any, by name."""
+    return {"train": split.train} | ({"test": split.test} if split.test is not None else {})
 
 
 def points_of(split: Split, max_points: int, seed: int, early: EarlySample | None = None) -> list[Points]:
     """The training rows, then the test rows if any: at most `max_points` in all, shared in proportion
     (but one row of each at the least); the rows `early` picked as the table was checked, where it could."""
-    tables = {"train": split.train}
-    if split.test is not None:
-        tables["test"] = split.test
+    tables = parts_of(split)
     picked = early.tables(split) if early is not None else None
     points = []
     for name, budget in budgets({name: len(table) for name, table in tables.items()}, max_points).items():

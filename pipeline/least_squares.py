@@ -23,7 +23,7 @@ from pipeline.linear import (
     unique_json,
 )
 from pipeline.params import MAX_FEATURES
-from pipeline.qr import WIDE, gram_schmidt, householder, inverse_upper, one_blas_thread, stacked, times_upper
+from pipeline.qr import gram_schmidt, householder, inverse_upper, is_wide, one_blas_thread, stacked, times_upper
 from pipeline.rows import Rows, chunks
 
 
@@ -299,7 +299,7 @@ def fit_least_squares(rows: Rows, names: tuple[str, ...], fit_intercept: bool, s
     """
     n_features = len(names)
     width = n_features + 1
-    factorise = householder if width > WIDE else gram_schmidt
+    factorise = householder if is_wide(n_features) else gram_schmidt
     r = np.zeros((0, width))
     n = 0
     means = np.zeros(width)

@@ -14,11 +14,16 @@ from pipeline.linear import ordered_sum
 WIDE = 32
 
 
+def is_wide(n_features: int) -> bool:
+    """Whether `n_features` features and the target make more than WIDE columns: LAPACK's and BLAS's to work on."""
+    return n_features + 1 > WIDE
+
+
 def times_upper(rows: np.ndarray, upper: np.ndarray, order: str = "C") -> np.ndarray:
     """rows (n, d) · upper (d, d, upper triangular), in `order` ("F": each column contiguous). Up to
     d = WIDE − 1, elementwise sums added in column order, so each row's bits depend on that row alone, on
     every CPU; wider, BLAS on one thread."""
-    if rows.shape[1] + 1 > WIDE:
+    if is_wide(rows.shape[1]):
         with one_blas_thread():
             return np.asarray(rows @ upper, order=order)
     # A column at a time, in contiguous columns (2 to 5 times as fast as rows of d values): each product is

@@ -294,6 +294,28 @@ class Kept:
         return table
 
 
+class Picker:
+    """The rows at `positions` (sorted, counted among a part's rows from 0), taken span by span in the table's
+    order: Part.rows_at reads a span only where it holds some; drawing.EarlySample is handed each row group as
+    the check reads it."""
+
+    def __init__(self, positions: np.ndarray) -> None:
+        self.positions = positions
+        self.before = 0  # the part's rows in the spans so far
+        self.pieces: list[Table] = []
+
+    def add(self, in_part: np.ndarray, read: Callable[[], Table]) -> None:
+        """The next span: which of its rows are the part's, and its rows, read only where some are wanted."""
+        mine = np.flatnonzero(in_part)
+        low, high = np.searchsorted(self.positions, [self.before, self.before + len(mine)])
+        if high > low:
+            self.pieces.append(read().select(mine[self.positions[low:high] - self.before]))
+        self.before += len(mine)
+
+    def rows(self) -> Table:
+        return concatenate(self.pieces)
+
+
 @dataclass(frozen=True)
 class Part:
     """The training rows (held_out False) or the held-out rows (True) of a table. Where the table keeps all
@@ -321,20 +343,19 @@ class Part:
     def rows_at(self, positions: np.ndarray) -> Table:
         """The part's rows at `positions` (at least one, sorted, counted among the part's rows from 0), span by
         span, only they gathered: a sample of a few rows without a copy of the whole part."""
-        pieces, before = [], 0
+        picker = Picker(positions)
         for span in self.table.spans():
-            mask = held_out(len(self.table), self.test_fraction, self.seed, *span)
-            mine = np.flatnonzero(mask if self.is_held_out else ~mask)  # the part's rows, within the span
-            low, high = np.searchsorted(positions, [before, before + len(mine)])
-            if high > low:
-                pieces.append(self.table.read(span).select(mine[positions[low:high] - before]))
-            before += len(mine)
-        return concatenate(pieces)
+            picker.add(self.in_part(span), lambda span=span: self.table.read(span))
+        return picker.rows()
 
     def pick(self, span: tuple[int, int], rows: Table) -> Table:
         """The part's rows among `rows`, the table's rows of `span`."""
+        return rows.select(self.in_part(span))
+
+    def in_part(self, span: tuple[int, int]) -> np.ndarray:
+        """Which of the table's rows of `span` are the part's."""
         mask = held_out(len(self.table), self.test_fraction, self.seed, *span)
-        return rows.select(mask if self.is_held_out else ~mask)
+        return mask if self.is_held_out else ~mask
 
     def _select(self, span: tuple[int, int]) -> Table:
         kept = self._kept.get(span)

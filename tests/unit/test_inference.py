@@ -55,7 +55,6 @@ def test_estimates_standard_errors_and_s_match_the_exact_rational_answers(name, 
     # Both QRs (a wide table's LAPACK Householder, a narrow one's NumPy Gram-Schmidt), and factors merged
     # from chunk to chunk about each chunk's own means.
     if qr == "Householder":
-        monkeypatch.setattr(pipeline.least_squares, "WIDE", 1)
         monkeypatch.setattr(pipeline.qr, "WIDE", 1)
     if chunk == "chunks of 16 rows":
         monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", 16)

@@ -75,9 +75,7 @@ def fitted(name: str, cov_type: str, level: float = 0.95) -> tuple[dict, LeastSq
 def test_hc_standard_errors_match_the_exact_sandwich(name, cov_type, chunk, qr, monkeypatch):
     # A wide table's LAPACK QR and BLAS sums, a narrow one's NumPy sums; the middle summed chunk by chunk.
     if qr == "Householder":
-        monkeypatch.setattr(pipeline.least_squares, "WIDE", 1)
         monkeypatch.setattr(pipeline.qr, "WIDE", 1)
-        monkeypatch.setattr(pipeline.covariance, "WIDE", 1)
     if chunk == "chunks of 16 rows":
         monkeypatch.setattr(pipeline.rows, "CHUNK_ROWS", 16)
     metrics, _, order = fitted(name, cov_type)
