@@ -247,6 +247,26 @@ class Workers:
         while pending:
             yield pending.popleft().result()
 
+    def ahead_of(self, items: Iterator[Result]) -> Iterator[Result]:
+        """The items, each made on the pool's one thread (never two: a generator runs on one thread at a
+        time) `ahead` of the one the caller takes, in order. The first are handed over at once, not at the
+        first next(): the thread works while the caller does something else first."""
+        if self.pool is None:
+            return items
+        done = object()
+
+        def following() -> Result:
+            return next(items, done)
+
+        pending = deque(self.pool.submit(following) for _ in range(self.ahead + 1))
+
+        def taken() -> Iterator[Result]:
+            while (item := pending.popleft().result()) is not done:
+                pending.append(self.pool.submit(following))
+                yield item
+
+        return taken()
+
 
 SERIAL = Workers()
 

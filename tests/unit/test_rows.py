@@ -61,6 +61,46 @@ def test_one_thread_can_be_handed_blocks_further_ahead_and_works_on_them_away_fr
         assert list(results) == [(block, thread) for block in range(1, 10)]
 
 
+def test_one_thread_makes_an_iterators_items_in_order_starting_before_the_first_is_asked_for():
+    made: list[int] = []
+    three_made = threading.Event()
+    caller = threading.get_ident()
+
+    def items() -> Iterator[tuple[int, int]]:
+        for item in range(10):
+            made.append(item)
+            if len(made) == 3:
+                three_made.set()
+            yield item, threading.get_ident()
+
+    with workers(1, ahead=2) as gatherer:
+        handed = gatherer.ahead_of(items())
+        assert three_made.wait(timeout=60)  # the one taken and the two ahead, made before any next()
+        first, thread = next(handed)
+        assert first == 0 and thread != caller
+        assert list(handed) == [(item, thread) for item in range(1, 10)]
+    assert made == list(range(10))
+
+
+def test_an_error_while_making_items_ahead_reaches_the_caller_after_the_items_before_it():
+    def items() -> Iterator[int]:
+        yield 1
+        raise ValueError("the third read failed")
+
+    with workers(1, ahead=2) as gatherer:
+        handed = gatherer.ahead_of(items())
+        assert next(handed) == 1
+        with pytest.raises(ValueError, match="the third read failed"):
+            next(handed)
+
+
+def test_serial_makes_each_item_here_when_asked_for():
+    made: list[int] = []
+    handed = SERIAL.ahead_of(recorded(3, made))
+    assert made == []
+    assert list(handed) == [0, 1, 2] and made == [0, 1, 2]
+
+
 def test_one_thread_works_on_each_block_here_as_it_is_read():
     caller = threading.get_ident()
     with workers(1) as chunk_workers:

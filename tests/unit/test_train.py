@@ -246,8 +246,8 @@ def test_an_epoch_visits_every_row_once_in_an_order_of_the_seed_and_epoch_alone(
     first = batches_of(scaled, batch_size, seed=4, epoch=0)
     assert [len(batch) for batch in first] == [batch_size] * (len(target) // batch_size) + [len(target) % batch_size]
     assert np.array_equal(np.sort(np.concatenate(first)), target)
-    with rows.workers(3) as three:
-        assert all(map(np.array_equal, batches_of(scaled, batch_size, seed=4, epoch=0, workers=three), first))
+    with rows.workers(1, ahead=3) as ahead:
+        assert all(map(np.array_equal, batches_of(scaled, batch_size, seed=4, epoch=0, workers=ahead), first))
     for other in (batches_of(scaled, batch_size, seed=4, epoch=1), batches_of(scaled, batch_size, seed=5, epoch=0)):
         assert np.array_equal(np.sort(np.concatenate(other)), target)
         assert not np.array_equal(np.concatenate(other), np.concatenate(first))
@@ -279,9 +279,9 @@ def test_the_batches_are_the_same_however_many_rows_a_worker_gathers_at_once(tmp
     one_at_a_time = [batches_of(scaled, 8, seed=1, epoch=epoch) for epoch in range(2)]
     monkeypatch.setattr(feed, "GATHER_CHUNKS", 2)
     monkeypatch.setattr(rows, "CHUNK_ROWS", chunk_rows)  # gathers of 8 (one batch), 16, 96 and every row
-    # Two threads a gather ahead each, and train's one thread two gathers ahead (train.gather_thread).
-    with rows.workers(2) as two, rows.workers(1, ahead=2) as one:
-        for (epoch, expected), gatherers in itertools.product(enumerate(one_at_a_time), (two, one)):
+    # A thread a gather ahead, and train's two gathers ahead (train.gather_thread), joining the windows too.
+    with rows.workers(1, ahead=1) as one, rows.workers(1, ahead=2) as two:
+        for (epoch, expected), gatherers in itertools.product(enumerate(one_at_a_time), (one, two)):
             batches = list(feed.shuffled_batches(scaled, 8, 1, epoch, gatherers))
             assert [batch.target.view(-1).tolist() for batch in batches] == [batch.tolist() for batch in expected]
             # Each batch's features are its own rows' (x0 = 2 y, x1 = -y), laid out as a batch of its own.
