@@ -5,6 +5,7 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -314,6 +315,35 @@ def test_a_feed_joins_each_window_in_storage_it_keeps_from_window_to_window(tmp_
     assert np.array_equal(np.sort(np.concatenate(batches_of(scaled, 4, seed=1, epoch=0))), target)
     assert scaled.window(groups[:3]).columns.untyped_storage().data_ptr() == storage
     assert scaled.window(groups[:1]) is groups[0]
+
+
+class WindowsRecorded(feed.Feed):
+    """A feed that notes the thread that joins each window (a whole epoch's windows, their joins counted)."""
+
+    def window(self, pieces: list[Batch]) -> Batch:
+        self.joined_on.append(threading.get_ident())
+        self.first_joined.set()
+        return super().window(pieces)
+
+
+def test_the_gathering_thread_joins_every_window_starting_before_the_first_batch_is_asked_for(tmp_path, monkeypatch):
+    """The stepping thread only steps: it joined the windows itself, 14 ms an epoch at 10^7 rows."""
+    monkeypatch.setattr(feed, "WINDOW_ROWS", 20)
+    monkeypatch.chdir(tmp_path)
+    target = np.arange(103.0)
+    split, _ = parquet_split(tmp_path, target[:, None] * 2, target, row_group_size=9, test_fraction=0.0)
+    scaled = WindowsRecorded(split.train, feed.Scaling(np.zeros(1), np.ones(1), 0.0, 1.0), torch.float64,
+                             torch.device("cpu"))
+    scaled.joined_on, scaled.first_joined = [], threading.Event()
+    expected = batches_of(scaled, 8, seed=1, epoch=0)  # SERIAL: every window joined here
+    windows = len(scaled.joined_on)
+    assert windows > 2 and set(scaled.joined_on) == {threading.get_ident()}
+    scaled.joined_on, scaled.first_joined = [], threading.Event()
+    with rows.workers(1, ahead=2) as gatherer:
+        batches = feed.shuffled_batches(scaled, 8, 1, 0, gatherer)
+        assert scaled.first_joined.wait(timeout=60)  # before any batch was asked for
+        assert [batch.target.view(-1).tolist() for batch in batches] == [batch.tolist() for batch in expected]
+    assert len(scaled.joined_on) == windows and threading.get_ident() not in scaled.joined_on
 
 
 def test_a_shuffle_holds_rows_as_int32_up_to_2_to_the_31_rows_and_as_int64_beyond():
