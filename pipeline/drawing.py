@@ -57,12 +57,10 @@ def sample(rows: Rows, max_points: int, seed: int) -> Table:
     chosen = chosen_rows(n_rows, max_points, seed)
     if isinstance(rows, Part):  # the chosen rows alone, not a copy of every row of the part first
         return rows.rows_at(chosen)
-    picked, start = [], 0
+    picker = Picker(chosen)
     for chunk in chunks(rows):
-        low, high = np.searchsorted(chosen, [start, start + len(chunk)])
-        picked.append(chunk.select(chosen[low:high] - start))
-        start += len(chunk)
-    return concatenate(picked)
+        picker.add_rows(chunk)
+    return picker.rows()
 
 
 def chosen_rows(n_rows: int, max_points: int, seed: int) -> np.ndarray:

@@ -5,7 +5,7 @@ epochs when they fit in CACHE_BYTES: the same bits either way.
 """
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,23 +213,26 @@ def gathered_spans(feed: Feed, batch_size: int, seed: int, epoch: int) -> Iterat
     count = 0
     windows = 0
 
-    def shuffled(pieces: list[Batch]) -> Callable[[int, int], list[Batch]]:
-        """The batches at positions start … stop − 1 of the window of these pieces, shuffled."""
+    def shuffled(pieces: list[Batch], stop: int) -> Generator[list[Batch], None, list[Batch]]:
+        """The window of these pieces shuffled: its batches up to position `stop`, a gather at a time; returns
+        the rows after it (fewer than a batch, for the next window)."""
         rows = feed.window(pieces)
         shuffle = Shuffle.of(len(rows), batch_size, seed, epoch, windows)
-        device = rows.columns.device
-        return lambda start, stop: rows.take(torch.from_numpy(shuffle.rows(start, stop)).to(device)).split(batch_size)
+
+        def take(start: int, end: int) -> list[Batch]:
+            return rows.take(torch.from_numpy(shuffle.rows(start, end)).to(rows.columns.device)).split(batch_size)
+
+        for start in range(0, stop, per_gather):
+            yield take(start, min(start + per_gather, stop))
+        return take(stop, len(rows)) if stop < len(rows) else []
 
     for group in feed.groups(order):
         window.append(group)
         count += len(group)
         if count >= WINDOW_ROWS:
             whole = count - count % batch_size
-            take = shuffled(window)
-            yield from (take(start, min(start + per_gather, whole)) for start in range(0, whole, per_gather))
-            window = take(whole, count) if whole < count else []  # the rows short of a whole batch
+            window = yield from shuffled(window, whole)
             count -= whole
             windows += 1
     if count:
-        take = shuffled(window)
-        yield from (take(start, min(start + per_gather, count)) for start in range(0, count, per_gather))
+        yield from shuffled(window, count)

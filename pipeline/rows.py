@@ -317,7 +317,7 @@ class Kept:
 class Picker:
     """The rows at `positions` (sorted, counted among a part's rows from 0), taken span by span in the table's
     order: Part.rows_at reads a span only where it holds some; drawing.EarlySample is handed each row group as
-    the check reads it."""
+    the check reads it; drawing.sample, each chunk of a table's rows."""
 
     def __init__(self, positions: np.ndarray) -> None:
         self.positions = positions
@@ -327,10 +327,22 @@ class Picker:
     def add(self, in_part: np.ndarray, read: Callable[[], Table]) -> None:
         """The next span: which of its rows are the part's, and its rows, read only where some are wanted."""
         mine = np.flatnonzero(in_part)
-        low, high = np.searchsorted(self.positions, [self.before, self.before + len(mine)])
-        if high > low:
-            self.pieces.append(read().select(mine[self.positions[low:high] - self.before]))
-        self.before += len(mine)
+        wanted = self._wanted(len(mine))
+        if len(wanted):
+            self.pieces.append(read().select(mine[wanted]))
+
+    def add_rows(self, rows: Table) -> None:
+        """The next span, every row of it the part's (a chunk of a whole table)."""
+        wanted = self._wanted(len(rows))
+        if len(wanted):
+            self.pieces.append(rows.select(wanted))
+
+    def _wanted(self, count: int) -> np.ndarray:
+        """Which of the next `count` rows of the part are wanted, counted from the first of them."""
+        low, high = np.searchsorted(self.positions, [self.before, self.before + count])
+        wanted = self.positions[low:high] - self.before
+        self.before += count
+        return wanted
 
     def rows(self) -> Table:
         return concatenate(self.pieces)

@@ -121,9 +121,9 @@ def fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Team
 @contextmanager
 def gather_thread(chunk_workers: Workers) -> Iterator[Workers]:
     """What joins a mini-batch epoch's windows and gathers their batches while the caller steps: one thread (the
-    epoch is one generator, feed.gathered_spans), two gathers ahead, where
-    the chunks have threads (SERIAL, the caller, where they have none). The steps are one thread's work; a
-    second gatherer only took a core and the interpreter from them (153 batches, interleaved: 54-58 ms an epoch
+    epoch is one generator, feed.gathered_spans), two gathers ahead, where the chunks have threads (SERIAL, the
+    caller, where they have none). The steps are one thread's work; a second gatherer only took a core and the
+    interpreter from them (153 batches, interleaved: 54-58 ms an epoch
     against 63-75 ms; again once the steps recorded no graph, 80-86 ms against 90-101 ms; the same bits)."""
     if chunk_workers.pool is None:
         yield SERIAL
@@ -213,10 +213,11 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Tea
             # measured too. Rows read from the file each pass are read by one thread at a time.
             early = epoch_batches() if stepping and train_feed.cached is not None else None
             train_loss = squared_error(model, train_chunks(), n_train, team, chunk_workers).item()
-            for batch in early or (epoch_batches() if stepping else ()):
-                # Stepped on here while the batches ahead are gathered: handed to a worker and waited for,
-                # 153 steps alone took 70-80 ms against 40-55 ms here (the same bits either way).
-                step_on_batch(batch)
+            if stepping:
+                for batch in early or epoch_batches():
+                    # Stepped on here while the batches ahead are gathered: handed to a worker and waited for,
+                    # 153 steps alone took 70-80 ms against 40-55 ms here (the same bits either way).
+                    step_on_batch(batch)
         history["train_loss"][epoch] = train_loss * loss_unit
         if not math.isfinite(train_loss):
             raise PipelineError(diverged(train_loss, epoch, params))
