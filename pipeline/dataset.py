@@ -63,12 +63,14 @@ def open_labeled_rows(path: Path, features: Sequence[str], target: str, check: b
 
 
 def open_every_row(path: Path, features: Sequence[str], target: str, missing: str,
-                   coders: "dict[str, Coder] | None" = None) -> tuple[Source, int]:
+                   coders: "dict[str, Coder] | None" = None, seen: "Seen | None" = None) -> tuple[Source, int]:
     """Every row of data.source, in order, those with a missing value too (after the checks that
-    open_labeled_rows makes), and how many are labeled: the rows that load_split splits."""
+    open_labeled_rows makes), and how many are labeled: the rows that load_split splits. `seen`: as
+    open_source."""
     path = Path(path)
     names = requested_columns(where_of(path), list(features), target)
-    source, rows_dropped, rows_unlabeled = open_source(path, names, True, missing, every_row=True, coders=coders)
+    source, rows_dropped, rows_unlabeled = open_source(path, names, True, missing, every_row=True, coders=coders,
+                                                       seen=seen)
     return source, len(source) - rows_dropped - rows_unlabeled
 
 

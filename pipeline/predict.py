@@ -5,6 +5,7 @@ weights file says which columns the rows need. No torch."""
 
 import re
 import sys
+from contextlib import suppress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.cell_checks import row_kinds
-from pipeline.dataset import open_every_row, open_rows_to_predict
+from pipeline.dataset import open_every_row, open_rows_to_predict, rows_in_footer
 from pipeline.errors import PipelineError, first_few, run_stage_process
-from pipeline.files import MODEL, OLS, table_writer
+from pipeline.files import MODEL, OLS, CsvWriter, TableWriter, table_writer
 from pipeline.guard import prepare_outputs
 from pipeline.influence import LargestCooks, influence
 from pipeline.linear import RESTORE, SHOWN_COEFFICIENTS, Description, LinearModel
@@ -23,7 +24,7 @@ from pipeline.params import DataParams, PredictParams, load_params
 from pipeline.repository import warn_if_untracked
 from pipeline.split import read_while_drawing
 from pipeline.holdout import held_out
-from pipeline.rows import Rows, Table, chunks
+from pipeline.rows import Chunker, Rows, Table, chunk_rows, chunks
 from pipeline.levels import coders_for
 from pipeline.terms import NUMBER
 
@@ -119,27 +120,91 @@ def predict_fitted(rows: Rows, split: SplitOf, model: LinearModel, fit: LeastSqu
     """The output's columns for every row of data.source, in order, with its split (codes into SPLITS): the
     computed columns empty where a row has no prediction; with `cooks`, the training rows' influence too,
     whose largest Cook's distances it gathers."""
-    labeled_before = row_before = 0
-    for chunk in chunks(rows):
-        status = split.statuses(chunk, labeled_before)
-        labeled_before += int(np.count_nonzero(status <= TEST))  # before any later status takes a labeled row
-        found, known = predicted(chunk, model, fit, level, target, confidence)
+    fitted = FittedRows(split, model, fit, level, target, confidence, cooks)
+    return map(fitted.columns, chunks(rows))
+
+
+@dataclass
+class FittedRows:
+    """predict_fitted's columns, a chunk of data.source at a time, in order."""
+
+    split: SplitOf
+    model: LinearModel
+    fit: LeastSquares
+    level: float
+    target: str
+    confidence: bool = False
+    cooks: LargestCooks | None = None
+    labeled_before: int = 0
+    row_before: int = 0
+
+    def columns(self, chunk: Table) -> dict[str, np.ndarray]:
+        status = self.split.statuses(chunk, self.labeled_before)
+        self.labeled_before += int(np.count_nonzero(status <= TEST))  # before any later status takes a labeled row
+        found, known = predicted(chunk, self.model, self.fit, self.level, self.target, self.confidence)
         for name in (PREDICTION, LOWER, UPPER, SE_FIT, RESIDUAL):
             found[name][status > UNLABELED] = np.nan  # NaN already for a missing feature; any later status too
-        require_finite(found, row_before, "data.source", (status <= UNLABELED) & known)
+        require_finite(found, self.row_before, "data.source", (status <= UNLABELED) & known)
         found[SPLIT] = status
-        if cooks is not None:
-            training = np.flatnonzero(status == TRAIN)
+        if self.cooks is not None:
+            model, training = self.model, np.flatnonzero(status == TRAIN)
             training_columns = (model.columns_of(chunk.features[training]) if model.design is None
                                 else model.design.encode(chunk.features[training])[0])
-            chunk_influence = influence(fit, training_columns, chunk.target[training])
+            chunk_influence = influence(self.fit, training_columns, chunk.target[training])
             for name, values in zip(INFLUENCE, (chunk_influence.leverage, chunk_influence.studentized_residual,
                                                 chunk_influence.cooks_distance)):
                 found[name] = np.full(len(chunk), np.nan)
                 found[name][training] = values
-            cooks.add(chunk_influence, row_before + training)
-        row_before += len(chunk)
-        yield found
+            self.cooks.add(chunk_influence, self.row_before + training)
+        self.row_before += len(chunk)
+        return found
+
+
+class Streamed:
+    """predict_fitted's columns for each row group of a Parquet file as the check reads it (open_source's
+    `seen`), handed to the writer at once: the writes, most of predict's time, then run beside the read rather
+    than after it. It plans for every row the footer counts to be labeled, which SplitOf then splits as
+    load_split does; kept() says whether the read bore that out. Where it did not (a row dropped or unlabeled)
+    or a chunk's columns raised an error, the stage writes every row again as it does without a plan: the same
+    bytes, and the same first error."""
+
+    def __init__(self, writer: "TableWriter | CsvWriter", n_rows: int, fitted: FittedRows) -> None:
+        self.writer, self.n_rows, self.fitted = writer, n_rows, fitted
+        self.chunker: Chunker | None = None  # cut as chunks(rows) cuts them: the bits of a product may depend on it
+        self.counts = np.zeros(len(SPLITS), dtype=np.int64)
+        self.rows_seen = 0  # -1 once the plan fails: nothing more is written
+
+    def __call__(self, span: tuple[int, int], rows: Table) -> None:
+        if span[0] != self.rows_seen:  # out of order, or the plan failed
+            self.rows_seen = -1
+            return
+        self.rows_seen = span[1]
+        self.chunker = self.chunker or Chunker(chunk_rows(rows.features.shape[1]))
+        self._write(self.chunker.add(rows))
+
+    def kept(self, n_labeled: int) -> bool:
+        """Whether every row was seen and labeled, and written: the last chunk then too."""
+        if self.rows_seen != self.n_rows or n_labeled != self.n_rows or self.chunker is None:
+            return False
+        self._write(self.chunker.rest())
+        return self.rows_seen == self.n_rows
+
+    def _write(self, chunks: list[Table]) -> None:
+        if self.rows_seen < 0:
+            return
+        try:
+            # A value that would warn (an overflow) fails the plan too: written again, it warns in its place.
+            with np.errstate(divide="raise", over="raise", invalid="raise"):
+                for chunk in chunks:
+                    columns = self.fitted.columns(chunk)
+                    self.counts += np.bincount(columns[SPLIT], minlength=len(SPLITS))
+                    self.writer.write(columns)
+        except (PipelineError, OSError, FloatingPointError):  # raised again in its place, without the plan
+            self.rows_seen = -1
+
+
+class _WriteAgain(Exception):
+    """The streamed plan failed: its file is dropped, and the rows are written again."""
 
 
 def require_finite(found: dict[str, np.ndarray], first_row: int, where: str,
@@ -178,12 +243,18 @@ def require_same_columns(model: LinearModel, fit_intercept: bool, fit: LeastSqua
             f"{first_few(model.features, SHOWN_COEFFICIENTS)} {'with' if fit_intercept else 'without'} (run `dvc repro`)")
 
 
+def clashes(output: Output) -> list[str]:
+    """The model's columns that have the name of a column predict adds."""
+    added = set(output.names()) - {*output.model.raw_features, output.target}
+    return [name for name in (*output.model.raw_features, *([output.target] if output.target else []))
+            if name in added]
+
+
 def require_distinct_names(source: Path, output: Output) -> None:
     added = set(output.names()) - {*output.model.raw_features, output.target}
-    for name in (*output.model.raw_features, *([output.target] if output.target else [])):
-        if name in added:
-            raise PipelineError(f"{source}: column {name!r} has the name of a column predict adds: expected none "
-                                f"of {', '.join(sorted(added))} (rename it)")
+    for name in clashes(output):
+        raise PipelineError(f"{source}: column {name!r} has the name of a column predict adds: expected none "
+                            f"of {', '.join(sorted(added))} (rename it)")
 
 
 def open_new(source: Path, model: LinearModel, target: str, missing: str) -> tuple[Rows, bool, int]:
@@ -222,18 +293,37 @@ def write_fitted(source: Path, missing: str, held_out: tuple[float, int], model:
     predict.output; with predict.influence, the rows of large Cook's distance named."""
     # Not strict: a held-out row of a level training never saw gets empty computed columns.
     coders = {} if model.design is None else coders_for(model.design.raw, model.design.kinds, model.design.levels)
-    rows, n_labeled = read_while_drawing(source, *held_out, lambda: open_every_row(
-        source, model.raw_features, target, missing, coders), lambda opened: opened[1])
-    split = SplitOf(n_labeled, *held_out)
     output = Output(model, target, True, params.influence)
-    require_distinct_names(source, output)
-    cooks = LargestCooks(fit.n) if params.influence else None
-    counts = np.zeros(len(SPLITS), dtype=np.int64)
-    with table_writer(Path(params.output), output.names(), {SPLIT: SPLITS} | text_labels(model)) as writer:
-        for columns in predict_fitted(rows, split, model, fit, params.level, target,
-                                      params.interval == "confidence", cooks):
-            counts += np.bincount(columns[SPLIT], minlength=len(SPLITS))
-            writer.write(columns)
+    names, labels = output.names(), {SPLIT: SPLITS} | text_labels(model)
+    confidence = params.interval == "confidence"
+
+    def read(seen: Streamed | None = None) -> tuple[Rows, int]:
+        return read_while_drawing(source, *held_out, lambda: open_every_row(
+            source, model.raw_features, target, missing, coders, seen), lambda opened: opened[1])
+
+    # Written as the rows are read where the plan can hold (Streamed): not with influence, which the rows decide
+    # after the read, nor where names clash, which is said after the read as it is without a plan.
+    planned = 0 if params.influence or clashes(output) else rows_in_footer(source)
+    rows = counts = cooks = None
+    if planned:
+        with suppress(_WriteAgain), table_writer(Path(params.output), names, labels) as writer:
+            streamed = Streamed(writer, planned, FittedRows(SplitOf(planned, *held_out), model, fit, params.level,
+                                                            target, confidence))
+            rows, n_labeled = read(streamed)
+            if not streamed.kept(n_labeled):
+                raise _WriteAgain  # the file is dropped, unrenamed
+            counts = streamed.counts
+    if counts is None:
+        if rows is None:
+            rows, n_labeled = read()
+        require_distinct_names(source, output)
+        cooks = LargestCooks(fit.n) if params.influence else None
+        counts = np.zeros(len(SPLITS), dtype=np.int64)
+        with table_writer(Path(params.output), names, labels) as writer:
+            for columns in predict_fitted(rows, SplitOf(n_labeled, *held_out), model, fit, params.level, target,
+                                          confidence, cooks):
+                counts += np.bincount(columns[SPLIT], minlength=len(SPLITS))
+                writer.write(columns)
     splits = ", ".join(f"{count} {name}" for name, count in zip(SPLITS, counts) if count)
     extra = ", and the training rows' influence" if cooks is not None else ""
     print(f"predicted the {len(rows)} rows of {source} ({splits}) into {params.output}: {PREDICTION}, {LOWER} and "

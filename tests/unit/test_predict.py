@@ -3,6 +3,7 @@ least-squares fit (against exact rational answers and a closed form of Student's
 predict read with data.source's checks, the target optional."""
 
 import math
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from pipeline.influence import LargestCooks, influence
 from pipeline.linear import LinearModel
 from pipeline.least_squares import fit_least_squares
 from pipeline.params import DataParams, PredictParams, load_params
-from pipeline.predict import SPLITS, TEST, TRAIN, UNLABELED, Output, SplitOf, predict, predict_fitted
+from pipeline.predict import (
+    SPLITS, TEST, TRAIN, UNLABELED, FittedRows, Output, SplitOf, Streamed, predict, predict_fitted, write_fitted,
+)
 from pipeline.rows import Table, powers
 from workspace import ROOT
 
@@ -295,3 +298,101 @@ def test_the_split_is_written_as_its_labels_and_a_value_not_computed_as_an_empty
 def test_params_yaml_predicts_the_fitted_rows_with_prediction_intervals_and_no_influence_by_default():
     predict_params = load_params(PredictParams, ROOT / "params.yaml")
     assert (predict_params.rows, predict_params.interval, predict_params.influence) == ("fitted", "prediction", False)
+
+
+# --- The fitted rows written as the check reads them --------------------------------------------------------
+
+
+class WritesRecorded(Streamed):
+    """Streamed, recording how many rows the check had read at each row group it handed over."""
+
+    def __init__(self, *arguments) -> None:
+        super().__init__(*arguments)
+        self.written_at: list[int] = []
+
+    def __call__(self, span: tuple[int, int], rows: Table) -> None:
+        super().__call__(span, rows)
+        self.written_at.append(self.fitted.row_before)
+
+
+def a_fitted_file(tmp_path: Path, n_rows: int, group_rows: int, unlabeled: tuple[int, ...] = (),
+                  dropped: tuple[int, ...] = ()):
+    """data.source of two features in row groups of `group_rows` (t.parquet, in tmp_path, the working folder), and
+    the least-squares fit to its training rows."""
+    rng = np.random.default_rng(9)
+    features = rng.normal(size=(n_rows, 2))
+    target = features @ [2.0, -1.0] + 0.5 + rng.normal(size=n_rows)
+    target[list(unlabeled)] = np.nan
+    features[list(dropped), 0] = np.nan
+    pyarrow.parquet.write_table(pa.table({"x1": features[:, 0], "x2": features[:, 1], "y": target}),
+                                tmp_path / "t.parquet", row_group_size=group_rows)
+    data = DataParams(source="t.parquet", features=["x1", "x2"], target="y", missing="drop", degree=1,
+                      test_fraction=0.25, split_seed=3, max_levels=50)
+    split = load_split(data, fit_intercept=True)
+    return fit_least_squares(split.train, ("x1", "x2"), True, "t.parquet")
+
+
+def written_after_the_read(tmp_path: Path, fit, name: str) -> bytes:
+    """predict's file of every row of t.parquet written once the read is over, as without a plan."""
+    rows, n_labeled = open_every_row(tmp_path / "t.parquet", ["x1", "x2"], "y", "drop")
+    output = Output(fit.model, "y", True)
+    with table_writer(tmp_path / name, output.names(), {"split": SPLITS}) as writer:
+        for columns in predict_fitted(rows, SplitOf(n_labeled, 0.25, 3), fit.model, fit, LEVEL, "y"):
+            writer.write(columns)
+    return (tmp_path / name).read_bytes()
+
+
+def test_the_fitted_rows_are_written_as_each_row_group_is_read_into_the_bytes_written_after_the_read(tmp_path,
+                                                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # Groups of 70,000 rows: the chunks (chunk_rows: 262,144) straddle them, as chunks() cuts them after the read.
+    n_rows = 300_000
+    fit = a_fitted_file(tmp_path, n_rows, 70_000)
+    output = Output(fit.model, "y", True)
+    with table_writer(tmp_path / "streamed.parquet", output.names(), {"split": SPLITS}) as writer:
+        streamed = WritesRecorded(writer, n_rows, FittedRows(SplitOf(n_rows, 0.25, 3), fit.model, fit, LEVEL, "y"))
+        rows, n_labeled = open_every_row(tmp_path / "t.parquet", ["x1", "x2"], "y", "drop", seen=streamed)
+        # The first chunk went to the writer with the fourth group, before the fifth and last was read.
+        assert streamed.written_at == [0, 0, 0, 262_144, 262_144]
+        assert streamed.kept(n_labeled)
+    assert streamed.counts.tolist() == [225_000, 75_000, 0, 0]
+    assert (tmp_path / "streamed.parquet").read_bytes() == written_after_the_read(tmp_path, fit, "after.parquet")
+
+
+@pytest.mark.parametrize("left_out", [{"unlabeled": (5,)}, {"dropped": (299_999,)}])
+def test_rows_the_plan_did_not_count_on_write_the_file_again_with_the_same_bytes(tmp_path, monkeypatch, left_out):
+    monkeypatch.chdir(tmp_path)
+    n_rows = 300_000
+    fit = a_fitted_file(tmp_path, n_rows, 70_000, **left_out)
+    with table_writer(tmp_path / "streamed.parquet", Output(fit.model, "y", True).names(),
+                      {"split": SPLITS}) as writer:
+        streamed = Streamed(writer, n_rows, FittedRows(SplitOf(n_rows, 0.25, 3), fit.model, fit, LEVEL, "y"))
+        _, n_labeled = open_every_row(tmp_path / "t.parquet", ["x1", "x2"], "y", "drop", seen=streamed)
+        assert not streamed.kept(n_labeled)
+    params = load_params(PredictParams, ROOT / "params.yaml").model_copy(update={"output": "predictions.parquet",
+                                                                                  "level": LEVEL})
+    write_fitted(Path("t.parquet"), "drop", (0.25, 3), fit.model, "y", fit, params)
+    assert (tmp_path / "predictions.parquet").read_bytes() == written_after_the_read(tmp_path, fit, "after.parquet")
+
+
+@pytest.mark.parametrize("late, weight, message", [
+    (1e10, 1e300, r"^data.source row 250000 \(from 0\): prediction inf"),  # predict's own check
+    (1e300, 1.0, r"^t.parquet: column 'x2' has 1 value beyond ±1e\+15 \(first at row index 250000"),  # the read's
+])
+def test_a_late_row_that_fails_is_the_one_line_it_is_without_the_plan_and_no_warning(tmp_path, monkeypatch,
+                                                                                     late, weight, message):
+    monkeypatch.chdir(tmp_path)
+    fit = a_fitted_file(tmp_path, 300_000, 70_000)
+    table = pyarrow.parquet.read_table(tmp_path / "t.parquet").to_pydict()
+    table["x2"][250_000] = late  # in the fifth group: its prediction overflows after four groups were written
+    pyarrow.parquet.write_table(pa.table(table), tmp_path / "t.parquet", row_group_size=70_000)
+    huge = LinearModel(("x1", "x2"), (1.0, weight), 0.0)
+    params = load_params(PredictParams, ROOT / "params.yaml").model_copy(update={"output": "predictions.parquet"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(PipelineError, match=message):
+            write_fitted(Path("t.parquet"), "drop", (0.25, 3), huge, "y", fit, params)
+    # No warning either, as without the plan: the streamed rows' inf − inf ("invalid value encountered in
+    # subtract", where the read refuses the row anyway) fails the plan instead of warning.
+    assert [str(warning.message) for warning in caught] == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["t.parquet"]
