@@ -22,7 +22,7 @@ from pipeline.linear import (
     INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores_of_parts, terms_of,
 )
 from pipeline.convergence import convergence, Tolerances
-from pipeline.least_squares import LeastSquares, fit_least_squares
+from pipeline.least_squares import EarlyFit, LeastSquares, fit_training_rows
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 from pipeline.schema import resolve_features
 
@@ -30,12 +30,14 @@ SUMMARY_ROWS = 20  # coefficients the printed summary shows at most: those of th
 
 
 def evaluate(split: Split, learnt: LinearModel, true_line: LinearModel | None, fit_intercept: bool,
-             tolerances: Tolerances, level: float, cov_type: str = NONROBUST) -> tuple[dict[str, Any], LeastSquares]:
+             tolerances: Tolerances, level: float, cov_type: str = NONROBUST,
+             early: EarlyFit | None = None) -> tuple[dict[str, Any], LeastSquares]:
     """metrics.json: the models by name (learnt, ols, true), how each does on the rows, whether training
     reached least squares, and the inference for least squares under `cov_type`; and the least-squares fit
-    itself. Streams the rows: one pass over the training rows for least squares, then one over both parts
-    for the scores (a robust covariance sums its middle in it)."""
-    fit = fit_least_squares(split.train, learnt.features, fit_intercept, split.source)
+    itself. Streams the rows: one pass over the training rows for least squares (none where `early` factored
+    them as the check read them), then one over both parts for the scores (a robust covariance sums its middle
+    in it)."""
+    fit = fit_training_rows(split, learnt.features, fit_intercept, early)
     sandwich = None if cov_type == NONROBUST else Sandwich(fit, cov_type)
     parts = [split.train] if split.test is None else [split.train, split.test]
     with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: refused below, naming the weights
@@ -178,11 +180,12 @@ def main() -> None:
     train = load_params(TrainParams)
     judging = load_params(EvaluateParams)
     level = judging.level
-    split = load_split(data, train.fit_intercept, terms=terms_of(MODEL))
+    early = EarlyFit.planned(data, train.fit_intercept)  # least squares factored as the check reads the rows
+    split = load_split(data, train.fit_intercept, terms=terms_of(MODEL), seen=early)
     learnt = load_weights(MODEL, split.columns, train.fit_intercept)
     tolerances = Tolerances(train.dtype, train.tolerance, train.coefficient_tolerance)
     metrics, fit = evaluate(split, learnt, true_line_of(data), train.fit_intercept, tolerances, level,
-                            judging.cov_type)
+                            judging.cov_type, early)
     # How and where the model was trained: the same answer to the last few bits, but a run's record says which.
     metrics |= {"dtype": train.dtype, "device": train.device, "processes": train.processes,
                 # train stops at the first converged epoch (train.stop_when_converged): the history says when.

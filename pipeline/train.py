@@ -24,7 +24,7 @@ from pipeline.files import HISTORY, MODEL, read_history, write_history
 from pipeline.guard import prepare_outputs
 from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, load_weights, prediction_gap, save_weights
 from pipeline.convergence import convergence, Tolerances
-from pipeline.least_squares import LeastSquares, fit_least_squares
+from pipeline.least_squares import EarlyFit, LeastSquares, fit_least_squares, fit_training_rows
 from pipeline.optimizers import make_optimizer
 from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.rows import SERIAL, Workers, workers
@@ -269,7 +269,8 @@ def main() -> None:
     distributed.require_device(params.device, params.processes)
     if resolved.note:  # train is the stage a user watches: the others resolve `all` the same way, silently
         print(resolved.note)
-    split = load_split(data, params.fit_intercept, kinds=resolved.kinds)
+    early = EarlyFit.planned(data, params.fit_intercept)  # least squares factored as the check reads the rows
+    split = load_split(data, params.fit_intercept, kinds=resolved.kinds, seen=early)
     warn_if_untracked(split.source)
     if data.missing == "drop":
         n_rows = (split.rows_dropped + split.rows_unlabeled + len(split.train)
@@ -282,7 +283,7 @@ def main() -> None:
     if split.rows_unseen:
         print(unseen_line(split))
     # Least squares first: features it cannot separate are refused before any training.
-    baseline = fit_least_squares(split.train, features, params.fit_intercept, split.source)
+    baseline = fit_training_rows(split, features, params.fit_intercept, early)
     require_representable(baseline.model, params.dtype, split.source)
     if params.processes == 1:
         distributed.configure_device(params.device)

@@ -236,3 +236,86 @@ def test_a_least_squares_coefficient_beyond_float64_does_not_advise_float64():
         require_representable(LinearModel(("x",), (float("inf"),), 0.0), "float64", "t.csv")
     with pytest.raises(PipelineError, match=r"\(rescale that column, or set train\.dtype: float64\)$"):
         require_representable(LinearModel(("x",), (1e39,), 0.0), "float32", "t.csv")
+
+
+# --- Least squares factored as the check reads the rows (EarlyFit) ---------------------------------------------
+
+
+def a_large_table(tmp_path, n_rows: int = 600_000, unlabeled: tuple[int, ...] = (), dropped: tuple[int, ...] = ()):
+    """t.parquet (in tmp_path, the working folder): two features in row groups of 70,000 rows, which the
+    chunks of a pass (chunk_rows: 262,144) straddle; 450,000 training rows make a chunk before the last group."""
+    import pyarrow as pa
+    import pyarrow.parquet
+    rng = np.random.default_rng(4)
+    features = rng.uniform(-3, 3, size=(n_rows, 2))
+    target = features @ [1.5, -0.5] + 2.0 + rng.normal(size=n_rows)
+    target[list(unlabeled)] = np.nan
+    features[list(dropped), 1] = np.nan
+    pyarrow.parquet.write_table(pa.table({"x1": features[:, 0], "x2": features[:, 1], "y": target}),
+                                tmp_path / "t.parquet", row_group_size=70_000)
+
+
+def data_params(degree: int = 1, test_fraction: float = 0.25, missing: str = "error"):
+    from pipeline.params import DataParams
+    return DataParams(source="t.parquet", features=["x1", "x2"], target="y", missing=missing, degree=degree,
+                      test_fraction=test_fraction, split_seed=7, max_levels=50)
+
+
+@pytest.mark.parametrize("degree, test_fraction, fit_intercept", [
+    (1, 0.25, True), (3, 0.25, True), (1, 0.0, True), (2, 0.25, False),
+])
+def test_least_squares_factored_as_the_check_reads_each_group_is_the_pass_after_it_bit_for_bit(
+        tmp_path, monkeypatch, degree, test_fraction, fit_intercept):
+    from pipeline.least_squares import EarlyFit
+    from pipeline.split import load_split
+    monkeypatch.chdir(tmp_path)
+    a_large_table(tmp_path)
+    data = data_params(degree, test_fraction)
+    early = EarlyFit(600_000, test_fraction, 7, degree, len(data.columns), fit_intercept)
+    split = load_split(data, fit_intercept, seen=early)
+    assert early.factoring.n >= 262_144  # a chunk or more factored before the read was over
+    found = early.fit(split, data.columns)
+    assert found is not None and early.factoring.n == len(split.train)
+    found.save(tmp_path / "early.safetensors")
+    fit_least_squares(split.train, data.columns, fit_intercept, split.source).save(tmp_path / "pass.safetensors")
+    assert (tmp_path / "early.safetensors").read_bytes() == (tmp_path / "pass.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("left_out", [{"unlabeled": (12,)}, {"dropped": (599_999,)}])
+def test_rows_the_plan_did_not_count_on_leave_the_fit_to_its_own_pass(tmp_path, monkeypatch, left_out):
+    from pipeline.least_squares import EarlyFit, fit_training_rows
+    from pipeline.split import load_split
+    monkeypatch.chdir(tmp_path)
+    a_large_table(tmp_path, **left_out)
+    data = data_params(missing="drop")
+    early = EarlyFit(600_000, 0.25, 7, 1, 2, True)
+    split = load_split(data, True, seen=early)
+    assert early.fit(split, data.columns) is None
+    fit_training_rows(split, data.columns, True, early).save(tmp_path / "fallen-back.safetensors")
+    fit_least_squares(split.train, data.columns, True, split.source).save(tmp_path / "pass.safetensors")
+    assert (tmp_path / "fallen-back.safetensors").read_bytes() == (tmp_path / "pass.safetensors").read_bytes()
+
+
+def test_a_value_the_check_refuses_is_its_one_line_without_a_warning_from_the_plan(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet
+    from pipeline.least_squares import EarlyFit
+    from pipeline.split import load_split
+    monkeypatch.chdir(tmp_path)
+    a_large_table(tmp_path)
+    table = pyarrow.parquet.read_table(tmp_path / "t.parquet").to_pydict()
+    table["y"][100:110] = [1e300] * 10  # their squares overflow in the plan's sums (training rows among them)
+    pyarrow.parquet.write_table(pa.table(table), tmp_path / "t.parquet", row_group_size=70_000)
+    early = EarlyFit(600_000, 0.25, 7, 1, 2, True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(PipelineError, match=r"^t.parquet: column 'y' has 10 values beyond ±1e\+15"):
+            load_split(data_params(), True, seen=early)
+    assert [str(warning.message) for warning in caught] == [] and early.rows_seen == -1
+
+
+def test_a_table_a_stage_keeps_in_memory_gets_no_plan(tmp_path, monkeypatch):
+    from pipeline.least_squares import EarlyFit
+    monkeypatch.chdir(tmp_path)
+    a_large_table(tmp_path, n_rows=1000)
+    assert EarlyFit.planned(data_params(), True) is None
