@@ -18,7 +18,7 @@ import pipeline.rows
 from pipeline.split import Split
 from pipeline.evaluate import evaluate
 from pipeline.convergence import Tolerances
-from pipeline.least_squares import fit_least_squares
+from pipeline.factoring import fit_least_squares
 from pipeline.rows import Table
 from tests.exact import solve_exact
 

@@ -114,6 +114,13 @@ def rows_in_footer(path: Path) -> int:
         return 0
 
 
+def rows_beyond_kept(path: Path, n_columns: int) -> int:
+    """The rows a Parquet file's footer counts where a stage would not keep them in memory (beyond KEPT_BYTES
+    decoded, `all_fit`), so that each pass reads them again; 0 where it would keep them, or for CSV."""
+    n_rows = rows_in_footer(path)
+    return 0 if all_fit(n_rows, n_columns) else n_rows
+
+
 def read_table(path: Path, features: Sequence[str], target: str, missing: str = MISSING_ERROR) -> Table:
     """The whole table in memory: open_table for tables that fit."""
     return gather(open_table(path, features, target, missing=missing))

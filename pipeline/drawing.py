@@ -15,7 +15,7 @@ from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, NullFormatter
 
-from pipeline.dataset import all_fit, rows_in_footer
+from pipeline.dataset import rows_beyond_kept
 from pipeline.split import Split
 from pipeline.errors import INTERRUPTED, PipelineError, first_few
 from pipeline.files import atomic_output
@@ -98,8 +98,8 @@ class EarlySample:
     def planned(cls, data: DataParams, max_points: int, seed: int) -> "EarlySample | None":
         """The plan for data.source, where a stage would not keep its rows in memory (else rows_at reads them
         from there): a Parquet file beyond KEPT_BYTES of decoded rows."""
-        n_rows = rows_in_footer(Path(data.source))
-        if all_fit(n_rows, len(data.features) + 1):
+        n_rows = rows_beyond_kept(Path(data.source), len(data.features) + 1)
+        if not n_rows:
             return None
         return cls(n_rows, data.test_fraction, data.split_seed, data.degree, max_points, seed)
 

@@ -22,7 +22,8 @@ from pipeline.linear import (
     INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores_of_parts, terms_of,
 )
 from pipeline.convergence import convergence, Tolerances
-from pipeline.least_squares import EarlyFit, LeastSquares, fit_training_rows
+from pipeline.least_squares import LeastSquares
+from pipeline.factoring import EarlyFit, fit_training_rows
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 from pipeline.schema import resolve_features
 

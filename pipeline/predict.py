@@ -24,7 +24,7 @@ from pipeline.params import DataParams, PredictParams, load_params
 from pipeline.repository import warn_if_untracked
 from pipeline.split import read_while_drawing
 from pipeline.holdout import held_out
-from pipeline.rows import Chunker, Rows, Table, chunk_rows, chunks
+from pipeline.rows import ChunksAsRead, Rows, Table, chunks
 from pipeline.levels import coders_for
 from pipeline.terms import NUMBER
 
@@ -160,47 +160,29 @@ class FittedRows:
         return found
 
 
-class Streamed:
+class Streamed(ChunksAsRead):
     """predict_fitted's columns for each row group of a Parquet file as the check reads it (open_source's
     `seen`), handed to the writer at once: the writes, most of predict's time, then run beside the read rather
     than after it. It plans for every row the footer counts to be labeled, which SplitOf then splits as
     load_split does; kept() says whether the read bore that out. Where it did not (a row dropped or unlabeled)
-    or a chunk's columns raised an error, the stage writes every row again as it does without a plan: the same
-    bytes, and the same first error."""
+    or the plan failed (ChunksAsRead; here also a chunk's error, or the writer's), the stage writes every row
+    again as it does without a plan: the same bytes, and the same first error."""
+
+    failures = (PipelineError, OSError, FloatingPointError)
 
     def __init__(self, writer: "TableWriter | CsvWriter", n_rows: int, fitted: FittedRows) -> None:
-        self.writer, self.n_rows, self.fitted = writer, n_rows, fitted
-        self.chunker: Chunker | None = None  # cut as chunks(rows) cuts them: the bits of a product may depend on it
+        super().__init__(n_rows)
+        self.writer, self.fitted = writer, fitted
         self.counts = np.zeros(len(SPLITS), dtype=np.int64)
-        self.rows_seen = 0  # -1 once the plan fails: nothing more is written
 
-    def __call__(self, span: tuple[int, int], rows: Table) -> None:
-        if span[0] != self.rows_seen:  # out of order, or the plan failed
-            self.rows_seen = -1
-            return
-        self.rows_seen = span[1]
-        self.chunker = self.chunker or Chunker(chunk_rows(rows.features.shape[1]))
-        self._write(self.chunker.add(rows))
+    def take(self, chunk: Table) -> None:
+        columns = self.fitted.columns(chunk)
+        self.counts += np.bincount(columns[SPLIT], minlength=len(SPLITS))
+        self.writer.write(columns)
 
     def kept(self, n_labeled: int) -> bool:
         """Whether every row was seen and labeled, and written: the last chunk then too."""
-        if self.rows_seen != self.n_rows or n_labeled != self.n_rows or self.chunker is None:
-            return False
-        self._write(self.chunker.rest())
-        return self.rows_seen == self.n_rows
-
-    def _write(self, chunks: list[Table]) -> None:
-        if self.rows_seen < 0:
-            return
-        try:
-            # A value that would warn (an overflow) fails the plan too: written again, it warns in its place.
-            with np.errstate(divide="raise", over="raise", invalid="raise"):
-                for chunk in chunks:
-                    columns = self.fitted.columns(chunk)
-                    self.counts += np.bincount(columns[SPLIT], minlength=len(SPLITS))
-                    self.writer.write(columns)
-        except (PipelineError, OSError, FloatingPointError):  # raised again in its place, without the plan
-            self.rows_seen = -1
+        return n_labeled == self.n_rows and self.finished()
 
 
 class _WriteAgain(Exception):

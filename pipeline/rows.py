@@ -199,6 +199,56 @@ class Chunker:
         return [self.join(self.pending)] if self.count else []
 
 
+class ChunksAsRead:
+    """A plan for the rows of a table as its check reads them, row group by row group (dataset.open_source's
+    `seen`): each group's rows (rows_of) cut in chunks as chunks() cuts them after the read, every chunk handed
+    to take() at once, so that a pass over them starts with the read. It counts on the table's n_rows, in order;
+    a group out of order fails it, as does take() raising one of `failures` or anything NumPy would warn of (an
+    overflow in a value the check refuses after): the stage then makes its pass after the read, which raises
+    or warns in its place. finished() takes the last chunk and says whether every row was taken."""
+
+    failures: ClassVar[tuple[type[BaseException], ...]] = (FloatingPointError,)
+
+    def __init__(self, n_rows: int) -> None:
+        self.n_rows = n_rows
+        self.chunker: Chunker | None = None
+        self.rows_seen = 0  # -1 once the plan fails: nothing more is taken
+
+    def rows_of(self, span: tuple[int, int], rows: Table) -> Table:
+        """The rows of the group to chunk: all of them by default."""
+        return rows
+
+    def take(self, chunk: Table) -> None:
+        raise NotImplementedError
+
+    def __call__(self, span: tuple[int, int], rows: Table) -> None:
+        start, stop = span
+        if start != self.rows_seen or stop > self.n_rows:
+            self.rows_seen = -1
+            return
+        rows = self.rows_of(span, rows)
+        self.chunker = self.chunker or Chunker(chunk_rows(rows.features.shape[1]))
+        self._take(self.chunker.add(rows))
+        if self.rows_seen >= 0:
+            self.rows_seen = stop
+
+    def finished(self) -> bool:
+        if self.rows_seen != self.n_rows or self.chunker is None:
+            return False
+        self._take(self.chunker.rest())
+        return self.rows_seen == self.n_rows
+
+    def _take(self, chunks: list[Table]) -> None:
+        if self.rows_seen < 0:
+            return
+        try:
+            with np.errstate(divide="raise", over="raise", invalid="raise"):
+                for chunk in chunks:
+                    self.take(chunk)
+        except self.failures:
+            self.rows_seen = -1
+
+
 def chunks_of_parts(parts: Sequence[Rows]) -> Iterator[tuple[int, Table]]:
     """The chunks of each part as chunks(part) yields them, each with its part's index, in order within each
     part. Parts of one table that keeps none of its rows in memory (a Parquet file beyond KEPT_BYTES) take

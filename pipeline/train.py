@@ -24,7 +24,8 @@ from pipeline.files import HISTORY, MODEL, read_history, write_history
 from pipeline.guard import prepare_outputs
 from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, load_weights, prediction_gap, save_weights
 from pipeline.convergence import convergence, Tolerances
-from pipeline.least_squares import EarlyFit, LeastSquares, fit_least_squares, fit_training_rows
+from pipeline.least_squares import LeastSquares
+from pipeline.factoring import EarlyFit, fit_least_squares, fit_training_rows
 from pipeline.optimizers import make_optimizer
 from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.rows import SERIAL, Workers, workers

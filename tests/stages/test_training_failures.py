@@ -12,7 +12,7 @@ from pipeline import files, train
 from pipeline.dataset import Table, gather, read_table
 from pipeline.split import Split, load_split
 from pipeline.errors import PipelineError
-from pipeline.least_squares import fit_least_squares
+from pipeline.factoring import fit_least_squares
 from pipeline.params import DataParams, TrainParams, load_params
 from workspace import ROOT, dvc, error_line, files_in, isolate, ran, set_param, set_params, stage
 

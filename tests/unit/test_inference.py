@@ -19,7 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate
 from pipeline.linear import INTERCEPT, LinearModel
 from pipeline.convergence import convergence, Tolerances
-from pipeline.least_squares import fit_least_squares
+from pipeline.factoring import fit_least_squares
 from pipeline.rows import Table, powers
 
 TOLERANCES = Tolerances("float64", 1e-4, 0.01)
@@ -266,7 +266,7 @@ def data_params(degree: int = 1, test_fraction: float = 0.25, missing: str = "er
 ])
 def test_least_squares_factored_as_the_check_reads_each_group_is_the_pass_after_it_bit_for_bit(
         tmp_path, monkeypatch, degree, test_fraction, fit_intercept):
-    from pipeline.least_squares import EarlyFit
+    from pipeline.factoring import EarlyFit
     from pipeline.split import load_split
     monkeypatch.chdir(tmp_path)
     a_large_table(tmp_path)
@@ -283,7 +283,7 @@ def test_least_squares_factored_as_the_check_reads_each_group_is_the_pass_after_
 
 @pytest.mark.parametrize("left_out", [{"unlabeled": (12,)}, {"dropped": (599_999,)}])
 def test_rows_the_plan_did_not_count_on_leave_the_fit_to_its_own_pass(tmp_path, monkeypatch, left_out):
-    from pipeline.least_squares import EarlyFit, fit_training_rows
+    from pipeline.factoring import EarlyFit, fit_training_rows
     from pipeline.split import load_split
     monkeypatch.chdir(tmp_path)
     a_large_table(tmp_path, **left_out)
@@ -299,7 +299,7 @@ def test_rows_the_plan_did_not_count_on_leave_the_fit_to_its_own_pass(tmp_path, 
 def test_a_value_the_check_refuses_is_its_one_line_without_a_warning_from_the_plan(tmp_path, monkeypatch):
     import pyarrow as pa
     import pyarrow.parquet
-    from pipeline.least_squares import EarlyFit
+    from pipeline.factoring import EarlyFit
     from pipeline.split import load_split
     monkeypatch.chdir(tmp_path)
     a_large_table(tmp_path)
@@ -315,7 +315,7 @@ def test_a_value_the_check_refuses_is_its_one_line_without_a_warning_from_the_pl
 
 
 def test_a_table_a_stage_keeps_in_memory_gets_no_plan(tmp_path, monkeypatch):
-    from pipeline.least_squares import EarlyFit
+    from pipeline.factoring import EarlyFit
     monkeypatch.chdir(tmp_path)
     a_large_table(tmp_path, n_rows=1000)
     assert EarlyFit.planned(data_params(), True) is None

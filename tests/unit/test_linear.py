@@ -19,7 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.linear import (
     LinearModel, load_weights, mse, prediction_gap, r2, save_weights, scores, scores_of_parts,
 )
-from pipeline.least_squares import least_squares
+from pipeline.factoring import least_squares
 from pipeline.rows import Part, Table
 
 

@@ -16,7 +16,8 @@ from pipeline.split import Split
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate
 from pipeline.convergence import Tolerances
-from pipeline.least_squares import LeastSquares, fit_least_squares
+from pipeline.least_squares import LeastSquares
+from pipeline.factoring import fit_least_squares
 from pipeline.linear import Description, LinearModel, load_weights, safe_open_metadata, save_weights
 from pipeline.predict import predict
 from pipeline.rows import Table

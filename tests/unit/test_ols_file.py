@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.least_squares import LeastSquares, fit_least_squares
+from pipeline.least_squares import LeastSquares
+from pipeline.factoring import fit_least_squares
 from pipeline.rows import Table
 
 

@@ -19,7 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.files import table_writer
 from pipeline.influence import LargestCooks, influence
 from pipeline.linear import LinearModel
-from pipeline.least_squares import fit_least_squares
+from pipeline.factoring import fit_least_squares
 from pipeline.params import DataParams, PredictParams, load_params
 from pipeline.predict import (
     SPLITS, TEST, TRAIN, UNLABELED, FittedRows, Output, SplitOf, Streamed, predict, predict_fitted, write_fitted,

@@ -18,7 +18,8 @@ from pipeline.split import Split
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate, summary
 from pipeline.convergence import Tolerances
-from pipeline.least_squares import LeastSquares, fit_least_squares
+from pipeline.least_squares import LeastSquares
+from pipeline.factoring import fit_least_squares
 from pipeline.linear import INTERCEPT, LinearModel
 from pipeline.params import EvaluateParams, load_params
 from pipeline.rows import Table

@@ -14,7 +14,7 @@ from exact import exact_least_squares
 from pipeline.dataset import gather
 from pipeline.split import load_split
 from pipeline.errors import PipelineError
-from pipeline.least_squares import fit_least_squares
+from pipeline.factoring import fit_least_squares
 from pipeline.linear import LinearModel, save_weights
 from pipeline.params import DataParams
 from pipeline.schema import resolve_features

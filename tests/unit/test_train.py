@@ -22,7 +22,7 @@ import pipeline.shuffle as shuffle
 from pipeline.dataset import Table, gather
 from pipeline.split import Split, load_split
 from pipeline.errors import PipelineError
-from pipeline.least_squares import least_squares
+from pipeline.factoring import least_squares
 from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.distributed import SOLO
 from pipeline.feed import Batch
@@ -384,7 +384,7 @@ def test_a_window_shuffles_whole_groups_in_a_seeded_order_and_every_row_comes_on
 def test_given_least_squares_training_stops_at_a_converged_epoch_with_the_history_of_a_full_run(changes):
     from pipeline.linear import prediction_gap
     from pipeline.convergence import Tolerances, convergence
-    from pipeline.least_squares import fit_least_squares
+    from pipeline.factoring import fit_least_squares
 
     rng = np.random.default_rng(4)
     features = rng.normal(size=(120, 3)) * [1.0, 10.0, 0.1]
@@ -415,7 +415,7 @@ def test_given_least_squares_training_stops_at_a_converged_epoch_with_the_histor
 
 def test_the_gap_bound_is_never_below_the_exact_prediction_gap():
     from pipeline.linear import LinearModel, prediction_gap
-    from pipeline.least_squares import fit_least_squares
+    from pipeline.factoring import fit_least_squares
 
     rng = np.random.default_rng(5)
     features, target = correlated_table(rows=300)
@@ -432,7 +432,7 @@ def test_the_gap_bound_is_never_below_the_exact_prediction_gap():
 def test_standardize_whitens_correlated_columns_so_that_a_degree_10_curve_reaches_least_squares():
     from exact import exact_least_squares, polynomial_table
     from pipeline.feed import Scaling
-    from pipeline.least_squares import fit_least_squares
+    from pipeline.factoring import fit_least_squares
     from pipeline.rows import powers
 
     rng = np.random.default_rng(0)

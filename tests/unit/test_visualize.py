@@ -20,7 +20,7 @@ from pipeline.drawing import MAX_PIXELS, marker_style, number, points_of, sample
 from pipeline.errors import PipelineError
 from pipeline.files import CHART_COEFFICIENTS, CHART_INTERCEPT
 from pipeline.linear import LinearModel
-from pipeline.least_squares import fit_least_squares
+from pipeline.factoring import fit_least_squares
 from pipeline.visualize import plot_data, plot_fit, plot_loss, plot_parameters, read_metrics
 
 
