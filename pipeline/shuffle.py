@@ -7,6 +7,10 @@ key (a bijection of a power-of-two range). A block is at most 1/64 of a batch, s
 least 64 places in the window (and from single rows, a uniform shuffle, below 128 rows a batch); its rows
 are read a block at a time, which keeps the gather in cache. The short last block, if any, goes to a seeded
 place in the order, its rows shuffled by a permutation of their own.
+
+Where the rows are held in one storage but not in the window's order (groups kept between epochs, taken in
+a seeded order: `Places`), the shuffle gives the storage's rows directly: a block that lies in one run of
+consecutive storage rows is shifted as a whole, so the window is never copied into its order.
 """
 
 from dataclasses import dataclass
@@ -23,8 +27,48 @@ def block_rows(batch_size: int) -> int:
 
 
 @dataclass(frozen=True)
+class Places:
+    """Where a window's rows are held: its first len(listed) rows at the storage rows `listed`, then runs of
+    consecutive storage rows, run k holding the window's rows starts[k] … starts[k + 1] − 1 from storage row
+    firsts[k]. `held` is the storage's length."""
+
+    listed: np.ndarray
+    starts: np.ndarray
+    firsts: np.ndarray
+    held: int
+
+    @classmethod
+    def of(cls, pieces: "list[np.ndarray | range]", held: int) -> "Places":
+        """The places of a window of `pieces`, in order: storage rows listed (the first piece only), or a range."""
+        carried = isinstance(pieces[0], np.ndarray)
+        listed = pieces[0] if carried else np.empty(0, dtype=np.int64)
+        runs = (pieces[1:] if carried else pieces) or [range(0)]  # a window of carried rows alone has no run
+        sizes = np.array([len(run) for run in runs], dtype=np.int64)
+        starts = len(listed) + np.cumsum(sizes) - sizes
+        return cls(listed, starts, np.array([run.start for run in runs], dtype=np.int64), held)
+
+    def of_rows(self, window_rows: np.ndarray) -> np.ndarray:
+        """The storage rows of these window rows, one by one."""
+        run = np.maximum(np.searchsorted(self.starts, window_rows, side="right") - 1, 0)
+        placed = (self.firsts[run] + (window_rows - self.starts[run])).astype(window_rows.dtype)
+        early = window_rows < len(self.listed)
+        placed[early] = self.listed[window_rows[early]]
+        return placed
+
+    def of_blocks(self, size: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """For each of the window's first `count` blocks of `size` rows: the shift from its window rows to its
+        storage rows, and whether it lies in one run (where not, its rows are placed one by one)."""
+        first = np.arange(count, dtype=np.int64) * size
+        run = np.searchsorted(self.starts, first, side="right") - 1
+        whole = (first >= len(self.listed)) & (run == np.searchsorted(self.starts, first + size - 1, "right") - 1)
+        run = np.maximum(run, 0)
+        return self.firsts[run] - self.starts[run], whole
+
+
+@dataclass(frozen=True)
 class Shuffle:
-    """A permutation of n rows: `rows(start, stop)` are the rows at positions start … stop − 1 of the epoch."""
+    """A permutation of n rows: `rows(start, stop)` are the rows at positions start … stop − 1 of the epoch:
+    the window's rows, or with `places` the storage rows where they are held."""
 
     n: int
     size: int  # rows of a block, a power of two
@@ -33,23 +77,32 @@ class Shuffle:
     within: np.ndarray  # a permutation of range(size)
     tail: np.ndarray  # rows n - len(tail) … n - 1 in their order
     tail_at: int  # the position of the short last block in the order: after tail_at whole blocks
+    places: Places | None = None
+    shifts: np.ndarray | None = None  # with places: each window block's shift to its storage rows …
+    in_run: np.ndarray | None = None  # … where the block lies in one run of them
 
     @classmethod
-    def of(cls, n: int, batch_size: int, seed: int, epoch: int, window: int) -> "Shuffle":
+    def of(cls, n: int, batch_size: int, seed: int, epoch: int, window: int,
+           places: Places | None = None) -> "Shuffle":
         size = block_rows(batch_size)
         whole = n // size
         generator = np.random.default_rng([seed, epoch, window])
         # Rows held as int32 where they fit: half the bytes to compute and hand to the gather.
-        index = np.int32 if n <= np.iinfo(np.int32).max else np.int64
+        index = np.int32 if max(n, places.held if places else 0) <= np.iinfo(np.int32).max else np.int64
         first_rows = (generator.permutation(whole) * size).astype(index)
         keys = generator.integers(0, size, whole).astype(index)
         within = generator.permutation(size).astype(index)
         tail_at = int(generator.integers(0, whole + 1))
         tail = (whole * size + generator.permutation(n - whole * size)).astype(index)
-        return cls(n, size, first_rows, keys, within, tail, tail_at)
+        if places is None:
+            return cls(n, size, first_rows, keys, within, tail, tail_at)
+        shifts, in_run = places.of_blocks(size, whole)
+        return cls(n, size, first_rows, keys, within, places.of_rows(tail), tail_at, places, shifts.astype(index),
+                   in_run)
 
     def rows(self, start: int, stop: int) -> np.ndarray:
-        """The rows (int32, or int64 beyond 2³¹ rows) the epoch visits at positions start … stop − 1."""
+        """The rows (int32, or int64 beyond 2³¹ rows in the window or the storage) the epoch visits at positions
+        start … stop − 1."""
         tail_start = self.tail_at * self.size
         tail_stop = tail_start + len(self.tail)
         parts = [self._whole(start, min(stop, tail_start), 0),
@@ -67,5 +120,10 @@ class Shuffle:
         # row ^ (first | key): one pass over the batch's rows, not two (an epoch of 10^7: 4 ms less).
         starts = self.first_rows[first:last + 1] | self.keys[first:last + 1]
         blocks = np.bitwise_xor(self.within, starts[:, None])
+        if self.places is not None:
+            number = self.first_rows[first:last + 1] // self.size
+            blocks += self.shifts[number][:, None]  # a pass over the rows, not a copy of the window's
+            for split in np.flatnonzero(~self.in_run[number]):  # a few: the listed rows', those across runs
+                blocks[split] = self.places.of_rows(np.bitwise_xor(self.within, starts[split]))
         offset = start - shift - first * self.size
         return blocks.ravel()[offset:offset + stop - start]

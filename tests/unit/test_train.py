@@ -293,6 +293,7 @@ def test_the_batches_are_the_same_however_many_rows_a_worker_gathers_at_once(tmp
 
 def test_a_feed_joins_each_window_in_storage_it_keeps_from_window_to_window(tmp_path, monkeypatch):
     """A new tensor for each window (4M rows) cost its page faults every time: 10-20 ms, against 3 ms."""
+    monkeypatch.setattr(feed, "CACHE_BYTES", 0)  # rows read each epoch are joined (those held are not)
     monkeypatch.chdir(tmp_path)
     target = np.arange(103.0)
     split, _ = parquet_split(tmp_path, np.stack([target * 2, -target], axis=1), target, row_group_size=9,
@@ -329,6 +330,7 @@ class WindowsRecorded(feed.Feed):
 def test_the_gathering_thread_joins_every_window_starting_before_the_first_batch_is_asked_for(tmp_path, monkeypatch):
     """The stepping thread only steps: it joined the windows itself, 14 ms an epoch at 10^7 rows."""
     monkeypatch.setattr(feed, "WINDOW_ROWS", 20)
+    monkeypatch.setattr(feed, "CACHE_BYTES", 0)  # rows read each epoch are joined (those held are not)
     monkeypatch.chdir(tmp_path)
     target = np.arange(103.0)
     split, _ = parquet_split(tmp_path, target[:, None] * 2, target, row_group_size=9, test_fraction=0.0)
@@ -344,6 +346,64 @@ def test_the_gathering_thread_joins_every_window_starting_before_the_first_batch
         assert scaled.first_joined.wait(timeout=60)  # before any batch was asked for
         assert [batch.target.view(-1).tolist() for batch in batches] == [batch.tolist() for batch in expected]
     assert len(scaled.joined_on) == windows and threading.get_ident() not in scaled.joined_on
+
+
+def test_a_shuffle_of_held_rows_visits_the_storage_rows_a_joined_window_holds_at_the_same_positions():
+    """Places as runs of storage rows (any length, empty too) after rows carried over in any order: a shuffle
+    given them names, position for position, the storage row that the window's own shuffle reaches through an
+    explicit list of where each window row is held."""
+    generator = np.random.default_rng(0)
+    for _ in range(300):
+        held = int(generator.integers(1, 5000))
+        pieces = []
+        if generator.random() < 0.5:
+            pieces.append(generator.choice(held, size=int(generator.integers(0, 50)), replace=False))
+        for _ in range(int(generator.integers(0 if pieces else 1, 5))):
+            start = int(generator.integers(0, held))
+            pieces.append(range(start, int(generator.integers(start, held + 1))))
+        where = np.concatenate([np.asarray(piece, dtype=np.int64) for piece in pieces])
+        if not len(where):
+            continue
+        batch_size = int(generator.choice([1, 5, 64, 128, 200, 1000, 70_000]))
+        window = shuffle.Shuffle.of(len(where), batch_size, seed=1, epoch=2, window=3)
+        placed = shuffle.Shuffle.of(len(where), batch_size, seed=1, epoch=2, window=3,
+                                    places=shuffle.Places.of(pieces, held))
+        cuts = sorted({0, len(where), *generator.integers(0, len(where) + 1, 5).tolist()})
+        for start, stop in zip(cuts, cuts[1:]):
+            assert np.array_equal(placed.rows(start, stop), where[window.rows(start, stop)])
+
+
+@pytest.mark.parametrize("batch_size, window_rows, group_rows, test_fraction, width", [
+    (8, 20, 9, 0.0, 1), (8, 20, 9, 0.3, 2), (3, 50, 7, 0.25, 1), (200, 300, 64, 0.0, 1), (200, 1000, 97, 0.1, 3),
+    (16, 40, 1, 0.0, 1), (1000, 100, 333, 0.2, 1)])
+def test_rows_held_give_the_batches_of_windows_joined_without_joining_one(
+        tmp_path, monkeypatch, batch_size, window_rows, group_rows, test_fraction, width):
+    """Held rows are gathered where they are (runs of a group's rows, and the rows a window carried over):
+    blocks across runs, the short block, and the carried rows land where a joined window puts them."""
+    monkeypatch.setattr(feed, "WINDOW_ROWS", window_rows)
+    monkeypatch.chdir(tmp_path)
+    target = np.arange(2_011.0)
+    features = np.stack([target * (column + 2) for column in range(width)], axis=1)
+    split, _ = parquet_split(tmp_path, features, target, row_group_size=group_rows, test_fraction=test_fraction)
+
+    def scaled() -> feed.Feed:
+        return feed.Feed(split.train, feed.Scaling(np.zeros(width), np.ones(width), 0.0, 1.0), torch.float64,
+                         torch.device("cpu"))
+
+    def epochs(fed: feed.Feed) -> list[list[Batch]]:
+        return [list(feed.shuffled_batches(fed, batch_size, 1, epoch)) for epoch in range(3)]
+
+    monkeypatch.setattr(feed, "CACHE_BYTES", 0)
+    joined = epochs(scaled())
+    monkeypatch.setattr(feed, "CACHE_BYTES", 1 << 28)
+    held = scaled()
+    assert held.held is not None and len(held.held) == len(split.train)
+    monkeypatch.setattr(feed.Feed, "window", None)  # never called: nothing is joined
+    for found, expected in zip(epochs(held), joined, strict=True):
+        assert [batch.target.view(-1).tolist() for batch in found] == [batch.target.view(-1).tolist()
+                                                                          for batch in expected]
+        assert all(torch.equal(one.columns, other.columns) and one.columns.is_contiguous()
+                   for one, other in zip(found, expected))
 
 
 def test_a_shuffle_holds_rows_as_int32_up_to_2_to_the_31_rows_and_as_int64_beyond():
