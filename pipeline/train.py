@@ -77,7 +77,9 @@ def summed_loss(model: torch.nn.Linear, batch: Batch, gradient_scale: float | No
     """
     with torch.no_grad():
         inputs = batch.columns.T
-        prediction = model(inputs)  # nn.Linear: addmm(bias, inputs, weightᵀ), or mm without a bias
+        # nn.Linear's forward, without the module call around it (153 steps: 3 ms): addmm(bias, inputs, weightᵀ),
+        # or mm without a bias.
+        prediction = torch.nn.functional.linear(inputs, model.weight, model.bias)
         loss = torch.nn.functional.mse_loss(prediction, batch.target, reduction="sum") if with_loss else None
         if gradient_scale is None:
             return loss, ()
