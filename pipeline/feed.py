@@ -18,7 +18,7 @@ from pipeline.rows import SERIAL, WHOLE, Rows, Share, Table, Workers, chunk_rows
 from pipeline.shuffle import Places, Shuffle
 
 CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
-GATHER_CHUNKS = 2  # a mini-batch epoch's worker gathers the rows of this many chunks at a call (whole batches)
+GATHER_BYTES = 1 << 24  # a mini-batch epoch's worker gathers this many bytes of rows at a call (whole batches)
 WINDOW_ROWS = 1 << 22  # a mini-batch epoch shuffles the rows of this many at a time (whole groups, seeded order)
 
 
@@ -237,11 +237,15 @@ def shuffled_batches(feed: Feed, batch_size: int, seed: int, epoch: int,
 
 
 def gathered_spans(feed: Feed, batch_size: int, seed: int, epoch: int) -> Iterator[list[Batch]]:
-    """shuffled_batches's batches, as many as GATHER_CHUNKS chunks hold (at least one) at a time: few
-    hand-overs, each long enough to run beside the caller's steps instead of trading the interpreter with them
-    batch by batch (153 batches of 65,536 rows, interleaved: 64-71 ms an epoch against 72-80 ms)."""
+    """shuffled_batches's batches, as many as GATHER_BYTES hold (at least one) at a time: few hand-overs, each
+    long enough to run beside the caller's steps instead of trading the interpreter with them batch by batch
+    (153 batches of 65,536 rows, interleaved: 64-71 ms an epoch against 72-80 ms). Three such gathers are done
+    while the loss pass before the epoch runs: of 2M float32 rows each (32 batches), where the epoch once took
+    4 chunks' worth (8 batches), an epoch at 10^7 points took 60-63 ms against 65-74 ms; of float64 rows (1M a
+    gather) no different."""
     order = np.random.default_rng([seed, epoch]).permutation(len(feed.readers)).tolist()
-    per_gather = max(1, GATHER_CHUNKS * chunk_rows(len(feed.scaling.x_shift)) // batch_size) * batch_size
+    row_bytes = (len(feed.scaling.x_shift) + 1) * torch.finfo(feed.dtype).bits // 8
+    per_gather = max(1, GATHER_BYTES // (row_bytes * batch_size)) * batch_size
     held = feed.held
     # A window's pieces: its groups' rows, or where the rows are held, the runs of them and the held rows
     # carried over (np.ndarray) from the last window.

@@ -267,8 +267,8 @@ def test_a_shuffle_is_a_permutation_however_its_spans_are_cut():
         assert np.array_equal(np.concatenate([order.rows(start, stop) for start, stop in zip(cuts, cuts[1:])]), whole)
 
 
-@pytest.mark.parametrize("chunk_rows", [4, 9, 50, 10**6])
-def test_the_batches_are_the_same_however_many_rows_a_worker_gathers_at_once(tmp_path, monkeypatch, chunk_rows):
+@pytest.mark.parametrize("gathered_rows", [8, 16, 96, 10**6])
+def test_the_batches_are_the_same_however_many_rows_a_worker_gathers_at_once(tmp_path, monkeypatch, gathered_rows):
     """Windows with rows left over for the next, a short last batch: cut from gathers of any size, the same batches."""
     monkeypatch.setattr(feed, "WINDOW_ROWS", 20)
     monkeypatch.chdir(tmp_path)
@@ -276,10 +276,10 @@ def test_the_batches_are_the_same_however_many_rows_a_worker_gathers_at_once(tmp
     split, _ = parquet_split(tmp_path, np.stack([target * 2, -target], axis=1), target, row_group_size=9,
                              test_fraction=0.0)
     scaled = raw_feed(split.train)
-    monkeypatch.setattr(feed, "GATHER_CHUNKS", 0)  # a batch at a time
+    monkeypatch.setattr(feed, "GATHER_BYTES", 0)  # a batch at a time
     one_at_a_time = [batches_of(scaled, 8, seed=1, epoch=epoch) for epoch in range(2)]
-    monkeypatch.setattr(feed, "GATHER_CHUNKS", 2)
-    monkeypatch.setattr(rows, "CHUNK_ROWS", chunk_rows)  # gathers of 8 (one batch), 16, 96 and every row
+    # Gathers of 8 rows (one batch), 16, 96 and every row: 2 features and the target, float64.
+    monkeypatch.setattr(feed, "GATHER_BYTES", gathered_rows * 3 * 8)
     # A thread a gather ahead, and train's two gathers ahead (train.gather_thread), joining the windows too.
     with rows.workers(1, ahead=1) as one, rows.workers(1, ahead=2) as two:
         for (epoch, expected), gatherers in itertools.product(enumerate(one_at_a_time), (one, two)):
