@@ -18,7 +18,7 @@ from safetensors.numpy import load as load_safetensors, save as save_safetensors
 from pipeline.errors import PipelineError, cut, first_few
 from pipeline.files import atomic_output, read_bytes, row_blocks
 from pipeline.params import MAX_FEATURES, MAX_NAME_CHARS, power_names
-from pipeline.rows import Rows, Table, chunks_of_parts, powers
+from pipeline.rows import Rows, Table, chunks_of_parts, powers, workers
 from pipeline.levels import coders_for
 from pipeline.terms import Design, design_of
 
@@ -117,6 +117,7 @@ class LinearModel:
 
 
 
+SCORED_AHEAD = 4  # chunks read ahead of the one whose sums are added (a narrow table's row group holds 4)
 SHOWN_COEFFICIENTS = 10  # a wide model's lines name this many coefficients and count the rest
 
 
@@ -146,11 +147,49 @@ def scores(model: LinearModel, baseline: LinearModel, rows: Rows, fit_intercept:
 def scores_of_parts(model: LinearModel, baseline: LinearModel, parts: Sequence[Rows], fit_intercept: bool,
                     each_chunk: Callable[[Table, np.ndarray], None] | None = None) -> list[Scores]:
     """scores() on each part (each_chunk on the first's chunks), the same bits, in one read of a table too
-    large to keep whose parts they are: a split's training and held-out rows (rows.chunks_of_parts)."""
+    large to keep whose parts they are: a split's training and held-out rows (rows.chunks_of_parts).
+
+    One thread finds each chunk's sums (ChunkSums.of, under the caller's numpy error settings) while this one
+    reads the next chunks, up to SCORED_AHEAD ahead (a row group's), and adds them up in chunk order: the same
+    bits. At 5·10^7 points evaluate's pass took 1.27-1.45 s against 2.08 s; two such threads, or two chunks
+    ahead, took 1.5-1.8 s."""
     sums = [ScoreSums(model, baseline, each_chunk if index == 0 else None) for index in range(len(parts))]
-    for index, chunk in chunks_of_parts(parts):
-        sums[index].add(chunk)
+    settings = np.geterr()  # numpy's are each thread's own
+
+    def found(item: tuple[int, Table]) -> tuple[int, Table, ChunkSums]:
+        index, chunk = item
+        with np.errstate(**settings):
+            return index, chunk, ChunkSums.of(model, baseline, chunk, sums[index].each_chunk is not None)
+
+    with workers(1, ahead=SCORED_AHEAD) as pool:
+        for index, chunk, chunk_sums in pool.in_order(found, chunks_of_parts(parts)):
+            sums[index].add(chunk, chunk_sums)
     return [found.scores(fit_intercept) for found in sums]
+
+
+@dataclass(frozen=True)
+class ChunkSums:
+    """What a chunk adds to ScoreSums, found from the chunk alone (by any thread)."""
+
+    size: int
+    errors: float
+    baseline_errors: float
+    squares: float
+    mean: float
+    about_mean: float  # Σ (y − the chunk's mean)²
+    largest: float
+    baseline_residuals: np.ndarray | None  # for each_chunk, where there is one
+
+    @classmethod
+    def of(cls, model: LinearModel, baseline: LinearModel, chunk: Table, keep_residuals: bool) -> "ChunkSums":
+        predictions, baseline_predictions = model.predict(chunk.features), baseline.predict(chunk.features)
+        residuals = chunk.target - predictions
+        baseline_residuals = chunk.target - baseline_predictions
+        mean = ordered_sum(chunk.target) / len(chunk)
+        return cls(len(chunk), ordered_sum(residuals * residuals), ordered_sum(baseline_residuals * baseline_residuals),
+                   ordered_sum(chunk.target * chunk.target), mean, ordered_sum((chunk.target - mean) ** 2),
+                   float(np.max(np.abs(predictions - baseline_predictions))),
+                   baseline_residuals if keep_residuals else None)
 
 
 class ScoreSums:
@@ -165,22 +204,19 @@ class ScoreSums:
         self.errors = self.baseline_errors = self.squares = 0.0
         self.largest = 0.0
 
-    def add(self, chunk: Table) -> None:
-        predictions, baseline_predictions = self.model.predict(chunk.features), self.baseline.predict(chunk.features)
-        residuals = chunk.target - predictions
-        baseline_residuals = chunk.target - baseline_predictions
-        self.errors += ordered_sum(residuals * residuals)
-        self.baseline_errors += ordered_sum(baseline_residuals * baseline_residuals)
+    def add(self, chunk: Table, found: ChunkSums) -> None:
+        """The chunk's sums, `found`, added to those of the chunks before it."""
+        self.errors += found.errors
+        self.baseline_errors += found.baseline_errors
         if self.each_chunk is not None:
-            self.each_chunk(chunk, baseline_residuals)
-        self.squares += ordered_sum(chunk.target * chunk.target)
-        size, n_rows = len(chunk), self.n_rows
-        chunk_mean = ordered_sum(chunk.target) / size
-        difference = chunk_mean - self.target_mean
-        self.about_mean += ordered_sum((chunk.target - chunk_mean) ** 2) + difference ** 2 * n_rows * size / (n_rows + size)
+            self.each_chunk(chunk, found.baseline_residuals)
+        self.squares += found.squares
+        size, n_rows = found.size, self.n_rows
+        difference = found.mean - self.target_mean
+        self.about_mean += found.about_mean + difference ** 2 * n_rows * size / (n_rows + size)
         self.target_mean += difference * size / (n_rows + size)
         self.n_rows += size
-        self.largest = max(self.largest, float(np.max(np.abs(predictions - baseline_predictions))))
+        self.largest = max(self.largest, found.largest)
 
     def scores(self, fit_intercept: bool) -> Scores:
         n_rows = self.n_rows

@@ -1,7 +1,10 @@
 """The fitted-model type, the least-squares baseline (against exact rational answers) and the weights file."""
 
+import math
 import pickle
+import threading
 import tracemalloc
+import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +20,7 @@ from exact import correlated_table, exact_least_squares, reference_table, relati
 from pipeline.dataset import open_table
 from pipeline.errors import PipelineError
 from pipeline.linear import (
-    LinearModel, load_weights, mse, prediction_gap, r2, save_weights, scores, scores_of_parts,
+    ChunkSums, LinearModel, load_weights, mse, prediction_gap, r2, save_weights, scores, scores_of_parts,
 )
 from pipeline.factoring import least_squares
 from pipeline.rows import Part, Table
@@ -191,6 +194,45 @@ def test_both_parts_scored_in_one_pass_have_the_bits_of_each_part_scored_alone(t
     alone = [scores(model, baseline, parts[0], True, each_chunk("alone")), scores(model, baseline, parts[1], True)]
     assert scores_of_parts(model, baseline, parts, True, each_chunk("together")) == alone
     assert seen["together"] == seen["alone"] and len(seen["alone"]) > 1  # the training rows' chunks, in order
+
+
+def test_each_chunk_is_scored_by_another_thread_and_added_up_in_chunk_order(tiny_chunks, monkeypatch):
+    """While the rows are read: the sums are a plain loop's over the chunks in order, to the bit."""
+    tiny_chunks(7)
+    features, target = correlated_table()
+    model = LinearModel(names_of(features), (1.0, -2.0, 0.3, 0.04, -0.005, 1e-4), 5.0)
+    baseline = LinearModel(names_of(features), (1.0, -2.0, 0.3, 0.04, -0.005, 2e-4), 4.0)
+    scored_on = []
+    of = ChunkSums.of.__func__
+    monkeypatch.setattr(ChunkSums, "of", classmethod(lambda cls, *args: scored_on.append(threading.get_ident())
+                                                     or of(cls, *args)))
+    found = scores(model, baseline, Table(features, target), True)
+    assert len(scored_on) == -(-len(target) // 7) and threading.get_ident() not in scored_on
+    errors = about = mean = largest = 0.0
+    n = 0
+    for start in range(0, len(target), 7):
+        x, y = features[start:start + 7], target[start:start + 7]
+        errors += float(np.sum((y - model.predict(x)) ** 2))
+        chunk_mean = float(np.sum(y)) / len(y)
+        difference = chunk_mean - mean
+        about += float(np.sum((y - chunk_mean) ** 2)) + difference ** 2 * n * len(y) / (n + len(y))
+        mean += difference * len(y) / (n + len(y))
+        n += len(y)
+        largest = max(largest, float(np.max(np.abs(model.predict(x) - baseline.predict(x)))))
+    assert (found.mse, found.r2, found.gap) == (errors / n, 1.0 - errors / n * n / about,
+                                              largest / math.sqrt(about / n))
+
+
+def test_a_prediction_beyond_float64_warns_from_no_thread_where_the_caller_ignores_it(tiny_chunks):
+    """numpy's error settings are each thread's own: the scoring thread takes the caller's."""
+    tiny_chunks(5)
+    features, target = reference_table()
+    huge = LinearModel(("x",), (1e308,), 1e308)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="ignore", invalid="ignore"):
+            found = scores(huge, huge, Table(features * 10, target), True)
+    assert not math.isfinite(found.mse)
 
 
 def test_streamed_mse_r2_and_gap_equal_their_formulas_over_every_row(tiny_chunks):
