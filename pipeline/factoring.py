@@ -50,7 +50,10 @@ class EarlyFit(ChunksAsRead):
     assumes that every row the footer counts is split, none left out (drawing.EarlySample's plan); its chunks
     are those a pass over the training rows cuts, so the fit has the same bits. fit() gives None where the split
     is not the one planned (rows left out by data.missing, unlabeled rows, terms) or the plan failed
-    (ChunksAsRead): the stage then makes its pass, as before."""
+    (ChunksAsRead): the stage then makes its pass, as before. The groups are factored on a thread apart, while
+    the check reads on."""
+
+    apart = True
 
     def __init__(self, n_rows: int, test_fraction: float, split_seed: int, degree: int, n_features: int,
                  fit_intercept: bool) -> None:
@@ -80,6 +83,7 @@ class EarlyFit(ChunksAsRead):
     def fit(self, split: Split, names: tuple[str, ...]) -> LeastSquares | None:
         n_split = len(split.train) + (len(split.test) if split.test is not None else 0)
         if n_split != self.n_rows or split.rows_dropped or split.rows_unlabeled or split.design is not None:
+            self.drop()
             return None
         return self.factoring.fit(names, split.source) if self.finished() else None
 

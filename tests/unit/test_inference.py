@@ -2,6 +2,7 @@
 from R, s², (XᵀX)⁻¹, leverage, t and F tests and intervals, and when training counts as converged."""
 
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -272,10 +273,14 @@ def test_least_squares_factored_as_the_check_reads_each_group_is_the_pass_after_
     a_large_table(tmp_path)
     data = data_params(degree, test_fraction)
     early = EarlyFit(600_000, test_fraction, 7, degree, len(data.columns), fit_intercept)
+    factored_on, take = [], early.take
+    early.take = lambda chunk: factored_on.append(threading.get_ident()) or take(chunk)
     split = load_split(data, fit_intercept, seen=early)
     assert early.factoring.n >= 262_144  # a chunk or more factored before the read was over
     found = early.fit(split, data.columns)
     assert found is not None and early.factoring.n == len(split.train)
+    # On a thread apart from the check's, but the last chunk: what the last group left, taken after the read.
+    assert len(set(factored_on[:-1])) == 1 and threading.get_ident() not in factored_on[:-1]
     found.save(tmp_path / "early.safetensors")
     fit_least_squares(split.train, data.columns, fit_intercept, split.source).save(tmp_path / "pass.safetensors")
     assert (tmp_path / "early.safetensors").read_bytes() == (tmp_path / "pass.safetensors").read_bytes()
