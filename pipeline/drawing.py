@@ -21,7 +21,8 @@ from pipeline.errors import INTERRUPTED, PipelineError, first_few
 from pipeline.files import atomic_output
 from pipeline.holdout import held_out, held_out_count
 from pipeline.params import DataParams
-from pipeline.rows import Part, Picker, Rows, Table, chunks, concatenate, powers
+from pipeline.parts import Part, Picker
+from pipeline.rows import Rows, Table, chunks, concatenate, powers
 
 
 # Least squares thick and translucent underneath, the learnt model thin on top, the truth dashed above

@@ -18,14 +18,13 @@ from pipeline.files import (
     HISTORY, METRICS, MODEL, OLS, POINTS, TRUTH, numbers, read_history, read_json, write_json,
 )
 from pipeline.guard import prepare_outputs
-from pipeline.linear import (
-    INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, Scores, load_weights, scores_of_parts, terms_of,
-)
+from pipeline.linear import INTERCEPT, RESTORE, SHOWN_COEFFICIENTS, LinearModel, load_weights, terms_of
 from pipeline.convergence import convergence, Tolerances
 from pipeline.least_squares import LeastSquares
 from pipeline.factoring import EarlyFit, fit_training_rows
 from pipeline.params import DataParams, EvaluateParams, TrainParams, load_params
 from pipeline.schema import resolve_features
+from pipeline.scores import Scores, scores_of_parts
 
 SUMMARY_ROWS = 20  # coefficients the printed summary shows at most: those of the largest |t|
 

@@ -14,8 +14,9 @@ import torch
 from pipeline.params import TrainParams
 from pipeline.least_squares import LeastSquares
 from pipeline.qr import times_upper
-from pipeline.rows import SERIAL, WHOLE, Rows, Share, Table, Workers, chunk_rows, rechunk
+from pipeline.rows import WHOLE, Rows, Share, Table, chunk_rows, rechunk
 from pipeline.shuffle import Places, Shuffle
+from pipeline.workers import SERIAL, Workers
 
 CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
 GATHER_BYTES = 1 << 24  # a mini-batch epoch's worker gathers this many bytes of rows at a call (whole batches)

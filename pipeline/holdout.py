@@ -1,6 +1,6 @@
 """The split's held-out rows: a seeded choice in each block of SPLIT_BLOCK rows, so that any range of a table
 finds its own without drawing for the whole table; drawn once a process, on a thread of its own while a stage
-reads, and kept as one bit a row. rows.Part picks a part's rows with them."""
+reads, and kept as one bit a row. parts.Part picks a part's rows with them."""
 
 import threading
 from collections.abc import Iterator

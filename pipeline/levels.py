@@ -75,7 +75,7 @@ class WithTerms:
         return len(self.source)
 
     @property
-    def keeps_all(self) -> bool:  # the source holds every row: the parts may keep theirs (rows.Part)
+    def keeps_all(self) -> bool:  # the source holds every row: the parts may keep theirs (parts.Part)
         return self.source.keeps_all
 
     def spans(self, share: Share = WHOLE) -> list[tuple[int, int]]:

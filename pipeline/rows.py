@@ -6,23 +6,21 @@ A table is a sequence of groups: a Parquet file's row groups, read one at a time
 held in memory (a CSV file, a test's arrays). A split selects the training or the held-out rows of each
 group. Every sum runs over chunks of exactly CHUNK_ROWS rows (fewer for a wide table: chunk_rows), cut
 from the groups in order, so its bits depend on the rows alone: not on how the file was written, how it is
-read, or the machine. The chunks may be worked on by several threads at once (`Workers`), but their results
-are added up in chunk order.
+read, or the machine. The chunks may be worked on by several threads at once (pipeline/workers.py), but
+their results are added up in chunk order. A split's parts, and their chunks from one read of each group, are
+pipeline/parts.py.
 """
 
-import functools
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, TypeVar
 
 import numpy as np
 
 from pipeline.files import rows_per_group  # a table held in memory is cut into groups as synthesize writes them
-from pipeline.holdout import held_out, held_out_count
 
 CHUNK_ROWS = 1 << 18  # rows per chunk: small enough for its temporaries to stay in cache
 CHUNK_CELLS = 1 << 22  # values per chunk at most (32 MiB of float64): wide tables take fewer rows at a time
@@ -277,89 +275,6 @@ class ChunksAsRead:
             self.rows_seen = -1
 
 
-def chunks_of_parts(parts: Sequence[Rows]) -> Iterator[tuple[int, Table]]:
-    """The chunks of each part as chunks(part) yields them, each with its part's index, in order within each
-    part. Parts of one table that keeps none of its rows in memory (a Parquet file beyond KEPT_BYTES) take
-    theirs from one read of each group, not one read per part; other parts come one after the other."""
-    if not _one_read_serves(parts):
-        for index, part in enumerate(parts):
-            yield from ((index, chunk) for chunk in chunks(part))
-        return
-    table = parts[0].table
-    cutters: list[Chunker] = []
-    for span in table.spans():
-        rows = table.read(span)
-        cutters = cutters or [Chunker(chunk_rows(rows.features.shape[1])) for _ in parts]
-        for index, (part, cutter) in enumerate(zip(parts, cutters)):
-            yield from ((index, chunk) for chunk in cutter.add(part.pick(span, rows)))
-    for index, cutter in enumerate(cutters):
-        yield from ((index, chunk) for chunk in cutter.rest())
-
-
-def _one_read_serves(parts: Sequence[Rows]) -> bool:
-    """Whether the parts are several Parts of one table that keeps none of its rows in memory."""
-    return (len(parts) > 1 and all(isinstance(part, Part) and part.table is parts[0].table for part in parts)
-            and not parts[0].table.keeps_all)
-
-
-@dataclass(frozen=True)
-class Workers:
-    """Threads that work on blocks at once: a pool, or none, each block then worked on by the caller. `ahead`
-    blocks are handed to the pool beyond the one whose result the caller waits for."""
-
-    pool: Executor | None = None
-    ahead: int = 1
-
-    def in_order(self, work: Callable[[Block], Result], blocks: Iterable[Block]) -> Iterator[Result]:
-        """work(block) for each block, yielded in the blocks' order, so that whatever is added up from them is
-        added in that order however many threads did the work. The blocks are read here, one after another,
-        `ahead` of the one yielded, so that no thread waits and no more blocks are held than that."""
-        if self.pool is None:
-            yield from map(work, blocks)
-            return
-        pending: deque[Future[Result]] = deque()
-        for block in blocks:
-            pending.append(self.pool.submit(work, block))
-            if len(pending) > self.ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-    def ahead_of(self, items: Iterator[Result]) -> Iterator[Result]:
-        """The items, each made on the pool's one thread (never two: a generator runs on one thread at a
-        time) `ahead` of the one the caller takes, in order. The first are handed over at once, not at the
-        first next(): the thread works while the caller does something else first."""
-        if self.pool is None:
-            return items
-        done = object()
-
-        def following() -> Result:
-            return next(items, done)
-
-        pending = deque(self.pool.submit(following) for _ in range(self.ahead + 1))
-
-        def taken() -> Iterator[Result]:
-            while (item := pending.popleft().result()) is not done:
-                pending.append(self.pool.submit(following))
-                yield item
-
-        return taken()
-
-
-SERIAL = Workers()
-
-
-@contextmanager
-def workers(threads: int, ahead: int | None = None) -> Iterator[Workers]:
-    """A pool of `threads`, handed a block a thread ahead unless `ahead` says otherwise; SERIAL for one thread
-    with nothing said."""
-    if threads == 1 and ahead is None:
-        yield SERIAL
-        return
-    with ThreadPoolExecutor(threads, thread_name_prefix="chunks") as pool:
-        yield Workers(pool, threads if ahead is None else ahead)
-
-
 def concatenate(tables: list[Table]) -> Table:
     if len(tables) == 1:
         return tables[0]
@@ -390,85 +305,3 @@ class Kept:
         else:
             self.last = (span, table)
         return table
-
-
-class Picker:
-    """The rows at `positions` (sorted, counted among a part's rows from 0), taken span by span in the table's
-    order: Part.rows_at reads a span only where it holds some; drawing.EarlySample is handed each row group as
-    the check reads it; drawing.sample, each chunk of a table's rows."""
-
-    def __init__(self, positions: np.ndarray) -> None:
-        self.positions = positions
-        self.before = 0  # the part's rows in the spans so far
-        self.pieces: list[Table] = []
-
-    def add(self, in_part: np.ndarray, read: Callable[[], Table]) -> None:
-        """The next span: which of its rows are the part's, and its rows, read only where some are wanted."""
-        mine = np.flatnonzero(in_part)
-        wanted = self._wanted(len(mine))
-        if len(wanted):
-            self.pieces.append(read().select(mine[wanted]))
-
-    def add_rows(self, rows: Table) -> None:
-        """The next span, every row of it the part's (a chunk of a whole table)."""
-        wanted = self._wanted(len(rows))
-        if len(wanted):
-            self.pieces.append(rows.select(wanted))
-
-    def _wanted(self, count: int) -> np.ndarray:
-        """Which of the next `count` rows of the part are wanted, counted from the first of them."""
-        low, high = np.searchsorted(self.positions, [self.before, self.before + count])
-        wanted = self.positions[low:high] - self.before
-        self.before += count
-        return wanted
-
-    def rows(self) -> Table:
-        return concatenate(self.pieces)
-
-
-@dataclass(frozen=True)
-class Part:
-    """The training rows (held_out False) or the held-out rows (True) of a table. Where the table keeps all
-    its rows in memory (`keeps_all`: a Parquet file of up to KEPT_BYTES), each part keeps its own up to half
-    that, so that later passes select nothing again."""
-
-    table: Source
-    is_held_out: bool
-    test_fraction: float
-    seed: int
-
-    @functools.cached_property
-    def _kept(self) -> Kept:
-        return Kept(KEPT_BYTES // 2 if self.table.keeps_all else 0)
-
-    def __len__(self) -> int:
-        n_test = held_out_count(len(self.table), self.test_fraction)
-        return n_test if self.is_held_out else len(self.table) - n_test
-
-    def groups(self, share: Share = WHOLE) -> list[Callable[[], Table]]:
-        if self.test_fraction == 0 and not self.is_held_out:
-            return groups_of(self.table, share)
-        return [lambda span=span: self._select(span) for span in self.table.spans(share)]
-
-    def rows_at(self, positions: np.ndarray) -> Table:
-        """The part's rows at `positions` (at least one, sorted, counted among the part's rows from 0), span by
-        span, only they gathered: a sample of a few rows without a copy of the whole part."""
-        picker = Picker(positions)
-        for span in self.table.spans():
-            picker.add(self.in_part(span), lambda span=span: self.table.read(span))
-        return picker.rows()
-
-    def pick(self, span: tuple[int, int], rows: Table) -> Table:
-        """The part's rows among `rows`, the table's rows of `span`."""
-        return rows.select(self.in_part(span))
-
-    def in_part(self, span: tuple[int, int]) -> np.ndarray:
-        """Which of the table's rows of `span` are the part's."""
-        mask = held_out(len(self.table), self.test_fraction, self.seed, *span)
-        return mask if self.is_held_out else ~mask
-
-    def _select(self, span: tuple[int, int]) -> Table:
-        kept = self._kept.get(span)
-        if kept is not None:
-            return kept
-        return self._kept.keep(span, self.pick(span, self.table.read(span)))

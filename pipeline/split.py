@@ -17,7 +17,8 @@ from pipeline.errors import PipelineError
 from pipeline.levels import Known, WithTerms, coders_for, find_levels, require_cells
 from pipeline.params import MAX_FEATURES, DataParams
 from pipeline.holdout import draw_ahead, drawing_while_reading
-from pipeline.rows import Part, Rows, with_powers
+from pipeline.parts import Part
+from pipeline.rows import Rows, with_powers
 from pipeline.schema import column_kinds, requested_columns, where_of
 from pipeline.terms import Design, design, design_of, is_plain, parse
 

@@ -22,15 +22,16 @@ from pipeline.errors import PipelineError, first_few, run_stage_process
 from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
 from pipeline.files import HISTORY, MODEL, read_history, write_history
 from pipeline.guard import prepare_outputs
-from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, load_weights, prediction_gap, save_weights
+from pipeline.linear import INTERCEPT, SHOWN_COEFFICIENTS, LinearModel, load_weights, save_weights
 from pipeline.convergence import convergence, Tolerances
 from pipeline.least_squares import LeastSquares
 from pipeline.factoring import EarlyFit, fit_least_squares, fit_training_rows
 from pipeline.optimizers import make_optimizer
 from pipeline.params import DataParams, TrainParams, load_params
-from pipeline.rows import SERIAL, Workers, workers
 from pipeline.repository import warn_if_untracked
 from pipeline.schema import resolve_features
+from pipeline.scores import prediction_gap
+from pipeline.workers import SERIAL, Workers, workers
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 LBFGS_OBJECTIVE_SCALE = 1e6

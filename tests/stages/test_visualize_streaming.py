@@ -10,7 +10,7 @@ import pytest
 
 import pipeline.dataset
 import pipeline.files
-from pipeline import drawing, rows
+from pipeline import drawing, parts, rows
 from pipeline.holdout import held_out as held_out_rows
 from pipeline.split import load_split
 from pipeline.params import DataParams
@@ -65,8 +65,8 @@ def shown_points(source: str, test_fraction: float, split_seed: int, max_points:
 def rows_read_again(monkeypatch) -> list[np.ndarray]:
     """The positions each Part.rows_at call reads again, on a table too large to keep (KEPT_BYTES 0)."""
     monkeypatch.setattr(pipeline.dataset, "KEPT_BYTES", 0)
-    calls, rows_at = [], rows.Part.rows_at
-    monkeypatch.setattr(rows.Part, "rows_at", lambda part, positions: calls.append(positions) or rows_at(part, positions))
+    calls, rows_at = [], parts.Part.rows_at
+    monkeypatch.setattr(parts.Part, "rows_at", lambda part, positions: calls.append(positions) or rows_at(part, positions))
     return calls
 
 

@@ -19,11 +19,11 @@ import pipeline.rows
 from exact import correlated_table, exact_least_squares, reference_table, relative_errors, through_origin_table
 from pipeline.dataset import open_table
 from pipeline.errors import PipelineError
-from pipeline.linear import (
-    ChunkSums, LinearModel, load_weights, mse, prediction_gap, r2, save_weights, scores, scores_of_parts,
-)
+from pipeline.linear import LinearModel, load_weights, save_weights
 from pipeline.factoring import least_squares
-from pipeline.rows import Part, Table
+from pipeline.parts import Part
+from pipeline.rows import Table
+from pipeline.scores import ChunkSums, mse, prediction_gap, r2, scores, scores_of_parts
 
 
 def coefficients_of(model: LinearModel, fit_intercept: bool = True) -> list[float]:

@@ -17,7 +17,9 @@ import pipeline.split
 from pipeline.split import load_split
 from pipeline.params import DataParams
 from pipeline.holdout import SPLIT_BLOCK, draw_ahead, drawing_while_reading, held_out
-from pipeline.rows import KEPT_BYTES, SERIAL, Kept, Table, chunks, chunks_of_parts, workers
+from pipeline.parts import chunks_of_parts
+from pipeline.rows import KEPT_BYTES, Kept, Table, chunks
+from pipeline.workers import SERIAL, workers
 
 
 def test_results_come_in_the_blocks_order_even_when_a_later_block_is_done_first():

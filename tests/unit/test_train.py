@@ -27,6 +27,7 @@ from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.distributed import SOLO
 from pipeline.feed import Batch
 from pipeline.train import fit, squared_error, summed_loss
+from pipeline.workers import SERIAL, workers
 from workspace import ROOT
 
 DEFAULTS = load_params(TrainParams, ROOT / "params.yaml")  # the committed train section
@@ -230,7 +231,7 @@ def test_rows_streamed_from_a_file_of_tiny_row_groups_train_as_the_same_rows_hel
         assert fit(in_memory, names, params(epochs=5, **changes))[0] == held[0]
 
 
-def batches_of(scaled: feed.Feed, batch_size: int, seed: int, epoch: int, workers=rows.SERIAL) -> list[np.ndarray]:
+def batches_of(scaled: feed.Feed, batch_size: int, seed: int, epoch: int, workers=SERIAL) -> list[np.ndarray]:
     return [batch.target.view(-1).numpy().copy()
             for batch in feed.shuffled_batches(scaled, batch_size, seed, epoch, workers)]
 
@@ -247,7 +248,7 @@ def test_an_epoch_visits_every_row_once_in_an_order_of_the_seed_and_epoch_alone(
     first = batches_of(scaled, batch_size, seed=4, epoch=0)
     assert [len(batch) for batch in first] == [batch_size] * (len(target) // batch_size) + [len(target) % batch_size]
     assert np.array_equal(np.sort(np.concatenate(first)), target)
-    with rows.workers(1, ahead=3) as ahead:
+    with workers(1, ahead=3) as ahead:
         assert all(map(np.array_equal, batches_of(scaled, batch_size, seed=4, epoch=0, workers=ahead), first))
     for other in (batches_of(scaled, batch_size, seed=4, epoch=1), batches_of(scaled, batch_size, seed=5, epoch=0)):
         assert np.array_equal(np.sort(np.concatenate(other)), target)
@@ -281,7 +282,7 @@ def test_the_batches_are_the_same_however_many_rows_a_worker_gathers_at_once(tmp
     # Gathers of 8 rows (one batch), 16, 96 and every row: 2 features and the target, float64.
     monkeypatch.setattr(feed, "GATHER_BYTES", gathered_rows * 3 * 8)
     # A thread a gather ahead, and train's two gathers ahead (train.gather_thread), joining the windows too.
-    with rows.workers(1, ahead=1) as one, rows.workers(1, ahead=2) as two:
+    with workers(1, ahead=1) as one, workers(1, ahead=2) as two:
         for (epoch, expected), gatherers in itertools.product(enumerate(one_at_a_time), (one, two)):
             batches = list(feed.shuffled_batches(scaled, 8, 1, epoch, gatherers))
             assert [batch.target.view(-1).tolist() for batch in batches] == [batch.tolist() for batch in expected]
@@ -341,7 +342,7 @@ def test_the_gathering_thread_joins_every_window_starting_before_the_first_batch
     windows = len(scaled.joined_on)
     assert windows > 2 and set(scaled.joined_on) == {threading.get_ident()}
     scaled.joined_on, scaled.first_joined = [], threading.Event()
-    with rows.workers(1, ahead=2) as gatherer:
+    with workers(1, ahead=2) as gatherer:
         batches = feed.shuffled_batches(scaled, 8, 1, 0, gatherer)
         assert scaled.first_joined.wait(timeout=60)  # before any batch was asked for
         assert [batch.target.view(-1).tolist() for batch in batches] == [batch.tolist() for batch in expected]
@@ -442,7 +443,7 @@ def test_a_window_shuffles_whole_groups_in_a_seeded_order_and_every_row_comes_on
                                      dict(optimizer="adam", lr=0.01, batch_size=120)],
                          ids=["full batch", "mini-batches", "lbfgs", "adam"])
 def test_given_least_squares_training_stops_at_a_converged_epoch_with_the_history_of_a_full_run(changes):
-    from pipeline.linear import prediction_gap
+    from pipeline.scores import prediction_gap
     from pipeline.convergence import Tolerances, convergence
     from pipeline.factoring import fit_least_squares
 
@@ -474,7 +475,8 @@ def test_given_least_squares_training_stops_at_a_converged_epoch_with_the_histor
 
 
 def test_the_gap_bound_is_never_below_the_exact_prediction_gap():
-    from pipeline.linear import LinearModel, prediction_gap
+    from pipeline.linear import LinearModel
+    from pipeline.scores import prediction_gap
     from pipeline.factoring import fit_least_squares
 
     rng = np.random.default_rng(5)
