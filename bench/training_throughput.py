@@ -1,4 +1,4 @@
-"""Training throughput at 10,000,000 points: pipeline.train.fit's epoch against the all-core memory floor.
+"""Training throughput at 10,000,000 points: pipeline.training.fit's epoch against the all-core memory floor.
 
 The floor is the time to read x and y once (the sum of the (d, n) feature tensor and of the (n, 1) target,
 hot, in the epoch's dtype) on all the threads torch is given (every core by default), measured in the same
@@ -22,7 +22,7 @@ from bench.common import ROOT, load_average, machine, record
 from pipeline.dataset import Table
 from pipeline.split import Split
 from pipeline.params import TrainParams, load_params
-from pipeline.train import DTYPES, fit
+from pipeline.training import DTYPES, fit
 
 BATCH_SIZES = (None, 65536)
 TARGETS = {None: 6.0, 65536: 40.0}  # float32 epochs within TARGETS × the all-core floor
@@ -148,7 +148,7 @@ def main() -> None:
                         f"{'within' if ratio <= target else 'NOT within'} {target:g} × (target)")
         print(verdicts[-1])
     record("training_throughput", "Training throughput",
-           f"pipeline.train.fit on {n_points:,} points, one feature, every row for training; an epoch is "
+           f"pipeline.training.fit on {n_points:,} points, one feature, every row for training; an epoch is "
            f"(t(k2 epochs) − t(k1 epochs)) / (k2 − k1), least of {repeats} runs each, so that reading and scaling "
            f"drop out. The floor is reading x and y once on every core; the naive epoch is nn.Linear on all rows, "
            f"MSELoss, backward.",

@@ -8,6 +8,7 @@ readers, numpy checks); the slower work of finding *where* a problem lies runs o
 
 import itertools
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from pipeline.schema import (
     header_names, is_numeric, require_file, requested_columns, show, show_type, where_of, with_long_lines,
 )
 from pipeline.levels import Coder
+from pipeline.workers import read_ahead
 from pipeline.rows import (
     CHUNK_ROWS, KEPT_BYTES, WHOLE, Kept, Share, Source, Table, chunks, concatenate, groups_of, share_of,
 )
@@ -247,18 +249,21 @@ class ParquetTable:
                 decoded = []  # the groups as read, for the stage's first pass, where they all fit in KEPT_BYTES
                 keep_decoded = all_fit(n_rows, len(names))
                 group_starts = list(itertools.accumulate(group_rows, initial=0))
-                for i in range(file.num_row_groups):
-                    features, target = _read_group(file, i, names, has_target, coders)
-                    if len(target) != group_rows[i]:
-                        break
-                    complete = values.add(features, target)
-                    complete_rows.append(len(target) if complete is None else int(np.count_nonzero(complete)))
-                    if keep_decoded and not every_row and complete_rows[-1] < len(target):
-                        keep_decoded, decoded = False, []  # rows left out: the groups are not the table's spans
-                    if keep_decoded:
-                        decoded.append(Table(features, target))
-                    if seen is not None:
-                        seen((group_starts[i], group_starts[i + 1]), Table(features, target))
+                # The next group decoded while this thread checks this one; its read done before the file closes.
+                reads = (lambda i=i: _read_group(file, i, names, has_target, coders)
+                         for i in range(file.num_row_groups))
+                with closing(read_ahead(reads)) as groups:
+                    for i, (features, target) in enumerate(groups):
+                        if len(target) != group_rows[i]:
+                            break
+                        complete = values.add(features, target)
+                        complete_rows.append(len(target) if complete is None else int(np.count_nonzero(complete)))
+                        if keep_decoded and not every_row and complete_rows[-1] < len(target):
+                            keep_decoded, decoded = False, []  # rows left out: the groups are not the table's spans
+                        if keep_decoded:
+                            decoded.append(Table(features, target))
+                        if seen is not None:
+                            seen((group_starts[i], group_starts[i + 1]), Table(features, target))
                 if values.n_rows != n_rows or sum(group_rows) != n_rows:
                     raise PipelineError(f"{where}: its row groups do not hold the {n_rows} rows its footer says: "
                                         "expected a whole file")

@@ -16,7 +16,7 @@ from pipeline.least_squares import LeastSquares
 from pipeline.qr import times_upper
 from pipeline.rows import WHOLE, Rows, Share, Table, chunk_rows, rechunk
 from pipeline.shuffle import Places, Shuffle
-from pipeline.workers import SERIAL, Workers
+from pipeline.workers import SERIAL, Workers, read_ahead
 
 CACHE_BYTES = 1 << 28  # training rows kept on the device between epochs up to this size; beyond, read each epoch
 GATHER_BYTES = 1 << 24  # a mini-batch epoch's worker gathers this many bytes of rows at a call (whole batches)
@@ -141,15 +141,14 @@ class Feed:
         if expected_bytes <= budget and share == WHOLE:
             self.cached = self._hold(len(rows))
         elif expected_bytes <= budget:
-            self.cached = [self._batch(read()) for read in self.readers]
+            self.cached = list(map(self._batch, read_ahead(self.readers)))
         self._cached_chunks: list[Batch] | None = None
         self._window: torch.Tensor | None = None  # storage for the windows of mini-batch epochs, reused
 
     def _hold(self, n: int) -> list[Batch]:
         """Every group's rows scaled into `held`; the groups as views of it."""
         start = 0
-        for read in self.readers:
-            table = read()
+        for table in read_ahead(self.readers):
             if self.held is None:
                 d = table.features.shape[1]
                 self.held = Batch(torch.empty((d, n), dtype=self.dtype, device=self.device),
@@ -191,8 +190,14 @@ class Feed:
         return Batch.join(pieces, self._window)
 
     def groups(self, order: Iterable[int] | None = None) -> Iterator[Batch]:
-        for index in range(len(self.readers)) if order is None else order:
-            yield self.cached[index] if self.cached is not None else self._batch(self.readers[index]())
+        indices = range(len(self.readers)) if order is None else order
+        if self.cached is not None:
+            yield from (self.cached[index] for index in indices)
+            return
+        # Read a group ahead while this thread scales the one before: the reads, picks and scaling of a pass over
+        # rows too large to keep were one thread's work, the chunks' sums waiting on them (5·10^7 points: a pass
+        # over the training rows took 1.2 s against 1.5 s, the same bits).
+        yield from map(self._batch, read_ahead(self.readers[index] for index in indices))
 
     def chunks(self, every: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
         """The rows in order, chunk_rows(d) at a time: the chunks every sum runs over; with every = (k, m),

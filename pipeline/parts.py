@@ -13,6 +13,7 @@ from pipeline.holdout import held_out, held_out_count
 from pipeline.rows import (
     WHOLE, Chunker, Kept, Rows, Share, Source, Table, chunk_rows, chunks, concatenate, groups_of,
 )
+from pipeline.workers import read_ahead
 
 
 class Picker:
@@ -100,15 +101,17 @@ class Part:
 def chunks_of_parts(parts: Sequence[Rows]) -> Iterator[tuple[int, Table]]:
     """The chunks of each part as chunks(part) yields them, each with its part's index, in order within each
     part. Parts of one table that keeps none of its rows in memory (a Parquet file beyond KEPT_BYTES) take
-    theirs from one read of each group, not one read per part; other parts come one after the other."""
+    theirs from one read of each group, not one read per part, made by a thread of its own a group ahead while
+    this one picks the parts' rows (one part alone too: at 5·10^7 points train's pass over its training rows
+    for the gap took 1.4-1.5 s against 1.7 s); other parts come one after the other."""
     if not _one_read_serves(parts):
         for index, part in enumerate(parts):
             yield from ((index, chunk) for chunk in chunks(part))
         return
     table = parts[0].table
     cutters: list[Chunker] = []
-    for span in table.spans():
-        rows = table.read(span)
+    spans = table.spans()
+    for span, rows in zip(spans, read_ahead(lambda span=span: table.read(span) for span in spans)):
         cutters = cutters or [Chunker(chunk_rows(rows.features.shape[1])) for _ in parts]
         for index, (part, cutter) in enumerate(zip(parts, cutters)):
             yield from ((index, chunk) for chunk in cutter.add(part.pick(span, rows)))
@@ -117,6 +120,6 @@ def chunks_of_parts(parts: Sequence[Rows]) -> Iterator[tuple[int, Table]]:
 
 
 def _one_read_serves(parts: Sequence[Rows]) -> bool:
-    """Whether the parts are several Parts of one table that keeps none of its rows in memory."""
-    return (len(parts) > 1 and all(isinstance(part, Part) and part.table is parts[0].table for part in parts)
+    """Whether the parts are Parts of one table that keeps none of its rows in memory."""
+    return (len(parts) >= 1 and all(isinstance(part, Part) and part.table is parts[0].table for part in parts)
             and not parts[0].table.keeps_all)

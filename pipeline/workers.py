@@ -1,12 +1,18 @@
 """Threads that work on blocks of rows beside the caller (`Workers`): the results come back in the blocks'
-order, so whatever is added up from them is added in that order however many threads did the work."""
+order, so whatever is added up from them is added in that order however many threads did the work. And a
+thread that imports what a stage needs later while it reads (`import_beside`)."""
 
+import gc
+import importlib
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
+
+from pipeline.errors import collect_only_new_objects
 
 Block = TypeVar("Block")  # a Table, or train's tensors of rows
 Result = TypeVar("Result")
@@ -68,3 +74,36 @@ def workers(threads: int, ahead: int | None = None) -> Iterator[Workers]:
         return
     with ThreadPoolExecutor(threads, thread_name_prefix="chunks") as pool:
         yield Workers(pool, threads if ahead is None else ahead)
+
+
+READ_AHEAD = 1  # what read_ahead reads beyond the one the caller takes
+
+
+def read_ahead(readers: Iterable[Callable[[], Result]]) -> Iterator[Result]:
+    """Each reader's result (a row group's rows), in order, made by a thread of its own READ_AHEAD ahead of the
+    one the caller takes: pyarrow decodes without the GIL, so the caller works on one group while the next
+    is read."""
+    with workers(1, ahead=READ_AHEAD) as reading:
+        yield from reading.ahead_of(reader() for reader in readers)
+
+
+def import_beside(*modules: str) -> None:
+    """Start importing `modules`, in order, on a thread of its own, and return at once. A stage calls it before
+    its read: an import is mostly the interpreter's work and a read mostly pyarrow's and NumPy's, which let go
+    of the GIL, so the two overlap. The stage's own `import` of one of them later waits for this one to finish
+    (Python locks a module while it loads), or, where this one failed, imports it again and raises its error
+    there, on the stage's thread, as one line like any other. As with the stage's first imports, the garbage
+    collector waits until they are done, then leaves what they made out of every later collection
+    (errors.collect_only_new_objects)."""
+
+    def load() -> None:
+        try:
+            for name in modules:
+                importlib.import_module(name)
+        except BaseException:  # said where the stage imports it; a thread's traceback would say it twice
+            pass
+        finally:
+            collect_only_new_objects()
+
+    gc.disable()
+    threading.Thread(target=load, name="imports", daemon=True).start()

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from pipeline import files, train
+from pipeline import files, training
 from pipeline.dataset import Table, gather, read_table
 from pipeline.split import Split, load_split
 from pipeline.errors import PipelineError
@@ -68,8 +68,8 @@ def test_the_remedy_a_divergence_names_works_on_the_case_that_gave_it(reproduced
     split = Split(files.POINTS, rows, None)
     params = DEFAULTS.model_copy(update=changes)
     with pytest.raises(PipelineError) as diverged:
-        train.fit(split, ("x",), params)
-    learnt, history = train.fit(split, ("x",), params.model_copy(update=remedy(str(diverged.value))))
+        training.fit(split, ("x",), params)
+    learnt, history = training.fit(split, ("x",), params.model_copy(update=remedy(str(diverged.value))))
     assert np.isfinite(history["train_loss"]).all()
     ols = fit_least_squares(split.train, ("x",), True, "t.csv").model
     assert abs(learnt.coefficients[0] - ols.coefficients[0]) < 1e-3 * abs(ols.coefficients[0])
@@ -84,7 +84,7 @@ def test_training_stops_at_the_first_epoch_whose_loss_is_not_finite(reproduced_t
     split = Split(files.POINTS, Table(points.features, target), None)
 
     def fit(epochs: int) -> dict[str, np.ndarray]:
-        return train.fit(split, ("x",), DEFAULTS.model_copy(update={"lr": lr, "epochs": epochs}))[1]
+        return training.fit(split, ("x",), DEFAULTS.model_copy(update={"lr": lr, "epochs": epochs}))[1]
 
     with pytest.raises(PipelineError) as diverged:
         fit(epochs=1000)

@@ -1,6 +1,9 @@
 """Chunks worked on by several threads come back in chunk order, the order every sum adds them in; rows kept
 between a stage's passes and held-out rows drawn ahead are the rows read and drawn on demand."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +22,8 @@ from pipeline.params import DataParams
 from pipeline.holdout import SPLIT_BLOCK, draw_ahead, drawing_while_reading, held_out
 from pipeline.parts import chunks_of_parts
 from pipeline.rows import KEPT_BYTES, Kept, Table, chunks
-from pipeline.workers import SERIAL, workers
+from pipeline.workers import READ_AHEAD, SERIAL, read_ahead, workers
+from workspace import ROOT
 
 
 def test_results_come_in_the_blocks_order_even_when_a_later_block_is_done_first():
@@ -111,6 +115,69 @@ def test_one_thread_works_on_each_block_here_as_it_is_read():
             (0, caller), (1, caller), (2, caller)]
 
 
+def test_read_ahead_gives_each_readers_result_in_order_made_on_one_other_thread_at_most_one_ahead():
+    caller = threading.get_ident()
+    made: list[int] = []
+
+    def reader(group: int):
+        def read() -> tuple[int, int]:
+            made.append(group)
+            return group, threading.get_ident()
+        return read
+
+    results = read_ahead(reader(group) for group in range(8))
+    first, thread = next(results)
+    time.sleep(0.05)  # time for the thread to read further than it may
+    assert (first, thread != caller) == (0, True)
+    assert len(made) <= 1 + READ_AHEAD + 1  # the one given back, the ones ahead, and the one it waits to hand over
+    assert list(results) == [(group, thread) for group in range(1, 8)]
+    assert made == list(range(8))
+
+
+def test_an_error_of_a_read_ahead_reaches_the_caller_after_the_groups_before_it():
+    def read(group: int) -> int:
+        if group == 2:
+            raise OSError("the third group is unreadable")
+        return group
+
+    results = read_ahead(lambda group=group: read(group) for group in range(5))
+    assert [next(results), next(results)] == [0, 1]
+    with pytest.raises(OSError, match="the third group is unreadable"):
+        next(results)
+
+
+IMPORTED_BESIDE = """
+import gc, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from pipeline.workers import import_beside
+frozen = gc.get_freeze_count()
+started = time.monotonic()
+import_beside("slow", "broken")
+returned = time.monotonic() - started
+import slow
+print(slow.imported_on, returned < 0.5, threading.current_thread().name)
+try:
+    import broken
+except ValueError as error:
+    print("raised here:", error)
+time.sleep(0.2)
+print(gc.isenabled(), gc.get_freeze_count() > frozen)
+"""
+
+
+def test_modules_imported_beside_the_caller_are_waited_for_and_an_error_is_raised_where_the_caller_imports(
+        tmp_path):
+    (tmp_path / "slow.py").write_text("import threading, time\ntime.sleep(1)\n"
+                                      "imported_on = threading.current_thread().name\nkept = [object()]\n")
+    (tmp_path / "broken.py").write_text("raise ValueError('no such column')\n")
+    done = subprocess.run([sys.executable, "-c", IMPORTED_BESIDE, str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, check=True, env=dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}"))
+    # Imported on the thread, the caller back at once and waiting at its own import; the failed import raised
+    # on the caller's thread alone, the thread silent; the collector back on, what the imports made frozen.
+    assert done.stdout.splitlines() == ["imports True MainThread", "raised here: no such column", "True True"]
+    assert done.stderr == ""
+
+
 # --- Rows kept between passes, held-out rows drawn ahead ------------------------------------------------
 
 
@@ -169,6 +236,33 @@ def test_both_parts_come_from_one_read_of_each_group_in_the_chunks_each_part_giv
     assert together == alone and len(alone[0]) == 16 and len(alone[1]) == 6  # 750 and 250 rows, 48 a chunk
     # Kept, the parts hold their rows already; else each of the 16 groups is read once for both, not twice.
     assert len(decoded) == (0 if kept_bytes else 16)
+
+
+def test_the_check_decodes_each_group_on_a_thread_of_its_own_while_the_caller_checks_the_one_before(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_points(tmp_path / "t.parquet", 1000, 64)
+    decoders: list[tuple[int, int]] = []
+    read_group = pipeline.dataset._read_group
+    monkeypatch.setattr(pipeline.dataset, "_read_group", lambda file, group, *rest: decoders.append(
+        (group, threading.get_ident())) or read_group(file, group, *rest))
+    data = DataParams(source="t.parquet", features=["x"], target="y", missing="error", degree=1,
+                      test_fraction=0.25, split_seed=3, max_levels=50)
+    split = load_split(data, fit_intercept=True)
+    assert [group for group, _ in decoders] == list(range(16))
+    assert threading.get_ident() not in {thread for _, thread in decoders}
+    assert len(split.train) + len(split.test) == 1000
+
+
+def test_one_read_for_both_parts_is_made_by_a_thread_of_its_own_while_the_caller_picks(tmp_path, monkeypatch):
+    split, _ = counted_split(tmp_path, monkeypatch, 0)
+    readers = set()
+    table = split.train.table
+    original = type(table).read
+    monkeypatch.setattr(type(table), "read", lambda self, span: readers.add(threading.get_ident()) or
+                        original(self, span))
+    assert [index for index, _ in chunks_of_parts([split.train, split.test])]
+    assert readers and threading.get_ident() not in readers
 
 
 def test_rows_beyond_what_may_be_kept_are_read_again_each_pass_keeping_only_the_last_span():

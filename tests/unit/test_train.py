@@ -26,7 +26,7 @@ from pipeline.factoring import least_squares
 from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.distributed import SOLO
 from pipeline.feed import Batch
-from pipeline.train import fit, squared_error, summed_loss
+from pipeline.training import fit, squared_error, summed_loss
 from pipeline.workers import SERIAL, workers
 from workspace import ROOT
 
@@ -231,6 +231,30 @@ def test_rows_streamed_from_a_file_of_tiny_row_groups_train_as_the_same_rows_hel
         assert fit(in_memory, names, params(epochs=5, **changes))[0] == held[0]
 
 
+@pytest.mark.parametrize("cache_bytes", [0, 1 << 28])
+def test_a_feeds_groups_are_read_by_a_thread_of_its_own_while_the_caller_scales_them(tmp_path, monkeypatch,
+                                                                                     cache_bytes):
+    """Kept or read each pass, the rows come in order from the file's groups, read off the caller's thread."""
+    features, target = correlated_table(rows=300)
+    monkeypatch.chdir(tmp_path)
+    split, _ = parquet_split(tmp_path, features, target, row_group_size=7)
+    monkeypatch.setattr(feed, "CACHE_BYTES", cache_bytes)
+    table, readers = split.train.table, []
+    read = type(table).read
+    monkeypatch.setattr(type(table), "read", lambda self, span: readers.append(threading.get_ident()) or read(self, span))
+    scaled = raw_feed(split.train)
+    passed = [np.concatenate([chunk.target.view(-1).numpy() for chunk in scaled.chunks()]) for _ in range(2)]
+    assert all(np.array_equal(each, gather(split.train).target) for each in passed)
+    # The table is small enough that its training rows, once read, are kept (Part): 43 groups read once.
+    assert len(readers) == 43 and threading.get_ident() not in readers
+
+
+def test_the_stages_module_loads_without_torch_which_main_imports_while_it_reads():
+    script = "import sys, pipeline.train\nprint('torch' in sys.modules)\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
 def batches_of(scaled: feed.Feed, batch_size: int, seed: int, epoch: int, workers=SERIAL) -> list[np.ndarray]:
     return [batch.target.view(-1).numpy().copy()
             for batch in feed.shuffled_batches(scaled, batch_size, seed, epoch, workers)]
@@ -281,7 +305,7 @@ def test_the_batches_are_the_same_however_many_rows_a_worker_gathers_at_once(tmp
     one_at_a_time = [batches_of(scaled, 8, seed=1, epoch=epoch) for epoch in range(2)]
     # Gathers of 8 rows (one batch), 16, 96 and every row: 2 features and the target, float64.
     monkeypatch.setattr(feed, "GATHER_BYTES", gathered_rows * 3 * 8)
-    # A thread a gather ahead, and train's two gathers ahead (train.gather_thread), joining the windows too.
+    # A thread a gather ahead, and train's two gathers ahead (training.gather_thread), joining the windows too.
     with workers(1, ahead=1) as one, workers(1, ahead=2) as two:
         for (epoch, expected), gatherers in itertools.product(enumerate(one_at_a_time), (one, two)):
             batches = list(feed.shuffled_batches(scaled, 8, 1, epoch, gatherers))
@@ -568,7 +592,7 @@ def test_a_training_step_loads_neither_sympy_nor_torchs_compiler():
 import sys, torch
 from pipeline.distributed import SOLO
 from pipeline.feed import Batch
-from pipeline.train import squared_error
+from pipeline.training import squared_error
 model = torch.nn.Linear(1, 1)
 batch = Batch(torch.ones(1, 8), torch.zeros(8, 1))
 squared_error(model, [batch], 8, SOLO, gradient_scale=1.0)
