@@ -252,7 +252,7 @@ class ParquetTable:
                 # The next group decoded while this thread checks this one; its read done before the file closes.
                 reads = (lambda i=i: _read_group(file, i, names, has_target, coders)
                          for i in range(file.num_row_groups))
-                with closing(read_ahead(reads)) as groups:
+                with closing(read_ahead(reads, max(group_rows, default=0) * len(names) * 8)) as groups:
                     for i, (features, target) in enumerate(groups):
                         if len(target) != group_rows[i]:
                             break

@@ -3,6 +3,7 @@ where it keeps them, picked at positions (`Picker`); and the chunks of several p
 read of each group (`chunks_of_parts`)."""
 
 import functools
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -109,10 +110,16 @@ def chunks_of_parts(parts: Sequence[Rows]) -> Iterator[tuple[int, Table]]:
             yield from ((index, chunk) for chunk in chunks(part))
         return
     table = parts[0].table
-    cutters: list[Chunker] = []
     spans = table.spans()
-    for span, rows in zip(spans, read_ahead(lambda span=span: table.read(span) for span in spans)):
-        cutters = cutters or [Chunker(chunk_rows(rows.features.shape[1])) for _ in parts]
+    if not spans:
+        return
+    first = table.read(spans[0])  # its size says whether the next ones may be read ahead
+    rest = read_ahead((lambda span=span: table.read(span) for span in spans[1:]),
+                      first.features.nbytes + first.target.nbytes)
+    cutters = [Chunker(chunk_rows(first.features.shape[1])) for _ in parts]
+    groups = itertools.chain([first], rest)
+    del first  # held no longer than the pass's first group
+    for span, rows in zip(spans, groups):
         for index, (part, cutter) in enumerate(zip(parts, cutters)):
             yield from ((index, chunk) for chunk in cutter.add(part.pick(span, rows)))
     for index, cutter in enumerate(cutters):

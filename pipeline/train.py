@@ -30,7 +30,7 @@ TORCH_MODULES = ("torch", "pipeline.training")
 
 
 def main() -> None:
-    import_beside(*TORCH_MODULES)  # while the rows are read and checked, and least squares found
+    torch_imported = import_beside(*TORCH_MODULES)  # while the rows are read and checked, least squares found
     data = load_params(DataParams)
     if not distributed.is_worker():  # before an hour of training, not after
         prepare_outputs([MODEL, HISTORY], inputs=[Path(data.source)])
@@ -38,6 +38,7 @@ def main() -> None:
     data = resolved.data
     params = load_params(TrainParams)
     if distributed.is_worker():
+        torch_imported()
         return train_as_worker(data, params, resolved.kinds)
     distributed.require_device(params.device, params.processes)  # before the read; a GPU waits for torch
     if resolved.note:  # train is the stage a user watches: the others resolve `all` the same way, silently
@@ -58,7 +59,8 @@ def main() -> None:
     # Least squares first: features it cannot separate are refused before any training.
     baseline = fit_training_rows(split, features, params.fit_intercept, early)
     require_representable(baseline.model, params.dtype, split.source)
-    from pipeline import training  # imported by now, or waited for
+    torch_imported()
+    from pipeline import training
     if params.processes == 1:
         distributed.configure_device(params.device)
         learnt, history = training.fit(split, features, params, baseline=baseline)

@@ -77,33 +77,47 @@ def workers(threads: int, ahead: int | None = None) -> Iterator[Workers]:
 
 
 READ_AHEAD = 1  # what read_ahead reads beyond the one the caller takes
+READ_AHEAD_BYTES = 64 << 20  # ... where each is at most this large; a larger one is read when it is taken
 
 
-def read_ahead(readers: Iterable[Callable[[], Result]]) -> Iterator[Result]:
-    """Each reader's result (a row group's rows), in order, made by a thread of its own READ_AHEAD ahead of the
-    one the caller takes: pyarrow decodes without the GIL, so the caller works on one group while the next
-    is read."""
-    with workers(1, ahead=READ_AHEAD) as reading:
+def read_ahead(readers: Iterable[Callable[[], Result]], size_each: int) -> Iterator[Result]:
+    """Each reader's result (a row group's rows, about `size_each` bytes), in order, made by a thread of its
+    own READ_AHEAD ahead of the one the caller takes: pyarrow decodes without the GIL, so the caller works on
+    one group while the next is read. Groups larger than READ_AHEAD_BYTES (a wide table's) are read in turn, as
+    before, so that memory holds one of them."""
+    if size_each > READ_AHEAD_BYTES:
+        yield from (reader() for reader in readers)
+        return
+    # Workers' `ahead` counts beyond the one the caller waits for: 0 reads one while the caller works on another.
+    with workers(1, ahead=READ_AHEAD - 1) as reading:
         yield from reading.ahead_of(reader() for reader in readers)
 
 
-def import_beside(*modules: str) -> None:
-    """Start importing `modules`, in order, on a thread of its own, and return at once. A stage calls it before
-    its read: an import is mostly the interpreter's work and a read mostly pyarrow's and NumPy's, which let go
-    of the GIL, so the two overlap. The stage's own `import` of one of them later waits for this one to finish
-    (Python locks a module while it loads), or, where this one failed, imports it again and raises its error
-    there, on the stage's thread, as one line like any other. As with the stage's first imports, the garbage
-    collector waits until they are done, then leaves what they made out of every later collection
-    (errors.collect_only_new_objects)."""
+def import_beside(*modules: str) -> Callable[[], None]:
+    """Start importing `modules`, in order, on a thread of its own, and return at once what waits for them. A
+    stage calls it before its read: an import is mostly the interpreter's work and a read mostly pyarrow's and
+    NumPy's, which let go of the GIL, so the two overlap. The stage calls what it returned before it imports
+    one of them itself: it waits for the thread, and raises on the stage's thread the error an import met
+    (a module whose import fails on one thread can be handed half made to another that imports it at that
+    moment). As with the stage's first imports, the garbage collector waits until they are done, then leaves
+    what they made out of every later collection (errors.collect_only_new_objects)."""
+    failed: list[BaseException] = []
 
     def load() -> None:
         try:
             for name in modules:
                 importlib.import_module(name)
-        except BaseException:  # said where the stage imports it; a thread's traceback would say it twice
-            pass
+        except BaseException as error:  # raised by wait(): a thread's traceback would say it twice
+            failed.append(error)
         finally:
             collect_only_new_objects()
 
+    def wait() -> None:
+        thread.join()
+        if failed:
+            raise failed[0]
+
     gc.disable()
-    threading.Thread(target=load, name="imports", daemon=True).start()
+    thread = threading.Thread(target=load, name="imports", daemon=True)
+    thread.start()
+    return wait

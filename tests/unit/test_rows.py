@@ -22,7 +22,7 @@ from pipeline.params import DataParams
 from pipeline.holdout import SPLIT_BLOCK, draw_ahead, drawing_while_reading, held_out
 from pipeline.parts import chunks_of_parts
 from pipeline.rows import KEPT_BYTES, Kept, Table, chunks
-from pipeline.workers import READ_AHEAD, SERIAL, read_ahead, workers
+from pipeline.workers import READ_AHEAD, READ_AHEAD_BYTES, SERIAL, read_ahead, workers
 from workspace import ROOT
 
 
@@ -125,13 +125,24 @@ def test_read_ahead_gives_each_readers_result_in_order_made_on_one_other_thread_
             return group, threading.get_ident()
         return read
 
-    results = read_ahead(reader(group) for group in range(8))
+    results = read_ahead((reader(group) for group in range(8)), size_each=1 << 20)
     first, thread = next(results)
     time.sleep(0.05)  # time for the thread to read further than it may
     assert (first, thread != caller) == (0, True)
-    assert len(made) <= 1 + READ_AHEAD + 1  # the one given back, the ones ahead, and the one it waits to hand over
+    assert len(made) <= 1 + READ_AHEAD  # the one given back and the ones ahead: memory for two groups
     assert list(results) == [(group, thread) for group in range(1, 8)]
     assert made == list(range(8))
+
+
+def test_groups_too_large_to_hold_two_of_are_read_in_turn_on_the_callers_thread():
+    made: list[int] = []
+
+    def reader(group: int):
+        return lambda: made.append(group) or (group, threading.get_ident())
+
+    results = read_ahead((reader(group) for group in range(3)), size_each=READ_AHEAD_BYTES + 1)
+    assert next(results) == (0, threading.get_ident()) and made == [0]
+    assert list(results) == [(1, threading.get_ident()), (2, threading.get_ident())]
 
 
 def test_an_error_of_a_read_ahead_reaches_the_caller_after_the_groups_before_it():
@@ -140,7 +151,7 @@ def test_an_error_of_a_read_ahead_reaches_the_caller_after_the_groups_before_it(
             raise OSError("the third group is unreadable")
         return group
 
-    results = read_ahead(lambda group=group: read(group) for group in range(5))
+    results = read_ahead((lambda group=group: read(group) for group in range(5)), size_each=1 << 20)
     assert [next(results), next(results)] == [0, 1]
     with pytest.raises(OSError, match="the third group is unreadable"):
         next(results)
@@ -152,20 +163,19 @@ sys.path.insert(0, sys.argv[1])
 from pipeline.workers import import_beside
 frozen = gc.get_freeze_count()
 started = time.monotonic()
-import_beside("slow", "broken")
+imported = import_beside("slow", "broken")
 returned = time.monotonic() - started
-import slow
+import slow  # waits for the thread's import of it: Python locks a module while it loads
 print(slow.imported_on, returned < 0.5, threading.current_thread().name)
 try:
-    import broken
+    imported()
 except ValueError as error:
     print("raised here:", error)
-time.sleep(0.2)
 print(gc.isenabled(), gc.get_freeze_count() > frozen)
 """
 
 
-def test_modules_imported_beside_the_caller_are_waited_for_and_an_error_is_raised_where_the_caller_imports(
+def test_modules_imported_beside_the_caller_are_waited_for_and_an_error_is_raised_where_the_caller_waits(
         tmp_path):
     (tmp_path / "slow.py").write_text("import threading, time\ntime.sleep(1)\n"
                                       "imported_on = threading.current_thread().name\nkept = [object()]\n")
@@ -256,13 +266,15 @@ def test_the_check_decodes_each_group_on_a_thread_of_its_own_while_the_caller_ch
 
 def test_one_read_for_both_parts_is_made_by_a_thread_of_its_own_while_the_caller_picks(tmp_path, monkeypatch):
     split, _ = counted_split(tmp_path, monkeypatch, 0)
-    readers = set()
+    readers: list[int] = []
     table = split.train.table
     original = type(table).read
-    monkeypatch.setattr(type(table), "read", lambda self, span: readers.add(threading.get_ident()) or
+    monkeypatch.setattr(type(table), "read", lambda self, span: readers.append(threading.get_ident()) or
                         original(self, span))
     assert [index for index, _ in chunks_of_parts([split.train, split.test])]
-    assert readers and threading.get_ident() not in readers
+    # The first group read here, its size saying whether the others may be read ahead: they are, on one thread.
+    assert len(readers) == 16 and readers[0] == threading.get_ident()
+    assert len(set(readers[1:])) == 1 and threading.get_ident() not in readers[1:]
 
 
 def test_rows_beyond_what_may_be_kept_are_read_again_each_pass_keeping_only_the_last_span():
