@@ -114,8 +114,7 @@ def chunks_of_parts(parts: Sequence[Rows]) -> Iterator[tuple[int, Table]]:
     if not spans:
         return
     first = table.read(spans[0])  # its size says whether the next ones may be read ahead
-    rest = read_ahead((lambda span=span: table.read(span) for span in spans[1:]),
-                      first.features.nbytes + first.target.nbytes)
+    rest = read_ahead((lambda span=span: table.read(span) for span in spans[1:]), first.nbytes)
     cutters = [Chunker(chunk_rows(first.features.shape[1])) for _ in parts]
     groups = itertools.chain([first], rest)
     del first  # held no longer than the pass's first group

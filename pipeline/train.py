@@ -25,12 +25,9 @@ from pipeline.schema import resolve_features
 from pipeline.scores import prediction_gap
 from pipeline.workers import import_beside
 
-# What the stage needs once the rows are read: torch and the loop.
-TORCH_MODULES = ("torch", "pipeline.training")
-
-
 def main() -> None:
-    torch_imported = import_beside(*TORCH_MODULES)  # while the rows are read and checked, least squares found
+    # The loop, and torch with it, imported while the rows are read and checked and least squares found.
+    torch_imported = import_beside("pipeline.training")
     data = load_params(DataParams)
     if not distributed.is_worker():  # before an hour of training, not after
         prepare_outputs([MODEL, HISTORY], inputs=[Path(data.source)])
