@@ -1,8 +1,7 @@
 """The everyday run against what a user would write instead: `dvc repro -f` of the default params (1,000 points,
 every stage) against the tutorial as one plain script (bench/plain_tutorial.py: points, nn.Linear, SGD for 1,000
 epochs, four PNGs), interleaved, in this interpreter's environment. Then each stage as a process: its fixed cost
-(from the process's start to the end of its module's imports, where its main() begins to work; train's main()
-imports torch on a thread of its own from there) and its whole time.
+(from the process's start to the end of its module's imports, where its main() begins to work) and its whole time.
 
 Run from the repository root: `python -m bench.everyday [--repeats N]` (or `make bench`).
 """
@@ -79,8 +78,7 @@ def main() -> None:
            f"`dvc repro -f` of the default params (1,000 points, every stage) against the tutorial as one plain "
            f"script (bench/plain_tutorial.py: the points, `nn.Linear`, `torch.optim.SGD` for 1,000 epochs, four PNGs), "
            f"in the same environment, interleaved; medians of {arguments.repeats} runs. Then each stage as a process: "
-           f"its fixed cost (from its start to the end of its imports, where its work begins; train imports torch "
-           f"on a thread of its own from there, beside its read) and its whole time. "
+           f"its fixed cost (from its start to the end of its imports, where its work begins) and its whole time. "
            f"CPU time: of every process the run started, which a busy machine stretches less than the wall time.",
            [["", "fixed cost", "time", "CPU time"],
             ["`dvc repro -f`, every stage", "", f"{repro_s:.2f} s", f"{repro_c:.2f} s"],

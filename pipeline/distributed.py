@@ -5,9 +5,6 @@ The stage starts its processes as `torchrun --standalone --nproc-per-node N -m p
 CUDA: each process sums the loss and gradient over its share of the rows, and all_reduce adds up the sums.
 They write into a folder of their own; the outputs move into place only when every process has finished,
 so a process that dies leaves nothing behind.
-
-torch is imported where it is used: train's stage imports this module at once, and torch on a thread of its
-own while it reads the rows (train.py).
 """
 
 import logging
@@ -20,17 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import psutil
+import torch
+import torch.distributed as dist
 
 from pipeline.errors import PipelineError, Stopped
 from pipeline.files import move_into_place
 from pipeline.rows import share_of
-
-if TYPE_CHECKING:
-    import torch
 
 OUTPUTS_FLAG = "--outputs"  # the folder the first process writes into; absent, the working directory
 # What torch's elastic launcher handles while its processes run (its TORCHELASTIC_SIGNALS_TO_HANDLE default).
@@ -57,27 +52,20 @@ class Team:
         """The sum of `values` (float64) over the team."""
         if self.size == 1:
             return values
-        import torch
-        import torch.distributed as dist
-
         tensor = torch.from_numpy(np.asarray(values, dtype=np.float64)).to(self.device)
         dist.all_reduce(tensor)
         return tensor.cpu().numpy()
 
-    def total_tensor(self, tensor: "torch.Tensor") -> "torch.Tensor":
+    def total_tensor(self, tensor: torch.Tensor) -> torch.Tensor:
         """The sum of `tensor` over the team, on its device."""
         if self.size == 1:
             return tensor
-        import torch.distributed as dist
-
         tensor = tensor.clone()
         dist.all_reduce(tensor)
         return tensor
 
     def barrier(self) -> None:
         if self.size > 1:
-            import torch.distributed as dist
-
             dist.barrier()
 
 
@@ -88,8 +76,6 @@ def require_device(device: str, processes: int) -> None:
     """train.device must exist here, one GPU per process."""
     if device != "cuda":
         return
-    import torch
-
     if not torch.cuda.is_available():
         why = (f"this torch ({torch.__version__}) is built without CUDA" if torch.version.cuda is None
                else "no CUDA device is visible")
@@ -104,8 +90,6 @@ def configure_device(device: str) -> None:
     """The same bits from the same run: on CUDA, deterministic kernels and a fixed cuBLAS workspace (set
     before cuBLAS starts). CPU kernels are deterministic already; fit runs each on one thread."""
     if device == "cuda":
-        import torch
-
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
@@ -125,9 +109,6 @@ def output_folder() -> Path:
 @contextmanager
 def joined(device: str) -> Iterator[Team]:
     """Join the team torchrun started: gloo on CPU, nccl on CUDA (one GPU per process)."""
-    import torch
-    import torch.distributed as dist
-
     configure_device(device)
     if device == "cuda":
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
@@ -142,7 +123,6 @@ def joined(device: str) -> Iterator[Team]:
 def run_processes(processes: int, outputs: list[Path]) -> None:
     """Run `python -m pipeline.train` as `processes` processes on this machine, then move their outputs
     into place; one line, and nothing written, when any of them fails."""
-    import torch
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, SignalException, Std
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch

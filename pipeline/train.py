@@ -1,16 +1,15 @@
 """Stage train: fit torch.nn.Linear(d, 1) to the training rows with the MSE loss and a torch.optim optimiser
 (pipeline/training.py), after the least-squares fit that says when it has converged.
 
-torch's import, a second or more, runs on a thread of its own while the stage reads and checks the rows and
-finds least squares (workers.import_beside). With train.processes > 1 the stage runs itself under torchrun
-(pipeline/distributed.py), each process a share of the rows of every step, their sums added up with all_reduce.
+With train.processes > 1 the stage runs itself under torchrun (pipeline/distributed.py), each process a share
+of the rows of every step, their sums added up with all_reduce.
 """
 
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import distributed
+from pipeline import distributed, training
 from pipeline.split import Split, load_split
 from pipeline.errors import PipelineError, first_few, run_stage_process
 from pipeline.files import HISTORY, MODEL, read_history, write_history
@@ -23,11 +22,8 @@ from pipeline.params import DataParams, TrainParams, load_params
 from pipeline.repository import warn_if_untracked
 from pipeline.schema import resolve_features
 from pipeline.scores import prediction_gap
-from pipeline.workers import import_beside
 
 def main() -> None:
-    # The loop, and torch with it, imported while the rows are read and checked and least squares found.
-    torch_imported = import_beside("pipeline.training")
     data = load_params(DataParams)
     if not distributed.is_worker():  # before an hour of training, not after
         prepare_outputs([MODEL, HISTORY], inputs=[Path(data.source)])
@@ -35,9 +31,8 @@ def main() -> None:
     data = resolved.data
     params = load_params(TrainParams)
     if distributed.is_worker():
-        torch_imported()
         return train_as_worker(data, params, resolved.kinds)
-    distributed.require_device(params.device, params.processes)  # before the read; a GPU waits for torch
+    distributed.require_device(params.device, params.processes)
     if resolved.note:  # train is the stage a user watches: the others resolve `all` the same way, silently
         print(resolved.note)
     early = EarlyFit.planned(data, params.fit_intercept)  # least squares factored as the check reads the rows
@@ -56,8 +51,6 @@ def main() -> None:
     # Least squares first: features it cannot separate are refused before any training.
     baseline = fit_training_rows(split, features, params.fit_intercept, early)
     require_representable(baseline.model, params.dtype, split.source)
-    torch_imported()
-    from pipeline import training
     if params.processes == 1:
         distributed.configure_device(params.device)
         learnt, history = training.fit(split, features, params, baseline=baseline)
@@ -70,8 +63,6 @@ def main() -> None:
 
 def train_as_worker(data: DataParams, params: TrainParams, kinds: dict[str, str] | None) -> None:
     """One of train.processes processes under torchrun: train on its share; the first writes the outputs."""
-    from pipeline import training
-
     with distributed.joined(params.device) as team:
         # Checked by the process that started us.
         split = load_split(data, params.fit_intercept, check=False, kinds=kinds)

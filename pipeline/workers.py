@@ -1,10 +1,7 @@
 """Threads that work on blocks of rows beside the caller (`Workers`): the results come back in the blocks'
-order, so whatever is added up from them is added in that order however many threads did the work. And a
-thread that imports what a stage needs later while it reads (`import_beside`)."""
+order, so whatever is added up from them is added in that order however many threads did the work; and the
+row groups of a table read a group ahead (`read_ahead`)."""
 
-import gc
-import importlib
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -12,7 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pipeline.errors import collect_only_new_objects
 
 Block = TypeVar("Block")  # a Table, or train's tensors of rows
 Result = TypeVar("Result")
@@ -91,33 +87,3 @@ def read_ahead(readers: Iterable[Callable[[], Result]], size_each: int) -> Itera
     # Workers' `ahead` counts beyond the one the caller waits for: 0 reads one while the caller works on another.
     with workers(1, ahead=READ_AHEAD - 1) as reading:
         yield from reading.ahead_of(reader() for reader in readers)
-
-
-def import_beside(*modules: str) -> Callable[[], None]:
-    """Start importing `modules`, in order, on a thread of its own, and return at once what waits for them. A
-    stage calls it before its read: an import is mostly the interpreter's work and a read mostly pyarrow's and
-    NumPy's, which let go of the GIL, so the two overlap. The stage calls what it returned before it imports
-    one of them itself: it waits for the thread, and raises on the stage's thread the error an import met
-    (a module whose import fails on one thread can be handed half made to another that imports it at that
-    moment). As with the stage's first imports, the garbage collector waits until they are done, then leaves
-    what they made out of every later collection (errors.collect_only_new_objects)."""
-    failed: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            for name in modules:
-                importlib.import_module(name)
-        except BaseException as error:  # raised by wait(): a thread's traceback would say it twice
-            failed.append(error)
-        finally:
-            collect_only_new_objects()
-
-    def wait() -> None:
-        thread.join()
-        if failed:
-            raise failed[0]
-
-    gc.disable()
-    thread = threading.Thread(target=load, name="imports", daemon=True)
-    thread.start()
-    return wait

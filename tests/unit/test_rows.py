@@ -1,9 +1,6 @@
 """Chunks worked on by several threads come back in chunk order, the order every sum adds them in; rows kept
 between a stage's passes and held-out rows drawn ahead are the rows read and drawn on demand."""
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +20,6 @@ from pipeline.holdout import SPLIT_BLOCK, draw_ahead, drawing_while_reading, hel
 from pipeline.parts import chunks_of_parts
 from pipeline.rows import KEPT_BYTES, Kept, Table, chunks
 from pipeline.workers import READ_AHEAD, READ_AHEAD_BYTES, SERIAL, read_ahead, workers
-from workspace import ROOT
 
 
 def test_results_come_in_the_blocks_order_even_when_a_later_block_is_done_first():
@@ -155,37 +151,6 @@ def test_an_error_of_a_read_ahead_reaches_the_caller_after_the_groups_before_it(
     assert [next(results), next(results)] == [0, 1]
     with pytest.raises(OSError, match="the third group is unreadable"):
         next(results)
-
-
-IMPORTED_BESIDE = """
-import gc, sys, threading, time
-sys.path.insert(0, sys.argv[1])
-from pipeline.workers import import_beside
-frozen = gc.get_freeze_count()
-started = time.monotonic()
-imported = import_beside("slow", "broken")
-returned = time.monotonic() - started
-import slow  # waits for the thread's import of it: Python locks a module while it loads
-print(slow.imported_on, returned < 0.5, threading.current_thread().name)
-try:
-    imported()
-except ValueError as error:
-    print("raised here:", error)
-print(gc.isenabled(), gc.get_freeze_count() > frozen)
-"""
-
-
-def test_modules_imported_beside_the_caller_are_waited_for_and_an_error_is_raised_where_the_caller_waits(
-        tmp_path):
-    (tmp_path / "slow.py").write_text("import threading, time\ntime.sleep(1)\n"
-                                      "imported_on = threading.current_thread().name\nkept = [object()]\n")
-    (tmp_path / "broken.py").write_text("raise ValueError('no such column')\n")
-    done = subprocess.run([sys.executable, "-c", IMPORTED_BESIDE, str(tmp_path)], cwd=ROOT, capture_output=True,
-                          text=True, check=True, env=dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}"))
-    # Imported on the thread, the caller back at once and waiting at its own import; the failed import raised
-    # on the caller's thread alone, the thread silent; the collector back on, what the imports made frozen.
-    assert done.stdout.splitlines() == ["imports True MainThread", "raised here: no such column", "True True"]
-    assert done.stderr == ""
 
 
 # --- Rows kept between passes, held-out rows drawn ahead ------------------------------------------------

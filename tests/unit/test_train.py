@@ -249,12 +249,6 @@ def test_a_feeds_groups_are_read_by_a_thread_of_its_own_while_the_caller_scales_
     assert len(readers) == 43 and threading.get_ident() not in readers
 
 
-def test_the_stages_module_loads_without_torch_which_main_imports_while_it_reads():
-    script = "import sys, pipeline.train\nprint('torch' in sys.modules)\n"
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
-
-
 def batches_of(scaled: feed.Feed, batch_size: int, seed: int, epoch: int, workers=SERIAL) -> list[np.ndarray]:
     return [batch.target.view(-1).numpy().copy()
             for batch in feed.shuffled_batches(scaled, batch_size, seed, epoch, workers)]
