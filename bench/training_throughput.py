@@ -5,7 +5,8 @@ hot, in the epoch's dtype) on all the threads torch is given (every core by defa
 run. An epoch is fit's own, on all those threads and, for comparison, on one: the time of fit with k2 epochs
 less that with k1, over k2 - k1, so that reading, scaling and converting the rows count once and drop out.
 The naive epoch (the whole (n, d) tensor through nn.Linear, MSELoss, backward, an SGD step) is timed
-alongside. Targets: a full-batch float32 epoch within 6 × the floor, a 65,536-row mini-batch epoch within 40 ×.
+alongside, and so is the weight's gradient alone (slopeᵀ · x on each chunk, on every thread): MKL computes it
+one fused multiply-add after another, in the order its bits come from, so its time bounds the epoch's. Targets: a full-batch float32 epoch within 6 × the floor, a 65,536-row mini-batch epoch within 40 ×.
 
 Run from the repository root: `python -m bench.training_throughput [--points N]` (or `make bench`).
 """
@@ -13,6 +14,8 @@ Run from the repository root: `python -m bench.training_throughput [--points N]`
 import argparse
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,7 @@ import torch
 
 from bench.common import ROOT, load_average, machine, record
 from pipeline.dataset import Table
+from pipeline.rows import CHUNK_ROWS
 from pipeline.split import Split
 from pipeline.params import TrainParams, load_params
 from pipeline.training import DTYPES, fit
@@ -56,6 +60,44 @@ def floor_seconds(n_points: int, dtype: torch.dtype, threads: int, repeats: int)
     target = torch.randn(n_points, 1, generator=generator, dtype=dtype)
     torch.set_num_threads(threads)
     return fastest(lambda: (columns.sum().item(), target.sum().item()), repeats)
+
+
+def gradient_chain_seconds(n_points: int, dtype: torch.dtype, threads: int, repeats: int) -> float:
+    """The weight's gradient alone, as fit computes it: slopeᵀ · x on each CHUNK_ROWS chunk of one feature,
+    the chunks shared by `threads` threads of one torch thread each. Where MKL's sgemv for this shape adds one
+    product at a time (chain_is_sequential), a chunk costs a multiply-add's latency a row."""
+    generator = torch.Generator().manual_seed(0)
+    slope = torch.randn(n_points, 1, generator=generator, dtype=dtype)
+    inputs = torch.randn(n_points, 1, generator=generator, dtype=dtype)
+    starts = range(0, n_points, CHUNK_ROWS)
+    torch.set_num_threads(1)  # for this thread and the pool's, as training.chunk_threads does
+
+    def chains(share: int) -> None:
+        for start in starts[share::threads]:
+            slope[start:start + CHUNK_ROWS].t().mm(inputs[start:start + CHUNK_ROWS])
+
+    with ThreadPoolExecutor(threads) as pool:
+        return fastest(lambda: list(pool.map(chains, range(threads))), repeats)
+
+
+def rounded_to_float32(value: Fraction) -> Fraction:
+    """`value` rounded to the nearest float32, ties to even, exactly (no double rounding through float64)."""
+    guess = np.float32(float(value))
+    neighbours = [np.nextafter(guess, np.float32(-np.inf)), guess, np.nextafter(guess, np.float32(np.inf))]
+    return min((Fraction(float(candidate)) for candidate in neighbours),
+               key=lambda candidate: (abs(candidate - value), int(np.float32(candidate).view(np.uint32)) & 1))
+
+
+def chain_is_sequential(rows: int = 4096) -> bool:
+    """Whether slopeᵀ · x in float32 (as fit computes the weight's gradient) equals, bit for bit, one fused
+    multiply-add a row in order, computed exactly with fractions: the order that makes it a chain of latencies."""
+    generator = torch.Generator().manual_seed(1)
+    slope, inputs = torch.randn(rows, 1, generator=generator), torch.randn(rows, 1, generator=generator)
+    total = Fraction(0)
+    for a, b in zip(slope[:, 0].tolist(), inputs[:, 0].tolist()):
+        total = rounded_to_float32(Fraction(a) * Fraction(b) + total)
+    torch.set_num_threads(1)
+    return Fraction(slope.t().mm(inputs).item()) == total
 
 
 def naive_epoch_seconds(n_points: int, dtype: torch.dtype, threads: int, repeats: int) -> float:
@@ -122,6 +164,8 @@ def main() -> None:
         for threads in dict.fromkeys((cores, 1)):
             rows.append((f"naive, {dtype}, full batch ({threads_named[threads]})", dtype,
                          naive_epoch_seconds(n_points, DTYPES[dtype], threads, repeats)))
+        rows.append((f"the weight's gradient alone, {dtype} ({threads_named[cores]})", dtype,
+                     gradient_chain_seconds(n_points, DTYPES[dtype], cores, 5 * repeats)))
         floors[dtype] = floor_seconds(n_points, DTYPES[dtype], cores, 5 * repeats)
     torch.set_num_threads(cores)
 
@@ -140,7 +184,13 @@ def main() -> None:
     for setting, dtype, seconds in rows:
         print(f"  {setting:<44} {seconds * 1e3:9.1f} {n_points / seconds:16.3g} {seconds / floors[dtype]:17.1f}")
     print("  (× floor: against the floor of the row's own dtype)")
-    verdicts = []
+    chain = dict((dtype, seconds) for setting, dtype, seconds in rows if setting.startswith("the weight's gradient"))
+    sequential = chain_is_sequential()
+    verdicts = [f"the weight's gradient (slopeᵀ · x, MKL's sgemv) {'is' if sequential else 'is NOT'} one fused "
+                f"multiply-add a row in order, bit for bit (4,096 float32 rows against exact fractions); alone, on "
+                f"{threads_named[cores]}, it takes {chain['float32'] / floors['float32']:.1f} × the float32 floor: "
+                f"{'a chain of latencies that fixes the bits of every epoch' if sequential else 'not a chain'}"]
+    print(verdicts[-1])
     for batch_size, target in TARGETS.items():
         ratio = epochs["float32", batch_size] / floors["float32"]
         batch = "full-batch" if batch_size is None else f"{batch_size:,}-row mini-batch"

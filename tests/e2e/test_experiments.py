@@ -163,10 +163,10 @@ def test_plots_diff_draws_the_losses_coefficients_and_intercept_of_both_runs_in_
             assert len(series) == learnt["metrics/metrics.json"]["epochs_run"][side] + 1  # where training stopped
             losses[rev, name] = series
         values = learnt["metrics/metrics.json"]
-        for plot, name, field in ((charts["coefficients"], "x", "standardised"), (charts["intercept"], "intercept", "intercept")):
+        for plot, name, column in ((charts["coefficients"], "x", "standardised"), (charts["intercept"], "intercept", "intercept")):
             rows = [point for point in plot["content"]["data"]["values"] if point["rev"] == rev]
             assert {point["coefficient"] for point in rows} == {name}
-            series = [float(point[field]) for point in rows]
+            series = [float(point[column]) for point in rows]
             assert len(series) == values["epochs_run"][side] + 1
             # Each run's history ends where its training ended: on that run's learnt model (float32), beside
             # least squares; the coefficient on a standardised axis, so as a ratio to least squares.
