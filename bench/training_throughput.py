@@ -201,7 +201,8 @@ def main() -> None:
            f"pipeline.training.fit on {n_points:,} points, one feature, every row for training; an epoch is "
            f"(t(k2 epochs) − t(k1 epochs)) / (k2 − k1), least of {repeats} runs each, so that reading and scaling "
            f"drop out. The floor is reading x and y once on every core; the naive epoch is nn.Linear on all rows, "
-           f"MSELoss, backward.",
+           f"MSELoss, backward; the weight's gradient alone is slopeᵀ · x on each of fit's chunks, as fit "
+           f"computes it, the chunks shared by every thread.",
            [["epoch", "ms", "points × epochs / s", "× all-core floor"],
             *([setting, f"{seconds * 1e3:.1f}", f"{n_points / seconds:.2g}", f"{seconds / floors[dtype]:.1f}"]
               for setting, dtype, seconds in rows)],
