@@ -6,7 +6,8 @@ run. An epoch is fit's own, on all those threads and, for comparison, on one: th
 less that with k1, over k2 - k1, so that reading, scaling and converting the rows count once and drop out.
 The naive epoch (the whole (n, d) tensor through nn.Linear, MSELoss, backward, an SGD step) is timed
 alongside, and so is the weight's gradient alone (slopeᵀ · x on each chunk, on every thread): MKL computes it
-one fused multiply-add after another, in the order its bits come from, so its time bounds the epoch's. Targets: a full-batch float32 epoch within 6 × the floor, a 65,536-row mini-batch epoch within 40 ×.
+one fused multiply-add after another, in the order its bits come from, so its time bounds the epoch's.
+Targets: a full-batch float32 epoch within 6 × the floor, a 65,536-row mini-batch epoch within 40 ×.
 
 Run from the repository root: `python -m bench.training_throughput [--points N]` (or `make bench`).
 """
@@ -152,6 +153,7 @@ def main() -> None:
     floors: dict[str, float] = {}
     rows: list[tuple[str, str, float]] = []  # setting, dtype, seconds per epoch
     epochs: dict[tuple[str, int | None], float] = {}  # (dtype, batch_size) on every thread: seconds
+    chains: dict[str, float] = {}  # dtype: seconds of the weight's gradient alone, on every thread
     for dtype in DTYPES:
         for batch_size in BATCH_SIZES:
             batch = "full batch" if batch_size is None else f"batch_size {batch_size}"
@@ -164,8 +166,8 @@ def main() -> None:
         for threads in dict.fromkeys((cores, 1)):
             rows.append((f"naive, {dtype}, full batch ({threads_named[threads]})", dtype,
                          naive_epoch_seconds(n_points, DTYPES[dtype], threads, repeats)))
-        rows.append((f"the weight's gradient alone, {dtype} ({threads_named[cores]})", dtype,
-                     gradient_chain_seconds(n_points, DTYPES[dtype], cores, 5 * repeats)))
+        chains[dtype] = gradient_chain_seconds(n_points, DTYPES[dtype], cores, 5 * repeats)
+        rows.append((f"the weight's gradient alone, {dtype} ({threads_named[cores]})", dtype, chains[dtype]))
         floors[dtype] = floor_seconds(n_points, DTYPES[dtype], cores, 5 * repeats)
     torch.set_num_threads(cores)
 
@@ -184,11 +186,10 @@ def main() -> None:
     for setting, dtype, seconds in rows:
         print(f"  {setting:<44} {seconds * 1e3:9.1f} {n_points / seconds:16.3g} {seconds / floors[dtype]:17.1f}")
     print("  (× floor: against the floor of the row's own dtype)")
-    chain = dict((dtype, seconds) for setting, dtype, seconds in rows if setting.startswith("the weight's gradient"))
     sequential = chain_is_sequential()
     verdicts = [f"the weight's gradient (slopeᵀ · x, MKL's sgemv) {'is' if sequential else 'is NOT'} one fused "
                 f"multiply-add a row in order, bit for bit (4,096 float32 rows against exact fractions); alone, on "
-                f"{threads_named[cores]}, it takes {chain['float32'] / floors['float32']:.1f} × the float32 floor: "
+                f"{threads_named[cores]}, it takes {chains['float32'] / floors['float32']:.1f} × the float32 floor: "
                 f"{'a chain of latencies that fixes the bits of every epoch' if sequential else 'not a chain'}"]
     print(verdicts[-1])
     for batch_size, target in TARGETS.items():

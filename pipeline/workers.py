@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-
 Block = TypeVar("Block")  # a Table, or train's tensors of rows
 Result = TypeVar("Result")
 
