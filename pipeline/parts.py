@@ -3,7 +3,6 @@ where it keeps them, picked at positions (`Picker`); and the chunks of several p
 read of each group (`chunks_of_parts`)."""
 
 import functools
-import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ from pipeline.holdout import held_out, held_out_count
 from pipeline.rows import (
     WHOLE, Chunker, Kept, Rows, Share, Source, Table, chunk_rows, chunks, concatenate, groups_of,
 )
-from pipeline.workers import read_ahead
+from pipeline.workers import Result, read_ahead
 
 
 class Picker:
@@ -105,27 +104,43 @@ def chunks_of_parts(parts: Sequence[Rows]) -> Iterator[tuple[int, Table]]:
     theirs from one read of each group, not one read per part, made by a thread of its own a group ahead while
     this one picks the parts' rows (one part alone too: at 5·10^7 points train's pass over its training rows
     for the gap took 1.4-1.5 s against 1.7 s); other parts come one after the other."""
-    if not _one_read_serves(parts):
+    if not one_read_serves(parts):
         for index, part in enumerate(parts):
             yield from ((index, chunk) for chunk in chunks(part))
         return
-    table = parts[0].table
-    spans = table.spans()
-    if not spans:
-        return
-    first = table.read(spans[0])  # its size says whether the next ones may be read ahead
-    rest = read_ahead((lambda span=span: table.read(span) for span in spans[1:]), first.nbytes)
-    cutters = [Chunker(chunk_rows(first.features.shape[1])) for _ in parts]
-    groups = itertools.chain([first], rest)
-    del first  # held no longer than the pass's first group
-    for span, rows in zip(spans, groups):
+    cutters: list[Chunker] = []
+    for span, rows in _each_group_once(parts[0].table, lambda span, rows: (span, rows)):
+        if not cutters:
+            cutters = [Chunker(chunk_rows(rows.features.shape[1])) for _ in parts]
         for index, (part, cutter) in enumerate(zip(parts, cutters)):
             yield from ((index, chunk) for chunk in cutter.add(part.pick(span, rows)))
     for index, cutter in enumerate(cutters):
         yield from ((index, chunk) for chunk in cutter.rest())
 
 
-def _one_read_serves(parts: Sequence[Rows]) -> bool:
+def groups_of_parts(parts: Sequence[Rows]) -> Iterator[list[Table]]:
+    """For parts of one table that keeps none of its rows in memory (one_read_serves), each group of the table
+    read once, as the list of each part's rows of it: read and picked by a thread of its own a group ahead of
+    the one the caller takes."""
+    return _each_group_once(parts[0].table, lambda span, rows: [part.pick(span, rows) for part in parts])
+
+
+def _each_group_once(table: Source, work: Callable[[tuple[int, int], Table], Result]) -> Iterator[Result]:
+    """work(span, rows) for each group of the table, in order, each group read once: the first by the caller
+    (its size says whether the next ones may be read ahead), the next ones a group ahead (read_ahead)."""
+    spans = table.spans()
+    if not spans:
+        return
+    rows = table.read(spans[0])
+    size = rows.nbytes
+    first = work(spans[0], rows)
+    del rows  # held no longer than the pass's first group
+    yield first
+    del first
+    yield from read_ahead((lambda span=span: work(span, table.read(span)) for span in spans[1:]), size)
+
+
+def one_read_serves(parts: Sequence[Rows]) -> bool:
     """Whether the parts are Parts of one table that keeps none of its rows in memory."""
     return (len(parts) >= 1 and all(isinstance(part, Part) and part.table is parts[0].table for part in parts)
             and not parts[0].table.keeps_all)

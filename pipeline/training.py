@@ -18,7 +18,7 @@ from tqdm import tqdm
 from pipeline.split import Split
 from pipeline.distributed import SOLO, Team
 from pipeline.errors import PipelineError
-from pipeline.feed import Batch, Feed, Scaling, shuffled_batches
+from pipeline.feed import Batch, Scaling, feeds, shuffled_batches
 from pipeline.linear import INTERCEPT, LinearModel
 from pipeline.convergence import convergence, Tolerances
 from pipeline.least_squares import LeastSquares
@@ -140,8 +140,9 @@ def _fit(split: Split, features: tuple[str, ...], params: TrainParams, team: Tea
     # The full batch: each process its share of the rows. Mini-batches: every process shuffles all the
     # rows the same way, and takes its share of each batch.
     mini_batches = params.batch_size is not None
-    train_feed = Feed(split.train, scaling, dtype, device, (0, 1) if mini_batches else team.share)
-    test_feed = Feed(split.test, scaling, dtype, device, team.share) if split.test is not None else None
+    parts = [split.train] if split.test is None else [split.train, split.test]
+    train_feed, *tests = feeds(parts, scaling, dtype, device, [(0, 1) if mini_batches else team.share, team.share])
+    test_feed = tests[0] if tests else None
     torch.manual_seed(params.seed)
     model = torch.nn.Linear(len(features), 1, bias=params.fit_intercept, dtype=dtype, device=device)
     optimizer = make_optimizer(model, params)

@@ -3,6 +3,7 @@ checked against exact rational solutions."""
 
 import itertools
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from exact import correlated_table, exact_least_squares, reference_table, relati
 import pyarrow
 import pyarrow.parquet
 
+import pipeline.dataset
 import pipeline.rows as rows
 import pipeline.feed as feed
 import pipeline.shuffle as shuffle
@@ -211,13 +213,17 @@ def parquet_split(tmp_path, features, target, row_group_size: int, test_fraction
     return load_split(data, fit_intercept=True), tuple(data.features)
 
 
+@pytest.mark.parametrize("table_kept", [True, False])
 @pytest.mark.parametrize("changes", [dict(), dict(dtype="float64", optimizer="lbfgs", lr=1.0),
                                      dict(batch_size=16), dict(batch_size=50, optimizer="adam", lr=0.01)])
 def test_rows_streamed_from_a_file_of_tiny_row_groups_train_as_the_same_rows_held_in_memory(
-        tmp_path, monkeypatch, changes):
-    """The same code paths as a file larger than memory: chunks, windows and groups of a few rows."""
+        tmp_path, monkeypatch, changes, table_kept):
+    """The same code paths as a file larger than memory: chunks, windows and groups of a few rows; with the
+    table not kept, the training and held-out rows are held from one read (feed.feeds)."""
     features, target = correlated_table(rows=300)
     monkeypatch.chdir(tmp_path)
+    if not table_kept:
+        monkeypatch.setattr(pipeline.dataset, "KEPT_BYTES", 0)
     split, names = parquet_split(tmp_path, features, target, row_group_size=7)
     monkeypatch.setattr(rows, "CHUNK_ROWS", 16)
     monkeypatch.setattr(feed, "WINDOW_ROWS", 40)
@@ -247,6 +253,73 @@ def test_a_feeds_groups_are_read_by_a_thread_of_its_own_while_the_caller_scales_
     assert all(np.array_equal(each, gather(split.train).target) for each in passed)
     # The table is small enough that its training rows, once read, are kept (Part): 43 groups read once.
     assert len(readers) == 43 and threading.get_ident() not in readers
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_parts_of_a_table_too_large_to_keep_are_held_from_one_read_of_each_group(tmp_path, monkeypatch, width):
+    """Each group is read once for the training and the held-out rows, and each part's feed holds what a feed of
+    its own reads; a chunk of held rows is a slice of them, laid out on its own, as a chunk read each pass."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pipeline.dataset, "KEPT_BYTES", 0)  # a file read again each pass
+    monkeypatch.setattr(rows, "CHUNK_ROWS", 16)  # chunks across the groups of 7 rows
+    features, target = correlated_table(rows=300)
+    features = features[:, [0] * width] * np.arange(1, width + 1)
+    split, _ = parquet_split(tmp_path, features, target, row_group_size=7)
+    table = split.train.table
+    spans, read = [], type(table).read
+    monkeypatch.setattr(type(table), "read", lambda self, span: spans.append(span) or read(self, span))
+    scaling = feed.Scaling(np.full(width, 0.5), np.full(width, 3.0), -1.0, 7.0)
+    together = feed.feeds([split.train, split.test], scaling, torch.float32, torch.device("cpu"), [(0, 1), (0, 1)])
+    assert sorted(spans) == table.spans()  # 43 groups, each read once
+    for part, held in zip([split.train, split.test], together):
+        alone = feed.Feed(part, scaling, torch.float32, torch.device("cpu"))
+        assert torch.equal(held.held.columns, alone.held.columns) and torch.equal(held.held.target, alone.held.target)
+        each_pass = feed.Feed(part, scaling, torch.float32, torch.device("cpu"), budget=0)
+        assert each_pass.cached is None
+        for chunk, read_chunk in zip(held.chunks(), each_pass.chunks(), strict=True):
+            assert torch.equal(chunk.columns, read_chunk.columns) and torch.equal(chunk.target, read_chunk.target)
+            assert chunk.columns.is_contiguous() and chunk.target.is_contiguous()
+            if width == 1:  # a slice of the held rows, never a copy
+                assert chunk.columns.untyped_storage().data_ptr() == held.held.columns.untyped_storage().data_ptr()
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_the_feeds_of_a_fit_keep_their_rows_within_one_budget_the_training_rows_first(tmp_path, monkeypatch, width):
+    """Rows and, for more than one feature, the chunks copied from them: 4 or 8 bytes a value in all."""
+    monkeypatch.chdir(tmp_path)
+    features, target = correlated_table(rows=300)
+    split, _ = parquet_split(tmp_path, features[:, :width], target, row_group_size=7)
+    train_bytes = len(split.train) * (width + 1) * 4 * width  # float32; twice that with the chunks' copies
+    test_bytes = len(split.test) * (width + 1) * 4 * width
+    scaling = feed.Scaling(np.zeros(width), np.ones(width), 0.0, 1.0)
+    for budget, kept in [(train_bytes + test_bytes, [True, True]), (train_bytes + test_bytes - 1, [True, False]),
+                         (train_bytes - 1, [False, True]), (test_bytes - 1, [False, False])]:
+        monkeypatch.setattr(feed, "CACHE_BYTES", budget)
+        made = feed.feeds([split.train, split.test], scaling, torch.float32, torch.device("cpu"), [(0, 1), (0, 1)])
+        assert [fed.held is not None for fed in made] == kept
+        assert all(fed.kept_bytes == expected for fed, expected in zip(made, [train_bytes, test_bytes]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_feed_scales_each_value_in_float64_and_rounds_it_once_to_the_dtype(dtype):
+    """(x − shift) / scale, each operation rounded to float64 as Python's floats do, then once to the dtype:
+    struct's 'f' rounds a float to the nearest float32."""
+    generator = np.random.default_rng(5)
+    features = generator.normal(size=(2_000, 2)) * 10.0 ** generator.integers(-30, 30, size=(2_000, 2))
+    target = generator.normal(size=2_000) * 10.0 ** generator.integers(-30, 30, size=2_000)
+    shift, scale = np.array([0.1, -3e-7]), np.array([3.0, 7e-3])
+    scaled = feed.Feed(Table(features, target), feed.Scaling(shift, scale, 1e-3, 0.7), dtype, torch.device("cpu"))
+    code = "f" if dtype == torch.float32 else "d"
+
+    def rounded(value: float) -> float:
+        return struct.unpack(code, struct.pack(code, value))[0]
+
+    columns, labels = scaled.held.columns.tolist(), scaled.held.target.view(-1).tolist()
+    for row in range(len(target)):
+        for column in range(2):
+            expected = (float(features[row, column]) - float(shift[column])) / float(scale[column])
+            assert columns[column][row] == rounded(expected)
+        assert labels[row] == rounded((float(target[row]) - 1e-3) / 0.7)
 
 
 def batches_of(scaled: feed.Feed, batch_size: int, seed: int, epoch: int, workers=SERIAL) -> list[np.ndarray]:
