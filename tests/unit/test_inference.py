@@ -319,8 +319,17 @@ def test_a_value_the_check_refuses_is_its_one_line_without_a_warning_from_the_pl
     assert [str(warning.message) for warning in caught] == [] and early.rows_seen == -1
 
 
-def test_a_table_a_stage_keeps_in_memory_gets_no_plan(tmp_path, monkeypatch):
+def test_a_parquet_table_a_stage_keeps_in_memory_gets_a_plan_as_one_it_reads_again_does_and_a_csv_file_none(
+        tmp_path, monkeypatch):
+    """Its QR overlaps the check instead of following it: the same fit, bit for bit (the tests above)."""
+    import pyarrow.csv
+    import pyarrow.parquet
+    from pipeline.dataset import all_fit
     from pipeline.factoring import EarlyFit
     monkeypatch.chdir(tmp_path)
     a_large_table(tmp_path, n_rows=1000)
-    assert EarlyFit.planned(data_params(), True) is None
+    assert all_fit(1000, 3)
+    plan = EarlyFit.planned(data_params(), True)
+    assert plan is not None and plan.n_rows == 1000
+    pyarrow.csv.write_csv(pyarrow.parquet.read_table(tmp_path / "t.parquet"), tmp_path / "t.csv")
+    assert EarlyFit.planned(data_params().model_copy(update={"source": "t.csv"}), True) is None
