@@ -159,6 +159,7 @@ class Feed:
         self._window: torch.Tensor | None = None  # storage for the windows of mini-batch epochs, reused
 
     def hold_every_group(self) -> None:
+        """Read every group (a group ahead, as a pass does) and hold it."""
         for table in self._read(self.readers):
             self.hold(table)
         self.held_all()
