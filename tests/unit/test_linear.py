@@ -196,6 +196,24 @@ def test_both_parts_scored_in_one_pass_have_the_bits_of_each_part_scored_alone(t
     assert seen["together"] == seen["alone"] and len(seen["alone"]) > 1  # the training rows' chunks, in order
 
 
+@pytest.mark.parametrize("kept_bytes", [pipeline.rows.KEPT_BYTES, 0])
+def test_the_prediction_gap_is_scores_gap_to_the_bit_from_a_pass_that_sums_only_what_it_needs(
+        tmp_path, tiny_chunks, monkeypatch, kept_bytes):
+    """train's report: the largest difference of prediction over the sd of the target, rows streamed in chunks."""
+    tiny_chunks(16)
+    monkeypatch.setattr(pipeline.dataset, "KEPT_BYTES", kept_bytes)  # 0: a file read again each pass
+    features, target = correlated_table()
+    training = Part(write_parquet(tmp_path / "t.parquet", features, target, 7), False, 0.2, 3)
+    model = LinearModel(names_of(features), (1.0, -2.0, 0.3, 0.04, -0.005, 1e-4), 5.0)
+    baseline = least_squares(training, names_of(features), True, "t.parquet")
+    gap = prediction_gap(model, baseline, training)
+    assert gap == scores(model, baseline, training, True).gap
+    rows = ~pipeline.holdout.held_out(len(target), 0.2, 3)
+    x, y = features[rows], target[rows]
+    largest = np.max(np.abs(model.predict(x) - baseline.predict(x)))  # elementwise: the same differences
+    assert gap == pytest.approx(largest / float(np.std(y)), rel=1e-12)
+
+
 def test_each_chunk_is_scored_by_another_thread_and_added_up_in_chunk_order(tiny_chunks, monkeypatch):
     """While the rows are read: the sums are a plain loop's over the chunks in order, to the bit."""
     tiny_chunks(7)
