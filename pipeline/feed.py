@@ -146,14 +146,14 @@ class Feed:
         d = len(scaling.x_shift)
         # More than one feature's chunks are copies of the rows kept, laid out on their own (_chunks): they count.
         self.kept_bytes = len(rows) * (d + 1) * torch.finfo(dtype).bits // 8 // share[1] * (1 if d <= 1 else 2)
-        keeps = self.kept_bytes <= (cache_budget(device) if budget is None else budget)
+        self.keeps = self.kept_bytes <= (cache_budget(device) if budget is None else budget)
         self.held: Batch | None = None
         self.runs: list[range] = []
         self.cached: list[Batch] | None = None
-        self.holds = keeps and share == WHOLE
+        self.holds = self.keeps and share == WHOLE  # in one storage, `held`; a share, group by group
         if self.holds and read_now:
             self.hold_every_group()
-        elif keeps and not self.holds:
+        elif self.keeps and not self.holds:
             self.cached = list(map(self._batch, self._read(self.readers)))
         self._cached_chunks: list[Batch] | None = None
         self._window: torch.Tensor | None = None  # storage for the windows of mini-batch epochs, reused
@@ -280,7 +280,7 @@ def feeds(parts: Sequence[Rows], scaling: Scaling, dtype: torch.dtype, device: t
     made, budget = [], cache_budget(device)
     for part, share in zip(parts, shares):  # one budget for them all, the first part served first
         made.append(Feed(part, scaling, dtype, device, share, read_now=False, budget=budget))
-        budget -= made[-1].kept_bytes if made[-1].holds or made[-1].cached is not None else 0
+        budget -= made[-1].kept_bytes if made[-1].keeps else 0
     if all(feed.holds for feed in made) and one_read_serves(parts):
         for tables in groups_of_parts(parts):
             for feed, table in zip(made, tables):

@@ -81,16 +81,15 @@ class ChunkSums:
            gap_only: bool = False) -> "ChunkSums":
         """With gap_only, only what the gap needs (the errors and squares left 0)."""
         predictions, baseline_predictions = model.predict(chunk.features), baseline.predict(chunk.features)
+        mean = ordered_sum(chunk.target) / len(chunk)
+        about_mean = ordered_sum((chunk.target - mean) ** 2)
+        largest = float(np.max(np.abs(predictions - baseline_predictions)))
         if gap_only:
-            mean = ordered_sum(chunk.target) / len(chunk)
-            return cls(len(chunk), 0.0, 0.0, 0.0, mean, ordered_sum((chunk.target - mean) ** 2),
-                       float(np.max(np.abs(predictions - baseline_predictions))), None)
+            return cls(len(chunk), 0.0, 0.0, 0.0, mean, about_mean, largest, None)
         residuals = chunk.target - predictions
         baseline_residuals = chunk.target - baseline_predictions
-        mean = ordered_sum(chunk.target) / len(chunk)
         return cls(len(chunk), ordered_sum(residuals * residuals), ordered_sum(baseline_residuals * baseline_residuals),
-                   ordered_sum(chunk.target * chunk.target), mean, ordered_sum((chunk.target - mean) ** 2),
-                   float(np.max(np.abs(predictions - baseline_predictions))),
+                   ordered_sum(chunk.target * chunk.target), mean, about_mean, largest,
                    baseline_residuals if keep_residuals else None)
 
 

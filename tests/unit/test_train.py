@@ -289,8 +289,9 @@ def test_the_feeds_of_a_fit_keep_their_rows_within_one_budget_the_training_rows_
     monkeypatch.chdir(tmp_path)
     features, target = correlated_table(rows=300)
     split, _ = parquet_split(tmp_path, features[:, :width], target, row_group_size=7)
-    train_bytes = len(split.train) * (width + 1) * 4 * width  # float32; twice that with the chunks' copies
-    test_bytes = len(split.test) * (width + 1) * 4 * width
+    copies = 1 if width == 1 else 2  # more than one feature: the rows, and the chunks copied from them
+    train_bytes = len(split.train) * (width + 1) * 4 * copies  # float32
+    test_bytes = len(split.test) * (width + 1) * 4 * copies
     scaling = feed.Scaling(np.zeros(width), np.ones(width), 0.0, 1.0)
     for budget, kept in [(train_bytes + test_bytes, [True, True]), (train_bytes + test_bytes - 1, [True, False]),
                          (train_bytes - 1, [False, True]), (test_bytes - 1, [False, False])]:
